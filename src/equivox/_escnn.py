@@ -1,0 +1,52 @@
+"""Quiet, cache-redirected access to escnn.
+
+escnn writes its joblib caches into its own site-packages folder and prints joblib progress on stderr.
+Importing escnn through this module moves those caches under the equivox cache folder
+(:func:`equivox.cache.cache_dir`) and silences them. Everything in equivox imports escnn from here.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+from joblib import Memory
+from joblib.memory import MemorizedFunc
+
+from .cache import cache_dir
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import escnn
+    from escnn import gspaces, group  # noqa: F401
+    from escnn import nn as enn  # noqa: F401
+    import escnn.group.irrep
+    import escnn.group._clebsh_gordan
+    import escnn.group.groups.octa
+    import escnn.group.groups.ico
+    import escnn.group.groups._numerical_thomson
+
+ESCNN_VERSION = getattr(escnn, "__version__", "1.0.11")
+
+_memory = Memory(str(cache_dir() / f"escnn-{ESCNN_VERSION}"), verbose=0)
+
+for _module in (
+    escnn.group.irrep,
+    escnn.group._clebsh_gordan,
+    escnn.group.groups.octa,
+    escnn.group.groups.ico,
+    escnn.group.groups._numerical_thomson,
+):
+    for _name, _obj in list(vars(_module).items()):
+        if isinstance(_obj, MemorizedFunc):
+            setattr(_module, _name, _memory.cache(_obj.func, ignore=_obj.ignore or None))
+    if isinstance(getattr(_module, "cache", None), Memory):
+        _module.cache = _memory
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence escnn's prints and warnings (e.g. empty-basis notices) inside the block."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
