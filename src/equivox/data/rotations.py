@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 _MODES = ("bilinear", "nearest")
+_DEFAULT_DICT_MODE = ("bilinear", "nearest")
 _PADDINGS = {"zeros": "constant", "border": "replicate", "reflection": "reflect"}
 
 
@@ -177,7 +178,7 @@ def _to_tensor(img):
     raise TypeError(f"expected a numpy array or torch tensor, got {type(img).__name__}")
 
 
-def _finish(out: torch.Tensor, img, was_numpy: bool, m: np.ndarray, pad_before: Sequence[int] = (0, 0, 0)):
+def _finish(out: torch.Tensor, img, was_numpy: bool, m: np.ndarray):
     """Return ``out`` in the input's type; for a MetaTensor, update its affine so voxels keep world positions."""
     if was_numpy:
         return out.contiguous().numpy()
@@ -191,10 +192,10 @@ def _finish(out: torch.Tensor, img, was_numpy: bool, m: np.ndarray, pad_before: 
         c_in = (in_shape - 1) / 2.0
         c_out = (out_shape - 1) / 2.0
         minv = m.T
-        # output voxel p' comes from input voxel  M^{-1} (p' - c_out) + c_in'  (c_in' = c_in + pad, before pad)
+        # output voxel p' comes from input voxel M^{-1} (p' - c_out) + c_in (unpadded input indices)
         t = np.eye(4)
         t[:3, :3] = minv
-        t[:3, 3] = (c_in + np.asarray(pad_before) - minv @ c_out) - np.asarray(pad_before)
+        t[:3, 3] = c_in - minv @ c_out  # padding is symmetric about the centre, so it cancels out
         meta = MetaTensor(out.as_subclass(torch.Tensor), meta=dict(img.meta), applied_operations=list(img.applied_operations))
         aff = img.affine.to(torch.float64) @ torch.from_numpy(t)
         meta.affine = aff
@@ -202,11 +203,12 @@ def _finish(out: torch.Tensor, img, was_numpy: bool, m: np.ndarray, pad_before: 
     return out
 
 
-def _pad_before(shape: Sequence[int], expand: bool) -> Tuple[int, int, int]:
-    if not expand:
-        return (0, 0, 0)
-    target = math.ceil(math.sqrt(3.0) * max(shape))
-    return tuple((_expanded_size(n, target) - n) // 2 for n in shape)
+def _modes_for(keys, mode, name="mode"):
+    """Per-key modes; the default ``("bilinear", "nearest")`` means: first key (the image) trilinear, every
+    other key (labels) nearest, whatever the number of keys."""
+    if isinstance(mode, (tuple, list)) and tuple(mode) == _DEFAULT_DICT_MODE and len(keys) != 2:
+        return ("bilinear",) + ("nearest",) * (len(keys) - 1)
+    return ensure_tuple_rep(mode, len(keys))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -342,7 +344,7 @@ def _rotate_any(img, m: np.ndarray, mode: str, padding: str, expand: bool):
     if x.dim() != 4:
         raise ValueError(f"expected a channel-first volume (C, D, H, W), got shape {tuple(x.shape)}")
     out = rotate_volume(x, m, mode=mode, padding=padding, expand=expand)
-    return _finish(out, img, was_numpy, m, _pad_before(x.shape[-3:], expand))
+    return _finish(out, img, was_numpy, m)
 
 
 class SO3Rotated(Transform):
@@ -364,14 +366,16 @@ class SO3Rotated(Transform):
 
 
 class SO3Rotatedd(MapTransform):
-    """Dictionary version of :class:`SO3Rotated`: one matrix, one ``mode`` per key (default
-    ``("bilinear", "nearest")`` for ``keys=("image", "label")``)."""
+    """Dictionary version of :class:`SO3Rotated`: one matrix for every key, one ``mode`` per key.
+
+    The default ``mode=("bilinear", "nearest")`` means trilinear for the first key (the image) and nearest for
+    every other key (labels, exact values), whatever the number of keys; pass a tuple to choose per key."""
 
     def __init__(self, keys, matrix, mode=("bilinear", "nearest"), padding="zeros", expand: bool = False,
                  allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
         self.matrix = _as_matrix(matrix)
-        self.mode = ensure_tuple_rep(mode, len(self.keys))
+        self.mode = _modes_for(self.keys, mode)
         self.padding = ensure_tuple_rep(padding, len(self.keys))
         self.expand = expand
 
@@ -405,14 +409,15 @@ class RandSO3Rotated(RandomizableTransform):
 
 class RandSO3Rotatedd(RandomizableTransform, MapTransform):
     """Dictionary version of :class:`RandSO3Rotated`: ONE Haar-random rotation per call for every key, with a
-    ``mode`` per key (default ``("bilinear", "nearest")`` for image and label). ``expand`` as
+    ``mode`` per key (default: trilinear for the first key, nearest for the others, as :class:`SO3Rotatedd`).
+    ``expand`` as
     :func:`rotate_volume`. Use ``set_random_state(seed)`` for reproducible augmentation."""
 
     def __init__(self, keys, mode=("bilinear", "nearest"), padding="zeros", expand: bool = False,
                  prob: float = 1.0, allow_missing_keys: bool = False):
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        self.mode = ensure_tuple_rep(mode, len(self.keys))
+        self.mode = _modes_for(self.keys, mode)
         self.padding = ensure_tuple_rep(padding, len(self.keys))
         self.expand = expand
         self.last_matrix = np.eye(3)
