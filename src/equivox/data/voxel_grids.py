@@ -1,0 +1,461 @@
+"""Voxel-grid inputs: meshes (OBJ/OFF/STL/PLY via trimesh), ``.npy``/``.npz`` arrays, binvox files,
+MedMNIST-3D ``.npz`` archives and ModelNet-style mesh folders, as occupancy grids and torch datasets.
+
+Placement rule (:func:`voxelize_mesh`): grid voxel ``(i, j, k)`` is the unit cube ``[i, i+1) x [j, j+1) x [k, k+1)``
+in voxel coordinates (centre ``(i + 0.5, j + 0.5, k + 0.5)``); the mesh's axis-aligned bounding box is
+centred on the grid centre ``(S/2, S/2, S/2)`` and scaled uniformly so its **longest extent spans exactly
+``size - 2 * margin`` voxels**. Mesh axes ``(x, y, z)`` become tensor axes ``(d, h, w)``. Occupancy:
+
+* ``method="inside"`` (default for watertight meshes): a voxel is occupied iff its centre is inside the mesh
+  (exact point-in-solid test by ray parity along ``w``; the occupied volume converges to the mesh volume);
+* ``method="fill"`` (default for non-watertight meshes): trimesh's surface voxelization (every voxel the
+  surface passes through) followed by trimesh's hole filling (scipy ``binary_fill_holes``); conservative, so a
+  one-voxel shell is added around the solid.
+
+Datasets return MONAI-style dictionaries ``{"image": FloatTensor (1, S, S, S), "label": int}``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .binvox import read_binvox
+from .errors import DataError
+
+__all__ = [
+    "MESH_EXTENSIONS",
+    "load_mesh",
+    "mesh_to_grid_coordinates",
+    "voxelize_mesh",
+    "load_array",
+    "load_voxel_file",
+    "load_medmnist3d",
+    "MedMNIST3D",
+    "mesh_folder_items",
+    "voxelize_files",
+    "MeshFolderVoxels",
+    "ModelNetVoxels",
+]
+
+_log = logging.getLogger(__name__)
+PathLike = Union[str, Path]
+MESH_EXTENSIONS = (".off", ".obj", ".stl", ".ply")
+_CACHE_VERSION = 1
+_OFF_FUSED = re.compile(rb"^\s*OFF\s*(\d+)\s+(\d+)\s+(\d+)\s*$")
+
+
+def _require_file(path: PathLike, what: str = "file") -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{what} not found: {path}")
+    if not path.is_file():
+        raise DataError(f"{what} is not a regular file: {path}")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------
+# meshes
+
+
+def load_mesh(path: PathLike):
+    """Load a mesh file (``.off``, ``.obj``, ``.stl``, ``.ply``) read-only as one ``trimesh.Trimesh``.
+
+    Scenes are merged into one mesh. ModelNet's malformed OFF headers (``OFF490 518 0`` on one line) are
+    repaired in memory (the file is never changed).
+
+    Raises:
+        DataError: missing/unreadable file, or a mesh without faces.
+    """
+    import trimesh
+
+    path = _require_file(path, "mesh file")
+    raw = path.read_bytes()
+    ext = path.suffix.lower()
+    if ext == ".off":
+        first, sep, rest = raw.partition(b"\n")
+        m = _OFF_FUSED.match(first)
+        if m and first.strip() != b"OFF":
+            raw = b"OFF\n" + b" ".join(m.groups()) + b"\n" + rest
+    try:
+        mesh = trimesh.load(io.BytesIO(raw), file_type=ext.lstrip("."), force="mesh", process=True)
+    except Exception as err:
+        raise DataError(f"cannot read mesh {path}: {type(err).__name__}: {err}") from None
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        raise DataError(f"mesh {path} is empty (no faces); cannot voxelize it")
+    return mesh
+
+
+def mesh_to_grid_coordinates(vertices: np.ndarray, size: int, margin: int = 1) -> np.ndarray:
+    """Map vertices ``(V, 3)`` into voxel coordinates by the placement rule of this module (bounding-box
+    centre to grid centre ``size / 2``, longest extent to ``size - 2 * margin`` voxels). Returns float64 ``(V, 3)``.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != 3 or len(v) == 0:
+        raise DataError(f"expected mesh vertices of shape (V, 3) with V > 0, got {v.shape}")
+    if size - 2 * margin < 1:
+        raise ValueError(f"grid size {size} leaves no room inside a margin of {margin}")
+    lo, hi = v.min(0), v.max(0)
+    extent = float((hi - lo).max())
+    if not np.isfinite(extent) or extent <= 0:
+        raise DataError("mesh has zero (or non-finite) extent; cannot scale it into a grid")
+    return (v - (lo + hi) / 2.0) * ((size - 2 * margin) / extent) + size / 2.0
+
+
+def _inside_by_parity(tri: np.ndarray, size: int) -> np.ndarray:
+    """Occupancy of voxel centres for a closed triangle soup ``(F, 3, 3)`` in voxel coordinates.
+
+    Casts one ray along ``+w`` per ``(d, h)`` column of voxel centres and counts crossings (even-odd rule).
+    The columns are shifted by a tiny irrational offset so no ray hits a triangle edge exactly.
+    """
+    eps = np.array([1.1e-7 * np.sqrt(2), 1.3e-7 * np.sqrt(3)])
+    p = tri[:, :, :2]
+    a, b, c = p[:, 0], p[:, 1], p[:, 2]
+    area2 = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    keep = np.abs(area2) > 1e-12  # triangles parallel to the ray never cross it
+    tri, p, area2 = tri[keep], p[keep], area2[keep]
+    counts = np.zeros((size, size, size + 1), dtype=np.int32)
+    if len(tri) == 0:
+        return np.zeros((size,) * 3, dtype=bool)
+    lo = np.ceil(p.min(1) - 0.5 - eps).astype(np.int64).clip(0, size)
+    hi = np.floor(p.max(1) - 0.5 - eps).astype(np.int64).clip(-1, size - 1)
+    ni = np.maximum(hi[:, 0] - lo[:, 0] + 1, 0)
+    nj = np.maximum(hi[:, 1] - lo[:, 1] + 1, 0)
+    n = ni * nj
+    for chunk in np.array_split(np.arange(len(tri)), max(1, int(n.sum()) // 2_000_000 + 1)):
+        cn = n[chunk]
+        if cn.sum() == 0:
+            continue
+        t = np.repeat(chunk, cn)
+        k = np.arange(int(cn.sum())) - np.repeat(np.cumsum(cn) - cn, cn)
+        i = lo[t, 0] + k // nj[t]
+        j = lo[t, 1] + k % nj[t]
+        q = np.stack([i + 0.5, j + 0.5], 1) + eps
+        pa, pb, pc = p[t, 0], p[t, 1], p[t, 2]
+
+        def cross(u, v, w):
+            return (v[:, 0] - u[:, 0]) * (w[:, 1] - u[:, 1]) - (v[:, 1] - u[:, 1]) * (w[:, 0] - u[:, 0])
+
+        l0, l1, l2 = cross(q, pb, pc) / area2[t], cross(pa, q, pc) / area2[t], cross(pa, pb, q) / area2[t]
+        hit = (l0 >= 0) & (l1 >= 0) & (l2 >= 0)
+        t, i, j = t[hit], i[hit], j[hit]
+        wz = l0[hit] * tri[t, 0, 2] + l1[hit] * tri[t, 1, 2] + l2[hit] * tri[t, 2, 2]
+        start = np.clip(np.floor(wz - 0.5).astype(np.int64) + 1, 0, size)  # first centre k + 0.5 beyond the hit
+        np.add.at(counts, (i, j, start), 1)
+    return (np.cumsum(counts, axis=2)[:, :, :size] % 2).astype(bool)
+
+
+def _fill_by_surface(mesh, size: int) -> np.ndarray:
+    import trimesh
+
+    shifted = mesh.copy()
+    shifted.apply_translation([-0.5, -0.5, -0.5])  # voxel centres -> integer points (trimesh's convention)
+    grid = trimesh.voxel.creation.voxelize(shifted, pitch=1.0).fill()
+    idx = grid.sparse_indices + np.rint(grid.translation).astype(np.int64)
+    idx = idx[((idx >= 0) & (idx < size)).all(1)]
+    out = np.zeros((size,) * 3, dtype=bool)
+    out[idx[:, 0], idx[:, 1], idx[:, 2]] = True
+    return out
+
+
+def voxelize_mesh(mesh, size: int = 32, margin: int = 1, method: str = "auto") -> np.ndarray:
+    """Voxelize a mesh into a ``bool`` occupancy grid ``(size, size, size)`` indexed ``(d, h, w) = (x, y, z)``.
+
+    Args:
+        mesh: a ``trimesh.Trimesh`` or a path to a mesh file (see :func:`load_mesh`).
+        size: grid side ``S``. margin: empty voxels kept on each side of the longest extent.
+        method: ``"inside"`` (centre-in-solid test; needs a closed mesh), ``"fill"`` (surface voxels + hole
+            filling; any mesh) or ``"auto"`` (``"inside"`` if the mesh is watertight, else ``"fill"``).
+            See the module docstring for the placement rule.
+
+    Raises:
+        DataError: empty mesh, zero extent, or nothing occupied.
+    """
+    import trimesh
+
+    if not isinstance(mesh, trimesh.Trimesh):
+        mesh = load_mesh(mesh)
+    if mesh.is_empty or len(mesh.faces) == 0:
+        raise DataError("mesh is empty (no faces); cannot voxelize it")
+    if method not in ("auto", "inside", "fill"):
+        raise ValueError(f"method must be 'auto', 'inside' or 'fill', got {method!r}")
+    verts = mesh_to_grid_coordinates(mesh.vertices, size, margin)
+    placed = trimesh.Trimesh(verts, mesh.faces, process=False)
+    if method == "auto":
+        method = "inside" if mesh.is_watertight else "fill"
+    if method == "inside":
+        occ = _inside_by_parity(verts[np.asarray(mesh.faces)], size)
+    else:
+        occ = _fill_by_surface(placed, size)
+    if not occ.any():
+        raise DataError("voxelization produced an empty grid (mesh too thin for this grid size, or open "
+                        "surface with method='inside'); try method='fill' or a larger size")
+    return occ
+
+
+# ----------------------------------------------------------------------------------------------------------
+# arrays and binvox
+
+
+def load_array(path: PathLike, key: Optional[str] = None) -> np.ndarray:
+    """Read a ``.npy`` array, or one array (``key``, or the only one) of a ``.npz`` archive (no pickles).
+
+    Raises:
+        DataError: missing/unreadable file, ambiguous or unknown ``key`` (the message lists the keys).
+    """
+    path = _require_file(path, "array file")
+    try:
+        with np.load(path, allow_pickle=False) as obj:
+            if isinstance(obj, np.ndarray):
+                return obj
+            keys = list(obj.keys())
+            if key is None:
+                if len(keys) != 1:
+                    raise DataError(f"{path} holds arrays {keys}; pass key= to choose one")
+                key = keys[0]
+            if key not in keys:
+                raise DataError(f"{path} has no array {key!r}; it holds {keys}")
+            return obj[key]
+    except DataError:
+        raise
+    except Exception as err:
+        raise DataError(f"cannot read array file {path}: {type(err).__name__}: {err}") from None
+    # np.load returns an ndarray (not a context manager) for .npy files
+    raise AssertionError("unreachable")
+
+
+def _load_npy_or_npz(path: Path, key: Optional[str]) -> np.ndarray:
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except Exception as err:
+            raise DataError(f"cannot read array file {path}: {type(err).__name__}: {err}") from None
+    return load_array(path, key)
+
+
+def load_voxel_file(path: PathLike, size: int = 32, margin: int = 1, key: Optional[str] = None,
+                    method: str = "auto") -> np.ndarray:
+    """Load one volume, whatever its format: ``.npy``/``.npz`` (returned as stored, must be 3D), ``.binvox``
+    (``bool`` ``[x, y, z]`` grid at its own resolution) or a mesh (voxelized by :func:`voxelize_mesh` at
+    ``size``). Returns a numpy array ``(D, H, W)``.
+    """
+    path = _require_file(path, "volume file")
+    ext = path.suffix.lower()
+    if ext in (".npy", ".npz"):
+        arr = _load_npy_or_npz(path, key)
+        if arr.ndim != 3:
+            raise DataError(f"{path}: expected a 3D volume (D, H, W), got shape {arr.shape}")
+        return arr
+    if ext == ".binvox":
+        return read_binvox(path).data
+    if ext in MESH_EXTENSIONS:
+        return voxelize_mesh(load_mesh(path), size=size, margin=margin, method=method)
+    raise DataError(f"{path}: unsupported volume format {ext!r} (use .npy, .npz, .binvox or {MESH_EXTENSIONS})")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# MedMNIST-3D
+
+
+def load_medmnist3d(path: PathLike, split: str = "train") -> Tuple[np.ndarray, np.ndarray]:
+    """Read one split of a MedMNIST-3D style ``.npz`` (keys ``{split}_images``, ``{split}_labels``).
+
+    Returns:
+        ``images``: ``uint8`` ``(N, D, H, W)`` (28^3 or 64^3 for MedMNIST), ``labels``: ``int64`` ``(N,)``
+        (single-label) or ``(N, K)`` (multi-label).
+
+    Raises:
+        DataError: missing file, missing keys (lists those present), wrong shapes or mismatched lengths.
+    """
+    path = _require_file(path, "MedMNIST archive")
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.keys())
+            need = [f"{split}_images", f"{split}_labels"]
+            missing = [k for k in need if k not in keys]
+            if missing:
+                raise DataError(f"{path} is not a MedMNIST-3D archive for split {split!r}: missing {missing}; "
+                                f"it holds {keys}")
+            images, labels = z[need[0]], z[need[1]]
+    except DataError:
+        raise
+    except Exception as err:
+        raise DataError(f"cannot read MedMNIST archive {path}: {type(err).__name__}: {err}") from None
+    if images.ndim != 4:
+        raise DataError(f"{path}: {split}_images must be (N, D, H, W), got shape {images.shape}")
+    labels = np.asarray(labels).astype(np.int64)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.shape[0] != images.shape[0]:
+        raise DataError(f"{path}: {images.shape[0]} {split} images but {labels.shape[0]} labels")
+    return images, labels
+
+
+class MedMNIST3D(Dataset):
+    """A split of a MedMNIST-3D style ``.npz`` as a classification dataset.
+
+    Items are ``{"image": FloatTensor (1, D, H, W) in [0, 1] (uint8 / 255), "label": int}`` (``label`` is an
+    ``int64`` tensor ``(K,)`` for multi-label archives), passed through ``transform`` (a callable on the
+    dictionary, e.g. a MONAI ``Compose`` of dictionary transforms) when given.
+
+    Attributes: ``images`` (uint8 numpy), ``labels`` (int64 numpy), ``num_classes``.
+    """
+
+    def __init__(self, path: PathLike, split: str = "train", transform: Optional[Callable] = None):
+        self.path, self.split, self.transform = Path(path), split, transform
+        self.images, self.labels = load_medmnist3d(path, split)
+        self.num_classes = int(self.labels.max()) + 1 if self.labels.ndim == 1 and len(self.labels) else (
+            self.labels.shape[1] if self.labels.ndim == 2 else 0)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> Dict[str, object]:
+        img = torch.from_numpy(self.images[i].astype(np.float32) / 255.0)[None]
+        lab = self.labels[i]
+        item = {"image": img, "label": int(lab) if np.ndim(lab) == 0 else torch.from_numpy(np.array(lab))}
+        return self.transform(item) if self.transform is not None else item
+
+
+# ----------------------------------------------------------------------------------------------------------
+# mesh folders (ModelNet layout) with an on-disk voxel cache
+
+
+def mesh_folder_items(root: PathLike, split: str = "train",
+                      extensions: Sequence[str] = MESH_EXTENSIONS) -> Tuple[List[Path], List[int], List[str]]:
+    """List a ModelNet-style folder ``root/<class>/<split>/*.<ext>``.
+
+    Returns ``(files, labels, class_names)``: files sorted by class then name, ``labels[i]`` indexes the
+    alphabetically sorted ``class_names`` (only classes with a ``<split>`` folder count).
+
+    Raises:
+        DataError: missing root, no class folders with a ``<split>`` subfolder, or no mesh files.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset folder not found: {root}")
+    class_names = sorted(p.name for p in root.iterdir() if (p / split).is_dir())
+    if not class_names:
+        raise DataError(f"{root} has no '<class>/{split}/' folders (ModelNet layout expected)")
+    files, labels = [], []
+    exts = tuple(e.lower() for e in extensions)
+    for c, name in enumerate(class_names):
+        found = sorted(p for p in (root / name / split).iterdir() if p.is_file() and p.suffix.lower() in exts)
+        files += found
+        labels += [c] * len(found)
+    if not files:
+        raise DataError(f"{root}: no mesh files ({', '.join(exts)}) under '<class>/{split}/'")
+    return files, labels, class_names
+
+
+def _file_signature(path: Path) -> List:
+    st = path.stat()
+    return [str(path.resolve()), st.st_mtime_ns, st.st_size]
+
+
+def voxelize_files(files: Sequence[PathLike], size: int = 32, margin: int = 1, method: str = "auto",
+                   cache_file: Optional[PathLike] = None, progress: bool = True, desc: str = "voxelizing") -> np.ndarray:
+    """Voxelize many mesh files into a ``bool`` array ``(N, S, S, S)``, with a tqdm progress bar.
+
+    With ``cache_file`` (an ``.npz``), the result is stored there (bit-packed) together with a key made of
+    every file's absolute path, mtime and byte size and the grid settings; a later call returns it if the key
+    matches, and rebuilds it (overwriting atomically) if any file changed or the cache file is unreadable or
+    corrupt. Files that fail to load raise :class:`DataError` naming them.
+    """
+    from tqdm.auto import tqdm
+
+    files = [Path(f) for f in files]
+    key = json.dumps({"v": _CACHE_VERSION, "size": size, "margin": margin, "method": method,
+                      "files": [_file_signature(f) for f in files]})
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    if cache_file is not None:
+        cache_file = Path(cache_file)
+        if cache_file.exists():
+            try:
+                with np.load(cache_file, allow_pickle=False) as z:
+                    if str(z["digest"]) == digest:
+                        n = len(files)
+                        vox = np.unpackbits(z["packed"], count=n * size**3).reshape(n, size, size, size)
+                        return vox.astype(bool)
+                _log.info("voxel cache %s is stale; rebuilding", cache_file)
+            except Exception as err:  # corrupt / truncated cache: rebuild, never trust
+                _log.warning("voxel cache %s unreadable (%s); rebuilding", cache_file, err)
+    out = np.zeros((len(files), size, size, size), dtype=bool)
+    for n, f in enumerate(tqdm(files, desc=desc, disable=not progress, unit="mesh")):
+        try:
+            out[n] = voxelize_mesh(load_mesh(f), size=size, margin=margin, method=method)
+        except DataError as err:
+            msg = str(err)
+            raise DataError(msg if str(f) in msg else f"{f}: {msg}") from None
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp.npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, digest=np.array(digest), key=np.array(key), packed=np.packbits(out.ravel()))
+            os.replace(tmp, cache_file)
+        except OSError as err:  # read-only cache folder: result still valid, just not cached
+            _log.warning("could not write voxel cache %s: %s", cache_file, err)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return out
+
+
+def _default_voxel_cache() -> Path:
+    from ..cache import cache_dir
+
+    return cache_dir() / "voxels"
+
+
+class MeshFolderVoxels(Dataset):
+    """A ModelNet-style folder ``root/<class>/<split>/*.off|obj|stl|ply`` voxelized as a classification
+    dataset (ModelNet10/40 layout).
+
+    The whole split is voxelized once (progress bar) and cached as one ``.npz`` in ``cache_dir`` (default
+    ``equivox.cache.cache_dir() / "voxels"``), keyed by every file's path, mtime and size and by
+    ``size``/``margin``/``method``; see :func:`voxelize_files`.
+
+    Items: ``{"image": FloatTensor (1, S, S, S) with values 0/1, "label": int}``, passed through
+    ``transform`` (callable on the dictionary, e.g. ``RandGridRotatedd("image")``) when given.
+
+    Attributes: ``class_names`` (sorted), ``files``, ``labels`` (``int64`` numpy), ``voxels`` (``bool``
+    numpy ``(N, S, S, S)``), ``cache_file``.
+    """
+
+    def __init__(self, root: PathLike, split: str = "train", size: int = 32, margin: int = 1,
+                 method: str = "auto", cache_dir: Optional[PathLike] = None, transform: Optional[Callable] = None,
+                 progress: bool = True):
+        self.root, self.split, self.size, self.transform = Path(root), split, size, transform
+        self.files, labels, self.class_names = mesh_folder_items(root, split)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        folder = Path(cache_dir) if cache_dir is not None else _default_voxel_cache()
+        tag = hashlib.sha256(f"{self.root.resolve()}|{split}|{size}|{margin}|{method}".encode()).hexdigest()[:16]
+        self.cache_file = folder / f"{self.root.name}-{split}-{size}-{tag}.npz"
+        self.voxels = voxelize_files(self.files, size, margin, method, self.cache_file, progress,
+                                     desc=f"voxelizing {self.root.name}/{split}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> Dict[str, object]:
+        item = {"image": torch.from_numpy(self.voxels[i].astype(np.float32))[None], "label": int(self.labels[i])}
+        return self.transform(item) if self.transform is not None else item
+
+
+ModelNetVoxels = MeshFolderVoxels
