@@ -48,6 +48,7 @@ __all__ = [
     "CheckFilesd",
     "LoadImageCheckedd",
     "ValidatePaird",
+    "SegmentationCompose",
     "segmentation_transforms",
     "segmentation_dataset",
 ]
@@ -341,6 +342,30 @@ class ValidatePaird(MapTransform):
 # pipeline and datasets
 
 
+def _data_error_in(err: BaseException) -> Optional[DataError]:
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, DataError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+class SegmentationCompose(Compose):
+    """MONAI ``Compose`` that re-raises a :class:`DataError` from any of its transforms as itself (MONAI wraps
+    every transform failure in ``RuntimeError("applying transform ...")``, hiding the message)."""
+
+    def __call__(self, input_, *args, **kwargs):
+        try:
+            return super().__call__(input_, *args, **kwargs)
+        except RuntimeError as err:
+            found = _data_error_in(err)
+            if found is not None:
+                raise DataError(str(found)) from err
+            raise
+
+
 def segmentation_transforms(
     spacing: Optional[Sequence[float]] = (1.0, 1.0, 1.0),
     intensity: Optional[str] = "ct",
@@ -353,7 +378,8 @@ def segmentation_transforms(
     affine_atol: float = 1e-3,
     extra: Sequence = (),
 ) -> Compose:
-    """The standard 3D segmentation pipeline as a MONAI ``Compose`` of dictionary transforms.
+    """The standard 3D segmentation pipeline as a MONAI ``Compose`` of dictionary transforms (a
+    :class:`SegmentationCompose`, which surfaces :class:`DataError` s unwrapped).
 
     Steps: :class:`CheckFilesd` -> :class:`LoadImageCheckedd` -> ``EnsureChannelFirstd`` ->
     :class:`ValidatePaird` (shape, affine, label values) -> ``Orientationd(axcodes="RAS")`` ->
@@ -391,7 +417,7 @@ def segmentation_transforms(
                                         image_threshold=-np.inf if intensity == "mri" else 0.0))
     t.extend(extra)
     t.append(EnsureTyped(keys, track_meta=True))
-    return Compose(t)
+    return SegmentationCompose(t)
 
 
 def segmentation_dataset(items: Sequence[dict], transform, cache: Optional[str] = None,
