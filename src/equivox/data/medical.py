@@ -290,7 +290,15 @@ class CheckFilesd(MapTransform):
 
 class LoadImageCheckedd(LoadImaged):
     """MONAI ``LoadImaged`` whose read failures (unreadable, truncated, unsupported) become a
-    :class:`DataError` naming the file. Same arguments as ``LoadImaged``."""
+    :class:`DataError` naming the file. Same arguments as ``LoadImaged`` (MONAI's notice about the optional
+    nvImageCodec DICOM plugin is silenced)."""
+
+    def __init__(self, *args, **kwargs):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+            super().__init__(*args, **kwargs)
 
     def __call__(self, data, reader=None):
         try:
@@ -400,7 +408,7 @@ def segmentation_transforms(
         LoadImageCheckedd(keys, image_only=True),
         EnsureChannelFirstd(keys),
         ValidatePaird(keys, num_classes=num_classes, affine_atol=affine_atol),
-        Orientationd(keys, axcodes="RAS"),
+        Orientationd(keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
     ]
     if spacing is not None:
         t.append(Spacingd(keys, pixdim=tuple(spacing), mode=("bilinear", "nearest")))
