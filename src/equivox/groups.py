@@ -34,6 +34,7 @@ __all__ = [
     "GROUPS",
     "available_groups",
     "get_group",
+    "group_of_field_type",
     "cube_rotations",
     "cube_symmetries",
 ]
@@ -82,7 +83,7 @@ class GridElement:
         perm = list(range(lead)) + [lead + int(np.nonzero(m[i])[0][0]) for i in range(3)]
         y = x.permute(*perm)
         flips = [lead + i for i in range(3) if m[i].sum() < 0]
-        return y.flip(flips) if flips else y
+        return (y.flip(flips) if flips else y).contiguous()
 
     def apply_numpy(self, x: np.ndarray) -> np.ndarray:
         """Same as :meth:`apply` for a numpy array ``(..., D, H, W)`` (returns a contiguous copy)."""
@@ -164,9 +165,9 @@ GROUPS: Dict[str, GroupSpec] = {
         GroupSpec("full_ico", "full icosahedral group I_h: 120 elements (24 grid-exact)",
                   lambda: gspaces.fullIcoOnR3(), "regular"),
         GroupSpec("so3", "continuous rotations SO(3), band-limited fields (L=2) (24 grid-exact)",
-                  lambda: gspaces.rot3dOnR3(maximum_frequency=2), "fourier", 2, ("thomson_cube", 2), True),
+                  lambda: gspaces.rot3dOnR3(maximum_frequency=2), "fourier", 2, ("cube_orbits", 3, 7), True),
         GroupSpec("o3", "continuous rotations and reflections O(3), band-limited fields (L=2) (48 grid-exact)",
-                  lambda: gspaces.flipRot3dOnR3(maximum_frequency=2), "fourier", 2, ("thomson_cube", 2), True),
+                  lambda: gspaces.flipRot3dOnR3(maximum_frequency=2), "fourier", 2, ("cube_orbits", 3, 7), True),
     ]
 }
 
@@ -201,6 +202,7 @@ class Group:
                 self.hidden_repr = self.gspace.regular_repr
             else:
                 self.hidden_repr = g.bl_regular_representation(spec.band_limit)
+            g.representations.setdefault(self.hidden_repr.name, self.hidden_repr)  # found by name later
         self.field_size = self.hidden_repr.size
 
     def __repr__(self) -> str:
@@ -244,30 +246,48 @@ class Group:
 
     @functools.cached_property
     def fourier_matrices(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """For ``kind == "fourier"``: ``(A, A_inv)`` mapping one field's band-limited coefficients to samples on
-        the group grid (``A``: ``(N, field_size)``) and back (``A_inv``: ``(field_size, N)``).
+        """For ``kind == "fourier"``: ``(A, A_inv)`` mapping one field's band-limited coefficients to samples on a
+        grid of group elements (``A``: ``(N, field_size)``) and back (``A_inv``: ``(field_size, N)``, pseudo-inverse).
 
-        The grid (escnn ``thomson_cube``) is closed under the grid-exact elements, so the sampled
-        nonlinearity is exactly equivariant for them and approximately for all other rotations.
+        The grid is the orbit of ``spec.grid[1]`` fixed rotations under the 24 (or 48) cube symmetries, so it is
+        closed under the grid-exact elements: the sampled nonlinearity is then exactly equivariant for them and
+        approximately for other rotations. (escnn's ``thomson_cube`` grids need a long optimisation, and the
+        48-point one is rank-deficient for band limit 2.) ``A`` follows escnn's ``FourierPointwise``.
         """
         if self.kind != "fourier":
             raise ValueError(f"group {self.name!r} uses regular fields; it has no Fourier sampling matrices")
 
         def build():
+            from escnn.nn.modules.nonlinearities.fourier import _build_kernel
+            from scipy.spatial.transform import Rotation
+
+            g = self.gspace.fibergroup
             with quiet():
-                g = self.gspace.fibergroup
-                kind, n = self.spec.grid
-                nl = enn.FourierELU(self.gspace, 1, irreps=g.bl_irreps(self.spec.band_limit), type=kind, N=n)
-            return {"A": nl.A.clone(), "Ainv": nl.Ainv.clone()}
+                kernel = _build_kernel(g, g.bl_irreps(self.spec.band_limit))
+                kernel = kernel / np.linalg.norm(kernel)
+                seeds = Rotation.random(self.spec.grid[1], random_state=self.spec.grid[2]).as_matrix()
+                seeds = [g.element(m, "MAT") if self.name == "so3" else g.element((0, m), "MAT") for m in seeds]
+                grid = [c @ s for s in seeds for c in g.grid("cube")]
+                a = np.stack([self.hidden_repr(x) @ kernel for x in grid])
+            return {"A": torch.from_numpy(a).float(), "Ainv": torch.from_numpy(np.linalg.pinv(a)).float()}
 
         key = f"fourier|escnn={ESCNN_VERSION}|{self.name}|L={self.spec.band_limit}|grid={self.spec.grid}"
         mats = cached_tensors(key, build)
         return mats["A"], mats["Ainv"]
 
 
-@functools.lru_cache(maxsize=None)
-def _get_group(name: str) -> Group:
-    return Group(GROUPS[name])
+_INSTANCES: Dict[str, Group] = {}
+
+
+def group_of_field_type(field_type) -> Group:
+    """The registered (already built) :class:`Group` whose gspace an escnn ``FieldType`` lives on."""
+    for g in _INSTANCES.values():
+        if g.gspace.fibergroup == field_type.gspace.fibergroup:
+            return g
+    raise TypeError(
+        f"field type on {field_type.gspace} does not belong to an equivox group; build its gspace with "
+        f"equivox.groups.get_group(name).gspace"
+    )
 
 
 def get_group(group) -> Group:
@@ -281,4 +301,6 @@ def get_group(group) -> Group:
     if not isinstance(group, str) or group not in GROUPS:
         lines = "\n".join(f"  {n:10s} {s.description}" for n, s in GROUPS.items())
         raise ValueError(f"unknown group {group!r}; available groups:\n{lines}")
-    return _get_group(group)
+    if group not in _INSTANCES:
+        _INSTANCES[group] = Group(GROUPS[group])
+    return _INSTANCES[group]

@@ -1,0 +1,6 @@
+"""User-facing equivariant networks (as ``monai.networks.nets``): plain tensors ``(B, C, D, H, W)`` in and out."""
+from .classifier import InvariantClassifier
+from .encoder import EquivariantEncoder
+from .unet import EquivariantUNet
+
+__all__ = ["EquivariantEncoder", "EquivariantUNet", "InvariantClassifier"]

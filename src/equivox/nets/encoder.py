@@ -1,0 +1,62 @@
+"""Multi-scale equivariant encoder (feature extractor)."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..nn.blocks import EquivariantConvBlock
+from ..nn.fields import FieldSpec
+from ..nn.sampling import EquivariantDownsample
+from .base import EquivariantNetwork
+
+__all__ = ["EquivariantEncoder"]
+
+
+class EquivariantEncoder(EquivariantNetwork):
+    """Equivariant multi-scale encoder: ``len(channels)`` levels of conv blocks joined by downsampling.
+
+    Args:
+        spatial_dims: must be 3.
+        in_channels: scalar input channels (each a trivial field: intensities, occupancies, ...).
+        channels: **hidden fields** per level (not tensor channels): level ``i`` has
+            ``channels[i] * field_size`` tensor channels, ``field_size`` being 24 for ``octa`` (regular
+            representation), 48 ``full_octa``, 60 ``ico``, 120 ``full_ico``, 35 ``so3``, 70 ``o3``, 1 ``trivial``.
+        strides: downsampling factor between consecutive levels (``len(channels) - 1`` entries).
+        group: registered group name (see :func:`equivox.groups.available_groups`).
+        kernel_size: odd convolution size. norm: ``"batch"``, ``"instance"`` or ``None``. act: MONAI activation.
+        dropout: field dropout probability. convs_per_level: convolutions per level.
+
+    Forward: ``(B, in_channels, D, H, W)`` -> list of hidden feature maps, one per level, level ``i`` of shape
+    ``(B, channels[i] * field_size, D / s_i, H / s_i, W / s_i)`` with ``s_i`` the product of the first ``i``
+    strides. Each spatial size must be divisible by ``prod(strides)`` (else
+    :class:`~equivox.nn.EquivarianceError`). The features are equivariant: under a grid-exact element they
+    permute spatially and transform by the field representation.
+    """
+
+    def __init__(self, spatial_dims: int = 3, in_channels: int = 1, channels: Sequence[int] = (4, 8, 16),
+                 strides: Sequence[int] = (2, 2), group: str = "octa", kernel_size: int = 3,
+                 norm: Optional[str] = "batch", act="elu", dropout: float = 0.0, convs_per_level: int = 2):
+        super().__init__()
+        self.channels, self.strides = self._check_args(spatial_dims, in_channels, 1, channels, strides, group,
+                                                       len(tuple(channels)) - 1)
+        self.group, self.in_channels = group, in_channels
+        self.out_specs: List[FieldSpec] = []
+        spec = FieldSpec.scalar(group, in_channels)
+        self.levels = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        for i, n in enumerate(self.channels):
+            self.downs.append(EquivariantDownsample(self.strides[i - 1]) if i else nn.Identity())
+            block = EquivariantConvBlock(spec, n, kernel_size, norm, act, dropout, convs_per_level)
+            self.levels.append(block)
+            spec = block.out_spec
+            self.out_specs.append(spec)
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        x = self._validate(x)
+        feats = []
+        for down, level in zip(self.downs, self.levels):
+            x = level(down(x))
+            feats.append(x)
+        return feats

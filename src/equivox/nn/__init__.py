@@ -1,0 +1,20 @@
+"""Equivariant building blocks on escnn kernel bases (plain tensors in and out)."""
+from .blocks import EquivariantConvBlock, EquivariantResidualUnit
+from .conv import EquivariantConv3d
+from .fields import EquivarianceError, FieldSpec
+from .fieldwise import FieldNormAct
+from .pooling import InvariantPooling
+from .sampling import EquivariantDownsample, EquivariantUpsample, check_divisible
+
+__all__ = [
+    "EquivariantConv3d",
+    "EquivariantConvBlock",
+    "EquivariantResidualUnit",
+    "EquivariantDownsample",
+    "EquivariantUpsample",
+    "EquivarianceError",
+    "FieldNormAct",
+    "FieldSpec",
+    "InvariantPooling",
+    "check_divisible",
+]
