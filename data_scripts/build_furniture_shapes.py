@@ -125,11 +125,16 @@ def voxelize_mesh(mesh, size: int = 32, margin: int = 1) -> np.ndarray:
         raise ValueError("degenerate mesh")
     span = size - 2 * margin
     pitch = ext / span
-    vg = mesh.voxelized(pitch=pitch).fill()
-    pts = vg.points  # centres of filled voxels, world units
-    centre = (lo + hi) / 2.0
-    ijk = np.floor((pts - centre) / pitch + size / 2.0).astype(int)
-    ijk = np.clip(ijk, 0, size - 1)
+    for _ in range(4):
+        idx = np.asarray(mesh.voxelized(pitch=pitch).fill().sparse_indices, dtype=int)
+        lo_i, hi_i = idx.min(0), idx.max(0)
+        n_i = hi_i - lo_i + 1
+        if n_i.max() <= span:
+            break
+        pitch *= n_i.max() / span * 1.0001  # grid alignment added a voxel: enlarge slightly
+    else:
+        raise ValueError("could not fit mesh into the grid")
+    ijk = idx - lo_i + (size - n_i) // 2  # centre the occupied box in the grid
     grid = np.zeros((size,) * 3, dtype=bool)
     grid[ijk[:, 0], ijk[:, 1], ijk[:, 2]] = True
     return grid

@@ -1,0 +1,249 @@
+"""Checks on the real bundled datasets (equivox/data/bundled)."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_PY = ROOT / "src" / "equivox" / "data" / "bundled.py"
+
+
+def _load_module():
+    # import the module file directly: the package __init__ is owned elsewhere and may
+    # import optional modules; this test is about bundled.py alone.
+    try:
+        from equivox.data import bundled as mod  # noqa: F401
+
+        if Path(mod.__file__).resolve() == BUNDLED_PY:
+            return mod
+    except Exception:  # noqa: BLE001
+        pass
+    spec = importlib.util.spec_from_file_location("equivox_data_bundled", BUNDLED_PY)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+b = _load_module()
+D = b.BUNDLED_DIR
+NAMES = ["lidc_nodules_32", "chest_ct_3mm", "furniture_shapes_32", "brain_atlas_2mm"]
+
+
+@pytest.fixture(scope="module")
+def lidc():
+    return b.load_lidc_nodules()
+
+
+# --------------------------------------------------------------------------- provenance
+@pytest.mark.parametrize("name", NAMES)
+def test_provenance_json_and_checksums(name):
+    meta = json.loads((D / f"{name}.json").read_text())
+    for key in ("licence", "citation", "source_package", "build_command", "build_date", "files",
+                "description", "task"):
+        assert meta.get(key), f"{name}.json lacks {key}"
+    assert meta["files"]
+    for fname, rec in meta["files"].items():
+        data = (D / fname).read_bytes()
+        assert len(data) == rec["bytes"]
+        assert hashlib.sha256(data).hexdigest() == rec["sha256"], f"{fname} changed since build"
+
+
+def test_provenance_md_mentions_every_dataset_and_licence():
+    text = (D / "PROVENANCE.md").read_text()
+    for name in NAMES:
+        assert name in text
+    for lic in ("CC BY 3.0", "MIT", "CC0", "BSD-3-clause"):
+        assert lic in text
+
+
+def test_total_size_is_small():
+    total = sum(p.stat().st_size for p in D.iterdir() if p.is_file())
+    assert total < 10 * 2**20, f"bundled data is {total / 2**20:.1f} MB"
+
+
+def test_bundled_datasets_listing():
+    listing = b.bundled_datasets()
+    assert set(NAMES) <= set(listing)
+    for name in NAMES:
+        info = listing[name]
+        assert info["available"] is True
+        assert info["licence"] and info["description"] and info["loader"]
+        assert info["task"] in ("classification", "segmentation")
+
+
+def test_missing_file_error_is_loud():
+    with pytest.raises(FileNotFoundError, match="data_scripts/build_lidc_nodules.py"):
+        b.bundled_path("lidc_nodules_32_does_not_exist.npz")
+
+
+# --------------------------------------------------------------------------- LIDC
+def test_lidc_shapes_dtypes_labels(lidc):
+    n = len(lidc["label"])
+    assert n > 1000  # 1695 nodules at build time
+    assert lidc["masks"].shape == (n, 32, 32, 32) and lidc["masks"].dtype == bool
+    assert set(np.unique(lidc["label"])) == {0, 1}
+    med = lidc["malignancy_median"]
+    assert not np.any(med == 3), "indeterminate nodules must be dropped"
+    assert np.all((med < 3) == (lidc["label"] == 0))
+    assert np.all((med > 3) == (lidc["label"] == 1))
+    assert lidc["class_names"] == ["benign", "malignant"]
+    # every nodule has voxels, centred in the grid
+    vox = lidc["masks"].reshape(n, -1).sum(1)
+    assert vox.min() >= 1
+    idx = np.argwhere(lidc["masks"][np.argmax(vox)])
+    assert np.all(np.abs(idx.mean(0) - 15.5) < 3)
+    # ratings are consistent with the median
+    r = lidc["malignancy_ratings"].astype(float)
+    for i in np.random.default_rng(0).choice(n, 50, replace=False):
+        rr = r[i][r[i] > 0]
+        assert len(rr) == lidc["n_annotations"][i] or lidc["n_annotations"][i] > 4
+        assert np.median(rr) == med[i]
+    assert np.all(lidc["voxel_size_mm"] >= 1.0)
+    big = lidc["voxel_size_mm"] > 1.0
+    assert np.all(lidc["extent_mm"][big] > 30.0)
+
+
+def test_lidc_class_balance_report(lidc):
+    counts = {s: np.bincount(lidc["label"][lidc["split"] == s], minlength=2).tolist()
+              for s in ("train", "val", "test")}
+    print("LIDC class balance (benign, malignant) per split:", counts)
+    for s, (ben, mal) in counts.items():
+        assert ben > 0 and mal > 0, f"{s} lacks a class"
+        assert 0.15 < mal / (ben + mal) < 0.5
+    meta = lidc["metadata"]["counts"]
+    assert meta["nodules_kept"] == len(lidc["label"])
+    assert meta["benign"] + meta["malignant"] == meta["nodules_kept"]
+
+
+def test_lidc_split_disjoint_by_patient(lidc):
+    pats = {s: set(lidc["patient_id"][lidc["split"] == s]) for s in ("train", "val", "test")}
+    assert not (pats["train"] & pats["val"])
+    assert not (pats["train"] & pats["test"])
+    assert not (pats["val"] & pats["test"])
+    assert sum(len(p) for p in pats.values()) == len(set(lidc["patient_id"]))
+    assert all(p.startswith("LIDC-IDRI-") for p in pats["train"])
+    # split selection returns exactly that split
+    test = b.load_lidc_nodules("test")
+    assert set(test["split"]) == {"test"}
+    assert len(test["label"]) == int((lidc["split"] == "test").sum())
+
+
+def test_lidc_bad_split():
+    with pytest.raises(ValueError, match="split"):
+        b.load_lidc_nodules("training")
+
+
+def test_lidc_torch_dataset():
+    torch = pytest.importorskip("torch")
+    ds = b.LIDCNoduleDataset("val")
+    item = ds[3]
+    assert item["image"].shape == (1, 32, 32, 32) and item["image"].dtype == torch.float32
+    assert set(torch.unique(item["image"]).tolist()) <= {0.0, 1.0}
+    assert item["label"] in (0, 1) and isinstance(item["label"], int)
+    assert item["patient_id"].startswith("LIDC-IDRI-")
+    assert sum(ds.class_counts().values()) == len(ds)
+    loader = torch.utils.data.DataLoader(ds, batch_size=8)
+    batch = next(iter(loader))
+    assert batch["image"].shape == (8, 1, 32, 32, 32) and batch["label"].shape == (8,)
+
+
+# --------------------------------------------------------------------------- chest CT
+def test_chest_ct_sample():
+    s = b.load_chest_ct_sample()
+    img, lab = s["image"], s["label"]
+    assert img.dtype == np.int16 and img.shape == lab.shape == (120, 120, 110)
+    assert -1100 <= img.min() and img.max() <= 3071
+    assert img.min() <= -900, "air should be present"
+    assert set(np.unique(lab)) <= set(s["label_names"]) == set(range(6))
+    assert s["label_names"] == {0: "background", 1: "lungs", 2: "heart", 3: "aorta",
+                                4: "liver", 5: "vertebrae"}
+    assert np.allclose(s["spacing"], (3.0, 3.0, 3.0))
+    assert np.allclose(np.abs(np.diag(s["affine"])[:3]), 3.0)
+    assert np.allclose(s["affine"], s["label_affine"])
+    assert np.allclose(s["affine"], np.array(s["metadata"]["affine"]), atol=1e-4)
+    # plausible HU per organ
+    hu = {n: np.median(img[lab == k]) for k, n in s["label_names"].items() if k}
+    assert hu["lungs"] < -600
+    assert 0 < hu["liver"] < 200  # soft tissue
+    # contrast-enhanced scan: blood pool of heart and aorta well above soft tissue
+    assert 150 < hu["heart"] < 600 and 150 < hu["aorta"] < 600
+    assert hu["vertebrae"] > 150
+    # lungs are the biggest organ, every class present
+    counts = np.bincount(lab.ravel(), minlength=6)
+    assert counts.min() > 1000 and counts[1] == counts[1:].max()
+
+
+def test_chest_ct_torch_dataset():
+    torch = pytest.importorskip("torch")
+    ds = b.ChestCTDataset(repeats=2)
+    assert len(ds) == 2
+    item = ds[1]
+    assert item["image"].shape == (1, 120, 120, 110) and item["image"].dtype == torch.float32
+    assert item["label"].dtype == torch.int64 and item["label"].shape == (1, 120, 120, 110)
+    assert 0.0 <= item["image"].min() and item["image"].max() <= 1.0
+    with pytest.raises(IndexError):
+        ds[2]
+
+
+# --------------------------------------------------------------------------- brain
+def test_brain_atlas_sample():
+    s = b.load_brain_atlas_sample()
+    img, lab = s["image"], s["label"]
+    assert img.shape == lab.shape == (90, 108, 90) and img.dtype == np.uint8
+    assert set(np.unique(lab)) == set(range(8)) == set(s["label_names"])
+    assert np.allclose(s["spacing"], 2.0)
+    # MNI space: world origin (AC) lies inside the grid, near the brain centre
+    ijk = np.linalg.solve(s["affine"], [0, 0, 0, 1])[:3]
+    assert np.all(ijk > 20) and np.all(ijk < np.array(img.shape) - 20)
+    # brain voxels are brighter than background air on average
+    assert img[lab > 0].mean() > 2 * img[lab == 0].mean()
+    # hemispheric symmetry of the coarse classes (x axis is left-right)
+    for k in (1, 6, 7):
+        m = lab == k
+        xs = np.argwhere(m)[:, 0]
+        xw = (s["affine"][0, 0] * xs + s["affine"][0, 3])
+        assert abs(np.mean(xw)) < 6, f"class {k} not symmetric"
+
+
+def test_brain_torch_dataset():
+    torch = pytest.importorskip("torch")
+    item = b.BrainAtlasDataset()[0]
+    assert item["image"].shape == (1, 90, 108, 90) and item["label"].dtype == torch.int64
+    assert item["label"].max().item() == 7
+
+
+# --------------------------------------------------------------------------- furniture
+def test_furniture_shapes():
+    d = b.load_furniture_shapes()
+    n = len(d["label"])
+    assert n >= 200
+    assert d["voxels"].shape == (n, 32, 32, 32) and d["voxels"].dtype == bool
+    assert len(d["class_names"]) == 9 and set(np.unique(d["label"])) == set(range(9))
+    counts = np.bincount(d["label"], minlength=9)
+    print("furniture class counts:", dict(zip(d["class_names"], counts.tolist())))
+    assert counts.min() >= 10
+    for c in range(9):
+        m = d["label"] == c
+        assert set(d["split"][m]) == {"train", "test"}, f"class {d['class_names'][c]} not in both splits"
+    assert not set(d["model_id"][d["split"] == "train"]) & set(d["model_id"][d["split"] == "test"])
+    # 1-voxel margin, longest side touches it on both ends
+    occ = d["voxels"]
+    assert not occ[:, 0].any() and not occ[:, -1].any()
+    assert not occ[:, :, 0].any() and not occ[:, :, :, -1].any()
+    ext = [max(np.ptp(np.argwhere(g), axis=0)) + 1 for g in occ[:20]]
+    assert all(29 <= e <= 30 for e in ext)
+    assert all(lic for lic in d["licence"]) and all(a.endswith(".sh3f") for a in d["archive"])
+    # beds are wider than tall, doors taller than wide (axis 0 is up)
+    def hw(c):
+        g = occ[d["label"] == d["class_names"].index(c)]
+        return np.mean([np.ptp(np.argwhere(x)[:, 0]) / max(np.ptp(np.argwhere(x)[:, 1:], axis=0).max(), 1)
+                        for x in g])
+    assert hw("bed") < 0.8 and hw("door") > 1.3
+    train = b.FurnitureShapesDataset("train")
+    assert len(train) == int((d["split"] == "train").sum())
+    assert train[0]["image"].shape == (1, 32, 32, 32)

@@ -1,0 +1,377 @@
+"""Tests of data_scripts/: parsing/extraction on tiny files in the real formats, and
+download failure behaviour with a mocked (offline) network. Never touches the network."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sys
+import tarfile
+import urllib.error
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "data_scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+import _download  # noqa: E402
+import build_furniture_shapes as furn  # noqa: E402
+import build_lidc_nodules as lidc  # noqa: E402
+import download_decathlon as msd  # noqa: E402
+import download_medmnist3d as mm  # noqa: E402
+import download_modelnet10 as mn  # noqa: E402
+
+CUBE_OFF = """OFF
+# a unit cube
+8 6 0
+0 0 0
+1 0 0
+1 1 0
+0 1 0
+0 0 1
+1 0 1
+1 1 1
+0 1 1
+4 0 3 2 1
+4 4 5 6 7
+4 0 1 5 4
+4 1 2 6 5
+4 2 3 7 6
+4 3 0 4 7
+"""
+# ModelNet quirk: counts glued to the header; a flat box 2 x 1 x 0.5
+BOX_OFF_QUIRK = "OFF8 12 0\n" + "\n".join(
+    f"{x} {y} {z}" for x, y, z in
+    [(0, 0, 0), (2, 0, 0), (2, 1, 0), (0, 1, 0), (0, 0, .5), (2, 0, .5), (2, 1, .5), (0, 1, .5)]
+) + "\n" + "\n".join(f"3 {a} {b} {c}" for a, b, c in
+                     [(0, 2, 1), (0, 3, 2), (4, 5, 6), (4, 6, 7), (0, 1, 5), (0, 5, 4),
+                      (1, 2, 6), (1, 6, 5), (2, 3, 7), (2, 7, 6), (3, 0, 4), (3, 4, 7)]) + "\n"
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Any real network call fails the test."""
+    def boom(*a, **k):
+        raise AssertionError("test tried to use the real network")
+
+    monkeypatch.setattr("urllib.request.urlopen", boom)
+    monkeypatch.setattr("socket.create_connection", boom)
+
+
+# --------------------------------------------------------------------------- ModelNet
+def test_parse_off_standard_and_quirk():
+    v, f = mn.parse_off(CUBE_OFF)
+    assert v.shape == (8, 3) and f.shape == (12, 3)  # quads fan-triangulated
+    v2, f2 = mn.parse_off(BOX_OFF_QUIRK)
+    assert v2.shape == (8, 3) and f2.shape == (12, 3)
+    assert np.allclose(v2.max(0), [2, 1, .5])
+    with pytest.raises(ValueError, match="OFF"):
+        mn.parse_off("PLY\n")
+    with pytest.raises(ValueError, match="truncated"):
+        mn.parse_off("OFF\n8 6 0\n0 0 0\n")
+    with pytest.raises(ValueError, match="out of range"):
+        mn.parse_off("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n")
+
+
+def _modelnet_zip(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for cls, off in (("bed", BOX_OFF_QUIRK), ("chair", CUBE_OFF)):
+            for sp, n in (("train", 2), ("test", 1)):
+                for i in range(n):
+                    z.writestr(f"ModelNet10/{cls}/{sp}/{cls}_{i + 1:04d}.off", off)
+        z.writestr("__MACOSX/ModelNet10/bed/train/._bed_0001.off", "junk")
+        z.writestr("ModelNet10/README.txt", "readme")
+    return path
+
+
+def test_iter_modelnet_zip(tmp_path):
+    zp = _modelnet_zip(tmp_path / "ModelNet10.zip")
+    items = list(mn.iter_modelnet_zip(zp))
+    assert len(items) == 6
+    assert {(i["class"], i["split"]) for i in items} == {
+        ("bed", "train"), ("bed", "test"), ("chair", "train"), ("chair", "test")}
+    assert [i["name"] for i in items if i["split"] == "train" and i["class"] == "bed"] == [
+        "bed_0001", "bed_0002"]
+    assert len(list(mn.iter_modelnet_zip(zp, split="test"))) == 2
+    assert len(list(mn.iter_modelnet_zip(zp, limit_per_class=1))) == 4
+
+
+def test_build_modelnet_npz(tmp_path):
+    zp = _modelnet_zip(tmp_path / "ModelNet10.zip")
+    s = mn.build_modelnet_npz(zp, tmp_path / "mn.npz", size=16, progress=False)
+    assert s["n"] == 6 and not s["failed"]
+    assert s["per_class"] == {"bed": {"train": 2, "test": 1}, "chair": {"train": 2, "test": 1}}
+    z = np.load(tmp_path / "mn.npz")
+    vox = np.unpackbits(z["voxels_packed"], axis=1, count=16 ** 3).reshape(-1, 16, 16, 16)
+    assert list(z["class_names"]) == ["bed", "chair"]
+    cube = vox[list(z["label"]).index(1)]
+    box = vox[list(z["label"]).index(0)]
+    # the longest side spans 14 voxels (+-1 discretisation), within the 1-voxel margin;
+    # a cube is filled; the 2 x 1 x 0.5 box keeps its aspect ratio
+    c_ext = np.ptp(np.argwhere(cube), axis=0) + 1
+    assert len(set(c_ext)) == 1 and 13 <= c_ext[0] <= 14 and cube.sum() == c_ext.prod()
+    ext = np.ptp(np.argwhere(box), axis=0) + 1
+    assert 13 <= ext[0] <= 14 and abs(ext[1] - ext[0] / 2) <= 1 and abs(ext[2] - ext[0] / 4) <= 1
+    assert not vox[:, 0].any() and not vox[:, -1].any()
+
+
+def test_bad_zip_layout(tmp_path):
+    zp = tmp_path / "x.zip"
+    with zipfile.ZipFile(zp, "w") as z:
+        z.writestr("foo/bar.off", CUBE_OFF)
+    with pytest.raises(ValueError, match="no ModelNet10"):
+        list(mn.iter_modelnet_zip(zp))
+
+
+# --------------------------------------------------------------------------- MedMNIST
+def _medmnist_npz(path: Path, size=28, n=(5, 2, 3), n_classes=2):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for s, k in zip(("train", "val", "test"), n):
+        arrays[f"{s}_images"] = rng.integers(0, 255, (k, size, size, size), dtype=np.uint8)
+        arrays[f"{s}_labels"] = rng.integers(0, n_classes, (k, 1)).astype(np.uint8)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def test_load_medmnist3d_npz(tmp_path):
+    p = _medmnist_npz(tmp_path / "nodulemnist3d.npz")
+    d = mm.load_medmnist3d_npz(p, n_classes=2)
+    assert set(d) == {"train", "val", "test"}
+    assert d["train"]["images"].shape == (5, 28, 28, 28) and d["train"]["images"].dtype == np.uint8
+    assert d["val"]["labels"].shape == (2,) and d["val"]["labels"].dtype == np.int64
+    with pytest.raises(ValueError, match="labels outside"):
+        mm.load_medmnist3d_npz(_medmnist_npz(tmp_path / "o.npz", n_classes=5), n_classes=2)
+
+
+def test_medmnist_bad_files(tmp_path):
+    np.savez(tmp_path / "a.npz", train_images=np.zeros((2, 28, 28, 28), np.uint8))
+    with pytest.raises(ValueError, match="missing"):
+        mm.load_medmnist3d_npz(tmp_path / "a.npz")
+    bad = {f"{s}_{k}": np.zeros((2, 28, 28) if k == "images" else (2, 1), np.uint8)
+           for s in ("train", "val", "test") for k in ("images", "labels")}
+    np.savez(tmp_path / "b.npz", **bad)
+    with pytest.raises(ValueError, match="expected \\(N, S, S, S\\)"):
+        mm.load_medmnist3d_npz(tmp_path / "b.npz")
+
+
+def test_medmnist_urls():
+    url, md5 = mm.url_and_md5("organmnist3d", 64)
+    assert url.startswith("https://zenodo.org/records/") and "organmnist3d_64.npz" in url
+    assert len(md5) == 32
+    with pytest.raises(ValueError):
+        mm.url_and_md5("pathmnist")
+
+
+# --------------------------------------------------------------------------- Decathlon
+def _nifti_bytes(arr, affine=np.diag([1.5, 1.5, 3.0, 1.0])):
+    import nibabel as nib
+
+    img = nib.Nifti1Image(arr, affine)
+    return img.to_bytes()
+
+
+def _decathlon_tar(path: Path, task="Task09_Spleen", n=2, extra_members=()):
+    import gzip
+
+    meta = {"name": "Spleen", "labels": {"0": "background", "1": "spleen"},
+            "numTraining": n, "numTest": 1,
+            "training": [{"image": f"./imagesTr/spleen_{i}.nii.gz",
+                          "label": f"./labelsTr/spleen_{i}.nii.gz"} for i in range(n)],
+            "test": ["./imagesTs/spleen_99.nii.gz"]}
+    files = {f"{task}/dataset.json": json.dumps(meta).encode()}
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        files[f"{task}/imagesTr/spleen_{i}.nii.gz"] = gzip.compress(
+            _nifti_bytes(rng.integers(-1000, 1000, (8, 8, 4)).astype(np.int16)))
+        files[f"{task}/labelsTr/spleen_{i}.nii.gz"] = gzip.compress(
+            _nifti_bytes((rng.random((8, 8, 4)) > .7).astype(np.uint8)))
+        files[f"{task}/imagesTr/._spleen_{i}.nii.gz"] = b"mac resource fork"
+    files[f"{task}/imagesTs/spleen_99.nii.gz"] = gzip.compress(_nifti_bytes(np.zeros((8, 8, 4), np.int16)))
+    with tarfile.open(path, "w") as tf:
+        for name, data in list(files.items()) + list(extra_members):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return path
+
+
+def test_extract_and_index_decathlon(tmp_path):
+    import nibabel as nib
+
+    tar = _decathlon_tar(tmp_path / "Task09_Spleen.tar")
+    task_dir = msd.extract_decathlon_tar(tar, tmp_path / "out")
+    assert task_dir == tmp_path / "out" / "Task09_Spleen"
+    assert not list(task_dir.rglob("._*")), "macOS junk must be skipped"
+    items = msd.read_decathlon_index(task_dir)
+    assert len(items) == 2 and set(items[0]) == {"image", "label"}
+    img = nib.load(items[1]["image"])
+    assert img.shape == (8, 8, 4) and np.allclose(img.header.get_zooms(), (1.5, 1.5, 3.0))
+    assert set(np.unique(np.asarray(nib.load(items[1]["label"]).dataobj))) <= {0, 1}
+    assert msd.read_decathlon_index(task_dir, "test")[0]["image"].endswith("spleen_99.nii.gz")
+    assert msd.decathlon_labels(task_dir) == {0: "background", 1: "spleen"}
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".extract-")]
+    # second call reuses the extraction
+    assert msd.extract_decathlon_tar(tar, tmp_path / "out") == task_dir
+
+
+def test_decathlon_missing_files_and_unsafe_tar(tmp_path):
+    tar = _decathlon_tar(tmp_path / "t.tar")
+    task_dir = msd.extract_decathlon_tar(tar, tmp_path / "o")
+    (task_dir / "labelsTr" / "spleen_0.nii.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="missing"):
+        msd.read_decathlon_index(task_dir)
+    evil = _decathlon_tar(tmp_path / "evil.tar", extra_members=[("Task09_Spleen/../../evil.txt", b"x")])
+    with pytest.raises(ValueError, match="unsafe"):
+        msd.extract_decathlon_tar(evil, tmp_path / "o2")
+    assert not (tmp_path / "evil.txt").exists()
+
+
+# --------------------------------------------------------------------------- downloads
+def test_download_offline_fails_fast_with_clear_message(tmp_path, monkeypatch):
+    calls = []
+
+    def offline(req, timeout=None):
+        calls.append(timeout)
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(_download.time, "sleep", lambda s: None)
+    dest = tmp_path / "Task09_Spleen.tar"
+    with pytest.raises(_download.DownloadError) as ei:
+        msd.download_decathlon("Task09_Spleen", tmp_path, opener=offline, retries=1)
+    msg = str(ei.value)
+    assert "msd-for-monai" in msg and "Task09_Spleen.tar" in msg
+    assert "offline" in msg and str(dest) in msg and msd.MD5["Task09_Spleen"] in msg
+    assert len(calls) == 2 and all(t is not None and t > 0 for t in calls)
+    assert not dest.exists()
+
+
+def test_medmnist_and_modelnet_offline(tmp_path, monkeypatch):
+    def offline(req, timeout=None):
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(_download.time, "sleep", lambda s: None)
+    with pytest.raises(_download.DownloadError, match="nodulemnist3d.npz"):
+        mm.download_medmnist3d("nodulemnist3d", tmp_path, opener=offline, retries=0)
+    monkeypatch.setenv("EQUIVOX_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(_download.urllib.request, "urlopen", offline)
+    with pytest.raises(SystemExit, match="could not download .*ModelNet10.zip"):
+        mn.main(["--timeout", "1"])
+
+
+class _FakeResponse(io.BytesIO):
+    def __init__(self, data, status=200):
+        super().__init__(data)
+        self.status = status
+        self.headers = {"Content-Length": str(len(data))}
+
+    def getcode(self):
+        return self.status
+
+
+def test_download_resume_checksum_atomic(tmp_path):
+    payload = bytes(range(256)) * 1000
+    md5 = hashlib.md5(payload).hexdigest()
+    dest = tmp_path / "f.bin"
+    part = tmp_path / "f.bin.part"
+    part.write_bytes(payload[:1000])  # interrupted earlier download
+    seen = []
+
+    def server(req, timeout=None):
+        rng = req.get_header("Range")
+        seen.append(rng)
+        start = int(rng.split("=")[1].rstrip("-")) if rng else 0
+        return _FakeResponse(payload[start:], status=206 if rng else 200)
+
+    out = _download.download("https://example.org/f.bin", dest, md5=md5, opener=server,
+                             progress=False)
+    assert out == dest and dest.read_bytes() == payload and not part.exists()
+    assert seen == ["bytes=1000-"]
+    # existing verified file: no network at all
+    assert _download.download("https://example.org/f.bin", dest, md5=md5, opener=None,
+                              progress=False) == dest
+
+
+def test_download_checksum_mismatch_leaves_no_file(tmp_path):
+    def server(req, timeout=None):
+        return _FakeResponse(b"corrupted")
+
+    dest = tmp_path / "g.bin"
+    with pytest.raises(_download.DownloadError, match="md5 mismatch"):
+        _download.download("https://example.org/g.bin", dest, md5="0" * 32, opener=server,
+                           progress=False)
+    assert not dest.exists() and not (tmp_path / "g.bin.part").exists()
+
+
+def test_data_root_env(monkeypatch, tmp_path):
+    monkeypatch.delenv("EQUIVOX_DATA_DIR", raising=False)
+    monkeypatch.setenv("EQUIVOX_CACHE_DIR", str(tmp_path))
+    assert _download.data_root() == tmp_path / "datasets"
+    monkeypatch.setenv("EQUIVOX_DATA_DIR", str(tmp_path / "d"))
+    assert _download.data_root() == tmp_path / "d"
+
+
+# --------------------------------------------------------------------------- build helpers
+def test_lidc_fit_to_grid_and_split():
+    # ellipsoid nodule, anisotropic voxels 0.7 x 0.7 x 2.5 mm, 10 x 10 x 10 mm -> ~10 voxels wide
+    ii, jj, kk = np.meshgrid(np.arange(30), np.arange(30), np.arange(10), indexing="ij")
+    m = ((ii - 15) * .7) ** 2 + ((jj - 15) * .7) ** 2 + ((kk - 5) * 2.5) ** 2 <= 25
+    g, v, ext = lidc.fit_to_grid(m, (0.7, 0.7, 2.5), size=32)
+    assert g.shape == (32, 32, 32) and v == 1.0
+    vol = g.sum() * v ** 3
+    assert abs(vol - 4 / 3 * np.pi * 125) / (4 / 3 * np.pi * 125) < 0.25
+    idx = np.argwhere(g)
+    assert np.all(np.abs(idx.mean(0) - 15.5) < 1.0)
+    big = np.ones((100, 100, 20), bool)  # 70 x 70 x 50 mm -> scaled down to fit
+    g2, v2, _ = lidc.fit_to_grid(big, (0.7, 0.7, 2.5), size=32)
+    assert v2 == pytest.approx(70 / 30) and not g2[0].any() and not g2[-1].any()
+    pids = [f"P{i % 37}" for i in range(200)]
+    s1, s2 = lidc.split_by_patient(pids, seed=0), lidc.split_by_patient(pids, seed=0)
+    assert (s1 == s2).all()
+    by = {s: {p for p, x in zip(pids, s1) if x == s} for s in ("train", "val", "test")}
+    assert not (by["train"] & by["test"]) and not (by["train"] & by["val"])
+
+
+def test_furniture_catalog_parsing_and_classes():
+    text = ("# comment\nid=X\nlicense=Creative Commons Attribution 3.0\n"
+            "name#1=Desk lamp\nmodel#1=/a/lamp.obj\nname#2=Caf\\u00e9 table\nmodel#2=/a/t.obj\n"
+            "modelRotation#2=1 0 0 0 0 1 0 -1 0\nlong=a\\\n  b\n")
+    p = furn.parse_properties(text)
+    assert p["name#2"] == "Café table" and p["long"] == "ab" and p["license"].startswith("Creative")
+    assert furn.classify("Desk lamp") == "lamp"
+    assert furn.classify("Glass door cabinet") == "storage"
+    assert furn.classify("Bedside table") == "table"
+    assert furn.classify("Bunk bed") == "bed"
+    assert furn.classify("Armchair") == "chair"
+    assert furn.classify("Window blind") is None and furn.classify("Doormat") is None
+    assert furn.classify("Wheelchair") is None and furn.classify("Toaster") is None
+
+
+def test_furniture_read_catalog_from_tiny_sh3f(tmp_path):
+    import trimesh
+
+    box = trimesh.creation.box(extents=(2.0, 1.0, 0.5))
+    obj = trimesh.exchange.obj.export_obj(box)
+    props = ("id=T\nname=Tiny\nlicense=Public domain\n"
+             "id#1=T#bench\nname#1=Bench table\ncategory#1=Living room\nmodel#1=/t/bench.obj\n"
+             "creator#1=me\nmodelRotation#1=1 0 0 0 0 1 0 -1 0\n")
+    sh3f = tmp_path / "Tiny.sh3f"
+    with zipfile.ZipFile(sh3f, "w") as z:
+        z.writestr("PluginFurnitureCatalog.properties", props)
+        z.writestr("t/bench.obj", obj)
+    info, entries = furn.read_catalog(sh3f)
+    assert info["license"] == "Public domain" and len(entries) == 1
+    e = entries[0]
+    assert e["model"] == "t/bench.obj" and e["rotation"].shape == (3, 3)
+    assert furn.classify(e["name"]) == "table"
+    with zipfile.ZipFile(sh3f) as z:
+        g = furn.process_entry(z, e, 32)
+    ext = np.ptp(np.argwhere(g), axis=0) + 1
+    # rotation maps z->y (up): extents (x 2, y 1, z .5) -> (x 2, y -.5, z 1); axes (up, depth, width)
+    # surface voxels round outwards: thin sides can gain up to 2 voxels
+    assert 29 <= ext[2] <= 30 and abs(ext[1] - ext[2] / 2) <= 2 and abs(ext[0] - ext[2] / 4) <= 2
+    assert g.sum() == ext.prod()  # a filled box
+    assert not g[0].any() and not g[-1].any() and not g[:, :, 0].any() and not g[:, :, -1].any()
