@@ -1,0 +1,67 @@
+"""Group registry: names, errors, grid-exact elements checked against escnn's own transform."""
+import numpy as np
+import pytest
+import torch
+
+from equivox._escnn import enn
+from equivox.groups import GridElement, available_groups, cube_rotations, cube_symmetries, get_group
+
+EXPECTED_GRID_ELEMENTS = {"trivial": 1, "octa": 24, "full_octa": 48, "ico": 12, "full_ico": 24, "so3": 24, "o3": 48}
+
+
+def test_registry_names():
+    assert set(available_groups()) == set(EXPECTED_GRID_ELEMENTS)
+
+
+def test_unknown_group_lists_available():
+    with pytest.raises(ValueError) as err:
+        get_group("octahedral")
+    msg = str(err.value)
+    assert "octahedral" in msg and all(name in msg for name in EXPECTED_GRID_ELEMENTS)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_GRID_ELEMENTS))
+def test_grid_elements_agree_with_escnn_transform(name):
+    group = get_group(name)
+    elements = group.grid_elements
+    assert len(elements) == EXPECTED_GRID_ELEMENTS[name]
+    assert elements[0].is_identity
+    x = torch.randn(1, 2, 3, 4, 5)  # non-cubic: axis permutations must match too
+    field_type = group.scalar_type(2)
+    for g in elements:
+        expected = enn.GeometricTensor(x, field_type).transform(g.escnn_element).tensor
+        got = g.apply(x)
+        assert got.shape == expected.shape, g.name
+        assert torch.equal(got, expected), g.name
+
+
+@pytest.mark.parametrize("name", ["octa", "full_octa", "ico", "so3"])
+def test_grid_elements_form_a_group(name):
+    mats = {np.array(g.matrix).tobytes() for g in get_group(name).grid_elements}
+    for a in get_group(name).grid_elements:
+        for b in get_group(name).grid_elements:
+            assert (np.array(a.matrix) @ np.array(b.matrix)).tobytes() in mats
+
+
+def test_cube_sets_and_element_algebra():
+    rots, syms = cube_rotations(), cube_symmetries()
+    assert len({g.matrix for g in rots}) == 24 and all(g.determinant == 1 for g in rots)
+    assert len({g.matrix for g in syms}) == 48 and sum(g.determinant == -1 for g in syms) == 24
+    x = torch.randn(1, 1, 4, 5, 6)
+    for g in rots:
+        assert torch.equal(g.inverse().apply(g.apply(x)), x)
+    with pytest.raises(ValueError, match="signed permutation"):
+        GridElement.from_matrix(np.array([[0.6, 0.8, 0], [-0.8, 0.6, 0], [0, 0, 1]]))
+
+
+@pytest.mark.parametrize("name", ["so3", "o3"])
+def test_fourier_sampling_is_invertible_and_permuted_by_grid_elements(name):
+    group = get_group(name)
+    a, a_inv = group.fourier_matrices
+    assert torch.allclose(a_inv @ a, torch.eye(group.field_size), atol=1e-4)
+    coeffs = torch.randn(group.field_size, dtype=torch.float64)
+    samples = a.double() @ coeffs
+    for g in group.grid_elements:
+        rho = torch.as_tensor(group.hidden_repr(g.escnn_element), dtype=torch.float64)
+        moved = a.double() @ (rho @ coeffs)
+        assert torch.allclose(moved.sort().values, samples.sort().values, atol=1e-4), g.name
