@@ -66,6 +66,15 @@ class EquivariantNetwork(nn.Module):
             check_divisible(x.shape[2:], self.size_multiple, f"{type(self).__name__} input")
         return x
 
+    def export(self) -> nn.Module:
+        """Plain PyTorch module (``torch.nn`` layers only) computing this network's eval-mode function.
+
+        See :func:`equivox.export.export`: scriptable, ``torch.export``-able, same input checks.
+        """
+        from ..export import export
+
+        return export(self)
+
     @property
     def tensor_channels(self) -> Tuple[int, ...]:
         """Tensor channels per level (``channels[i] * field_size``), for comparing widths with plain CNNs."""

@@ -1,0 +1,125 @@
+"""equivox.export: plain-PyTorch export gives the same eval outputs, scripts, torch.exports, keeps input checks."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from equivox.export import ExportError, export
+from equivox.groups import get_group
+from equivox.nn import EquivariantConv3d, FieldNormAct
+
+ATOL = 1e-4
+
+
+def _trained(model, seed=0):
+    """Copy with non-trivial batch-norm statistics and affine weights (as after training)."""
+    model = copy.deepcopy(model).train()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm3d, nn.InstanceNorm3d)) and m.affine:
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.3)
+        model(torch.randn(2, 1, 8, 8, 8, generator=g) * 2 + 1)
+    return model.eval()
+
+
+def _leaf_types(module):
+    return {type(m) for m in module.modules() if not list(m.children())}
+
+
+@pytest.mark.parametrize("group", ["octa", "so3"])
+@pytest.mark.parametrize("kind", ["unet", "clf"])
+def test_export_matches_eval_outputs_and_is_plain_torch(group, kind, small_model, cube_input):
+    model = _trained(small_model(kind, group))
+    plain = model.export()
+    ref = model(cube_input)
+    out = plain(cube_input)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max().item() < ATOL
+    assert model.training is False  # export does not change the source model's mode
+    for t in _leaf_types(plain):
+        assert t.__module__.startswith("torch.nn") or t.__module__ == "equivox.export", t
+    assert not any(isinstance(m, (EquivariantConv3d, FieldNormAct)) for m in plain.modules())
+
+
+@pytest.mark.parametrize("group", ["octa", "so3"])
+def test_exported_unet_is_still_equivariant(group, small_model, cube_input):
+    plain = export(_trained(small_model("unet", group)))
+    y = plain(cube_input)
+    for el in get_group(group).grid_elements[1:6]:
+        err = (plain(el.apply(cube_input)) - el.apply(y)).abs().max().item()
+        assert err < 1e-4, el.name
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning")
+@pytest.mark.parametrize("group", ["octa", "so3"])
+def test_export_scripts_and_torch_exports(group, small_model, cube_input):
+    model = _trained(small_model("unet", group))
+    plain = export(model)
+    ref = model(cube_input)
+    scripted = torch.jit.script(plain)
+    assert (scripted(cube_input) - ref).abs().max().item() < ATOL
+    program = torch.export.export(plain, (cube_input,))
+    assert (program.module()(cube_input) - ref).abs().max().item() < ATOL
+    traced = torch.jit.trace(plain, cube_input)
+    assert (traced(cube_input) - ref).abs().max().item() < ATOL
+
+
+def test_export_keeps_input_checks(small_model, cube_input):
+    plain = export(_trained(small_model("unet", "octa")))
+    scripted = torch.jit.script(plain)
+    for fn in (plain, scripted):
+        with pytest.raises(Exception, match="divisible by 2"):
+            fn(torch.randn(1, 1, 7, 8, 8))
+        with pytest.raises(Exception, match="in_channels=1"):
+            fn(torch.randn(1, 2, 8, 8, 8))
+        with pytest.raises(Exception, match="5D"):
+            fn(torch.randn(1, 8, 8, 8))
+
+
+@pytest.mark.parametrize("norm,act", [("instance", "relu"), (None, ("prelu", {"num_parameters": 2})),
+                                      ("batch", "gelu")])
+def test_export_other_norms_and_activations(norm, act, cube_input):
+    from equivox.nets import EquivariantUNet
+
+    torch.manual_seed(0)
+    model = _trained(EquivariantUNet(3, 1, 2, channels=(2, 2), strides=(2,), group="octa", norm=norm, act=act))
+    if isinstance(model.encoder.levels[0].layers[1].act, nn.PReLU):
+        with torch.no_grad():  # per-field slopes must be expanded per channel
+            model.encoder.levels[0].layers[1].act.weight.copy_(torch.tensor([0.1, 0.7]))
+    plain = export(model)
+    assert (plain(cube_input) - model(cube_input)).abs().max().item() < ATOL
+    if norm == "instance":
+        assert any(isinstance(m, nn.GroupNorm) for m in plain.modules())
+
+
+def test_export_monai_blocks_and_feature_extractor(cube_input):
+    from equivox.nets.monai_blocks import (EquivariantConvolution, EquivariantFeatureExtractor, EquivariantHead,
+                                           EquivariantResidualUnit)
+
+    torch.manual_seed(0)
+    net = nn.Sequential(EquivariantResidualUnit(3, 1, 2, group="octa"),
+                        EquivariantConvolution(3, 2, 2, group="octa", in_fields="hidden", strides=2),
+                        EquivariantHead(3, 2, 3, group="octa"))
+    net = _trained(net)
+    plain = export(net)
+    assert (plain(cube_input) - net(cube_input)).abs().max().item() < ATOL
+    block = export(net[1])
+    with pytest.raises(Exception, match="in_channels=48"):
+        block(torch.randn(1, 1, 8, 8, 8))
+    fx = _trained(EquivariantFeatureExtractor(3, 1, (2, 2), (2,), group="octa"))
+    outs, refs = torch.jit.script(export(fx))(cube_input), fx(cube_input)
+    assert len(outs) == len(refs) == 2
+    for a, b in zip(outs, refs):
+        assert (a - b).abs().max().item() < ATOL
+
+
+def test_unknown_module_is_refused():
+    class Odd(nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ExportError, match="Odd"):
+        export(nn.Sequential(Odd()))
