@@ -1,0 +1,167 @@
+"""Rotation-augmented evaluation of segmentation models (image and label rotated together)."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from monai.metrics import DiceMetric
+from monai.networks.utils import one_hot
+
+from ._common import check_equivariance_on, default_rotations, eval_mode, iterate_items, as_items, progress_bar
+from .report import RotationReport
+from .rotations import Rotation
+
+__all__ = ["evaluate_segmentation", "pad_to_multiple", "predict_rotated"]
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, value: float = 0.0) -> Tuple[torch.Tensor, List[int]]:
+    """Pad the spatial axes of ``x`` (``(..., D, H, W)``) with ``value`` up to multiples of ``multiple``
+    (``lo = extra // 2`` before, the rest after). Returns the padded tensor and the ``F.pad`` list."""
+    pads: List[int] = []
+    for n in reversed(x.shape[-3:]):
+        extra = (-int(n)) % multiple
+        pads += [extra // 2, extra - extra // 2]
+    if not any(pads):
+        return x, pads
+    return F.pad(x, pads, value=value), pads
+
+
+def _prepare(image, label, index, multiple: int, pad: bool):
+    image = torch.as_tensor(image).float()
+    label = torch.as_tensor(label)
+    if image.dim() != 4:
+        raise ValueError(f"segmentation item {index}: image must be (C, D, H, W), got shape {tuple(image.shape)}")
+    if label.dim() == 3:
+        label = label[None]
+    if label.dim() != 4 or label.shape[0] != 1:
+        raise ValueError(f"segmentation item {index}: label must be (1, D, H, W) class indices, got shape "
+                         f"{tuple(label.shape)}")
+    if label.shape[1:] != image.shape[1:]:
+        raise ValueError(f"segmentation item {index}: image spatial shape {tuple(image.shape[1:])} differs from "
+                         f"label shape {tuple(label.shape[1:])}")
+    if label.is_floating_point():
+        if not torch.equal(label, label.round()):
+            raise ValueError(f"segmentation item {index}: label has non-integer values; pass class indices")
+    label = label.long()
+    valid = torch.ones_like(label, dtype=torch.uint8)
+    bad = [int(s) for s in image.shape[1:] if int(s) % multiple]
+    if bad and not pad:
+        raise ValueError(f"segmentation item {index}: spatial size {tuple(image.shape[1:])} is not divisible by the "
+                         f"model's size_multiple={multiple}; pass pad=True or pad/crop the data "
+                         f"(monai.transforms.DivisiblePadd(k={multiple}))")
+    if bad:
+        image, _ = pad_to_multiple(image, multiple)
+        label, _ = pad_to_multiple(label, multiple)
+        valid, _ = pad_to_multiple(valid, multiple)
+    return image[None], label[None], valid[None]
+
+
+def predict_rotated(model: torch.nn.Module, image: torch.Tensor, rotation: Rotation,
+                    inferer: Optional[Callable] = None) -> torch.Tensor:
+    """Predicted class map of ``model`` for ``rotation.apply_image(image)``, mapped back upright.
+
+    ``image``: ``(B, C, D, H, W)``; returns ``(B, 1, D, H, W)`` long (exact inverse for grid rotations; nearest
+    resampling, with background at the cut corners, for so3). Used for upright-vs-rotated figures."""
+    with torch.no_grad():
+        xr = rotation.apply_image(image)
+        logits = inferer(xr, model) if inferer is not None else model(xr)
+        pred = logits.argmax(1, keepdim=True)
+        return rotation.inverse_apply_label(pred)
+
+
+def evaluate_segmentation(
+    model: torch.nn.Module,
+    data,
+    rotations: Optional[Sequence[Rotation]] = None,
+    *,
+    num_classes: int,
+    device="cpu",
+    progress: bool = True,
+    name: Optional[str] = None,
+    inferer: Optional[Callable] = None,
+    pad: bool = True,
+    check_equivariance: bool = False,
+    class_names: Optional[Sequence[str]] = None,
+) -> RotationReport:
+    """Dice of a segmentation model on every rotation, image and label rotated together, scored in the rotated
+    frame.
+
+    Args:
+        model: maps ``(B, C, D, H, W)`` to per-voxel logits ``(B, K, D, H, W)``; runs in eval mode, no_grad.
+        data: dataset / list / iterable of ``{"image": (C, D, H, W), "label": (1, D, H, W)}`` dicts or
+            ``(image, label)`` pairs (e.g. :class:`equivox.data.ChestCTDataset` with a crop transform), or a
+            tuple ``(images (N, C, D, H, W), labels (N, 1, D, H, W))``. Items are evaluated one at a time, so
+            their sizes may differ.
+        rotations: list of :class:`Rotation` (default ``rotation_set("standard", group=model.group)``).
+        num_classes: K, including background (class 0).
+        inferer: optional ``inferer(x, model)`` (e.g. ``monai.inferers.SlidingWindowInferer``); default calls
+            ``model(x)``.
+        pad: without an inferer, volumes whose sizes are not multiples of ``model.size_multiple`` are padded with
+            zeros (image) / background (label) in the upright frame, then rotated; padded voxels are excluded from
+            the score (prediction forced to background there). ``pad=False`` raises ``ValueError`` instead.
+        check_equivariance: measure the model's equivariance error on the first (padded) item over the grid
+            rotations of the set; sets ``report.equivariance_error``.
+        class_names: names for the per-class columns (``len == num_classes``, background first); default
+            ``"1" .. "K-1"``.
+
+    Returns:
+        :class:`RotationReport` with primary metric ``"dice"`` (mean Dice over foreground classes, averaged over
+        items; MONAI ``DiceMetric(include_background=False)``; classes absent from an item's rotated label are
+        skipped for that item) and one ``"dice_<class>"`` column per foreground class.
+        Grid rotations are exact (voxel permutations of image and label); so3 rotations resample the image
+        (trilinear) and the label (nearest) and lose the corners of the box (see :class:`Rotation`).
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2 (background + at least one class), got {num_classes}")
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"class_names has {len(class_names)} names, expected num_classes={num_classes}")
+    names = [str(c) for c in (class_names or range(num_classes))][1:]
+    rotations = default_rotations(model, rotations)
+    multiple = 1 if inferer is not None else int(getattr(model, "size_multiple", 1) or 1)
+    metrics = [DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True) for _ in rotations]
+    _, n = as_items(data)
+    eq_err = by_el = None
+    count = 0
+    t0 = time.perf_counter()
+    with eval_mode(model, device):
+        bar = progress_bar(None if n is None else n * len(rotations), "rotations x volumes", progress)
+        try:
+            for idx, (image, label) in enumerate(iterate_items(data)):
+                x, y, valid = _prepare(image, label, idx, multiple, pad)
+                x, y, valid = x.to(device), y.to(device), valid.to(device)
+                if int(y.max()) >= num_classes or int(y.min()) < 0:
+                    raise ValueError(f"segmentation item {idx}: label values must be in [0, {num_classes}), got "
+                                     f"range [{int(y.min())}, {int(y.max())}]")
+                if idx == 0 and check_equivariance:
+                    eq_err, by_el = check_equivariance_on(model, x, rotations)
+                count += 1
+                for rot, metric in zip(rotations, metrics):
+                    xr, yr, vr = rot.apply_image(x), rot.apply_label(y), rot.apply_label(valid)
+                    logits = inferer(xr, model) if inferer is not None else model(xr)
+                    if logits.dim() != 5 or logits.shape[2:] != xr.shape[2:] or logits.shape[1] != num_classes:
+                        raise ValueError(f"segmentation output must be logits (B, {num_classes}, D, H, W) matching "
+                                         f"the input {tuple(xr.shape)}, got {tuple(logits.shape)}")
+                    pred = logits.argmax(1, keepdim=True) * vr  # padded voxels: background in both
+                    yr = yr * vr
+                    metric(y_pred=one_hot(pred, num_classes), y=one_hot(yr, num_classes))
+                    bar.update(1)
+        finally:
+            bar.close()
+    if count == 0:
+        raise ValueError("evaluate_segmentation got no data items")
+    rows = []
+    for rot, metric in zip(rotations, metrics):
+        per_class = metric.aggregate().float().cpu()
+        vals = [None if math.isnan(float(v)) else float(v) for v in per_class]
+        present = [v for v in vals if v is not None]
+        row = {"rotation": rot.name, "kind": rot.kind, "exact": rot.exact,
+               "dice": sum(present) / len(present) if present else None}
+        row.update({f"dice_{c}": v for c, v in zip(names, vals)})
+        rows.append(row)
+    meta = {"task": "segmentation", "n_samples": count, "num_classes": int(num_classes),
+            "n_rotations": len(rotations), "device": str(device), "seconds": round(time.perf_counter() - t0, 3),
+            "model": type(model).__name__, "group": getattr(model, "group", None), "padded_to_multiple": multiple}
+    return RotationReport(name or type(model).__name__, "dice", rows, eq_err, by_el, meta)
