@@ -1,0 +1,139 @@
+"""Plain-CNN baselines of matched size for comparing equivariant models fairly.
+
+The baseline of an equivox network is **the same architecture on the trivial group** (``group="trivial"``: one
+channel per field, ordinary 3D convolutions on the same code path: same depth, strides, kernel size, norm,
+activation, pooling and head) with its ``channels`` scaled so that the **total number of trainable parameters**
+is as close as possible to the equivariant model's. Matching parameters (not tensor width, not FLOPs) is the
+usual convention: an equivariant layer shares weights across the group, so at equal parameter count it has
+``|G|``-times wider tensors and costs more compute; the baseline has the same capacity to store learned weights.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+from torch import nn
+
+__all__ = ["count_parameters", "match_channels", "matched_baseline", "matched_monai_unet", "model_spec",
+           "build_from_spec"]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def match_channels(target_params: int, base_channels: Sequence[int], build: Callable[[Tuple[int, ...]], nn.Module],
+                   max_scale: float = 64.0) -> Tuple[int, ...]:
+    """Pick channels ``round(s * base_channels)`` (each >= 1) whose model has the parameter count closest to
+    ``target_params``.
+
+    Args:
+        target_params: parameter count to match (usually ``count_parameters(equivariant_model)``).
+        base_channels: channel ratios to keep (e.g. the equivariant model's ``tensor_channels``).
+        build: ``channels -> model`` (e.g. a trivial-group network); called a few times, must be cheap.
+        max_scale: upper bound of the scale factor searched.
+
+    The parameter count grows about quadratically with ``s``: a few secant steps on ``sqrt(params)`` find ``s``,
+    then the closest of the tried and neighbouring integer channel tuples is returned (about 6-9 builds).
+    """
+    base = [float(c) for c in base_channels]
+    if not base or min(base) <= 0:
+        raise ValueError(f"base_channels must be positive, got {base_channels}")
+    cache: Dict[Tuple[int, ...], int] = {}
+
+    def chans(s: float) -> Tuple[int, ...]:
+        return tuple(max(1, int(round(s * c))) for c in base)
+
+    def params(ch: Tuple[int, ...]) -> int:
+        if ch not in cache:
+            cache[ch] = count_parameters(build(ch))
+        return cache[ch]
+
+    # parameters grow ~quadratically with s: a few secant steps on sqrt(params), then the best of the neighbours
+    s = 1.0
+    for _ in range(4):
+        p = params(chans(s))
+        if p == target_params:
+            break
+        s = min(max_scale, s * (target_params / max(p, 1)) ** 0.5)
+    tried = set(cache)
+    near = {chans(s * f) for f in (0.9, 0.95, 1.0, 1.05, 1.1)}
+    best = min(tried | near, key=lambda ch: (abs(params(ch) - target_params), ch))
+    if params(best) < 0.5 * target_params and chans(max_scale) == best:
+        raise ValueError(f"cannot reach {target_params} parameters with channels up to {best}")
+    return best
+
+
+def model_spec(model: nn.Module) -> Dict:
+    """A JSON-able description ``{"cls", "kwargs"}`` from which :func:`build_from_spec` rebuilds ``model``'s
+    architecture (equivox networks and baselines built by this module / :mod:`equivox.training`)."""
+    spec = getattr(model, "equivox_spec", None)
+    if spec is None:
+        raise ValueError(f"{type(model).__name__} has no equivox_spec; build it with equivox.baselines.build_from_spec "
+                         "or equivox.training.build_model to make it rebuildable")
+    return spec
+
+
+def build_from_spec(spec: Dict) -> nn.Module:
+    """Build a model from ``{"cls": "InvariantClassifier" | "EquivariantUNet" | "monai.UNet", "kwargs": {...}}``;
+    the model remembers its spec as ``model.equivox_spec`` (used by checkpoints)."""
+    cls, kwargs = spec["cls"], dict(spec["kwargs"])
+    for k in ("channels", "strides", "hidden_features"):
+        if k in kwargs:
+            kwargs[k] = tuple(kwargs[k])
+    if cls == "InvariantClassifier":
+        from .nets import InvariantClassifier as C
+    elif cls == "EquivariantUNet":
+        from .nets import EquivariantUNet as C
+    elif cls == "monai.UNet":
+        from monai.networks.nets import UNet as C
+    else:
+        raise ValueError(f"unknown model class {cls!r} in spec (known: InvariantClassifier, EquivariantUNet, "
+                         "monai.UNet)")
+    model = C(**kwargs)
+    model.equivox_spec = {"cls": cls, "kwargs": {k: list(v) if isinstance(v, tuple) else v
+                                                 for k, v in kwargs.items()}}
+    return model
+
+
+def _equivox_kwargs(model: nn.Module) -> Dict:
+    spec = getattr(model, "equivox_spec", None)
+    if spec is None:
+        raise ValueError("matched_baseline needs a model built by equivox.baselines.build_from_spec or "
+                         "equivox.training.build_model (it reads the constructor arguments from model.equivox_spec)")
+    return spec
+
+
+def matched_baseline(model: nn.Module, target_params: Optional[int] = None) -> nn.Module:
+    """The trivial-group version of an equivox network with channels chosen to match its parameter count.
+
+    Args:
+        model: an ``InvariantClassifier`` / ``EquivariantUNet`` built via :func:`build_from_spec` (any group).
+        target_params: parameter count to match; default ``count_parameters(model)``.
+
+    Returns a model with the same constructor arguments except ``group="trivial"`` and ``channels`` (ratios of
+    ``model.tensor_channels`` kept) picked by :func:`match_channels`. Same input/output shapes as ``model``;
+    no rotation symmetry built in.
+    """
+    spec = _equivox_kwargs(model)
+    target = count_parameters(model) if target_params is None else int(target_params)
+    kwargs = dict(spec["kwargs"])
+
+    def build(ch):
+        return build_from_spec({"cls": spec["cls"], "kwargs": {**kwargs, "group": "trivial", "channels": list(ch)}})
+
+    ch = match_channels(target, getattr(model, "tensor_channels", kwargs["channels"]), build)
+    return build(ch)
+
+
+def matched_monai_unet(in_channels: int, out_channels: int, target_params: int, levels: int = 3,
+                       num_res_units: int = 1) -> nn.Module:
+    """MONAI ``UNet`` (channels ``(c, 2c, 4c, ...)``, strides 2) with ``c`` chosen so its parameter count is
+    closest to ``target_params``. Input sizes must be multiples of ``2 ** (levels - 1)``."""
+    def build(ch):
+        return build_from_spec({"cls": "monai.UNet", "kwargs": dict(
+            spatial_dims=3, in_channels=in_channels, out_channels=out_channels, channels=list(ch),
+            strides=[2] * (levels - 1), num_res_units=num_res_units)})
+
+    ch = match_channels(target_params, [2 ** i for i in range(levels)], build)
+    return build(ch)

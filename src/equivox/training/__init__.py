@@ -1,0 +1,20 @@
+"""Training equivox (or any) 3D models with PyTorch Lightning.
+
+* :class:`TrainConfig` -- one dataclass for data, model and engine options (YAML-loadable).
+* :func:`fit` -- seeded training with CSV metrics, best/last checkpoints, resume, DDP pass-through.
+* :class:`ClassificationModule`, :class:`SegmentationModule` -- Lightning modules wrapping any ``nn.Module``.
+* :func:`build_datasets`, :func:`build_model`, :func:`load_checkpoint`.
+"""
+from .config import CLASSIFICATION_DATASETS, SEGMENTATION_DATASETS, TrainConfig, load_yaml_config
+from .data import (ArrayClassificationDataset, DataInfo, augmentation_transform, build_datasets, bundled_volume,
+                   center_crop, classification_arrays, resize_grids, subsample_indices)
+from .fit import FitResult, build_model, default_precision, fit, load_checkpoint, make_trainer
+from .modules import ClassificationModule, SegmentationModule, split_batch
+
+__all__ = [
+    "TrainConfig", "load_yaml_config", "CLASSIFICATION_DATASETS", "SEGMENTATION_DATASETS",
+    "ArrayClassificationDataset", "DataInfo", "augmentation_transform", "build_datasets", "bundled_volume",
+    "center_crop", "classification_arrays", "resize_grids", "subsample_indices",
+    "FitResult", "build_model", "default_precision", "fit", "load_checkpoint", "make_trainer",
+    "ClassificationModule", "SegmentationModule", "split_batch",
+]

@@ -1,0 +1,173 @@
+"""Training configuration: one dataclass, loadable from YAML / dicts and mergeable with CLI flags."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+__all__ = ["TrainConfig", "CLASSIFICATION_DATASETS", "SEGMENTATION_DATASETS", "load_yaml_config"]
+
+#: bundled classification datasets (``dataset=`` names); user data: a ``.npz`` path (MedMNIST-3D layout or
+#: ``images``/``labels`` arrays) or a ModelNet-style mesh folder.
+CLASSIFICATION_DATASETS = ("lidc", "furniture")
+#: bundled segmentation datasets; user data: a Decathlon folder (``dataset.json``) or ``image_dir`` + ``label_dir``.
+SEGMENTATION_DATASETS = ("chest_ct", "brain_atlas")
+
+
+@dataclass
+class TrainConfig:
+    """Everything :func:`equivox.training.fit` needs. Every field has a default that trains something sane.
+
+    Data:
+        task: ``"classify"`` or ``"segment"``.
+        dataset: bundled name (``lidc``, ``furniture``, ``chest_ct``, ``brain_atlas``) or a path: ``.npz``
+            (classification), a ModelNet-style mesh folder (classification), a Decathlon folder (segmentation).
+        image_dir, label_dir: an image/label NIfTI folder pair for segmentation (instead of ``dataset``).
+        num_classes: classes (segmentation: including background); ``None`` = from the dataset.
+        input_size: classification grids are reduced to this cube size (``resize``: ``"pool"`` = average pooling
+            by an integer factor, ``"crop"`` = centre crop); ``None`` keeps the stored size.
+        max_train, max_val: subsample the splits (deterministic, stratified by label for classification).
+        patch_size: segmentation training patch (cube side; must be a multiple of the model's ``size_multiple``).
+        patches_per_epoch: random patches drawn per epoch (segmentation).
+        val_crop: segmentation validation on a centre crop of this side (direct forward); ``None`` = sliding
+            window over the whole volume with ``patch_size`` windows (MONAI ``SlidingWindowInferer``).
+        spacing, intensity: resampling (mm) and intensity normalisation (``"ct"``, ``"mri"``, None) for NIfTI data.
+        downsample: integer factor to shrink bundled segmentation volumes (image: average, label: nearest).
+        augment: ``"none"``, ``"grid"`` (random grid rotation of ``group`` per item, exact) or ``"so3"``
+            (random SO(3) rotation, resampled; image+label rotate together).
+    Model:
+        arch: ``"equivariant"`` (InvariantClassifier / EquivariantUNet of ``group``), ``"baseline"`` (the same
+            network with ``group="trivial"``, channels scaled to match the parameter count of the equivariant
+            one, see :mod:`equivox.baselines`) or ``"monai_unet"`` (segmentation, matched MONAI ``UNet``).
+        group, channels (hidden fields per level), strides, kernel_size, convs_per_level, hidden_features.
+    Optimisation / engine (PyTorch Lightning):
+        epochs, max_steps (-1: no limit), batch_size, lr, weight_decay (AdamW), seed, num_workers,
+        devices, num_nodes, strategy (``"auto"`` -> ``"ddp"`` when ``devices > 1`` or ``num_nodes > 1``),
+        accelerator (``"auto"``, ``"cpu"``, ``"gpu"``), precision (``None`` -> ``"16-mixed"`` with CUDA, else
+        ``"32-true"``), out_dir, resume (checkpoint path: continues epochs and global step), progress,
+        deterministic.
+    """
+
+    task: str = "classify"
+    dataset: str = "lidc"
+    image_dir: Optional[str] = None
+    label_dir: Optional[str] = None
+    num_classes: Optional[int] = None
+    input_size: Optional[int] = 16
+    resize: str = "pool"
+    max_train: Optional[int] = None
+    max_val: Optional[int] = None
+    patch_size: int = 24
+    patches_per_epoch: int = 32
+    val_crop: Optional[int] = 48
+    spacing: Optional[Tuple[float, float, float]] = None
+    intensity: Optional[str] = "ct"
+    downsample: int = 1
+    augment: str = "none"
+
+    arch: str = "equivariant"
+    group: str = "octa"
+    channels: Tuple[int, ...] = (2, 4)
+    strides: Tuple[int, ...] = (2,)
+    kernel_size: int = 3
+    convs_per_level: int = 2
+    hidden_features: Tuple[int, ...] = (32,)
+
+    epochs: int = 5
+    max_steps: int = -1
+    batch_size: int = 16
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    num_workers: int = 0
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    accelerator: str = "auto"
+    precision: Optional[str] = None
+    out_dir: str = "outputs/train"
+    resume: Optional[str] = None
+    progress: bool = True
+    deterministic: bool = False
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "TrainConfig":
+        """Check values; raises ``ValueError`` naming the bad field."""
+        if self.task not in ("classify", "segment"):
+            raise ValueError(f"task must be 'classify' or 'segment', got {self.task!r}")
+        if self.arch not in ("equivariant", "baseline", "monai_unet"):
+            raise ValueError(f"arch must be 'equivariant', 'baseline' or 'monai_unet', got {self.arch!r}")
+        if self.arch == "monai_unet" and self.task != "segment":
+            raise ValueError("arch 'monai_unet' is for task 'segment' only")
+        if self.augment not in ("none", "grid", "so3"):
+            raise ValueError(f"augment must be 'none', 'grid' or 'so3', got {self.augment!r}")
+        if self.resize not in ("pool", "crop"):
+            raise ValueError(f"resize must be 'pool' or 'crop', got {self.resize!r}")
+        for name in ("epochs", "batch_size", "patch_size", "patches_per_epoch", "downsample", "kernel_size",
+                     "convs_per_level", "num_nodes"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("input_size", "max_train", "max_val", "val_crop", "num_classes"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        self.channels = tuple(int(c) for c in self.channels)
+        self.strides = tuple(int(s) for s in self.strides)
+        self.hidden_features = tuple(int(h) for h in self.hidden_features)
+        if len(self.strides) != len(self.channels) - 1:
+            raise ValueError(f"strides needs len(channels) - 1 = {len(self.channels) - 1} entries for "
+                             f"channels={self.channels}, got {self.strides}")
+        if self.spacing is not None:
+            self.spacing = tuple(float(s) for s in self.spacing)
+            if len(self.spacing) != 3:
+                raise ValueError(f"spacing must have 3 values (mm), got {self.spacing}")
+        return self
+
+    # ------------------------------------------------------------------ conversions
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain dict (tuples as lists), e.g. for YAML or checkpoint hyper-parameters."""
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def field_names(cls) -> Tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "TrainConfig":
+        """Build from a dict; unknown keys raise ``ValueError`` listing them (typos fail loudly)."""
+        unknown = sorted(set(d) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; valid keys: {', '.join(cls.field_names())}")
+        return cls(**d)
+
+    def merged(self, overrides: Dict[str, Any]) -> "TrainConfig":
+        """A copy with ``overrides`` applied (``None`` values are ignored: "flag not given")."""
+        d = dataclasses.asdict(self)
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        return type(self).from_dict(d)
+
+
+def load_yaml_config(path) -> Dict[str, Any]:
+    """Read a YAML mapping from ``path``; raises ``FileNotFoundError`` / ``ValueError`` with the path named.
+
+    A top-level ``train:`` section is used when present (so one YAML file can hold several sections)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {p} is not valid YAML: {err}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {p} must hold a mapping of keys to values, got {type(data).__name__}")
+    return data

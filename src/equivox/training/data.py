@@ -1,0 +1,382 @@
+"""Datasets for training: bundled data and user data, as torch datasets of ``{"image", "label"}`` dicts.
+
+Classification items: ``image`` FloatTensor ``(C, S, S, S)``, ``label`` int. Segmentation items: ``image``
+``(C, D, H, W)`` float, ``label`` ``(1, D, H, W)`` integer class map. :func:`build_datasets` returns
+``(train, val, info)`` for a :class:`~equivox.training.TrainConfig`; every missing file or bad value raises
+:class:`equivox.data.DataError` (or ``ValueError``) naming it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..data import DataError
+from .config import CLASSIFICATION_DATASETS, SEGMENTATION_DATASETS, TrainConfig
+
+__all__ = ["DataInfo", "ArrayClassificationDataset", "resize_grids", "subsample_indices", "build_datasets", "bundled_volume",
+           "classification_arrays", "augmentation_transform", "center_crop"]
+
+
+@dataclass
+class DataInfo:
+    """What the model needs to know about the data: channels, classes and their names, sizes."""
+
+    in_channels: int
+    num_classes: int
+    class_names: List[str]
+    n_train: int
+    n_val: int
+    spatial_size: Tuple[int, ...] = ()
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+def resize_grids(x: np.ndarray | torch.Tensor, size: Optional[int], mode: str = "pool") -> torch.Tensor:
+    """Reduce cubic grids ``(N, C, S, S, S)`` to ``(N, C, size, size, size)``.
+
+    ``mode="pool"``: average pooling by the integer factor ``S / size`` (keeps the whole field of view; binary
+    masks become occupancy fractions); ``"crop"``: centre crop (keeps the resolution). ``size=None``: unchanged.
+    Both commute with the 24 cube rotations (exact for cubic grids).
+    """
+    x = torch.as_tensor(x, dtype=torch.float32)
+    if size is None or x.shape[-1] == size:
+        return x
+    s = x.shape[-1]
+    if x.shape[-3:] != (s, s, s):
+        raise ValueError(f"resize_grids expects cubic grids, got spatial shape {tuple(x.shape[-3:])}")
+    if size > s:
+        raise ValueError(f"input_size {size} is larger than the stored grid size {s}")
+    if mode == "pool":
+        if s % size:
+            raise ValueError(f"input_size {size} must divide the stored grid size {s} for resize='pool' "
+                             f"(or use resize='crop')")
+        return F.avg_pool3d(x, s // size)
+    a = (s - size) // 2
+    return x[..., a:a + size, a:a + size, a:a + size].contiguous()
+
+
+def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Centre crop (or zero-pad, symmetric) the last three axes of ``x`` to ``size``."""
+    out = x
+    for ax, n in zip(range(-3, 0), size):
+        cur = out.shape[ax]
+        if cur > n:
+            a = (cur - n) // 2
+            out = out.narrow(ax, a, n)
+        elif cur < n:
+            pad = [0, 0] * 3
+            k = (-ax - 1) * 2
+            pad[k], pad[k + 1] = (n - cur) // 2, n - cur - (n - cur) // 2
+            out = F.pad(out, pad)
+    return out.contiguous()
+
+
+def subsample_indices(labels: np.ndarray, n: Optional[int], seed: int = 0) -> np.ndarray:
+    """``n`` indices drawn without replacement, stratified by label (class proportions kept), sorted.
+    ``n=None`` or ``n >= len(labels)``: all indices."""
+    labels = np.asarray(labels)
+    if n is None or n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    out = []
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = np.floor(counts / counts.sum() * n).astype(int)
+    quota[np.argsort(-(counts / counts.sum() * n - quota))[: n - quota.sum()]] += 1
+    for c, q in zip(classes, quota):
+        idx = np.flatnonzero(labels == c)
+        out.append(rng.choice(idx, size=min(q, len(idx)), replace=False))
+    return np.sort(np.concatenate(out))
+
+
+class ArrayClassificationDataset(Dataset):
+    """In-memory classification dataset over tensors.
+
+    Args:
+        images: ``(N, C, D, H, W)`` float tensor. labels: ``(N,)`` integer array.
+        transform: optional callable on the item dict (e.g. :func:`augmentation_transform`).
+        class_names: label names (default ``"0", "1", ...``).
+
+    Items: ``{"image": (C, D, H, W) float32, "label": int}``.
+    """
+
+    def __init__(self, images, labels, transform: Optional[Callable] = None, class_names=None):
+        self.images = torch.as_tensor(images, dtype=torch.float32)
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        if self.images.dim() != 5 or len(self.images) != len(self.labels):
+            raise ValueError(f"images must be (N, C, D, H, W) with N == len(labels); got {tuple(self.images.shape)} "
+                             f"and {len(self.labels)} labels")
+        self.transform = transform
+        n = int(self.labels.max()) + 1 if len(self.labels) else 0
+        self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        item = {"image": self.images[i], "label": int(self.labels[i])}
+        return self.transform(item) if self.transform is not None else item
+
+    def tensors(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(images (N, C, D, H, W), labels (N,))`` without transforms (for evaluation)."""
+        return self.images, self.labels
+
+
+def augmentation_transform(kind: str, keys: Sequence[str], group: str = "octa", seed: int = 0) -> Optional[Callable]:
+    """Random-rotation augmentation on item dicts: ``"grid"`` (exact random element of ``group``, or of the 24
+    cube rotations for continuous groups), ``"so3"`` (Haar-random resampled rotation; labels nearest), ``"none"``.
+    All ``keys`` rotate together. Seeded with ``seed`` (per worker process: reseed via the DataLoader)."""
+    from ..data import RandGridRotatedd, RandSO3Rotatedd
+
+    if kind == "none":
+        return None
+    if kind == "grid":
+        from ..groups import get_group
+
+        g = group if get_group(group).order is not None else "octa"
+        t = RandGridRotatedd(list(keys), group=g)
+    elif kind == "so3":
+        modes = ("bilinear",) + ("nearest",) * (len(keys) - 1)
+        t = RandSO3Rotatedd(list(keys), mode=modes)
+    else:
+        raise ValueError(f"augment must be 'none', 'grid' or 'so3', got {kind!r}")
+    t.set_random_state(seed)
+    return t
+
+
+# ---------------------------------------------------------------------------------------------- classification
+def classification_arrays(cfg: TrainConfig, split: str) -> Tuple[torch.Tensor, np.ndarray, List[str]]:
+    """Images ``(N, 1, S, S, S)`` (resized per ``cfg.input_size`` / ``cfg.resize``), labels ``(N,)`` and class
+    names for ``split`` (``"train"``, ``"val"``, ``"test"``) of ``cfg.dataset``."""
+    name = cfg.dataset
+    if name == "lidc":
+        from ..data import load_lidc_nodules
+
+        d = load_lidc_nodules(split)
+        x, y, names = d["masks"], d["label"], d["class_names"]
+    elif name == "furniture":
+        from ..data import load_furniture_shapes
+
+        d = load_furniture_shapes("train" if split == "train" else "test")
+        x, y, names = d["voxels"], d["label"], d["class_names"]
+    else:
+        p = Path(name)
+        if p.suffix == ".npz":
+            x, y = _npz_classification(p, split)
+            names = None
+        elif p.is_dir():
+            from ..data import MeshFolderVoxels
+
+            ds = MeshFolderVoxels(p, split="train" if split == "train" else "test")
+            x, y = np.asarray(ds.voxels), np.asarray(ds.labels)
+            names = getattr(ds, "class_names", None)
+        else:
+            raise DataError(f"dataset {name!r} is neither a bundled classification dataset "
+                            f"({', '.join(CLASSIFICATION_DATASETS)}), a .npz file nor an existing mesh folder")
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 4:
+        x = x[:, None]
+    if x.ndim != 5:
+        raise DataError(f"{name}: classification images must be (N, D, H, W) or (N, C, D, H, W), got {x.shape}")
+    if x.max() > 1.5:  # uint8 intensities
+        x = x / 255.0
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    names = list(names) if names is not None else [str(i) for i in range(int(y.max()) + 1 if len(y) else 0)]
+    return resize_grids(x, cfg.input_size, cfg.resize), y, names
+
+
+def _npz_classification(p: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
+    if not p.is_file():
+        raise DataError(f"classification data file not found: {p}")
+    with np.load(p, allow_pickle=False) as z:
+        keys = list(z.keys())
+    if f"{split}_images" in keys or "train_images" in keys:
+        from ..data import load_medmnist3d
+
+        if split == "val" and "val_images" not in keys:
+            split = "test"
+        return load_medmnist3d(p, split)
+    if "images" in keys and "labels" in keys:
+        with np.load(p, allow_pickle=False) as z:
+            x, y = z["images"], z["labels"]
+        # no split in the file: deterministic 80/20 split
+        idx = np.random.default_rng(0).permutation(len(y))
+        cut = int(round(0.8 * len(y)))
+        sel = idx[:cut] if split == "train" else idx[cut:]
+        return x[np.sort(sel)], y[np.sort(sel)]
+    raise DataError(f"{p}: expected MedMNIST-3D keys (train_images, train_labels, ...) or 'images' and 'labels', "
+                    f"found {keys}")
+
+
+def _classification(cfg: TrainConfig):
+    xtr, ytr, names = classification_arrays(cfg, "train")
+    xva, yva, _ = classification_arrays(cfg, "val")
+    itr = subsample_indices(ytr, cfg.max_train, cfg.seed)
+    iva = subsample_indices(yva, cfg.max_val, cfg.seed + 1)
+    aug = augmentation_transform(cfg.augment, ["image"], cfg.group, cfg.seed)
+    train = ArrayClassificationDataset(xtr[itr], ytr[itr], aug, names)
+    val = ArrayClassificationDataset(xva[iva], yva[iva], None, names)
+    k = cfg.num_classes or max(len(names), int(max(ytr.max(), yva.max())) + 1)
+    info = DataInfo(xtr.shape[1], k, names, len(train), len(val), tuple(xtr.shape[2:]))
+    return train, val, info
+
+
+# ---------------------------------------------------------------------------------------------- segmentation
+class VolumePatches(Dataset):
+    """Random patches (``patch`` cube) from in-memory volumes, image and label cropped together.
+
+    Args:
+        volumes: list of ``(image (C, D, H, W) float, label (1, D, H, W) long)``.
+        patch: patch side. length: items per epoch. pos_fraction: share of patches centred on a foreground voxel
+            (MONAI ``RandCropByPosNegLabeld`` semantics, implemented via ``monai.transforms``).
+        transform: optional callable on the item dict (e.g. rotation augmentation). seed: base seed; item ``i``
+            of epoch ``e`` is drawn with seed ``seed + i`` mixed with ``e`` (call :meth:`set_epoch`).
+    """
+
+    def __init__(self, volumes, patch: int, length: int, pos_fraction: float = 0.5,
+                 transform: Optional[Callable] = None, seed: int = 0):
+        from monai.transforms import RandCropByPosNegLabeld, SpatialPadd
+
+        self.volumes = volumes
+        self.patch, self.length, self.transform, self.seed = patch, length, transform, seed
+        self.epoch = 0
+        self.pad = SpatialPadd(["image", "label"], spatial_size=(patch,) * 3)
+        self.crop = RandCropByPosNegLabeld(["image", "label"], "label", spatial_size=(patch,) * 3,
+                                           pos=pos_fraction, neg=1 - pos_fraction, num_samples=1,
+                                           image_key="image", image_threshold=-np.inf)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        img, lab = self.volumes[i % len(self.volumes)]
+        self.crop.set_random_state(self.seed * 1_000_003 + self.epoch * 10_007 + i)
+        d = self.pad({"image": img, "label": lab})
+        d = self.crop(d)[0]
+        item = {"image": torch.as_tensor(d["image"]).float().contiguous(),
+                "label": torch.as_tensor(d["label"]).long().contiguous()}
+        return self.transform(item) if self.transform is not None else item
+
+
+class VolumeCrops(Dataset):
+    """Fixed centre crops (``size`` cube, or whole volumes when ``size`` is None) of in-memory volumes."""
+
+    def __init__(self, volumes, size: Optional[int]):
+        self.items = []
+        for img, lab in volumes:
+            if size is not None:
+                img, lab = center_crop(img, (size,) * 3), center_crop(lab, (size,) * 3)
+            self.items.append({"image": img.float().contiguous(), "label": lab.long().contiguous()})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        return self.items[i]
+
+
+def _downsample_volume(img: torch.Tensor, lab: torch.Tensor, f: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    if f == 1:
+        return img, lab
+    sh = [s - s % f for s in img.shape[1:]]
+    img, lab = img[:, :sh[0], :sh[1], :sh[2]], lab[:, :sh[0], :sh[1], :sh[2]]
+    img = F.avg_pool3d(img[None], f)[0]
+    lab = lab[:, f // 2::f, f // 2::f, f // 2::f]
+    return img.contiguous(), lab.contiguous()
+
+
+def bundled_volume(name: str, downsample: int = 1) -> Tuple[torch.Tensor, torch.Tensor, Dict[int, str]]:
+    """``(image (1, D, H, W) in [0, 1], label (1, D, H, W) long, label_names)`` of a bundled segmentation sample
+    (``"chest_ct"``: HU window [-1000, 1000]; ``"brain_atlas"``: intensity / 255), optionally downsampled."""
+    from ..data import BrainAtlasDataset, ChestCTDataset
+
+    if name == "chest_ct":
+        ds = ChestCTDataset()
+    elif name == "brain_atlas":
+        ds = BrainAtlasDataset()
+    else:
+        raise DataError(f"unknown bundled segmentation dataset {name!r}; choose from {', '.join(SEGMENTATION_DATASETS)}")
+    item = ds[0]
+    img, lab = _downsample_volume(item["image"].float(), item["label"].long(), downsample)
+    return img, lab, dict(ds.label_names)
+
+
+def _segmentation(cfg: TrainConfig):
+    aug = augmentation_transform(cfg.augment, ["image", "label"], cfg.group, cfg.seed)
+    if cfg.dataset in SEGMENTATION_DATASETS and cfg.image_dir is None:
+        img, lab, names = bundled_volume(cfg.dataset, cfg.downsample)
+        vols = [(img, lab)]
+        train = VolumePatches(vols, cfg.patch_size, cfg.patches_per_epoch, transform=aug, seed=cfg.seed)
+        val = VolumeCrops(vols, cfg.val_crop)
+        k = cfg.num_classes or len(names)
+        cls_names = [names.get(i, str(i)) for i in range(k)]
+        return train, val, DataInfo(1, k, cls_names, len(train), len(val), tuple(img.shape[1:]))
+    return _segmentation_files(cfg, aug)
+
+
+def _segmentation_files(cfg: TrainConfig, aug):
+    from ..data import decathlon_items, folder_pair_items, segmentation_dataset, segmentation_transforms
+
+    if cfg.image_dir is not None or cfg.label_dir is not None:
+        if cfg.image_dir is None or cfg.label_dir is None:
+            raise DataError("an image/label folder pair needs both image_dir and label_dir")
+        items = folder_pair_items(cfg.image_dir, cfg.label_dir)
+        if cfg.num_classes is None:
+            raise DataError("num_classes is required for an image/label folder pair (count the background)")
+        k, names = cfg.num_classes, [str(i) for i in range(cfg.num_classes)]
+    else:
+        root = Path(cfg.dataset)
+        if not root.is_dir():
+            raise DataError(f"dataset {cfg.dataset!r} is neither a bundled segmentation dataset "
+                            f"({', '.join(SEGMENTATION_DATASETS)}) nor a Decathlon folder (with dataset.json)")
+        from ..data import decathlon_labels
+
+        items = decathlon_items(root)
+        labels = decathlon_labels(root)
+        k = cfg.num_classes or len(labels)
+        names = [labels.get(i, str(i)) for i in range(k)]
+    if len(items) < 2:
+        raise DataError(f"need at least 2 image/label pairs (train + validation), found {len(items)}")
+    order = np.random.default_rng(cfg.seed).permutation(len(items))
+    n_val = max(1, int(round(0.2 * len(items))))
+    val_items = [items[i] for i in sorted(order[:n_val])]
+    train_items = [items[i] for i in sorted(order[n_val:])]
+    if cfg.max_train:
+        train_items = train_items[: cfg.max_train]
+    if cfg.max_val:
+        val_items = val_items[: cfg.max_val]
+    extra = [aug] if aug is not None else []
+    tr_t = segmentation_transforms(spacing=cfg.spacing, intensity=cfg.intensity, patch_size=(cfg.patch_size,) * 3,
+                                   num_classes=k, num_samples=max(1, cfg.patches_per_epoch // max(1, len(train_items))),
+                                   extra=extra)
+    from monai.transforms import DivisiblePadd
+
+    va_extra = []
+    if cfg.val_crop is not None:
+        from monai.transforms import ResizeWithPadOrCropd
+
+        va_extra.append(ResizeWithPadOrCropd(["image", "label"], (cfg.val_crop,) * 3))
+    va_extra.append(DivisiblePadd(["image", "label"], k=int(np.prod(cfg.strides)) if cfg.strides else 1))
+    va_t = segmentation_transforms(spacing=cfg.spacing, intensity=cfg.intensity, patch_size=None, num_classes=k,
+                                   extra=va_extra)
+    train = segmentation_dataset(train_items, tr_t)
+    val = segmentation_dataset(val_items, va_t)
+    return train, val, DataInfo(1, k, names, len(train_items), len(val_items), ())
+
+
+def build_datasets(cfg: TrainConfig):
+    """``(train_dataset, val_dataset, DataInfo)`` for ``cfg`` (see :class:`~equivox.training.TrainConfig`)."""
+    if cfg.task == "classify":
+        if cfg.dataset in SEGMENTATION_DATASETS:
+            raise DataError(f"dataset {cfg.dataset!r} is a segmentation dataset; use task 'segment'")
+        return _classification(cfg)
+    if cfg.dataset in CLASSIFICATION_DATASETS:
+        raise DataError(f"dataset {cfg.dataset!r} is a classification dataset; use task 'classify'")
+    return _segmentation(cfg)

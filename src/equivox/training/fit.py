@@ -1,0 +1,201 @@
+"""``fit``: train a model described by a :class:`TrainConfig` with PyTorch Lightning; checkpoint loading."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+
+from ..baselines import build_from_spec, count_parameters, matched_baseline, matched_monai_unet
+from .config import TrainConfig
+from .data import DataInfo, build_datasets
+from .modules import ClassificationModule, SegmentationModule
+
+__all__ = ["FitResult", "build_model", "fit", "make_trainer", "load_checkpoint", "default_precision"]
+
+
+def default_precision() -> str:
+    """``"16-mixed"`` when CUDA is available, else ``"32-true"``."""
+    return "16-mixed" if torch.cuda.is_available() else "32-true"
+
+
+def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Module:
+    """The network for ``cfg``: ``InvariantClassifier`` (classify) / ``EquivariantUNet`` (segment) of
+    ``cfg.group``; for ``arch="baseline"`` the trivial-group network with parameters matched to that
+    equivariant one (:func:`equivox.baselines.matched_baseline`); ``"monai_unet"``: a matched MONAI ``UNet``.
+    The model carries ``model.equivox_spec`` so checkpoints can rebuild it."""
+    kwargs: Dict[str, Any] = dict(spatial_dims=3, in_channels=in_channels, out_channels=num_classes,
+                                  channels=list(cfg.channels), strides=list(cfg.strides), group=cfg.group,
+                                  kernel_size=cfg.kernel_size, convs_per_level=cfg.convs_per_level)
+    if cfg.task == "classify":
+        spec = {"cls": "InvariantClassifier", "kwargs": {**kwargs, "hidden_features": list(cfg.hidden_features)}}
+    else:
+        spec = {"cls": "EquivariantUNet", "kwargs": kwargs}
+    torch.manual_seed(cfg.seed)
+    model = build_from_spec(spec)
+    if cfg.arch == "baseline":
+        torch.manual_seed(cfg.seed)
+        model = matched_baseline(model)
+    elif cfg.arch == "monai_unet":
+        torch.manual_seed(cfg.seed)
+        model = matched_monai_unet(in_channels, num_classes, count_parameters(model), levels=len(cfg.channels) + 1)
+    return model
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` produced: the trained ``model`` (eval mode, best weights loaded when a best checkpoint
+    exists), the Lightning ``module`` and ``trainer``, data ``info``, paths, final ``metrics`` and seconds."""
+
+    model: nn.Module
+    module: Any
+    trainer: Any
+    info: DataInfo
+    out_dir: Path
+    best_checkpoint: Optional[Path]
+    last_checkpoint: Optional[Path]
+    metrics_csv: Optional[Path]
+    metrics: Dict[str, float]
+    seconds: float
+    global_step: int
+
+
+class _EpochSetter:
+    """Calls ``dataset.set_epoch(epoch)`` on training datasets that have it (fresh random patches per epoch)."""
+
+    @staticmethod
+    def make():
+        import pytorch_lightning as pl
+
+        class EpochSetter(pl.Callback):
+            def on_train_epoch_start(self, trainer, pl_module):
+                dl = trainer.train_dataloader
+                ds = getattr(dl, "dataset", None)
+                if hasattr(ds, "set_epoch"):
+                    ds.set_epoch(trainer.current_epoch)
+
+        return EpochSetter()
+
+
+def make_trainer(cfg: TrainConfig, out_dir: Path, monitor: str, mode: str):
+    """The Lightning ``Trainer`` for ``cfg``: CSVLogger (``out_dir/logs/version_<n>/metrics.csv``), ModelCheckpoint
+    (best by ``monitor`` + ``last.ckpt`` in ``out_dir/checkpoints``), progress bar, precision, and
+    ``devices`` / ``num_nodes`` / ``strategy`` passed through (``"ddp"`` when more than one process)."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
+    from pytorch_lightning.loggers import CSVLogger
+
+    strategy = cfg.strategy
+    multi = (isinstance(cfg.devices, int) and cfg.devices > 1) or cfg.num_nodes > 1 or (
+        isinstance(cfg.devices, (list, tuple)) and len(cfg.devices) > 1)
+    if strategy == "auto" and multi:
+        strategy = "ddp"
+    ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best-{epoch:02d}-{step}", monitor=monitor,
+                           mode=mode, save_last=True, save_top_k=1)
+    callbacks = [ckpt, _EpochSetter.make()]
+    if cfg.progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    return pl.Trainer(
+        max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=cfg.devices,
+        num_nodes=cfg.num_nodes, strategy=strategy, precision=cfg.precision or default_precision(),
+        logger=CSVLogger(str(out_dir), name="logs"), callbacks=callbacks,
+        enable_progress_bar=cfg.progress, enable_model_summary=cfg.progress, default_root_dir=str(out_dir),
+        log_every_n_steps=1, num_sanity_val_steps=0, deterministic=cfg.deterministic,
+    ), ckpt
+
+
+def _loader(ds, cfg: TrainConfig, shuffle: bool, batch_size: int):
+    from torch.utils.data import DataLoader
+
+    g = torch.Generator().manual_seed(cfg.seed)
+    collate = None
+    try:
+        from monai.data import list_data_collate
+
+        collate = list_data_collate
+    except ImportError:  # pragma: no cover
+        pass
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=cfg.num_workers, generator=g,
+                      collate_fn=collate, persistent_workers=cfg.num_workers > 0)
+
+
+def fit(cfg: TrainConfig, model: Optional[nn.Module] = None, train_data=None, val_data=None,
+        info: Optional[DataInfo] = None) -> FitResult:
+    """Train ``model`` (default: :func:`build_model` from ``cfg``) on ``cfg``'s data (or the given datasets).
+
+    Args:
+        cfg: the configuration; ``cfg.out_dir`` receives ``checkpoints/`` (``best-*.ckpt``, ``last.ckpt``),
+            ``logs/version_<n>/metrics.csv`` (one row per logged step/epoch; a new version per run, so a resumed
+            run keeps the earlier log) and ``logs/version_<n>/hparams.yaml``.
+        model: any ``nn.Module`` with the task's shapes (classify: ``(B, C, D, H, W) -> (B, K)``; segment:
+            ``-> (B, K, D, H, W)``).
+        train_data, val_data, info: datasets of ``{"image", "label"}`` dicts or ``(image, label)`` tuples and their
+            :class:`DataInfo`; default :func:`equivox.training.build_datasets`.
+
+    Training is seeded (``seed_everything(cfg.seed)``, seeded shuffling); ``cfg.resume`` continues from a
+    checkpoint (epoch and global step continue; train for more ``epochs`` than the checkpoint had).
+    Returns a :class:`FitResult`.
+    """
+    import pytorch_lightning as pl
+
+    t0 = time.time()
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if train_data is None or val_data is None or info is None:
+        train_data, val_data, info = build_datasets(cfg)
+    if model is None:
+        model = build_model(cfg, info.in_channels, info.num_classes)
+    if cfg.resume is not None and not Path(cfg.resume).is_file():
+        raise FileNotFoundError(f"checkpoint to resume from not found: {cfg.resume}")
+    spec = getattr(model, "equivox_spec", None)
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.task == "classify":
+        module = ClassificationModule(model, info.num_classes, cfg.lr, cfg.weight_decay, spec, cfg.to_dict())
+        monitor, mode, val_bs = "val_loss", "min", max(cfg.batch_size, 32)
+    else:
+        inferer = None
+        if cfg.val_crop is None:
+            from monai.inferers import SlidingWindowInferer
+
+            inferer = SlidingWindowInferer(roi_size=(cfg.patch_size,) * 3, sw_batch_size=2, overlap=0.25)
+        module = SegmentationModule(model, info.num_classes, cfg.lr, cfg.weight_decay, spec, cfg.to_dict(), inferer)
+        monitor, mode, val_bs = "val_loss", "min", 1
+    trainer, ckpt = make_trainer(cfg, out_dir, monitor, mode)
+    trainer.fit(module, _loader(train_data, cfg, True, cfg.batch_size), _loader(val_data, cfg, False, val_bs),
+                ckpt_path=cfg.resume)
+    best = Path(ckpt.best_model_path) if ckpt.best_model_path else None
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if best is not None and best.is_file():
+        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1}
+    csv = Path(trainer.logger.log_dir) / "metrics.csv"
+    model = module.model.cpu().eval()
+    return FitResult(model, module, trainer, info, out_dir, best, last if last.is_file() else None,
+                     csv if csv.is_file() else None, metrics, time.time() - t0, int(trainer.global_step))
+
+
+def load_checkpoint(path, map_location: str = "cpu"):
+    """Rebuild the model stored in a checkpoint written by :func:`fit`.
+
+    Returns ``(model (eval mode), hparams dict)``; ``hparams["config"]`` is the training config as a dict,
+    ``hparams["num_classes"]`` the number of classes. Raises ``FileNotFoundError`` / ``ValueError`` naming the file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    try:
+        ck = torch.load(p, map_location=map_location, weights_only=False)
+    except Exception as err:
+        raise ValueError(f"cannot read checkpoint {p}: {type(err).__name__}: {err}") from None
+    hp = ck.get("hyper_parameters", {})
+    spec = hp.get("model_spec")
+    if not spec:
+        raise ValueError(f"checkpoint {p} has no model_spec (not written by equivox.training.fit)")
+    model = build_from_spec(spec)
+    state = {k[len("model."):]: v for k, v in ck["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    return model.eval(), hp

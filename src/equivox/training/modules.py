@@ -1,0 +1,122 @@
+"""Lightning modules wrapping any ``nn.Module`` (equivariant or not) for 3D classification and segmentation."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+__all__ = ["ClassificationModule", "SegmentationModule", "split_batch"]
+
+
+def split_batch(batch) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(images, labels)`` from a batch given as a dict ``{"image", "label"}`` or a tuple/list."""
+    if isinstance(batch, dict):
+        x, y = batch["image"], batch["label"]
+    else:
+        x, y = batch[0], batch[1]
+    if hasattr(x, "as_tensor"):
+        x = x.as_tensor()
+    if hasattr(y, "as_tensor"):
+        y = y.as_tensor()
+    return x.float(), torch.as_tensor(y)
+
+
+class _Base(pl.LightningModule):
+    def __init__(self, model: nn.Module, num_classes: int, lr: float, weight_decay: float,
+                 model_spec: Optional[Dict[str, Any]], config: Optional[Dict[str, Any]]):
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        self.model = model
+        self.num_classes = num_classes
+        # stored in the checkpoint: enough to rebuild the model (equivox.training.load_checkpoint)
+        self.save_hyperparameters({"num_classes": num_classes, "lr": lr, "weight_decay": weight_decay,
+                                   "model_spec": model_spec, "config": config})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+class ClassificationModule(_Base):
+    """Classification of volumes ``(B, C, D, H, W)`` into ``num_classes`` classes with cross-entropy.
+
+    ``model`` maps ``(B, C, D, H, W)`` to logits ``(B, num_classes)``. Logs ``train_loss``, ``train_acc`` (per
+    step and epoch), ``val_loss``, ``val_acc`` and ``val_auroc`` (torchmetrics, multiclass one-vs-rest macro)
+    per epoch. Optimiser: AdamW(``lr``, ``weight_decay``).
+    """
+
+    def __init__(self, model: nn.Module, num_classes: int, lr: float = 3e-3, weight_decay: float = 1e-4,
+                 model_spec: Optional[Dict[str, Any]] = None, config: Optional[Dict[str, Any]] = None):
+        super().__init__(model, num_classes, lr, weight_decay, model_spec, config)
+        from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC
+
+        self.loss = nn.CrossEntropyLoss()
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_auroc = MulticlassAUROC(num_classes, average="macro")
+
+    def training_step(self, batch, batch_idx):
+        x, y = split_batch(batch)
+        logits = self.model(x)
+        loss = self.loss(logits, y)
+        self.train_acc(logits.detach(), y)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y))
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = split_batch(batch)
+        logits = self.model(x)
+        self.val_acc.update(logits, y)
+        self.val_auroc.update(logits.float().softmax(-1), y)
+        self.log("val_loss", self.loss(logits, y), prog_bar=True, on_epoch=True, batch_size=len(y), sync_dist=True)
+        self.log("val_acc", self.val_acc, prog_bar=True, on_epoch=True, batch_size=len(y))
+        self.log("val_auroc", self.val_auroc, on_epoch=True, batch_size=len(y))
+
+
+class SegmentationModule(_Base):
+    """Per-voxel segmentation with MONAI ``DiceCELoss`` (softmax, one-hot labels) and ``DiceMetric``.
+
+    ``model`` maps ``(B, C, D, H, W)`` to logits ``(B, num_classes, D, H, W)``; labels are ``(B, 1, D, H, W)``
+    class indices. Validation runs ``inferer`` (e.g. MONAI ``SlidingWindowInferer`` for whole volumes) or a
+    direct forward pass, and logs ``val_loss`` and ``val_dice`` (mean over foreground classes present).
+    """
+
+    def __init__(self, model: nn.Module, num_classes: int, lr: float = 3e-3, weight_decay: float = 1e-4,
+                 model_spec: Optional[Dict[str, Any]] = None, config: Optional[Dict[str, Any]] = None,
+                 inferer=None):
+        super().__init__(model, num_classes, lr, weight_decay, model_spec, config)
+        from monai.losses import DiceCELoss
+        from monai.metrics import DiceMetric
+
+        self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
+        self.dice = DiceMetric(include_background=False, reduction="mean", ignore_empty=True)
+        self.inferer = inferer
+
+    def training_step(self, batch, batch_idx):
+        x, y = split_batch(batch)
+        loss = self.loss(self.model(x), y)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        from monai.networks.utils import one_hot
+
+        x, y = split_batch(batch)
+        logits = self.inferer(x, self.model) if self.inferer is not None else self.model(x)
+        if hasattr(logits, "as_tensor"):
+            logits = logits.as_tensor()
+        self.log("val_loss", self.loss(logits, y), prog_bar=True, on_epoch=True, batch_size=len(x), sync_dist=True)
+        pred = one_hot(logits.argmax(1, keepdim=True), self.num_classes)
+        self.dice(pred, one_hot(y.long(), self.num_classes))
+
+    def on_validation_epoch_end(self):
+        value = self.dice.aggregate()
+        self.dice.reset()
+        self.log("val_dice", torch.nan_to_num(torch.as_tensor(value, dtype=torch.float32)).mean(), prog_bar=True,
+                 sync_dist=True)
