@@ -102,7 +102,7 @@ def make_trainer(cfg: TrainConfig, out_dir: Path, monitor: str, mode: str):
         max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=cfg.devices,
         num_nodes=cfg.num_nodes, strategy=strategy, precision=cfg.precision or default_precision(),
         logger=CSVLogger(str(out_dir), name="logs"), callbacks=callbacks,
-        enable_progress_bar=cfg.progress, enable_model_summary=cfg.progress, default_root_dir=str(out_dir),
+        enable_progress_bar=cfg.progress, enable_model_summary=bool(cfg.extra.get("model_summary", cfg.progress)), default_root_dir=str(out_dir),
         log_every_n_steps=1, num_sanity_val_steps=0, deterministic=cfg.deterministic,
     ), ckpt
 

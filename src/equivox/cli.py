@@ -1,0 +1,560 @@
+"""Command line interface: ``equivox train | evaluate | demo | check-equivariance | data``.
+
+Every command has ``--help``. ``train`` and ``demo`` read a YAML file via ``--config`` whose keys are
+:class:`equivox.training.TrainConfig` fields (flags given on the command line win over the file). Bad arguments
+and missing data end with exit code 2 and one line ``equivox: error: ...`` naming the problem (``--debug`` shows
+the traceback instead).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+__all__ = ["main", "build_parser", "train_config_from_args", "CLIError"]
+
+#: short dataset names -> bundled file stems (``equivox data``)
+DATASET_NAMES = {"lidc": "lidc_nodules_32", "chest_ct": "chest_ct_3mm", "furniture": "furniture_shapes_32",
+                 "brain_atlas": "brain_atlas_2mm"}
+_BUILD_SCRIPTS = {"lidc_nodules_32": "build_lidc_nodules.py", "chest_ct_3mm": "build_chest_ct.py",
+                  "furniture_shapes_32": "build_furniture_shapes.py", "brain_atlas_2mm": "build_brain_atlas.py"}
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def _say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def _quiet_libraries() -> None:
+    """Hide Lightning banners and third-party deprecation chatter (progress bars and results stay)."""
+    import pytorch_lightning  # noqa: F401  (sets its loggers to INFO on import: lower them afterwards)
+
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for mod in ("pytorch_lightning", "lightning_fabric", "torchmetrics", "monai", "escnn", "torch"):
+        warnings.filterwarnings("ignore", module=mod)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+# ============================================================================================ arguments
+def _ints(text: str) -> List[int]:
+    try:
+        vals = [int(v) for v in str(text).replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    return vals
+
+
+def _devices(text: str):
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"devices must be an integer or 'auto', got {text!r}") from None
+
+
+# TrainConfig fields exposed as flags: (flag, field, type, help)
+_TRAIN_FLAGS = [
+    ("--task", "task", str, "classify or segment"),
+    ("--dataset", "dataset", str, "bundled name (lidc, furniture, chest_ct, brain_atlas), a .npz file, a mesh "
+                                  "folder or a Decathlon folder"),
+    ("--image-dir", "image_dir", str, "segmentation: folder of image NIfTI files (with --label-dir)"),
+    ("--label-dir", "label_dir", str, "segmentation: folder of label NIfTI files, same names as the images"),
+    ("--num-classes", "num_classes", int, "number of classes (segmentation: including background)"),
+    ("--input-size", "input_size", int, "classification: reduce grids to this cube side"),
+    ("--max-train", "max_train", int, "subsample the training split to this many items"),
+    ("--max-val", "max_val", int, "subsample the validation split"),
+    ("--patch-size", "patch_size", int, "segmentation training patch side"),
+    ("--patches-per-epoch", "patches_per_epoch", int, "segmentation: random patches per epoch"),
+    ("--val-crop", "val_crop", int, "segmentation: validate on a centre crop of this side"),
+    ("--downsample", "downsample", int, "bundled segmentation volumes: shrink by this integer factor"),
+    ("--intensity", "intensity", str, "NIfTI intensity normalisation: ct or mri"),
+    ("--augment", "augment", str, "none, grid (random exact grid rotations) or so3 (random resampled rotations)"),
+    ("--arch", "arch", str, "equivariant, baseline (trivial group, matched parameters) or monai_unet"),
+    ("--group", "group", str, "symmetry group (octa, full_octa, ico, so3, ..., trivial)"),
+    ("--channels", "channels", _ints, "hidden fields per level, e.g. 2,4"),
+    ("--strides", "strides", _ints, "downsampling factors between levels, e.g. 2"),
+    ("--convs-per-level", "convs_per_level", int, "convolutions per level"),
+    ("--epochs", "epochs", int, "training epochs"),
+    ("--max-steps", "max_steps", int, "stop after this many optimiser steps (-1: no limit)"),
+    ("--batch-size", "batch_size", int, "batch size"),
+    ("--lr", "lr", float, "AdamW learning rate"),
+    ("--weight-decay", "weight_decay", float, "AdamW weight decay"),
+    ("--seed", "seed", int, "random seed (weights, data order, augmentation)"),
+    ("--num-workers", "num_workers", int, "DataLoader worker processes"),
+    ("--devices", "devices", _devices, "devices per node (int or auto); >1 uses DDP"),
+    ("--num-nodes", "num_nodes", int, "number of nodes (multi-node DDP, e.g. under torchrun/SLURM)"),
+    ("--strategy", "strategy", str, "Lightning strategy (auto -> ddp when several devices)"),
+    ("--accelerator", "accelerator", str, "auto, cpu or gpu"),
+    ("--precision", "precision", str, "Lightning precision (default: 16-mixed with CUDA, else 32-true)"),
+    ("--resume", "resume", str, "checkpoint to resume from (continues epochs and global step)"),
+]
+
+
+def _add_train_flags(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    for flag, dest, typ, help_ in _TRAIN_FLAGS:
+        if dest not in skip:
+            p.add_argument(flag, dest=dest, type=typ, default=None, help=help_)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``equivox`` argument parser (sub-commands: train, evaluate, demo, check-equivariance, data)."""
+    parser = argparse.ArgumentParser(prog="equivox", description="Rotation-equivariant 3D CNNs: train, evaluate "
+                                     "under rotations, check equivariance, manage bundled data.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("train", help="train a model (equivariant or baseline) on bundled or own data",
+                       description="Train with PyTorch Lightning: checkpoints (best + last.ckpt), CSV metrics.")
+    p.add_argument("--config", help="YAML file of TrainConfig keys (flags override it)")
+    p.add_argument("--out", dest="out_dir", default=None, help="output folder (default outputs/train)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_train_flags(p)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint under rotations (table, JSON, CSV, plots)",
+                       description="Score a checkpoint written by 'equivox train' upright, under the grid rotations "
+                                   "and under random SO(3) rotations.")
+    p.add_argument("checkpoint", help="checkpoint file (.ckpt) from 'equivox train'")
+    p.add_argument("--dataset", default=None, help="dataset (default: the one the checkpoint was trained on)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to score")
+    p.add_argument("--rotations", default="standard", choices=["standard", "identity", "grid", "so3"],
+                   help="rotation set (standard = identity + grid + n random SO(3))")
+    p.add_argument("--group", default=None, help="group whose grid elements are used (default: the model's, or octa)")
+    p.add_argument("--n-random", type=int, default=8, help="number of random SO(3) rotations")
+    p.add_argument("--max-items", type=int, default=None, help="score at most this many items")
+    p.add_argument("--batch-size", type=int, default=32, help="evaluation batch size")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random rotations / subsampling")
+    p.add_argument("--out", default="outputs/evaluate", help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    p = sub.add_parser("demo", help="the main demo: equivariant model vs plain CNN under rotations",
+                       description="Train an octa-equivariant model and a parameter-matched plain CNN on bundled "
+                                   "real data, evaluate both upright / under the 24 cube rotations / under random "
+                                   "SO(3) rotations, print the comparison and save plots, JSON and CSV.")
+    p.add_argument("--task", dest="demo_task", default="classify", choices=["classify", "segment"],
+                   help="classify: LIDC nodules benign vs malignant; segment: chest CT organs")
+    p.add_argument("--quick", action="store_true", help="a seconds-long version (tiny data and models)")
+    p.add_argument("--out", default=None, help="output folder (default outputs/demo-classify or demo-segment)")
+    p.add_argument("--config", help="YAML file of TrainConfig keys overriding the demo's settings")
+    p.add_argument("--n-random", type=int, default=None, help="random SO(3) rotations to evaluate")
+    p.add_argument("--max-test", type=int, default=None, help="classification: test nodules to score")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_train_flags(p, skip=("task", "dataset", "image_dir", "label_dir", "arch", "resume", "num_classes"))
+
+    p = sub.add_parser("check-equivariance", help="measure a model's equivariance error per group element",
+                       description="Build a model (or load a checkpoint), feed a random cube and its rotations, print "
+                                   "the per-element relative error table and save a bar plot.")
+    p.add_argument("--checkpoint", default=None, help="checkpoint from 'equivox train' (else a fresh model)")
+    p.add_argument("--model", default="unet", choices=["unet", "classifier"], help="fresh model kind")
+    p.add_argument("--group", default="octa", help="group of the fresh model")
+    p.add_argument("--elements", default=None, help="group whose grid elements are checked (default: the model's)")
+    p.add_argument("--channels", type=_ints, default=[2, 2], help="hidden fields per level of the fresh model")
+    p.add_argument("--strides", type=_ints, default=[2], help="strides of the fresh model")
+    p.add_argument("--size", type=int, default=16, help="side of the random input cube")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input")
+    p.add_argument("--out", default="outputs/check-equivariance", help="output folder for the plot and JSON")
+
+    p = sub.add_parser("data", help="bundled datasets: list, info, build",
+                       description="List the bundled datasets (sizes, licences), show one, or rebuild one with its "
+                                   "data_scripts/build_*.py script (repository checkout only).")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    dsub.required = True
+    dsub.add_parser("list", help="list bundled datasets", description="List bundled datasets with sizes and licences.")
+    q = dsub.add_parser("info", help="details of one dataset", description="Details and provenance of one dataset.")
+    q.add_argument("name", help=f"dataset name ({', '.join(DATASET_NAMES)} or the full file stem)")
+    q = dsub.add_parser("build", help="rebuild a dataset with its data_scripts/build_*.py",
+                        description="Run data_scripts/build_<name>.py (needs a repository checkout and the source "
+                                    "package named in the dataset's provenance).")
+    q.add_argument("name", help=f"dataset name ({', '.join(DATASET_NAMES)})")
+    q.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments passed to the script")
+    return parser
+
+
+# ============================================================================================ train
+def train_config_from_args(args: argparse.Namespace, base: Optional[Dict[str, Any]] = None):
+    """:class:`~equivox.training.TrainConfig` from defaults < ``base`` < YAML ``--config`` < command-line flags."""
+    from .training import TrainConfig, load_yaml_config
+
+    d: Dict[str, Any] = dict(base or {})
+    if getattr(args, "config", None):
+        d.update(load_yaml_config(args.config))
+    for _, dest, _, _ in _TRAIN_FLAGS:
+        v = getattr(args, dest, None)
+        if v is not None:
+            d[dest] = v
+    if getattr(args, "out_dir", None) is not None:
+        d["out_dir"] = args.out_dir
+    if getattr(args, "no_progress", False):
+        d["progress"] = False
+    return TrainConfig.from_dict(d)
+
+
+def _cmd_train(args) -> int:
+    from .baselines import count_parameters
+    from .training import fit
+
+    cfg = train_config_from_args(args)
+    _say(f"equivox train: task={cfg.task} dataset={cfg.dataset if not cfg.image_dir else cfg.image_dir} "
+         f"arch={cfg.arch} group={cfg.group} channels={list(cfg.channels)} epochs={cfg.epochs} -> {cfg.out_dir}")
+    res = fit(cfg)
+    _say(f"trained {type(res.model).__name__} ({count_parameters(res.model)} parameters) in {res.seconds:.1f} s, "
+         f"{res.global_step} steps")
+    _say("final metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(res.metrics.items())))
+    _say(f"best checkpoint: {res.best_checkpoint}\nlast checkpoint: {res.last_checkpoint}\nmetrics: {res.metrics_csv}")
+    return 0
+
+
+# ============================================================================================ evaluate
+def _save_report(report, out: Path, stem: str) -> List[Path]:
+    return [report.to_json(out / f"{stem}.json"), report.to_csv(out / f"{stem}.csv")]
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluation import (compare_reports, evaluate_classification, evaluate_segmentation, plot_rotation_scores,
+                             rotation_set)
+    from .training import TrainConfig, build_datasets, classification_arrays, load_checkpoint, subsample_indices
+
+    model, hp = load_checkpoint(args.checkpoint)
+    cfg_d = dict(hp.get("config") or {})
+    if args.dataset is not None:
+        cfg_d.update(dataset=args.dataset, image_dir=None, label_dir=None)
+    cfg = TrainConfig.from_dict({**cfg_d, "resume": None})
+    group = args.group or (getattr(model, "group", None) if getattr(model, "group", "trivial") != "trivial" else None) \
+        or "octa"
+    rots = rotation_set(args.rotations, group=group, n_random=args.n_random, seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = Path(args.checkpoint).stem
+    _say(f"equivox evaluate: {name} ({type(model).__name__}) on {cfg.dataset} [{args.split}], {len(rots)} rotations")
+    if cfg.task == "classify":
+        x, y, _ = classification_arrays(cfg, args.split)
+        idx = subsample_indices(y, args.max_items, args.seed)
+        import torch
+
+        rep = evaluate_classification(model, (x[idx], torch.as_tensor(y[idx])), rots, batch_size=args.batch_size,
+                                      num_classes=hp["num_classes"], progress=not args.no_progress, name=name,
+                                      check_equivariance=True)
+    else:
+        _, val, info = build_datasets(cfg)
+        items = [val[i] for i in range(min(len(val), args.max_items or len(val)))]
+        rep = evaluate_segmentation(model, items, rots, num_classes=hp["num_classes"], progress=not args.no_progress,
+                                    name=name, check_equivariance=True, class_names=info.class_names)
+    _say(rep.table())
+    _say(compare_reports([rep]))
+    files = _save_report(rep, out, "report") + [plot_rotation_scores([rep], out / "rotation_scores.png")]
+    _say("saved:\n" + "\n".join(f"  {f}" for f in files))
+    return 0
+
+
+# ============================================================================================ check-equivariance
+def _cmd_check(args) -> int:
+    import torch
+
+    from .baselines import build_from_spec
+    from .evaluation import plot_equivariance_errors
+    from .testing import equivariance_errors, format_error_table
+
+    if args.checkpoint:
+        from .training import load_checkpoint
+
+        model, _ = load_checkpoint(args.checkpoint)
+        label = Path(args.checkpoint).stem
+    else:
+        torch.manual_seed(args.seed)
+        cls = "EquivariantUNet" if args.model == "unet" else "InvariantClassifier"
+        _say(f"building {cls}(group={args.group}, channels={args.channels}, strides={args.strides}) "
+             "(first build of a group's kernel bases takes 15-60 s, cached afterwards)")
+        model = build_from_spec({"cls": cls, "kwargs": dict(spatial_dims=3, in_channels=1, out_channels=3,
+                                                             channels=args.channels, strides=args.strides,
+                                                             group=args.group)})
+        label = f"{args.model}-{args.group}"
+    mult = int(getattr(model, "size_multiple", 1) or 1)
+    if args.size < 1 or args.size % mult:
+        raise CLIError(f"--size {args.size} must be a positive multiple of the model's size_multiple ({mult})")
+    in_ch = int(getattr(model, "in_channels", 1))
+    x = torch.randn(2, in_ch, args.size, args.size, args.size, generator=torch.Generator().manual_seed(args.seed))
+    elements = args.elements or (getattr(model, "group", None) if getattr(model, "group", "trivial") != "trivial"
+                                 else "octa")
+    errs = equivariance_errors(model, x, elements)
+    _say(format_error_table(errs, title=f"{label}: relative equivariance error per element of {elements}"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot = plot_equivariance_errors({label: errs}, out / "equivariance_errors.png", title=f"{label} ({elements})")
+    js = out / "equivariance_errors.json"
+    js.write_text(json.dumps({"model": label, "elements": elements, "input_size": args.size,
+                              "errors": [e.__dict__ for e in errs]}, indent=2))
+    _say(f"saved:\n  {plot}\n  {js}")
+    return 0
+
+
+# ============================================================================================ data
+def _resolve_dataset(name: str) -> str:
+    from .data import bundled_datasets
+
+    known = bundled_datasets()
+    stem = DATASET_NAMES.get(name, name)
+    if stem not in known and stem not in _BUILD_SCRIPTS:
+        raise CLIError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
+    return stem
+
+
+def _cmd_data(args) -> int:
+    from .data import BUNDLED_DIR, bundled_datasets
+
+    if args.data_command == "list":
+        rows = bundled_datasets()
+        short = {v: k for k, v in DATASET_NAMES.items()}
+        _say(f"{'name':<13}{'file stem':<22}{'task':<16}{'size':>10}  available  licence")
+        for stem, d in rows.items():
+            size = sum(f.get("bytes", 0) for f in d["files"].values()) / 1e6
+            _say(f"{short.get(stem, '-'):<13}{stem:<22}{d['task']:<16}{size:>8.2f}MB  {str(d['available']):<9}  "
+                 f"{d['licence']}")
+        _say(f"(files in {BUNDLED_DIR})")
+        return 0
+    stem = _resolve_dataset(args.name)
+    if args.data_command == "info":
+        d = bundled_datasets().get(stem)
+        if d is None:
+            raise CLIError(f"dataset {stem} is not installed (no {stem}.json in {BUNDLED_DIR}); "
+                           f"rebuild it with 'equivox data build {args.name}'")
+        _say(f"{stem}: {d['description']}")
+        for k in ("task", "licence", "source_package", "loader", "available", "citation"):
+            _say(f"  {k}: {d[k]}")
+        for f, meta in d["files"].items():
+            _say(f"  file {f}: {meta.get('bytes', 0) / 1e6:.2f} MB sha256 {str(meta.get('sha256', ''))[:16]}...")
+        return 0
+    # build
+    script_name = _BUILD_SCRIPTS.get(stem)
+    if script_name is None:
+        raise CLIError(f"no build script known for {stem}")
+    repo_root = Path(__file__).resolve().parents[2]
+    script = repo_root / "data_scripts" / script_name
+    if not script.is_file():
+        raise CLIError(f"build script data_scripts/{script_name} not found next to this installation ({repo_root}); "
+                       f"run it from an equivox repository checkout: python data_scripts/{script_name}")
+    cmd = [sys.executable, str(script)] + list(args.script_args or [])
+    _say("running: " + " ".join(cmd))
+    return subprocess.call(cmd, cwd=str(repo_root))
+
+
+# ============================================================================================ demo
+_DEMO_CLASSIFY = dict(
+    full=dict(task="classify", dataset="lidc", input_size=16, resize="pool", max_train=480, max_val=120,
+              channels=(2, 4), strides=(2,), convs_per_level=1, hidden_features=(32,), epochs=6, batch_size=16,
+              lr=3e-3, augment="none"),
+    quick=dict(task="classify", dataset="lidc", input_size=8, resize="pool", max_train=32, max_val=16,
+               channels=(2, 2), strides=(2,), convs_per_level=1, hidden_features=(8,), epochs=1, batch_size=16,
+               lr=3e-3, augment="none"),
+)
+_DEMO_SEGMENT = dict(
+    full=dict(task="segment", dataset="chest_ct", downsample=2, patch_size=16, patches_per_epoch=48, val_crop=32,
+              channels=(2, 4), strides=(2,), convs_per_level=1, epochs=6, batch_size=4, lr=3e-3, augment="none"),
+    quick=dict(task="segment", dataset="chest_ct", downsample=4, patch_size=8, patches_per_epoch=4, val_crop=16,
+               channels=(2, 2), strides=(2,), convs_per_level=1, epochs=1, batch_size=2, lr=3e-3, augment="none"),
+)
+
+
+def _step(i: int, n: int, msg: str) -> None:
+    _say(f"\n[{i}/{n}] {msg}")
+
+
+def _cmd_demo(args) -> int:
+    import torch
+
+    from .baselines import count_parameters, matched_baseline
+    from .evaluation import compare_reports, plot_equivariance_errors, plot_rotation_scores, rotation_set
+    from .testing import equivariance_errors, format_error_table
+    from .training import build_datasets, build_model, fit
+
+    t_start = time.time()
+    task = args.demo_task
+    preset = (_DEMO_CLASSIFY if task == "classify" else _DEMO_SEGMENT)["quick" if args.quick else "full"]
+    out = Path(args.out or f"outputs/demo-{task}")
+    out.mkdir(parents=True, exist_ok=True)
+    base = dict(preset)
+    base["group"] = "octa"
+    base["extra"] = {"model_summary": False}
+    cfg = train_config_from_args(args, base)
+    n_random = args.n_random if args.n_random is not None else (2 if args.quick else (8 if task == "classify" else 4))
+    n_steps = 6
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    _say(f"equivox demo ({task}{', quick' if args.quick else ''}): octa-equivariant model vs parameter-matched plain "
+         f"CNN; {torch.get_num_threads()} CPU threads; output -> {out}")
+
+    _step(1, n_steps, f"loading data ({cfg.dataset})")
+    t = time.time()
+    train_ds, val_ds, info = build_datasets(cfg)
+    _say(f"  train {info.n_train} items, val {info.n_val} items, classes {info.class_names} "
+         f"({time.time() - t:.1f} s)")
+
+    _step(2, n_steps, "building models (a group's kernel bases take 15-60 s on a cold cache, then load from disk)")
+    t = time.time()
+    eq = build_model(cfg, info.in_channels, info.num_classes)
+    t_eq = time.time() - t
+    t = time.time()
+    torch.manual_seed(cfg.seed)
+    bl = matched_baseline(eq)
+    t_bl = time.time() - t
+    models = {"equivariant (octa)": eq, "plain CNN (trivial)": bl}
+    params = {k: count_parameters(m) for k, m in models.items()}
+    _say(f"  equivariant: {type(eq).__name__}(group=octa, channels={list(eq.channels)} fields = "
+         f"{list(eq.tensor_channels)} tensor channels), {params['equivariant (octa)']} parameters, built in {t_eq:.1f} s")
+    _say(f"  baseline:    {type(bl).__name__}(group=trivial, channels={list(bl.channels)}), "
+         f"{params['plain CNN (trivial)']} parameters (matched), built in {t_bl:.1f} s")
+
+    _step(3, n_steps, f"training both models ({cfg.epochs} epochs each, seed {cfg.seed})")
+    fits, train_s = {}, {}
+    for (label, model), sub in zip(models.items(), ("equivariant", "baseline")):
+        _say(f"  -- {label}")
+        c = cfg.merged({"out_dir": str(out / sub)})
+        res = fit(c, model=model, train_data=train_ds, val_data=val_ds, info=info)
+        fits[label], train_s[label] = res, res.seconds
+        _say(f"     {res.global_step} steps in {res.seconds:.1f} s; " + ", ".join(
+            f"{k}={v:.3f}" for k, v in sorted(res.metrics.items()) if k.startswith("val_")))
+
+    _step(4, n_steps, "evaluating upright, under the 24 cube rotations and under "
+                      f"{n_random} random SO(3) rotations")
+    rots = rotation_set("standard", group="octa", n_random=n_random, seed=cfg.seed)
+    t = time.time()
+    if task == "classify":
+        reports, extra = _demo_eval_classify(args, cfg, fits, rots)
+    else:
+        reports, extra = _demo_eval_segment(args, cfg, fits, rots, info, out)
+    eval_s = time.time() - t
+
+    _step(5, n_steps, "equivariance error of the models (relative, per cube rotation, on real inputs)")
+    x_chk = extra["check_input"]
+    errs = {label: equivariance_errors(r.model, x_chk, "octa") for label, r in fits.items()}
+    for label, e in errs.items():
+        _say(format_error_table(e, title=f"  {label}") if args.quick is False else
+             f"  {label}: max relative error {max(v.relative for v in e):.2e}")
+    summary_err = {label: max(v.relative for v in e) for label, e in errs.items()}
+
+    _step(6, n_steps, "results")
+    table = compare_reports(reports)
+    _say(table)
+    files = []
+    for rep, sub in zip(reports, ("equivariant", "baseline")):
+        files += _save_report(rep, out, f"report_{sub}")
+    files.append(plot_rotation_scores(reports, out / "rotation_scores.png",
+                                      title=f"{task}: score per rotation (upright, 24 cube rotations, SO(3))"))
+    files.append(plot_equivariance_errors(errs, out / "equivariance_errors.png",
+                                          title="relative equivariance error per cube rotation"))
+    files += extra.get("files", [])
+    (out / "comparison.txt").write_text(table + "\n")
+    total = time.time() - t_start
+    summary = {
+        "task": task, "quick": bool(args.quick), "config": cfg.to_dict(), "n_random_so3": n_random,
+        "parameters": params, "build_seconds": {"equivariant (octa)": t_eq, "plain CNN (trivial)": t_bl},
+        "train_seconds": train_s, "eval_seconds": eval_s, "total_seconds": total,
+        "max_equivariance_error": summary_err,
+        "summaries": {r.name: r.summary() for r in reports},
+        "final_val_metrics": {k: v.metrics for k, v in fits.items()},
+        "checkpoints": {k: str(v.best_checkpoint) for k, v in fits.items()},
+        "threads": torch.get_num_threads(),
+    }
+    sj = out / "summary.json"
+    sj.write_text(json.dumps(summary, indent=2, default=str))
+    files += [out / "comparison.txt", sj]
+    _say(f"\nfinished in {total:.0f} s. Results in {out}/:")
+    for f in files:
+        _say(f"  {f}")
+    for k, v in fits.items():
+        _say(f"  {k}: checkpoints in {v.out_dir / 'checkpoints'}, metrics {v.metrics_csv}")
+    return 0
+
+
+def _demo_eval_classify(args, cfg, fits, rots):
+    import torch
+
+    from .evaluation import evaluate_classification
+    from .training import classification_arrays, subsample_indices
+
+    x, y, _ = classification_arrays(cfg, "test")
+    max_test = args.max_test if args.max_test is not None else (16 if args.quick else 150)
+    idx = subsample_indices(y, max_test, cfg.seed + 2)
+    x, y = x[idx], torch.as_tensor(y[idx])
+    _say(f"  test set: {len(y)} nodules ({int((y == 1).sum())} malignant), {len(rots)} rotations each")
+    reports = []
+    for label, res in fits.items():
+        rep = evaluate_classification(res.model, (x, y), rots, batch_size=64, num_classes=res.info.num_classes,
+                                      progress=not args.no_progress, name=label, metric="auroc",
+                                      check_equivariance=True)
+        rep.meta.update(n_test=int(len(y)), dataset="LIDC-IDRI nodules (test split)")
+        reports.append(rep)
+    return reports, {"check_input": x[:4]}
+
+
+def _demo_eval_segment(args, cfg, fits, rots, info, out: Path):
+    from .evaluation import evaluate_segmentation, plot_segmentation_slices, predict_rotated
+
+    item = fits[next(iter(fits))].module  # noqa: F841 (keeps the first fit alive)
+    from .training import bundled_volume, center_crop
+
+    img, lab, names = bundled_volume(cfg.dataset, cfg.downsample)
+    size = cfg.val_crop or 32
+    img_c, lab_c = center_crop(img, (size,) * 3), center_crop(lab, (size,) * 3)
+    data = [{"image": img_c, "label": lab_c}]
+    _say(f"  evaluation volume: centre crop {size}^3 of the chest CT at {3 * cfg.downsample} mm, image and label "
+         f"rotated together; {len(rots)} rotations")
+    reports = []
+    for label, res in fits.items():
+        rep = evaluate_segmentation(res.model, data, rots, num_classes=info.num_classes,
+                                    progress=not args.no_progress, name=label, class_names=info.class_names,
+                                    check_equivariance=True)
+        reports.append(rep)
+    rot = next((r for r in rots if r.kind == "so3"), rots[-1])
+    preds = {}
+    for label, res in fits.items():
+        preds[f"{label} upright"] = predict_rotated(res.model, img_c[None], rots[0])[0]
+        preds[f"{label} {rot.name} (mapped back)"] = predict_rotated(res.model, img_c[None], rot)[0]
+    plot = plot_segmentation_slices(img_c, lab_c, preds, out / "segmentation_slices.png", rotation_name=rot.name,
+                                    num_classes=info.num_classes)
+    return reports, {"check_input": img_c[None], "files": [plot]}
+
+
+# ============================================================================================ main
+_COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "demo": _cmd_demo, "check-equivariance": _cmd_check,
+             "data": _cmd_data}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``equivox`` command. Returns the exit code (0 ok, 2 user error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2, message already printed)
+        return int(e.code or 0)
+    _quiet_libraries()
+    from .data import DataError
+
+    try:
+        return int(_COMMANDS[args.command](args) or 0)
+    except KeyboardInterrupt:
+        print("equivox: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, DataError, FileNotFoundError, NotADirectoryError, ValueError) as err:
+        if args.debug:
+            raise
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"equivox: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
