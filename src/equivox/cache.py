@@ -76,15 +76,16 @@ def cached_tensors(key: str, build: Callable[[], Dict[str, torch.Tensor]]) -> Di
             _log.warning("equivox cache entry %s unreadable (%s); rebuilding", path, err)
     payload = build()
     payload = {k: v.detach().cpu().contiguous() for k, v in payload.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             torch.save({"format": _FORMAT, "key": key, "digest": _digest(payload), "payload": payload}, f)
         os.replace(tmp, path)
     except OSError as err:  # read-only or full disk: the result is still valid, just not cached
         _log.warning("could not write equivox cache entry %s: %s", path, err)
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return payload
 

@@ -39,13 +39,46 @@ def pair_basis(group, in_repr, out_repr, kernel_size: int) -> Dict[str, torch.Te
     Returns ``{"basis": (n_basis, out_size, in_size, k**3), "bias": (out_size, n_bias)}`` where ``bias`` maps the
     trivial components of the output field to its channels (``n_bias`` may be 0).
     """
+    data = _pair_data(group, in_repr, out_repr, kernel_size)
+    return {"basis": data["basis"], "bias": data["bias"]}
+
+
+# In-process memo of the (validated) disk-cache entries and of the per-basis numbers derived from them: every layer
+# with the same pair of representations shares one read-only basis tensor, and the file is read, checksummed,
+# fingerprinted and measured once per process instead of once per layer.
+_PAIR_MEMO: Dict[str, Dict[str, object]] = {}
+
+
+def _pair_key(group_name: str, in_repr, out_repr, kernel_size: int) -> str:
+    return (
+        f"basis|escnn={ESCNN_VERSION}|group={group_name}|in={in_repr.name}|out={out_repr.name}|k={kernel_size}"
+        f"|sizes={in_repr.size},{out_repr.size}"
+    )
+
+
+def _pair_data(group, in_repr, out_repr, kernel_size: int) -> Dict[str, object]:
+    """``pair_basis`` plus ``fingerprint`` and ``energy`` (per output channel and input field), memoized."""
     from ..groups import get_group
 
     g = get_group(group)
-    key = (
-        f"basis|escnn={ESCNN_VERSION}|group={g.name}|in={in_repr.name}|out={out_repr.name}|k={kernel_size}"
-        f"|sizes={in_repr.size},{out_repr.size}"
-    )
+    key = _pair_key(g.name, in_repr, out_repr, kernel_size)
+    hit = _PAIR_MEMO.get(key)
+    if hit is not None:
+        return hit
+    tensors = _load_pair_basis(g, in_repr, out_repr, kernel_size, key)
+    basis = tensors["basis"]
+    data: Dict[str, object] = {
+        "basis": basis,
+        "bias": tensors["bias"],
+        "fingerprint": _fingerprint(basis),
+        "energy": basis.pow(2).sum(dim=(0, 2, 3)).mean().item() if basis.shape[0] else 0.0,
+    }
+    _PAIR_MEMO[key] = data
+    return data
+
+
+def _load_pair_basis(g, in_repr, out_repr, kernel_size: int, key: str) -> Dict[str, torch.Tensor]:
+    """Read the basis from the disk cache, or build it with escnn's ``R3Conv`` (and store it)."""
 
     def build():
         gs = g.gspace
@@ -125,7 +158,7 @@ class EquivariantConv3d(nn.Module):
         self._pairs: List[Tuple[str, str]] = []
         fan_in = self.in_channels * self.kernel_size ** 3
         for i, (in_name, out_name) in enumerate(sorted((a, b) for a in in_reps for b in out_reps)):
-            tensors = pair_basis(self.in_spec.group, in_reps[in_name], out_reps[out_name], self.kernel_size)
+            tensors = _pair_data(self.in_spec.group, in_reps[in_name], out_reps[out_name], self.kernel_size)
             basis = tensors["basis"]
             if basis.shape[0] == 0:
                 continue
@@ -134,13 +167,13 @@ class EquivariantConv3d(nn.Module):
             n_in = self.in_spec.reprs.count(in_name)
             n_out = self.out_spec.reprs.count(out_name)
             self.register_buffer(f"basis_{k}", basis, persistent=False)
-            self.register_buffer(f"basis_fingerprint_{k}", _fingerprint(basis))
+            self.register_buffer(f"basis_fingerprint_{k}", tensors["fingerprint"].clone())
             self.register_buffer(f"in_index_{k}", _same_indices(self.in_spec.reprs, sizes, in_name), persistent=False)
             self.register_buffer(f"out_index_{k}", _same_indices(self.out_spec.reprs, sizes, out_name),
                                  persistent=False)
             # He rule (as escnn's generalized_he_init): each output channel receives variance 2 / fan_in per input
             # channel and kernel tap, i.e. 2 in total; the basis decides how the weight variance spreads.
-            energy = basis.pow(2).sum(dim=(0, 2, 3)).mean().item()  # per output channel, per input field
+            energy = tensors["energy"]  # mean squared basis norm per output channel and input field
             std = math.sqrt(2.0 * (n_in * in_reps[in_name].size * self.kernel_size ** 3 / fan_in) / (n_in * energy))
             self.register_parameter(f"weight_{k}", nn.Parameter(torch.randn(n_out, n_in, basis.shape[0]) * std))
         if not self._pairs:

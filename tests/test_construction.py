@@ -1,0 +1,86 @@
+"""Construction: fast initialisation follows the He variance rule; warm builds come from the cache."""
+import pytest
+import torch
+from torch import nn
+
+from equivox.nn import EquivariantConv3d, FieldSpec
+from equivox.nn import conv as conv_mod
+
+
+def _interior_output_variance(conv, in_size, seeds=6):
+    """Mean over ``seeds`` fresh initialisations of the output variance (interior voxels) for N(0, 1) inputs."""
+    values = []
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        layer = conv()
+        x = torch.randn(2, in_size, 10, 10, 10)
+        with torch.no_grad():
+            values.append(layer(x)[..., 1:-1, 1:-1, 1:-1].var().item())
+    return sum(values) / len(values)
+
+
+def test_plain_he_reference_variance_is_two():
+    """The reference: a plain Conv3d with He (kaiming normal, ReLU gain) init maps unit variance to variance 2."""
+    def make():
+        c = nn.Conv3d(48, 48, 3, padding=1, bias=False)
+        nn.init.kaiming_normal_(c.weight, nonlinearity="relu")
+        return c
+
+    assert _interior_output_variance(make, 48) == pytest.approx(2.0, rel=0.1)
+
+
+@pytest.mark.parametrize("group", ["octa", "so3"])
+@pytest.mark.parametrize("kind", ["hidden->hidden", "scalar->hidden", "mixed->hidden", "hidden->scalar"])
+def test_fast_init_matches_the_he_variance_rule(group, kind):
+    """Output variance of a freshly initialised equivariant conv = 2 x input variance (He rule, as escnn's
+    generalized_he_init), whatever the field types; a wrong std (e.g. ignoring the basis energy) fails this."""
+    specs = {
+        "hidden->hidden": (FieldSpec.hidden(group, 2), FieldSpec.hidden(group, 2)),
+        "scalar->hidden": (FieldSpec.scalar(group, 2), FieldSpec.hidden(group, 2)),
+        "mixed->hidden": (FieldSpec.scalar(group, 2) + FieldSpec.hidden(group, 1), FieldSpec.hidden(group, 2)),
+        "hidden->scalar": (FieldSpec.hidden(group, 2), FieldSpec.scalar(group, 3)),
+    }
+    a, b = specs[kind]
+    var = _interior_output_variance(lambda: EquivariantConv3d(a, b, 3, bias=False), a.size)
+    assert 1.6 < var < 2.4, f"{group} {kind}: output variance {var:.3f}, He rule wants 2"
+
+
+def _count_r3conv(monkeypatch):
+    calls = []
+    original = conv_mod.enn.R3Conv
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(conv_mod.enn, "R3Conv", counting)
+    return calls
+
+
+def test_warm_build_comes_from_the_disk_cache(tmp_path, monkeypatch):
+    """Cold: escnn builds the basis (R3Conv called). Warm (new process simulated by an empty in-memory memo): no
+    escnn build at all, and the same basis."""
+    monkeypatch.setenv("EQUIVOX_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("EQUIVOX_NO_CACHE", raising=False)
+    monkeypatch.setattr(conv_mod, "_PAIR_MEMO", {})
+    calls = _count_r3conv(monkeypatch)
+    spec_in, spec_out = FieldSpec.scalar("trivial", 1), FieldSpec.hidden("trivial", 2)
+    cold = EquivariantConv3d(spec_in, spec_out, 5)
+    assert len(calls) > 0
+    assert list((tmp_path / "tensors").glob("*.pt"))
+    calls.clear()
+    monkeypatch.setattr(conv_mod, "_PAIR_MEMO", {})
+    warm = EquivariantConv3d(spec_in, spec_out, 5)
+    assert calls == []
+    assert torch.equal(warm.basis_0, cold.basis_0)
+
+
+def test_layers_share_one_basis_tensor_per_representation_pair(small_model):
+    """The in-process memo: all hidden->hidden layers of a model hold the same (read-only) basis storage."""
+    model = small_model("unet", "octa")
+    convs = [m for m in model.modules() if isinstance(m, EquivariantConv3d) and m._pairs == model.decoders[0]
+             .layers[2]._pairs]
+    assert len(convs) >= 2
+    assert len({c.basis_0.data_ptr() for c in convs}) == 1
+    # yet parameters are independent
+    assert len({c.weight_0.data_ptr() for c in convs}) == len(convs)
