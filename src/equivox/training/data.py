@@ -377,6 +377,6 @@ def build_datasets(cfg: TrainConfig):
         if cfg.dataset in SEGMENTATION_DATASETS:
             raise DataError(f"dataset {cfg.dataset!r} is a segmentation dataset; use task 'segment'")
         return _classification(cfg)
-    if cfg.dataset in CLASSIFICATION_DATASETS:
+    if cfg.image_dir is None and cfg.label_dir is None and cfg.dataset in CLASSIFICATION_DATASETS:
         raise DataError(f"dataset {cfg.dataset!r} is a classification dataset; use task 'classify'")
     return _segmentation(cfg)
