@@ -1,0 +1,126 @@
+"""Construction time of the default models per group: equivox cold / warm cache vs building the same layers with
+plain escnn (``R3Conv`` + ``InnerBatchNorm``, escnn's own init).
+
+Every measurement runs in a fresh Python process (so nothing is shared in memory):
+
+* ``equivox cold``: ``EQUIVOX_CACHE_DIR`` = a new empty folder (no kernel bases, no escnn joblib caches);
+* ``equivox warm``: the same folder again (kernel bases read from the cache);
+* ``escnn (warm CG)``: the same layers as ``R3Conv`` s in the warm folder (escnn's Clebsch-Gordan / irreps joblib
+  caches are warm; escnn has no cache for the sampled kernel basis, so this is what every escnn run costs);
+* ``escnn cold`` (``--escnn-cold``): the same from another empty folder.
+
+Usage::
+
+    python benchmarks/construction.py                    # octa, so3 (about 5-10 min on 2 shared cores)
+    python benchmarks/construction.py --groups octa full_octa ico --escnn-cold
+    python benchmarks/construction.py --quick            # smoke run: trivial group, tiny model
+
+Prints a table and writes ``benchmarks/results/construction.json`` (+ ``construction.png``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, bar_plot, run_isolated, save, table  # noqa: E402
+
+EQUIVOX_CODE = """
+import json, time
+t0 = time.perf_counter()
+import equivox.nets as N
+from equivox.groups import get_group
+t1 = time.perf_counter()
+get_group({group!r})
+t2 = time.perf_counter()
+N.EquivariantUNet(group={group!r}, **{kwargs!r})
+t3 = time.perf_counter()
+N.InvariantClassifier(group={group!r}, **{kwargs!r})
+t4 = time.perf_counter()
+print(json.dumps(dict(import_s=t1 - t0, group_s=t2 - t1, unet_s=t3 - t2, classifier_s=t4 - t3)))
+"""
+
+# the U-Net's convolutions (same field types) built with plain escnn: R3Conv (generalized He init) + InnerBatchNorm
+ESCNN_CODE = """
+import json, time
+t0 = time.perf_counter()
+from equivox._escnn import enn, quiet   # escnn with its joblib caches redirected to EQUIVOX_CACHE_DIR
+from equivox.groups import get_group
+t1 = time.perf_counter()
+g = get_group({group!r})
+t2 = time.perf_counter()
+ch = {channels!r}
+k = {kernel_size!r}
+def hid(n): return g.hidden_type(n)
+def sc(n): return g.scalar_type(n)
+layers = []
+with quiet():
+    prev = sc(1)
+    for c in ch:                                  # encoder: 2 convs per level
+        layers += [enn.R3Conv(prev, hid(c), k, padding=k // 2), enn.R3Conv(hid(c), hid(c), k, padding=k // 2)]
+        prev = hid(c)
+    for i in range(len(ch) - 2, -1, -1):          # decoder: concat skip, 2 convs
+        layers += [enn.R3Conv(hid(ch[i + 1] + ch[i]), hid(ch[i]), k, padding=k // 2),
+                   enn.R3Conv(hid(ch[i]), hid(ch[i]), k, padding=k // 2)]
+    layers.append(enn.R3Conv(hid(ch[0]), sc(2), 1))
+    if g.kind == "regular":
+        layers += [enn.InnerBatchNorm(l.out_type) for l in layers[:-1]]
+t3 = time.perf_counter()
+print(json.dumps(dict(import_s=t1 - t0, group_s=t2 - t1, unet_s=t3 - t2)))
+"""
+
+
+def measure(group: str, kwargs: dict, escnn_cold: bool, timeout: float):
+    rows = []
+    with tempfile.TemporaryDirectory() as cold_dir, tempfile.TemporaryDirectory() as cold2:
+        env = {"EQUIVOX_CACHE_DIR": cold_dir}
+        code = EQUIVOX_CODE.format(group=group, kwargs=kwargs)
+        for label in ("equivox cold", "equivox warm"):
+            r = run_isolated(code, env, timeout)
+            rows.append({"group": group, "how": label, **r})
+            print(f"  {group:9s} {label:16s} unet {r['unet_s']:.2f}s  (group {r['group_s']:.2f}s)", flush=True)
+        channels = kwargs.get("channels", (4, 8, 16))
+        escnn_code = ESCNN_CODE.format(group=group, channels=tuple(channels), kernel_size=3)
+        runs = [("escnn (warm CG)", env)] + ([("escnn cold", {"EQUIVOX_CACHE_DIR": cold2})] if escnn_cold else [])
+        for label, e in runs:
+            r = run_isolated(escnn_code, e, timeout)
+            rows.append({"group": group, "how": label, **r})
+            print(f"  {group:9s} {label:16s} unet {r['unet_s']:.2f}s  (group {r['group_s']:.2f}s)", flush=True)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--groups", nargs="+", default=["octa", "so3"])
+    p.add_argument("--escnn-cold", action="store_true", help="also build the escnn layers from an empty cache")
+    p.add_argument("--quick", action="store_true", help="smoke run: trivial group, channels=(2, 2)")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per subprocess")
+    p.add_argument("--name", default=None, help="results file name (default construction / construction_quick)")
+    args = p.parse_args(argv)
+    groups = ["trivial"] if args.quick else args.groups
+    kwargs = {"channels": (2, 2), "strides": (2,)} if args.quick else {}
+    rows = []
+    for g in groups:
+        rows += measure(g, kwargs, args.escnn_cold, args.timeout)
+    for r in rows:
+        r["build_total_s"] = r["group_s"] + r["unet_s"]
+    print(table(rows, ["group", "how", "import_s", "group_s", "unet_s", "classifier_s", "build_total_s"]))
+    name = args.name or ("construction_quick" if args.quick else "construction")
+    path = save(name, {"model_kwargs": {k: list(v) for k, v in kwargs.items()} or "defaults",
+                       "notes": "each row a fresh process; build_total_s = group_s + unet_s (excludes imports)",
+                       "rows": rows})
+    labels = sorted({r["group"] for r in rows}, key=groups.index)
+    hows = list(dict.fromkeys(r["how"] for r in rows))
+    series = {h: [next((r["build_total_s"] for r in rows if r["group"] == g and r["how"] == h), None) for g in labels]
+              for h in hows}
+    bar_plot(RESULTS / f"{name}.png", labels, series, "seconds (group + U-Net build)",
+             "Default EquivariantUNet construction", log=True)
+    print(f"wrote {path}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Models compared in the benchmarks: the equivox U-Net and MONAI nets matched by tensor width or parameter count.
+
+``build(spec) -> (model, info)``; ``spec`` is a plain dict so it can be passed to a fresh process.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import torch
+from torch import nn
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def build(spec: Dict) -> Tuple[nn.Module, Dict]:
+    kind = spec["kind"]
+    if kind == "equivox":
+        from equivox.nets import EquivariantUNet
+
+        model = EquivariantUNet(3, 1, 2, channels=spec["channels"], strides=spec["strides"], group=spec["group"])
+        if spec.get("export"):
+            model = model.eval().export()
+        width = list(model.tensor_channels) if hasattr(model, "tensor_channels") else spec.get("tensor_channels")
+    elif kind == "monai_unet":
+        from monai.networks.nets import UNet
+
+        model = UNet(3, 1, 2, channels=spec["channels"], strides=spec["strides"], num_res_units=2, norm="batch")
+        width = list(spec["channels"])
+    elif kind == "monai_basicunet":
+        from monai.networks.nets import BasicUNet
+
+        model = BasicUNet(3, 1, 2, features=spec["features"], norm="batch")
+        width = list(spec["features"])
+    else:
+        raise ValueError(f"unknown model kind {kind!r}")
+    info = {"name": spec["name"], "params": n_params(model) if kind != "equivox" or not spec.get("export")
+            else spec.get("params"), "tensor_channels": str(width)}
+    return model, info
+
+
+def _unet_params(c: int, strides) -> int:
+    from monai.networks.nets import UNet
+
+    return n_params(UNet(3, 1, 2, channels=(c, 2 * c, 4 * c), strides=strides, num_res_units=2, norm="batch"))
+
+
+def _basic_params(c: int) -> int:
+    from monai.networks.nets import BasicUNet
+
+    return n_params(BasicUNet(3, 1, 2, features=(c, c, 2 * c, 4 * c, 8 * c, c), norm="batch"))
+
+
+def _match(fn, target: int) -> int:
+    best, best_err = 1, float("inf")
+    for c in range(1, 129):
+        err = abs(fn(c) - target)
+        if err < best_err:
+            best, best_err = c, err
+        elif fn(c) > target:
+            break
+    return best
+
+
+def matched_specs(quick: bool = False, group: str = "octa") -> List[Dict]:
+    """The equivox U-Net (default config, or tiny in quick mode) and MONAI nets of the same width / param count."""
+    from equivox.nets import EquivariantUNet
+
+    channels, strides = ((1, 2), (2,)) if quick else ((4, 8, 16), (2, 2))
+    ref = EquivariantUNet(3, 1, 2, channels=channels, strides=strides, group=group)
+    width, params = list(ref.tensor_channels), n_params(ref)
+    c_unet = _match(lambda c: _unet_params(c, strides if len(strides) == 2 else (2, 2)), params)
+    c_basic = _match(_basic_params, params)
+    s = list(strides)
+    unet_strides = s if len(width) == len(s) + 1 else [2] * (len(width) - 1)
+    return [
+        {"kind": "equivox", "name": f"equivox {group} UNet {list(channels)}", "channels": list(channels),
+         "strides": s, "group": group},
+        {"kind": "monai_unet", "name": f"MONAI UNet same width {width}", "channels": width, "strides": unet_strides},
+        {"kind": "monai_unet", "name": f"MONAI UNet same params c={c_unet}",
+         "channels": [c_unet, 2 * c_unet, 4 * c_unet], "strides": [2, 2]},
+        {"kind": "monai_basicunet", "name": f"MONAI BasicUNet same params c={c_basic}",
+         "features": [c_basic, c_basic, 2 * c_basic, 4 * c_basic, 8 * c_basic, c_basic]},
+    ]
