@@ -7,7 +7,7 @@ import os
 
 import pytest
 import torch
-from monai.data import DataLoader, Dataset, MetaTensor
+from monai.data import DataLoader, MetaTensor
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import MeanDice, from_engine
 from monai.inferers import SimpleInferer, SlidingWindowInferer, sliding_window_inference
@@ -178,3 +178,21 @@ def test_torchscript_of_exported_feature_extractor(tmp_path):
     with torch.no_grad():
         for a, b in zip(loaded(x), fx(x)):
             torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_torchscript_of_exported_monai_blocks(tmp_path):
+    export = pytest.importorskip("equivox.export")
+    from equivox.nets import EquivariantHead, EquivariantResidualUnit
+
+    torch.manual_seed(0)
+    unit = EquivariantResidualUnit(3, 1, 2, group="octa", strides=2).eval()
+    head = EquivariantHead(3, 2, 3, group="octa").eval()
+    x = _rand(1, 1, 8, 8, 8)
+    with torch.no_grad():
+        ref = head(unit(x))
+    p_unit = _script_save_and_compare(export.export(unit).eval(), x, tmp_path=tmp_path)
+    p_head = _script_save_and_compare(export.export(head).eval(), p_unit(x), tmp_path=tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(p_head(p_unit(x)), ref, atol=1e-4, rtol=1e-4)
+        g = get_group("octa").grid_elements[11]
+        torch.testing.assert_close(p_head(p_unit(g.apply(x))), g.apply(ref), atol=1e-4, rtol=1e-4)

@@ -67,7 +67,6 @@ import torch
 from torch import nn
 
 from ..groups import get_group
-from ..nn.blocks import EquivariantConvBlock
 from ..nn.blocks import EquivariantResidualUnit as _FieldResidualUnit
 from ..nn.conv import EquivariantConv3d
 from ..nn.fields import FieldSpec
