@@ -17,7 +17,7 @@ from monai.networks import eval_mode
 from monai.networks.utils import convert_to_torchscript, one_hot
 from monai.transforms import (Activationsd, AsDiscreted, Compose, EnsureTyped, RandSpatialCropSamplesd)
 
-from equivox.data import ChestCTDataset, GridRotatedd
+from equivox.data import ChestCTDataset, RandGridRotatedd, SO3Rotatedd, random_rotation_matrices
 from equivox.groups import get_group
 
 
@@ -91,10 +91,10 @@ def test_monai_loss_backward_and_metric(small_model):
 # ------------------------------------------------------------------ engines on the real CT sample
 
 
-def _ct_loader(num_samples: int, seed: int):
+def _ct_loader(num_samples: int, seed: int, rotate):
     crop = Compose([RandSpatialCropSamplesd(["image", "label"], roi_size=(16, 16, 16), num_samples=num_samples,
                                             random_size=False),
-                    GridRotatedd(["image", "label"], get_group("octa").grid_elements[5]),
+                    rotate,  # equivox rotations as MONAI dictionary transforms
                     EnsureTyped(["image", "label"])])
     crop.set_random_state(seed)
     ds = ChestCTDataset(transform=crop)
@@ -102,8 +102,9 @@ def _ct_loader(num_samples: int, seed: int):
 
 
 def test_supervised_trainer_and_evaluator_one_epoch(small_model, tmp_path):
-    """One epoch of SupervisedTrainer (2 rotated 16^3 CT crops) with a SupervisedEvaluator run by a
-    ValidationHandler; the weights change and the evaluator reports a Dice in [0, 1]."""
+    """One epoch of SupervisedTrainer (2 16^3 CT crops, RandGridRotatedd augmentation) with a SupervisedEvaluator
+    (SO3Rotatedd-rotated crop, sliding window) run by a ValidationHandler; the weights change and the evaluator
+    reports a Dice in [0, 1]."""
     from monai.handlers import ValidationHandler
 
     torch.manual_seed(0)
@@ -113,13 +114,15 @@ def test_supervised_trainer_and_evaluator_one_epoch(small_model, tmp_path):
     before = copy.deepcopy(net.state_dict())
     post = Compose([Activationsd("pred", softmax=True),
                     AsDiscreted(["pred", "label"], argmax=(True, False), to_onehot=6)])
+    val_rotation = SO3Rotatedd(["image", "label"], random_rotation_matrices(1, seed=0)[0])  # trilinear / nearest
     evaluator = SupervisedEvaluator(
-        device=torch.device("cpu"), val_data_loader=_ct_loader(1, seed=1), network=net,
+        device=torch.device("cpu"), val_data_loader=_ct_loader(1, seed=1, rotate=val_rotation), network=net,
         inferer=SlidingWindowInferer(roi_size=8, sw_batch_size=8), postprocessing=post,
         key_val_metric={"val_dice": MeanDice(include_background=False, output_transform=from_engine(["pred", "label"]))},
     )
     trainer = SupervisedTrainer(
-        device=torch.device("cpu"), max_epochs=1, train_data_loader=_ct_loader(2, seed=0), network=net,
+        device=torch.device("cpu"), max_epochs=1, network=net,
+        train_data_loader=_ct_loader(2, seed=0, rotate=RandGridRotatedd(["image", "label"], "octa")),
         optimizer=torch.optim.Adam(net.parameters(), 1e-2), loss_function=DiceCELoss(to_onehot_y=True, softmax=True),
         inferer=SimpleInferer(), train_handlers=[ValidationHandler(1, evaluator)],
     )
