@@ -118,7 +118,8 @@ def test_supervised_trainer_and_evaluator_one_epoch(small_model, tmp_path):
     evaluator = SupervisedEvaluator(
         device=torch.device("cpu"), val_data_loader=_ct_loader(1, seed=1, rotate=val_rotation), network=net,
         inferer=SlidingWindowInferer(roi_size=8, sw_batch_size=8), postprocessing=post,
-        key_val_metric={"val_dice": MeanDice(include_background=False, output_transform=from_engine(["pred", "label"]))},
+        key_val_metric={"val_dice": MeanDice(include_background=False,
+                                             output_transform=from_engine(["pred", "label"]))},
     )
     trainer = SupervisedTrainer(
         device=torch.device("cpu"), max_epochs=1, network=net,
