@@ -123,3 +123,26 @@ def test_unknown_module_is_refused():
 
     with pytest.raises(ExportError, match="Odd"):
         export(nn.Sequential(Odd()))
+
+
+def test_inference_benchmark_quick_smoke(tmp_path, monkeypatch):
+    """benchmarks/inference.py --quick runs end to end (no timing assertions) and records the export error."""
+    import json
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench))
+    import _common
+    import inference
+
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    monkeypatch.setattr(inference, "RESULTS", tmp_path)
+    rows = inference.main(["--quick", "--name", "smoke"])
+    data = json.loads((tmp_path / "smoke.json").read_text())
+    assert data["machine"]["cpu_count"] >= 1 and data["machine"]["torch"] == torch.__version__
+    assert data["export_max_abs_diff"] < ATOL
+    assert {r["name"] for r in rows} >= {n for n in (r["name"] for r in data["rows"])}
+    assert any("exported" in r["name"] for r in rows) and any("MONAI" in r["name"] for r in rows)
+    assert (tmp_path / "smoke.png").stat().st_size > 0
+    assert "inference" in sys.modules
