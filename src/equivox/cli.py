@@ -355,7 +355,7 @@ def _cmd_data(args) -> int:
 # ============================================================================================ demo
 _DEMO_CLASSIFY = dict(
     full=dict(task="classify", dataset="lidc", input_size=16, resize="pool", max_train=480, max_val=120,
-              channels=(2, 4), strides=(2,), convs_per_level=1, hidden_features=(32,), epochs=6, batch_size=16,
+              channels=(2, 4), strides=(2,), convs_per_level=1, hidden_features=(32,), epochs=5, batch_size=16,
               lr=3e-3, augment="none"),
     quick=dict(task="classify", dataset="lidc", input_size=8, resize="pool", max_train=32, max_val=16,
                channels=(2, 2), strides=(2,), convs_per_level=1, hidden_features=(8,), epochs=1, batch_size=16,
@@ -363,7 +363,7 @@ _DEMO_CLASSIFY = dict(
 )
 _DEMO_SEGMENT = dict(
     full=dict(task="segment", dataset="chest_ct", downsample=2, patch_size=16, patches_per_epoch=48, val_crop=32,
-              channels=(2, 4), strides=(2,), convs_per_level=1, epochs=6, batch_size=4, lr=3e-3, augment="none"),
+              channels=(2, 4), strides=(2,), convs_per_level=1, epochs=5, batch_size=4, lr=3e-3, augment="none"),
     quick=dict(task="segment", dataset="chest_ct", downsample=4, patch_size=8, patches_per_epoch=4, val_crop=16,
                channels=(2, 2), strides=(2,), convs_per_level=1, epochs=1, batch_size=2, lr=3e-3, augment="none"),
 )
