@@ -200,3 +200,14 @@ def test_torchscript_of_exported_monai_blocks(tmp_path):
         torch.testing.assert_close(p_head(p_unit(x)), ref, atol=1e-4, rtol=1e-4)
         g = get_group("octa").grid_elements[11]
         torch.testing.assert_close(p_head(p_unit(g.apply(x))), g.apply(ref), atol=1e-4, rtol=1e-4)
+
+
+def test_sliding_window_with_bad_roi_size_raises_clear_error(small_model):
+    """A MONAI inferer whose windows are not multiples of model.size_multiple fails with a message naming the fix."""
+    from equivox.nn import EquivarianceError
+
+    net = small_model("unet", "octa")
+    with eval_mode(net), pytest.raises(EquivarianceError, match=r"\(7, 7, 7\) is not divisible by 2.*DivisiblePad"):
+        sliding_window_inference(_rand(1, 1, 16, 16, 16), (7, 7, 7), 1, net)
+    with eval_mode(net), pytest.raises(ValueError, match=r"in_channels=1, got input with 2 channels"):
+        SlidingWindowInferer(roi_size=8)(_rand(1, 2, 16, 16, 16), net)  # e.g. a 2-modality pipeline
