@@ -73,7 +73,28 @@ print(json.dumps(dict(import_s=t1 - t0, group_s=t2 - t1, unet_s=t3 - t2)))
 """
 
 
-def measure(group: str, kwargs: dict, escnn_cold: bool, timeout: float):
+WIDE_CODE = """
+import json, time
+from equivox._escnn import enn, quiet
+from equivox.groups import get_group
+from equivox.nn import EquivariantConv3d, FieldSpec
+g = get_group({group!r})
+n = {fields!r}
+EquivariantConv3d(FieldSpec.hidden(g.name, 1), FieldSpec.hidden(g.name, 1), 3)  # basis into memory
+t0 = time.perf_counter()
+EquivariantConv3d(FieldSpec.hidden(g.name, n), FieldSpec.hidden(g.name, n), 3)
+t1 = time.perf_counter()
+with quiet():
+    conv = enn.R3Conv(g.hidden_type(n), g.hidden_type(n), 3, padding=1, initialize=False)
+    t2 = time.perf_counter()
+    enn.init.generalized_he_init(conv.weights.data, conv.basisexpansion)
+t3 = time.perf_counter()
+print(json.dumps(dict(fields=n, channels=n * g.field_size, equivox_s=t1 - t0, escnn_build_s=t2 - t1,
+                      escnn_he_init_s=t3 - t2)))
+"""
+
+
+def measure(group: str, kwargs: dict, escnn_cold: bool, timeout: float, wide: int = 0):
     rows = []
     with tempfile.TemporaryDirectory() as cold_dir, tempfile.TemporaryDirectory() as cold2:
         env = {"EQUIVOX_CACHE_DIR": cold_dir}
@@ -84,6 +105,11 @@ def measure(group: str, kwargs: dict, escnn_cold: bool, timeout: float):
             print(f"  {group:9s} {label:16s} unet {r['unet_s']:.2f}s  (group {r['group_s']:.2f}s)", flush=True)
         channels = kwargs.get("channels", (4, 8, 16))
         escnn_code = ESCNN_CODE.format(group=group, channels=tuple(channels), kernel_size=3)
+        if wide:
+            r = run_isolated(WIDE_CODE.format(group=group, fields=wide), env, timeout)
+            rows.append({"group": group, "how": f"wide layer {r['channels']}->{r['channels']} ch", **r})
+            print(f"  {group:9s} wide layer {r['channels']} ch: equivox {r['equivox_s']:.2f}s, escnn R3Conv "
+                  f"{r['escnn_build_s']:.2f}s + generalized_he_init {r['escnn_he_init_s']:.2f}s", flush=True)
         runs = [("escnn (warm CG)", env)] + ([("escnn cold", {"EQUIVOX_CACHE_DIR": cold2})] if escnn_cold else [])
         for label, e in runs:
             r = run_isolated(escnn_code, e, timeout)
@@ -97,21 +123,38 @@ def main(argv=None):
     p.add_argument("--groups", nargs="+", default=["octa", "so3"])
     p.add_argument("--escnn-cold", action="store_true", help="also build the escnn layers from an empty cache")
     p.add_argument("--quick", action="store_true", help="smoke run: trivial group, channels=(2, 2)")
+    p.add_argument("--wide", type=int, default=16, help="also time one wide hidden->hidden layer of this many "
+                   "fields (warm cache): equivox init vs escnn R3Conv + generalized_he_init (0: skip)")
+    p.add_argument("--wide-only", action="store_true", help="only the wide-layer timing, in the current cache")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per subprocess")
     p.add_argument("--name", default=None, help="results file name (default construction / construction_quick)")
     args = p.parse_args(argv)
     groups = ["trivial"] if args.quick else args.groups
     kwargs = {"channels": (2, 2), "strides": (2,)} if args.quick else {}
     rows = []
+    if args.wide_only:
+        wide_rows = []
+        for g in groups:
+            r = run_isolated(WIDE_CODE.format(group=g, fields=args.wide), {}, args.timeout)
+            wide_rows.append({"group": g, **r})
+        print(table(wide_rows, ["group", "channels", "equivox_s", "escnn_build_s", "escnn_he_init_s"]))
+        path = save(args.name or "construction_wide", {"notes": "warm cache, fresh process per group",
+                                                      "wide_layer": wide_rows})
+        print(f"wrote {path}")
+        return wide_rows
     for g in groups:
-        rows += measure(g, kwargs, args.escnn_cold, args.timeout)
+        rows += measure(g, kwargs, args.escnn_cold, args.timeout, 0 if args.quick else args.wide)
+    wide_rows = [r for r in rows if "fields" in r]
+    rows = [r for r in rows if "fields" not in r]
     for r in rows:
         r["build_total_s"] = r["group_s"] + r["unet_s"]
     print(table(rows, ["group", "how", "import_s", "group_s", "unet_s", "classifier_s", "build_total_s"]))
+    if wide_rows:
+        print(table(wide_rows, ["group", "channels", "equivox_s", "escnn_build_s", "escnn_he_init_s"]))
     name = args.name or ("construction_quick" if args.quick else "construction")
     path = save(name, {"model_kwargs": {k: list(v) for k, v in kwargs.items()} or "defaults",
                        "notes": "each row a fresh process; build_total_s = group_s + unet_s (excludes imports)",
-                       "rows": rows})
+                       "rows": rows, "wide_layer": wide_rows})
     labels = sorted({r["group"] for r in rows}, key=groups.index)
     hows = list(dict.fromkeys(r["how"] for r in rows))
     series = {h: [next((r["build_total_s"] for r in rows if r["group"] == g and r["how"] == h), None) for g in labels]
