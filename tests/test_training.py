@@ -144,3 +144,25 @@ def test_user_nifti_folder_pair(tmp_path):
                       out_dir=str(tmp_path / "out"))
     res = fit(cfg)
     assert res.info.n_train == 2 and res.info.n_val == 1 and res.last_checkpoint.is_file()
+
+
+def test_npz_and_medmnist_classification_data(tmp_path):
+    from equivox.data import DataError
+    from equivox.training import build_datasets
+
+    rng = np.random.default_rng(0)
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, images=rng.random((20, 8, 8, 8)).astype(np.float32), labels=np.arange(20) % 3)
+    train, val, info = build_datasets(TrainConfig(dataset=str(plain), input_size=None, progress=False))
+    assert (len(train), len(val), info.num_classes) == (16, 4, 3)
+    assert train[0]["image"].shape == (1, 8, 8, 8)
+    med = tmp_path / "med.npz"
+    np.savez(med, train_images=rng.integers(0, 255, (6, 8, 8, 8), dtype=np.uint8), train_labels=np.array([[0], [1]] * 3),
+             val_images=rng.integers(0, 255, (2, 8, 8, 8), dtype=np.uint8), val_labels=np.array([[0], [1]]))
+    train, val, info = build_datasets(TrainConfig(dataset=str(med), input_size=4, progress=False))
+    assert (len(train), len(val)) == (6, 2) and train[0]["image"].shape == (1, 4, 4, 4)
+    assert float(train[0]["image"].max()) <= 1.0
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros(3))
+    with pytest.raises(DataError, match="found \\['x'\\]"):
+        build_datasets(TrainConfig(dataset=str(bad), progress=False))
