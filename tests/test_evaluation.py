@@ -182,8 +182,8 @@ def test_classification_data_formats_agree(classifiers, clf_data):
     ref = evaluate_classification(model, (x, y), rots, progress=False)
     dicts = [{"image": x[i], "label": int(y[i]), "id": f"s{i}"} for i in range(len(y))]
     pairs = [(x[i], y[i]) for i in range(len(y))]
-    for data, bs in ((dicts, 3), (pairs, 5), (iter(pairs), 3)):
-        rep = evaluate_classification(model, data, rots, batch_size=bs, progress=False)
+    for data, bs, bar in ((dicts, 3, False), (pairs, 5, True), (iter(pairs), 3, False)):
+        rep = evaluate_classification(model, data, rots, batch_size=bs, progress=bar)
         assert rep.rows == ref.rows
     # accuracy agrees with a direct computation on the rotated inputs
     with torch.no_grad():

@@ -46,7 +46,7 @@ def plot_rotation_scores(reports: Union[RotationReport, Sequence[RotationReport]
                 order.append(row["rotation"])
     pos = {name: i for i, name in enumerate(order)}
     kinds = {row["rotation"]: row["kind"] for r in reports for row in r.rows}
-    fig = _figure((max(6.0, 0.22 * len(order) + 2), 4.2))
+    fig = _figure((max(6.0, 0.22 * len(order) + 2) + 2.5, 4.2))
     ax = fig.add_subplot(1, 1, 1)
     markers = {"identity": "*", "grid": "o", "so3": "^"}
     for i, r in enumerate(reports):
@@ -72,7 +72,7 @@ def plot_rotation_scores(reports: Union[RotationReport, Sequence[RotationReport]
     ax.set_ylabel(m)
     ax.set_xlabel("rotation")
     ax.set_title(title or f"{m} per rotation")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
