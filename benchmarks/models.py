@@ -10,6 +10,38 @@ import torch
 from torch import nn
 
 
+class PlainUNet(nn.Module):
+    """The equivox U-Net's topology as a plain CNN (its "twin"): per level 2 x (Conv3d 3^3 -> BatchNorm3d -> ELU),
+    average-pool down, trilinear up, concatenated skips, 1x1x1 head. Same tensor widths and FLOPs as the equivox
+    U-Net, no equivariance: the ratio to it is the cost of the equivariant layers themselves."""
+
+    def __init__(self, widths, in_channels: int = 1, out_channels: int = 2):
+        super().__init__()
+
+        def block(cin, cout):
+            return nn.Sequential(nn.Conv3d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm3d(cout), nn.ELU(),
+                                 nn.Conv3d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm3d(cout), nn.ELU())
+
+        self.enc = nn.ModuleList()
+        prev = in_channels
+        for w in widths:
+            self.enc.append(block(prev, w))
+            prev = w
+        self.dec = nn.ModuleList(block(widths[i + 1] + widths[i], widths[i]) for i in range(len(widths) - 2, -1, -1))
+        self.head = nn.Conv3d(widths[0], out_channels, 1)
+
+    def forward(self, x):
+        feats = []
+        for i, blk in enumerate(self.enc):
+            x = blk(nn.functional.avg_pool3d(x, 2) if i else x)
+            feats.append(x)
+        y = feats[-1]
+        for i, blk in enumerate(self.dec):
+            up = nn.functional.interpolate(y, scale_factor=2, mode="trilinear", align_corners=False)
+            y = blk(torch.cat([up, feats[len(feats) - 2 - i]], dim=1))
+        return self.head(y)
+
+
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -23,6 +55,9 @@ def build(spec: Dict) -> Tuple[nn.Module, Dict]:
         if spec.get("export"):
             model = model.eval().export()
         width = list(model.tensor_channels) if hasattr(model, "tensor_channels") else spec.get("tensor_channels")
+    elif kind == "plain_twin":
+        model = PlainUNet(spec["tensor_channels"])
+        width = list(spec["tensor_channels"])
     elif kind == "monai_unet":
         from monai.networks.nets import UNet
 
@@ -77,6 +112,7 @@ def matched_specs(quick: bool = False, group: str = "octa") -> List[Dict]:
     return [
         {"kind": "equivox", "name": f"equivox {group} UNet {list(channels)}", "channels": list(channels),
          "strides": s, "group": group},
+        {"kind": "plain_twin", "name": f"plain twin (same topology) {width}", "tensor_channels": width},
         {"kind": "monai_unet", "name": f"MONAI UNet same width {width}", "channels": width, "strides": unet_strides},
         {"kind": "monai_unet", "name": f"MONAI UNet same params c={c_unet}",
          "channels": [c_unet, 2 * c_unet, 4 * c_unet], "strides": [2, 2]},
