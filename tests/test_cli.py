@@ -36,6 +36,7 @@ def _error_line(capsys) -> str:
     (["train", "--augment", "flip"], "augment must be"),
     (["evaluate", "/no/such.ckpt"], "checkpoint not found: /no/such.ckpt"),
     (["data", "info", "nope"], "unknown dataset 'nope'"),
+    (["data", "build", "nope"], "unknown dataset 'nope'"),
     (["check-equivariance", "--group", "nogroup", "--size", "8"], "nogroup"),
 ])
 def test_bad_arguments_and_missing_data_exit_2(argv, expected, capsys):
