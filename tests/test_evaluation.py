@@ -182,7 +182,8 @@ def test_classification_data_formats_agree(classifiers, clf_data):
     ref = evaluate_classification(model, (x, y), rots, progress=False)
     dicts = [{"image": x[i], "label": int(y[i]), "id": f"s{i}"} for i in range(len(y))]
     pairs = [(x[i], y[i]) for i in range(len(y))]
-    for data, bs, bar in ((dicts, 3, False), (pairs, 5, True), (iter(pairs), 3, False)):
+    loader = torch.utils.data.DataLoader(dicts, batch_size=3)  # batches of dicts
+    for data, bs, bar in ((dicts, 3, False), (pairs, 5, True), (iter(pairs), 3, False), (loader, 1, False)):
         rep = evaluate_classification(model, data, rots, batch_size=bs, progress=bar)
         assert rep.rows == ref.rows
     # accuracy agrees with a direct computation on the rotated inputs
@@ -240,6 +241,10 @@ def test_segmentation_rotates_image_and_label_together():
         else:  # trilinear image vs nearest label: not exact, but still close
             assert 0.5 < row["dice"] < 1.0
     # an empty prediction scores 0
+    loader = torch.utils.data.DataLoader([{"image": lab[0].float(), "label": lab[0]}] * 2, batch_size=2)
+    rep_l = evaluate_segmentation(OracleSegmenter(3), loader, rots, num_classes=3, progress=False,
+                                  class_names=["bg", "a", "b"])
+    assert rep_l.rows == rep.rows and rep_l.meta["n_samples"] == 2
     rep0 = evaluate_segmentation(OracleSegmenter(3), [(torch.zeros(1, 8, 8, 8), lab[0])], rots[:1], num_classes=3,
                                  progress=False)
     assert rep0.rows[0]["dice"] == pytest.approx(0.0)

@@ -42,6 +42,8 @@ def as_items(data) -> Tuple[object, Optional[int]]:
         if len(images) != len(labels):
             raise ValueError(f"got {len(images)} images but {len(labels)} labels")
         return torch.utils.data.TensorDataset(plain(images), plain(labels)), len(images)
+    if is_loader(data):
+        return data, None  # batches, not items: counted as they come
     try:
         n = len(data)
     except TypeError:
@@ -49,7 +51,28 @@ def as_items(data) -> Tuple[object, Optional[int]]:
     return data, n
 
 
+def is_loader(data) -> bool:
+    return isinstance(data, torch.utils.data.DataLoader)
+
+
+def loader_batches(loader) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """Batches ``(images (B, C, D, H, W), labels (B, ...))`` of a DataLoader yielding dicts or pairs."""
+    for b, batch in enumerate(loader):
+        x, y = split_item(batch, f"(batch {b})")
+        x, y = torch.as_tensor(x), torch.as_tensor(y)
+        if x.dim() != 5:
+            raise ValueError(f"DataLoader batch {b}: image must be (B, C, D, H, W), got shape {tuple(x.shape)}")
+        if len(y) != len(x):
+            raise ValueError(f"DataLoader batch {b}: {len(x)} images but {len(y)} labels")
+        yield x, y
+
+
 def iterate_items(data) -> Iterator[Tuple[torch.Tensor, object]]:
+    if is_loader(data):  # unbatch
+        for x, y in loader_batches(data):
+            for i in range(len(x)):
+                yield x[i], y[i]
+        return
     items, n = as_items(data)
     if n is not None and hasattr(items, "__getitem__"):
         for i in range(n):

@@ -7,7 +7,7 @@ from typing import List, Optional, Sequence
 import torch
 from torchmetrics.functional.classification import binary_auroc, multiclass_accuracy
 
-from ._common import as_items, check_equivariance_on, default_rotations, eval_mode, progress_bar, split_item
+from ._common import as_items, is_loader, loader_batches, check_equivariance_on, default_rotations, eval_mode, progress_bar, split_item
 from .report import RotationReport
 from .rotations import Rotation
 
@@ -17,6 +17,10 @@ CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "auroc")
 
 
 def _batches(data, batch_size: int):
+    if is_loader(data):  # use the loader's own batches
+        for x, y in loader_batches(data):
+            yield _stack(list(zip(x, y)), 0)
+        return
     items, n = as_items(data)
     if n is not None and hasattr(items, "__getitem__"):
         index = range(n)
@@ -87,7 +91,8 @@ def evaluate_classification(
         model: maps ``(B, C, D, H, W)`` to logits ``(B, K)``; any ``nn.Module`` (equivox, MONAI, plain torch).
             It runs in eval mode under ``no_grad``; its training flag is restored afterwards.
         data: a dataset / list / iterable of ``(image (C, D, H, W), label)`` pairs or ``{"image", "label"}`` dicts
-            (e.g. :class:`equivox.data.LIDCNoduleDataset`), or a tuple ``(images (N, C, D, H, W), labels (N,))``.
+            (e.g. :class:`equivox.data.LIDCNoduleDataset`), a tuple ``(images (N, C, D, H, W), labels (N,))``, or
+            a ``DataLoader`` yielding such batches (its batches are used as they are; ``batch_size`` is ignored).
             All images must share one shape.
         rotations: list of :class:`Rotation` (default ``rotation_set("standard", group=model.group)``).
         batch_size: images per forward pass. device: where the model runs.

@@ -93,8 +93,8 @@ def evaluate_segmentation(
         model: maps ``(B, C, D, H, W)`` to per-voxel logits ``(B, K, D, H, W)``; runs in eval mode, no_grad.
         data: dataset / list / iterable of ``{"image": (C, D, H, W), "label": (1, D, H, W)}`` dicts or
             ``(image, label)`` pairs (e.g. :class:`equivox.data.ChestCTDataset` with a crop transform), or a
-            tuple ``(images (N, C, D, H, W), labels (N, 1, D, H, W))``. Items are evaluated one at a time, so
-            their sizes may differ.
+            tuple ``(images (N, C, D, H, W), labels (N, 1, D, H, W))``, or a ``DataLoader`` of such batches
+            (unbatched). Items are evaluated one at a time, so their sizes may differ.
         rotations: list of :class:`Rotation` (default ``rotation_set("standard", group=model.group)``).
         num_classes: K, including background (class 0).
         inferer: optional ``inferer(x, model)`` (e.g. ``monai.inferers.SlidingWindowInferer``); default calls
