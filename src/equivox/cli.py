@@ -392,7 +392,6 @@ def _cmd_demo(args) -> int:
     cfg = train_config_from_args(args, base)
     n_random = args.n_random if args.n_random is not None else (2 if args.quick else (8 if task == "classify" else 4))
     n_steps = 6
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     _say(f"equivox demo ({task}{', quick' if args.quick else ''}): octa-equivariant model vs parameter-matched plain "
          f"CNN; {torch.get_num_threads()} CPU threads; output -> {out}")
 
@@ -441,7 +440,7 @@ def _cmd_demo(args) -> int:
     x_chk = extra["check_input"]
     errs = {label: equivariance_errors(r.model, x_chk, "octa") for label, r in fits.items()}
     for label, e in errs.items():
-        _say(format_error_table(e, title=f"  {label}") if args.quick is False else
+        _say(format_error_table(e, title=f"  {label}") if not args.quick else
              f"  {label}: max relative error {max(v.relative for v in e):.2e}")
     summary_err = {label: max(v.relative for v in e) for label, e in errs.items()}
 
@@ -503,7 +502,6 @@ def _demo_eval_classify(args, cfg, fits, rots):
 def _demo_eval_segment(args, cfg, fits, rots, info, out: Path):
     from .evaluation import evaluate_segmentation, plot_segmentation_slices, predict_rotated
 
-    item = fits[next(iter(fits))].module  # noqa: F841 (keeps the first fit alive)
     from .training import bundled_volume, center_crop
 
     img, lab, names = bundled_volume(cfg.dataset, cfg.downsample)
