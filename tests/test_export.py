@@ -53,7 +53,7 @@ def test_exported_unet_is_still_equivariant(group, small_model, cube_input):
         assert err < 1e-4, el.name
 
 
-@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("group", ["octa", "so3"])
 def test_export_scripts_and_torch_exports(group, small_model, cube_input):
     model = _trained(small_model("unet", group))
@@ -63,8 +63,6 @@ def test_export_scripts_and_torch_exports(group, small_model, cube_input):
     assert (scripted(cube_input) - ref).abs().max().item() < ATOL
     program = torch.export.export(plain, (cube_input,))
     assert (program.module()(cube_input) - ref).abs().max().item() < ATOL
-    traced = torch.jit.trace(plain, cube_input)
-    assert (traced(cube_input) - ref).abs().max().item() < ATOL
 
 
 def test_export_keeps_input_checks(small_model, cube_input):
