@@ -258,6 +258,11 @@ def test_segmentation_pads_non_divisible_volumes(small_model):
     rep = evaluate_segmentation(model, [(x, y)], rots, num_classes=3, progress=False)
     vals = rep.scores("grid")
     assert max(vals) - min(vals) < 1e-6 and rep.meta["padded_to_multiple"] == 2
+    # predictions mapped back upright: same shape as the input, identical for every grid rotation
+    p0 = predict_rotated(model, x[None], rots[0])
+    assert p0.shape == (1, 1, 7, 8, 9)
+    for r in rots[1:]:
+        assert torch.equal(predict_rotated(model, x[None], r), p0)
     with pytest.raises(ValueError, match="size_multiple"):
         evaluate_segmentation(model, [(x, y)], rots, num_classes=3, progress=False, pad=False)
     with pytest.raises(ValueError, match="label values"):

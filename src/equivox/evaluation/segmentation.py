@@ -64,12 +64,22 @@ def predict_rotated(model: torch.nn.Module, image: torch.Tensor, rotation: Rotat
     """Predicted class map of ``model`` for ``rotation.apply_image(image)``, mapped back upright.
 
     ``image``: ``(B, C, D, H, W)``; returns ``(B, 1, D, H, W)`` long (exact inverse for grid rotations; nearest
-    resampling, with background at the cut corners, for so3). Used for upright-vs-rotated figures."""
-    with torch.no_grad():
-        xr = rotation.apply_image(image)
+    resampling, with background at the cut corners, for so3). The model runs in eval mode on ``image``'s device
+    (training flag restored); without an inferer, sizes are padded to ``model.size_multiple`` as in
+    :func:`evaluate_segmentation` and the prediction cropped back. Used for upright-vs-rotated figures."""
+    if not isinstance(image, torch.Tensor) or image.dim() != 5:
+        raise ValueError(f"predict_rotated expects an image (B, C, D, H, W), got "
+                         f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
+    multiple = 1 if inferer is not None else int(getattr(model, "size_multiple", 1) or 1)
+    x, pads = pad_to_multiple(image.float(), multiple)
+    with eval_mode(model, image.device):
+        xr = rotation.apply_image(x)
         logits = inferer(xr, model) if inferer is not None else model(xr)
-        pred = logits.argmax(1, keepdim=True)
-        return rotation.inverse_apply_label(pred)
+        pred = rotation.inverse_apply_label(logits.argmax(1, keepdim=True))
+    if any(pads):
+        d, h, w = pred.shape[-3:]
+        pred = pred[..., pads[4]:d - pads[5], pads[2]:h - pads[3], pads[0]:w - pads[1]]
+    return pred
 
 
 def evaluate_segmentation(
