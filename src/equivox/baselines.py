@@ -34,7 +34,8 @@ def match_channels(target_params: int, base_channels: Sequence[int], build: Call
         max_scale: upper bound of the scale factor searched.
 
     The parameter count grows about quadratically with ``s``: a few secant steps on ``sqrt(params)`` find ``s``,
-    then the closest of the tried and neighbouring integer channel tuples is returned (about 6-9 builds).
+    then the closest of the tried and neighbouring integer channel tuples is taken and refined by +-1 channel per
+    level while that gets closer (about 10-20 builds of the cheap trivial-group model).
     """
     base = [float(c) for c in base_channels]
     if not base or min(base) <= 0:
@@ -59,6 +60,13 @@ def match_channels(target_params: int, base_channels: Sequence[int], build: Call
     tried = set(cache)
     near = {chans(s * f) for f in (0.9, 0.95, 1.0, 1.05, 1.1)}
     best = min(tried | near, key=lambda ch: (abs(params(ch) - target_params), ch))
+    for _ in range(3):  # fine-tune: +-1 channel per level while that gets closer (ratios kept to within 1)
+        cands = [best[:i] + (best[i] + d,) + best[i + 1:] for i in range(len(best)) for d in (-1, 1)
+                 if best[i] + d >= 1]
+        new = min(cands, key=lambda ch: (abs(params(ch) - target_params), ch))
+        if abs(params(new) - target_params) >= abs(params(best) - target_params):
+            break
+        best = new
     if params(best) < 0.5 * target_params and chans(max_scale) == best:
         raise ValueError(f"cannot reach {target_params} parameters with channels up to {best}")
     return best
