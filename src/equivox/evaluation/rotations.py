@@ -33,7 +33,12 @@ SET_KINDS = ("identity", "grid", "so3", "standard")
 
 @dataclass(frozen=True)
 class Rotation:
-    """One rotation of an evaluation set.
+    """One rotation of an evaluation set, acting on ``(B, C, D, H, W)`` tensors.
+
+    Exactness: ``identity`` and ``grid`` rotations permute voxels (nothing interpolated, nothing lost). ``so3``
+    rotations resample to the same size with zero padding: images are blurred by trilinear interpolation, labels
+    use nearest neighbour (values stay in the label set), and whatever lies outside the sphere inscribed in the box
+    can be rotated out and lost (at most the 8 corner regions), while the output's corners are filled with 0.
 
     Attributes:
         name: ``"identity"``, ``"grid:<element name>"`` (e.g. ``"grid:[d,-w,h]"``) or ``"so3:<i>"``.
