@@ -13,6 +13,11 @@ SMALL = dict(channels=(2, 2), strides=(2,))
 # model tests run only on request. Its group data and grid elements are tested always (test_core_groups.py).
 LARGE_GROUPS_ON = os.environ.get("EQUIVOX_TEST_FULL_ICO") == "1"
 
+# `make test` runs one pytest-xdist worker per core: more than one torch thread per worker oversubscribes the
+# CPU (tiny convs then run ~100x slower while the other worker is busy).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
 
 @functools.lru_cache(maxsize=None)
 def _small_model(kind: str, group: str, seed: int = 0):
