@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 
@@ -173,7 +174,7 @@ def main(argv=None) -> dict:
     plot_rotation_scores(reports, out / "rotation_dice.png", title="Dice per rotation of the chest CT")
     item = val_ds[0]
     image, label = item["image"].as_tensor()[None], item["label"].as_tensor()
-    rot = next(r for r in rotations if r.kind == "grid" and r.name != rotations[0].name)
+    rot = next(r for r in rotations if r.kind == "grid" and not np.allclose(r.matrix_array, np.eye(3)))
     preds = {}
     for name, model in models.items():
         model.eval()
