@@ -29,6 +29,8 @@ import json, resource, time, torch
 import sys
 sys.path.insert(0, {bench_dir!r})
 from models import build
+if {threads!r}:
+    torch.set_num_threads({threads!r})
 torch.manual_seed(0)
 model, info = build({spec!r})
 size = {size!r}
@@ -80,6 +82,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", type=int, default=[32, 64])
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch default)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
@@ -90,7 +93,7 @@ def main(argv=None):
         base = None
         for spec in specs(args.quick):
             r = run_isolated(STEP_CODE.format(bench_dir=bench_dir, spec=spec, size=size, repeats=repeats,
-                                               batch=2 if args.quick else 1))
+                                               batch=2 if args.quick else 1, threads=args.threads))
             if base is None:
                 base = r
             r["time_ratio_equivox_over_this"] = base["step_s"] / r["step_s"]
@@ -101,7 +104,7 @@ def main(argv=None):
             "memory_ratio_equivox_over_this"]
     print(table(rows, cols))
     name = args.name or ("train_step_quick" if args.quick else "train_step")
-    path = save(name, {"repeats": repeats, "rows": rows,
+    path = save(name, {"repeats": repeats, "rows": rows, "torch_threads_requested": args.threads or "default",
                        "notes": "ratios: equivox octa U-Net / this model, same process order, same run"})
     labels = [f"{r['name']} {r['size']}^3" for r in rows]
     bar_plot(RESULTS / f"{name}.png", labels, {"step seconds": [r["step_s"] for r in rows]}, "seconds / step",
