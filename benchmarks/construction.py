@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, bar_plot, run_isolated, save, table  # noqa: E402
+from bench_common import RESULTS, bar_plot, run_isolated, save, table  # noqa: E402
 
 EQUIVOX_CODE = """
 import json, time

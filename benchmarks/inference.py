@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, bar_plot, save, table  # noqa: E402
+from bench_common import RESULTS, bar_plot, save, table  # noqa: E402
 from models import build, matched_specs  # noqa: E402
 
 

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, bar_plot, run_isolated, save, table  # noqa: E402
+from bench_common import RESULTS, bar_plot, run_isolated, save, table  # noqa: E402
 
 STEP_CODE = """
 import json, resource, time, torch

@@ -131,10 +131,10 @@ def test_inference_benchmark_quick_smoke(tmp_path, monkeypatch):
 
     bench = Path(__file__).resolve().parents[1] / "benchmarks"
     monkeypatch.syspath_prepend(str(bench))
-    import _common
+    import bench_common
     import inference
 
-    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench_common, "RESULTS", tmp_path)
     monkeypatch.setattr(inference, "RESULTS", tmp_path)
     rows = inference.main(["--quick", "--name", "smoke"])
     data = json.loads((tmp_path / "smoke.json").read_text())
