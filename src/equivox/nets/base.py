@@ -45,6 +45,18 @@ class EquivariantNetwork(nn.Module):
         get_group(group)  # clear error for unknown names
         return channels, strides
 
+    def _build_encoder(self, spatial_dims, in_channels, out_channels, channels, strides, group, kernel_size, norm,
+                       act, dropout, convs_per_level) -> None:
+        """Check the MONAI-style arguments, build ``self.encoder`` and take over its settings (U-Net, classifier)."""
+        from .encoder import EquivariantEncoder
+
+        self._check_args(spatial_dims, in_channels, out_channels, channels, strides, group,
+                         len(tuple(channels)) - 1)
+        self.encoder = EquivariantEncoder(spatial_dims, in_channels, channels, strides, group, kernel_size, norm, act,
+                                          dropout, convs_per_level)
+        self.group, self.in_channels, self.out_channels = group, in_channels, out_channels
+        self.channels, self.strides = self.encoder.channels, self.encoder.strides
+
     @property
     def size_multiple(self) -> int:
         """Every spatial input size must be a multiple of this (product of strides) for exact equivariance."""

@@ -9,7 +9,6 @@ from torch import nn
 from ..nn.fieldwise import make_activation
 from ..nn.pooling import InvariantPooling
 from .base import EquivariantNetwork
-from .encoder import EquivariantEncoder
 
 __all__ = ["InvariantClassifier"]
 
@@ -36,12 +35,8 @@ class InvariantClassifier(EquivariantNetwork):
                  convs_per_level: int = 2, pooling: Optional[str] = None, hidden_features: Sequence[int] = (64,),
                  head_dropout: float = 0.0):
         super().__init__()
-        self.encoder = EquivariantEncoder(spatial_dims, in_channels, channels, strides, group, kernel_size, norm, act,
-                                          dropout, convs_per_level)
-        self._check_args(spatial_dims, in_channels, out_channels, channels, strides, group, len(channels) - 1)
-        self.group, self.in_channels = group, in_channels
-        self.channels, self.strides = self.encoder.channels, self.encoder.strides
-        self.out_channels = out_channels
+        self._build_encoder(spatial_dims, in_channels, out_channels, channels, strides, group, kernel_size, norm, act,
+                            dropout, convs_per_level)
         self.pool = InvariantPooling(group, self.channels[-1], pooling)
         layers, width = [], self.pool.out_channels
         for h in hidden_features:

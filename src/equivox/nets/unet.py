@@ -11,7 +11,6 @@ from ..nn.conv import EquivariantConv3d
 from ..nn.fields import FieldSpec
 from ..nn.sampling import EquivariantUpsample
 from .base import EquivariantNetwork
-from .encoder import EquivariantEncoder
 
 __all__ = ["EquivariantUNet"]
 
@@ -42,12 +41,8 @@ class EquivariantUNet(EquivariantNetwork):
                  kernel_size: int = 3, norm: Optional[str] = "batch", act="elu", dropout: float = 0.0,
                  convs_per_level: int = 2, upsample_mode: str = "trilinear"):
         super().__init__()
-        self.encoder = EquivariantEncoder(spatial_dims, in_channels, channels, strides, group, kernel_size, norm, act,
-                                          dropout, convs_per_level)
-        self._check_args(spatial_dims, in_channels, out_channels, channels, strides, group, len(channels) - 1)
-        self.group, self.in_channels = group, in_channels
-        self.channels, self.strides = self.encoder.channels, self.encoder.strides
-        self.out_channels = out_channels
+        self._build_encoder(spatial_dims, in_channels, out_channels, channels, strides, group, kernel_size, norm, act,
+                            dropout, convs_per_level)
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
         spec = self.encoder.out_specs[-1]
