@@ -40,24 +40,21 @@ def _batches(data, batch_size: int):
 
 
 def _stack(chunk, start):
-    images = []
-    for j, (img, _) in enumerate(chunk):
-        img = torch.as_tensor(img)
+    images, labels = [], []
+    for j, (img, lab) in enumerate(chunk):
+        img, lab = torch.as_tensor(img), torch.as_tensor(lab)
         if img.dim() != 4:
             raise ValueError(f"classification item {start + j}: image must be (C, D, H, W), got shape "
                              f"{tuple(img.shape)}")
+        if lab.numel() != 1:
+            raise ValueError(f"classification item {start + j}: label must be one class index, got shape "
+                             f"{tuple(lab.shape)}")
         images.append(img.float())
+        labels.append(int(lab.reshape(())))
     shapes = {tuple(i.shape) for i in images}
     if len(shapes) > 1:
         raise ValueError(f"classification items {start}..{start + len(chunk) - 1} have different image shapes "
                          f"{sorted(shapes)}; resize/pad them to one size (e.g. monai.transforms.ResizeWithPadOrCrop)")
-    labels = []
-    for j, (_, lab) in enumerate(chunk):
-        lab = torch.as_tensor(lab)
-        if lab.numel() != 1:
-            raise ValueError(f"classification item {start + j}: label must be one class index, got shape "
-                             f"{tuple(lab.shape)}")
-        labels.append(int(lab.reshape(())))
     return torch.stack(images), torch.tensor(labels, dtype=torch.long)
 
 

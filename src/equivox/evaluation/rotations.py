@@ -74,12 +74,7 @@ class Rotation:
         identity: returned as is; grid: exact voxel permutation (a non-cubic volume gets its spatial shape
         permuted); so3: trilinear resampling to the same size, zeros outside the input box (corners lost).
         """
-        self._check(x, "image")
-        if self.kind == "identity":
-            return x
-        if self.element is not None:
-            return self.element.apply(x)
-        return rotate_volume(x, self.matrix_array, mode="bilinear", padding="zeros")
+        return self._rotate(x, "image", "bilinear")
 
     def apply_label(self, y: torch.Tensor) -> torch.Tensor:
         """Rotate label maps ``(B, 1, D, H, W)`` (any dtype) with the same matrix as :meth:`apply_image`.
@@ -87,12 +82,15 @@ class Rotation:
         grid: exact permutation; so3: nearest-neighbour resampling (values stay within the input's label values,
         dtype kept), background (0) where the rotated box leaves the input (corners).
         """
-        self._check(y, "label")
+        return self._rotate(y, "label", "nearest")
+
+    def _rotate(self, x: torch.Tensor, what: str, mode: str) -> torch.Tensor:
+        self._check(x, what)
         if self.kind == "identity":
-            return y
+            return x
         if self.element is not None:
-            return self.element.apply(y)
-        return rotate_volume(y, self.matrix_array, mode="nearest", padding="zeros")
+            return self.element.apply(x)
+        return rotate_volume(x, self.matrix_array, mode=mode, padding="zeros")
 
     def inverse_apply_label(self, y: torch.Tensor) -> torch.Tensor:
         """Map a label / prediction map ``(B, K, D, H, W)`` from the rotated frame back upright (inverse
