@@ -13,6 +13,7 @@ import warnings
 from joblib import Memory
 from joblib.memory import MemorizedFunc
 
+from . import _escnn_cg
 from .cache import cache_dir
 
 with warnings.catch_warnings():
@@ -42,6 +43,11 @@ for _module in (
             setattr(_module, _name, _memory.cache(_obj.func, ignore=_obj.ignore or None))
     if isinstance(getattr(_module, "cache", None), Memory):
         _module.cache = _memory
+
+# Same Clebsh-Gordan coefficients, ~10x faster for finite groups (see equivox._escnn_cg); escnn reads the module
+# attribute at call time.
+_escnn_cg.set_fallback(escnn.group._clebsh_gordan._clebsh_gordan_tensor.func)
+escnn.group._clebsh_gordan._clebsh_gordan_tensor = _memory.cache(_escnn_cg.clebsh_gordan_tensor)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,8 @@
 
 The result runs under ``torch.jit.script``, ``torch.jit.trace`` and ``torch.export.export`` and keeps the input
 checks of the original (rank, channel count, spatial sizes divisible by ``prod(strides)``), with clear messages.
-Dropout is dropped (the export is for inference). Supported: ``EquivariantUNet``, ``InvariantClassifier``,
+Dropout is dropped (the export is for inference). Supported: ``EquivariantUNet``, ``EquivariantMonaiUNet``
+(MONAI ``SkipConnection`` s become plain ``cat`` / ``add`` skips), ``InvariantClassifier``,
 ``EquivariantEncoder`` / ``EquivariantFeatureExtractor`` and the blocks of :mod:`equivox.nets.monai_blocks`, for
 every registered group and every norm (``"batch"``, ``"instance"``, ``None``) and MONAI activation.
 """
@@ -24,6 +25,7 @@ import copy
 from typing import List
 
 import torch
+from monai.networks.layers import SkipConnection
 from torch import nn
 
 from .groups import get_group
@@ -114,6 +116,19 @@ class _Residual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block(x) + self.skip(x)
+
+
+class _Skip(nn.Module):
+    """MONAI ``SkipConnection`` in plain torch: ``cat([x, sub(x)])`` along channels, or ``x + sub(x)``."""
+
+    def __init__(self, submodule: nn.Module, add: bool):
+        super().__init__()
+        self.submodule = submodule
+        self.add = add
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.submodule(x)
+        return x + y if self.add else torch.cat([x, y], dim=1)
 
 
 class ExportedBlock(nn.Module):
@@ -269,8 +284,13 @@ def _fold(layers: List[nn.Module]) -> List[nn.Module]:
     """Merge every ``Conv3d`` directly followed by an eval-mode ``BatchNorm3d`` into one ``Conv3d``."""
     out: List[nn.Module] = []
     for layer in layers:
-        if isinstance(layer, nn.BatchNorm3d) and out and isinstance(out[-1], nn.Conv3d):
-            conv = out[-1]
+        conv = None
+        if isinstance(layer, nn.BatchNorm3d) and out:
+            if isinstance(out[-1], nn.Conv3d):
+                conv = out[-1]
+            elif len(out) > 1 and isinstance(out[-1], nn.Upsample) and isinstance(out[-2], nn.Conv3d):
+                conv = out[-2]  # interpolation weights sum to 1, so a per-channel affine map commutes with it
+        if conv is not None:
             scale, shift = _bn_affine(layer)
             if conv.bias is None:
                 conv.bias = nn.Parameter(torch.zeros(conv.out_channels, dtype=conv.weight.dtype,
@@ -305,6 +325,10 @@ def _flatten(m: nn.Module) -> List[nn.Module]:
         return [_pooling(m)]
     if isinstance(m, _FieldResidualUnit):
         return [_Residual(_sequential(m.block), _sequential(m.skip))]
+    if isinstance(m, SkipConnection):
+        if m.mode not in ("cat", "add") or m.dim != 1:
+            raise ExportError(f"SkipConnection(mode={m.mode!r}, dim={m.dim}) is not supported by export")
+        return [_Skip(_sequential(m.submodule), m.mode == "add")]
     from .nets.base import EquivariantNetwork
     from .nets.monai_blocks import _MonaiBlock
 
@@ -347,9 +371,12 @@ def _export_eval(model: nn.Module) -> nn.Module:
     from .nets.classifier import InvariantClassifier
     from .nets.encoder import EquivariantEncoder
     from .nets.monai_blocks import EquivariantConvolution, EquivariantHead, EquivariantResidualUnit, _MonaiBlock
+    from .nets.monai_unet import EquivariantMonaiUNet
     from .nets.unet import EquivariantUNet
 
     name = type(model).__name__
+    if isinstance(model, EquivariantMonaiUNet):
+        return ExportedBlock(InputCheck(model.in_channels, model.size_multiple, name), _sequential(model.model))
     if isinstance(model, EquivariantUNet):
         enc = _encoder(model.encoder, name)
         return ExportedUNet(enc, [_sequential(u) for u in model.ups], [_sequential(d) for d in model.decoders],
@@ -361,7 +388,7 @@ def _export_eval(model: nn.Module) -> nn.Module:
     if isinstance(model, _MonaiBlock):
         check = InputCheck(model.in_spec.size, getattr(model, "stride", 1), name)
         if isinstance(model, EquivariantConvolution):
-            body = _sequential(nn.Sequential(model.down, model.conv, model.adn))
+            body = _sequential(nn.Sequential(model.down, model.conv, model.up, model.adn))
         elif isinstance(model, EquivariantResidualUnit):
             body = _sequential(nn.Sequential(model.down, model.unit))
         elif isinstance(model, EquivariantHead):

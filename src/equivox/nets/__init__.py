@@ -3,7 +3,8 @@ from .classifier import InvariantClassifier
 from .encoder import EquivariantEncoder
 from .monai_blocks import (EquivariantConvolution, EquivariantFeatureExtractor, EquivariantHead,
                            EquivariantResidualUnit)
+from .monai_unet import EquivariantMonaiUNet
 from .unet import EquivariantUNet
 
-__all__ = ["EquivariantEncoder", "EquivariantUNet", "InvariantClassifier", "EquivariantConvolution",
+__all__ = ["EquivariantEncoder", "EquivariantUNet", "EquivariantMonaiUNet", "InvariantClassifier", "EquivariantConvolution",
            "EquivariantResidualUnit", "EquivariantHead", "EquivariantFeatureExtractor"]

@@ -72,7 +72,7 @@ from ..nn.conv import EquivariantConv3d
 from ..nn.fields import FieldSpec
 from ..nn.fieldwise import FieldNormAct, make_activation
 from ..nn.pooling import InvariantPooling
-from ..nn.sampling import EquivariantDownsample, check_divisible
+from ..nn.sampling import EquivariantDownsample, EquivariantUpsample, check_divisible
 from .encoder import EquivariantEncoder
 
 __all__ = [
@@ -93,6 +93,16 @@ def field_spec(group: str, n: int, kind: str) -> FieldSpec:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"number of {kind} fields must be a positive int, got {n!r}")
     return FieldSpec.scalar(group, n) if kind == "scalar" else FieldSpec.hidden(group, n)
+
+
+def scalar_norm_act(channels: int, norm: Optional[str], act, dropout: float = 0.0) -> nn.Module:
+    """Norm -> activation -> dropout on **scalar** channels (any per-channel norm and pointwise activation is
+    equivariant there). ``(B, channels, D, H, W)`` -> same."""
+    norms = {"batch": nn.BatchNorm3d(channels), "instance": nn.InstanceNorm3d(channels, affine=True),
+             None: nn.Identity()}
+    if norm not in norms:
+        raise ValueError(f"norm must be 'batch', 'instance' or None, got {norm!r}")
+    return nn.Sequential(norms[norm], make_activation(act), nn.Dropout3d(dropout) if dropout else nn.Identity())
 
 
 def _check_spatial_dims(spatial_dims: int) -> None:
@@ -166,21 +176,29 @@ class EquivariantConvolution(_MonaiBlock):
         out_channels: output fields: hidden (default) or scalar (``out_fields="scalar"``).
         group: registered group name (``"octa"``, ``"so3"``, ...).
         strides: downsampling factor (same on every axis). MONAI uses a strided convolution; equivox average-pools
-            the input by ``strides`` first (exactly equivariant; spatial sizes must be divisible by it).
+            the input by ``strides`` first (exactly equivariant; spatial sizes must be divisible by it). With
+            ``is_transposed=True`` it is an upsampling factor instead.
         kernel_size: odd kernel size.
         act, norm, dropout: MONAI-style activation, ``"batch"`` / ``"instance"`` / ``None``, field dropout.
             Ignored when ``conv_only``.
         in_fields, out_fields: ``"scalar"`` or ``"hidden"`` (see the module docstring).
         conv_only: only the convolution (as MONAI's ``conv_only=True``).
         bias: learn a bias on the invariant components of the output.
+        is_transposed: upsample instead (MONAI's transposed convolution): convolve at the input resolution, then
+            interpolate by ``strides`` (``upsample_mode``), then norm and activation. Same cost as MONAI's
+            stride-``s`` transposed convolution and exactly equivariant for every input size (a transposed
+            convolution with an odd kernel and ``output_padding`` is not, on even sizes).
+        upsample_mode: ``"trilinear"`` or ``"nearest"`` (only with ``is_transposed``).
 
-    Shapes: ``(B, in_tensor_channels, D, H, W) -> (B, out_tensor_channels, D / strides, ...)``.
+    Shapes: ``(B, in_tensor_channels, D, H, W) -> (B, out_tensor_channels, D / strides, ...)``
+    (``D * strides`` when transposed).
     """
 
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, out_channels: int = 1, group: str = "octa",
                  strides: Union[int, Sequence[int]] = 1, kernel_size: int = 3, act="elu",
                  norm: Optional[str] = "batch", dropout: float = 0.0, in_fields: str = "scalar",
-                 out_fields: str = "hidden", conv_only: bool = False, bias: bool = True):
+                 out_fields: str = "hidden", conv_only: bool = False, bias: bool = True, is_transposed: bool = False,
+                 upsample_mode: str = "trilinear"):
         super().__init__()
         _check_spatial_dims(spatial_dims)
         self.group = get_group(group).name
@@ -188,24 +206,22 @@ class EquivariantConvolution(_MonaiBlock):
         self.in_spec = field_spec(self.group, in_channels, in_fields)
         self.out_spec = field_spec(self.group, out_channels, out_fields)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.stride = _stride(strides)
-        self.down = EquivariantDownsample(self.stride) if self.stride > 1 else nn.Identity()
+        factor = _stride(strides)
+        self.is_transposed = bool(is_transposed)
+        self.stride = 1 if self.is_transposed else factor  # the input divisibility the block needs
+        self.down = EquivariantDownsample(factor) if factor > 1 and not self.is_transposed else nn.Identity()
+        self.up = EquivariantUpsample(factor, upsample_mode) if factor > 1 and self.is_transposed else nn.Identity()
         with_norm = (norm is not None) and not conv_only
         self.conv = EquivariantConv3d(self.in_spec, self.out_spec, kernel_size, bias=bias and not with_norm)
         if conv_only:
             self.adn = nn.Identity()
         elif out_fields == "hidden":
             self.adn = FieldNormAct(self.group, out_channels, norm, act, dropout)
-        else:  # scalar channels: any per-channel norm and pointwise activation is equivariant
-            norms = {"batch": nn.BatchNorm3d(out_channels), "instance": nn.InstanceNorm3d(out_channels, affine=True),
-                     None: nn.Identity()}
-            if norm not in norms:
-                raise ValueError(f"norm must be 'batch', 'instance' or None, got {norm!r}")
-            self.adn = nn.Sequential(norms[norm], make_activation(act),
-                                     nn.Dropout3d(dropout) if dropout else nn.Identity())
+        else:
+            self.adn = scalar_norm_act(out_channels, norm, act, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.adn(self.conv(self.down(self._validate(x))))
+        return self.adn(self.up(self.conv(self.down(self._validate(x)))))
 
 
 class EquivariantResidualUnit(_MonaiBlock):

@@ -171,7 +171,7 @@ def classification_arrays(cfg: TrainConfig, split: str) -> Tuple[torch.Tensor, n
         elif p.is_dir():
             from ..data import MeshFolderVoxels
 
-            ds = MeshFolderVoxels(p, split="train" if split == "train" else "test")
+            ds = MeshFolderVoxels(p, split="train" if split == "train" else "test", progress=cfg.progress)
             x, y = np.asarray(ds.voxels), np.asarray(ds.labels)
             names = getattr(ds, "class_names", None)
         else:
@@ -368,7 +368,8 @@ def _segmentation_files(cfg: TrainConfig, aug):
                                    extra=va_extra)
     train = segmentation_dataset(train_items, tr_t)
     val = segmentation_dataset(val_items, va_t)
-    return train, val, DataInfo(1, k, names, len(train_items), len(val_items), ())
+    in_channels = int(val[0]["image"].shape[0])  # modalities (e.g. 4 for Decathlon BrainTumour), not always 1
+    return train, val, DataInfo(in_channels, k, names, len(train_items), len(val_items), ())
 
 
 def build_datasets(cfg: TrainConfig):
