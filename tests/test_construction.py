@@ -108,3 +108,27 @@ def test_fast_clebsh_gordan_equals_escnn_bit_for_bit(group):
         assert ours.shape == theirs.shape and np.array_equal(ours, theirs), (J, l, j)
         nonzero += ours.shape[-2] > 0
     assert nonzero >= 3  # the comparison covered real coefficients, not only empty ones
+
+
+@pytest.mark.parametrize("group", ["octa", "so3"])
+def test_orbit_compressed_filter_expansion_equals_the_full_basis(group):
+    """The per-step expansion from one column per orbit gives the filter of the full escnn basis."""
+    torch.manual_seed(0)
+    conv = EquivariantConv3d(FieldSpec.hidden(group, 2), FieldSpec.hidden(group, 3), 3)
+    data = conv_mod._pair_data(group, *conv.in_spec.representations()[:1], *conv.out_spec.representations()[:1], 3)
+    basis = data["basis"]  # (n_b, o, i, S)
+    values, index = data["compressed"]
+    assert values.shape[1] * 10 < basis[0].numel()  # really compressed (octa: ~|G| x fewer columns)
+    w = conv.weight_0
+    full = torch.einsum("abn,noiS->aobiS", w, basis).reshape(conv.out_channels, conv.in_channels, 3, 3, 3)
+    filt, _ = conv.expand_parameters()
+    torch.testing.assert_close(filt, full, atol=1e-6, rtol=1e-5)
+
+
+def test_compression_refuses_columns_that_only_look_alike():
+    """Columns that differ get their own entry: a basis with all-distinct columns is not compressed."""
+    assert conv_mod._compress(torch.randn(5, 3, 4, 27)) is None
+    basis = torch.randn(4, 1, 1, 27).repeat(1, 2, 3, 1)  # 6 identical copies of 27 distinct columns
+    values, index = conv_mod._compress(basis)
+    assert values.shape == (4, 27)
+    torch.testing.assert_close(values[:, index], basis.reshape(4, -1))
