@@ -1,5 +1,6 @@
-"""Inference (eval, no grad, batch 1) of the default octa ``EquivariantUNet``: equivox eager, its plain-PyTorch
-export (:func:`equivox.export.export`), and MONAI ``UNet`` / ``BasicUNet`` of the same tensor width / parameters.
+"""Inference (eval, no grad, batch 1) of the default-width octa ``EquivariantUNet`` and ``EquivariantMonaiUNet``:
+equivox eager, the plain-PyTorch export (:func:`equivox.export.export`), and MONAI ``UNet`` / ``BasicUNet`` of the
+same tensor width / parameters, each compared with the exported equivox model of the same layout.
 
 Usage::
 
@@ -25,20 +26,22 @@ from models import build, matched_specs  # noqa: E402
 
 
 def candidates(quick: bool, group: str = "octa"):
-    """(name, params, width, module) of the models to compare, all in eval mode."""
-    specs = matched_specs(quick, group)
+    """(name, params, width, module, reference name) of the models to compare, all in eval mode.
+
+    Each equivox model appears eager and exported; every other model is compared with the exported equivox model
+    of the same layout."""
     out = []
-    eq, info = build(specs[0])
-    eq.eval()
-    with torch.no_grad():  # give batch norm non-trivial statistics, as after training
-        eq.train()
-        eq(torch.randn(2, 1, 16, 16, 16))
-        eq.eval()
-    out.append((info["name"] + " (eager)", info["params"], info["tensor_channels"], eq))
-    out.append((info["name"] + " (exported)", info["params"], info["tensor_channels"], eq.export()))
-    for spec in specs[1:]:
-        m, i = build(spec)
-        out.append((i["name"], i["params"], i["tensor_channels"], m.eval()))
+    for spec in matched_specs(quick, group):
+        m, info = build(spec)
+        if spec["kind"] == "equivox":
+            with torch.no_grad():  # give batch norm non-trivial statistics, as after training
+                m.train()(torch.randn(2, 1, 16, 16, 16))
+            m.eval()
+            exported = info["name"] + " (exported)"
+            out.append((info["name"] + " (eager)", info["params"], info["tensor_channels"], m, exported))
+            out.append((exported, info["params"], info["tensor_channels"], m.export(), exported))
+        else:
+            out.append((info["name"], info["params"], info["tensor_channels"], m.eval(), spec["ref"] + " (exported)"))
     return out
 
 
@@ -46,10 +49,10 @@ def bench(models, size: int, repeats: int):
     x = torch.randn(1, 1, size, size, size)
     times = {name: [] for name, *_ in models}
     with torch.no_grad():
-        for name, _, _, m in models:  # warm-up (and first-call filter expansion)
+        for name, _, _, m, _ in models:  # warm-up (and first-call filter expansion)
             m(x)
         for _ in range(repeats):
-            for name, _, _, m in models:
+            for name, _, _, m, _ in models:
                 t = time.perf_counter()
                 m(x)
                 times[name].append(time.perf_counter() - t)
@@ -65,20 +68,22 @@ def main(argv=None):
     args = p.parse_args(argv)
     sizes, repeats = ([16], 1) if args.quick else (args.sizes, args.repeats)
     models = candidates(args.quick)
-    eq = models[0][3]
     x = torch.randn(1, 1, sizes[0], sizes[0], sizes[0])
+    max_diff = {}
     with torch.no_grad():
-        max_diff = (eq(x) - models[1][3](x)).abs().max().item()
-    print(f"export max |difference| at {sizes[0]}^3: {max_diff:.2e}")
+        for (name, _, _, eager, _), (_, _, _, plain, _) in zip(models, models[1:]):
+            if name.endswith("(eager)"):
+                max_diff[name[:-8]] = (eager(x) - plain(x)).abs().max().item()
+                print(f"{name[:-8]}: export max |difference| at {sizes[0]}^3: {max_diff[name[:-8]]:.2e}")
     rows = []
     for size in sizes:
         med = bench(models, size, repeats)
-        exported = med[models[1][0]]
-        for name, params, width, _ in models:
-            rows.append({"size": size, "name": name, "params": params, "tensor_channels": width,
-                         "infer_s": med[name], "ratio_exported_over_this": exported / med[name]})
+        for name, params, width, _, ref in models:
+            rows.append({"size": size, "name": name, "params": params, "tensor_channels": width, "infer_s": med[name],
+                         "compared_with": ref, "ratio_exported_over_this": med[ref] / med[name]})
             print(f"  {size}^3 {name:40s} {med[name]:.3f}s", flush=True)
-    print(table(rows, ["size", "name", "params", "tensor_channels", "infer_s", "ratio_exported_over_this"]))
+    print(table(rows, ["size", "name", "params", "tensor_channels", "infer_s", "compared_with",
+                       "ratio_exported_over_this"]))
     name = args.name or ("inference_quick" if args.quick else "inference")
     path = save(name, {"repeats": repeats, "export_max_abs_diff": max_diff, "rows": rows})
     bar_plot(RESULTS / f"{name}.png", [f"{r['name']} {r['size']}^3" for r in rows],

@@ -49,9 +49,13 @@ def n_params(model: nn.Module) -> int:
 def build(spec: Dict) -> Tuple[nn.Module, Dict]:
     kind = spec["kind"]
     if kind == "equivox":
-        from equivox.nets import EquivariantUNet
+        from equivox.nets import EquivariantMonaiUNet, EquivariantUNet
 
-        model = EquivariantUNet(3, 1, 2, channels=spec["channels"], strides=spec["strides"], group=spec["group"])
+        if spec.get("layout") == "monai":  # MONAI UNet's layout and defaults (PReLU), batch norm as the MONAI rows
+            model = EquivariantMonaiUNet(3, 1, 2, channels=spec["channels"], strides=spec["strides"],
+                                         group=spec["group"], num_res_units=2, norm="batch")
+        else:
+            model = EquivariantUNet(3, 1, 2, channels=spec["channels"], strides=spec["strides"], group=spec["group"])
         if spec.get("export"):
             model = model.eval().export()
         width = list(model.tensor_channels) if hasattr(model, "tensor_channels") else spec.get("tensor_channels")
@@ -99,7 +103,12 @@ def _match(fn, target: int) -> int:
 
 
 def matched_specs(quick: bool = False, group: str = "octa") -> List[Dict]:
-    """The equivox U-Net (default config, or tiny in quick mode) and MONAI nets of the same width / param count."""
+    """The two equivox U-Nets (default width, or tiny in quick mode) and the nets they are compared with.
+
+    Each non-equivox spec names in ``"ref"`` the equivox model of the same layout: the plain twin and MONAI
+    ``BasicUNet`` (full-resolution first level) compare with ``EquivariantUNet``; MONAI ``UNet`` (every level
+    strided) with ``EquivariantMonaiUNet``. Ratios in the tables are ``ref / this``.
+    """
     from equivox.nets import EquivariantUNet
 
     channels, strides = ((1, 2), (2,)) if quick else ((4, 8, 16), (2, 2))
@@ -109,13 +118,17 @@ def matched_specs(quick: bool = False, group: str = "octa") -> List[Dict]:
     c_basic = _match(_basic_params, params)
     s = list(strides)
     unet_strides = s if len(width) == len(s) + 1 else [2] * (len(width) - 1)
+    classic = f"equivox {group} UNet {list(channels)}"
+    monai = f"equivox {group} MonaiUNet {list(channels)}"
     return [
-        {"kind": "equivox", "name": f"equivox {group} UNet {list(channels)}", "channels": list(channels),
-         "strides": s, "group": group},
-        {"kind": "plain_twin", "name": f"plain twin (same topology) {width}", "tensor_channels": width},
-        {"kind": "monai_unet", "name": f"MONAI UNet same width {width}", "channels": width, "strides": unet_strides},
-        {"kind": "monai_unet", "name": f"MONAI UNet same params c={c_unet}",
-         "channels": [c_unet, 2 * c_unet, 4 * c_unet], "strides": [2, 2]},
+        {"kind": "equivox", "name": classic, "channels": list(channels), "strides": s, "group": group},
+        {"kind": "plain_twin", "name": f"plain twin of UNet {width}", "tensor_channels": width, "ref": classic},
         {"kind": "monai_basicunet", "name": f"MONAI BasicUNet same params c={c_basic}",
-         "features": [c_basic, c_basic, 2 * c_basic, 4 * c_basic, 8 * c_basic, c_basic]},
+         "features": [c_basic, c_basic, 2 * c_basic, 4 * c_basic, 8 * c_basic, c_basic], "ref": classic},
+        {"kind": "equivox", "layout": "monai", "name": monai, "channels": list(channels), "strides": unet_strides,
+         "group": group},
+        {"kind": "monai_unet", "name": f"MONAI UNet same width {width}", "channels": width, "strides": unet_strides,
+         "ref": monai},
+        {"kind": "monai_unet", "name": f"MONAI UNet same params c={c_unet}",
+         "channels": [c_unet, 2 * c_unet, 4 * c_unet], "strides": [2, 2], "ref": monai},
     ]

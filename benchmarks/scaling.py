@@ -1,4 +1,5 @@
-"""Scaling of the exported equivox octa U-Net and of MONAI ``UNet`` (same tensor width) with input size and width.
+"""Scaling with input size and width: octa ``EquivariantMonaiUNet`` (eager, exported) vs MONAI ``UNet`` of the same
+tensor width and layout, plus the exported classic ``EquivariantUNet`` (full-resolution first level).
 
 Forward (eval, no grad, batch 1) and training step (forward + backward, batch 1) times.
 
@@ -24,15 +25,19 @@ from bench_common import RESULTS, save, table  # noqa: E402
 
 
 def _models(channels, group="octa"):
+    """The MONAI-layout equivox U-Net (eager, exported), MONAI ``UNet`` of the same tensor width and layout, and the
+    exported classic equivox U-Net (first level at full resolution) for scale."""
     from monai.networks.nets import UNet
 
-    from equivox.nets import EquivariantUNet
+    from equivox.nets import EquivariantMonaiUNet, EquivariantUNet
 
     strides = (2,) * (len(channels) - 1)
-    eq = EquivariantUNet(3, 1, 2, channels=channels, strides=strides, group=group)
+    eq = EquivariantMonaiUNet(3, 1, 2, channels=channels, strides=strides, group=group, num_res_units=2, norm="batch")
+    classic = EquivariantUNet(3, 1, 2, channels=channels, strides=strides, group=group)
     width = list(eq.tensor_channels)
     monai = UNet(3, 1, 2, channels=width, strides=strides, num_res_units=2, norm="batch")
-    return {"equivox eager": eq, "equivox exported": eq.eval().export(), "MONAI UNet same width": monai}, width
+    return {"equivox MonaiUNet eager": eq, "equivox MonaiUNet exported": eq.eval().export(),
+            "MONAI UNet same width": monai, "equivox UNet exported": classic.eval().export()}, width
 
 
 def _time(fn, repeats):
@@ -55,7 +60,7 @@ def run(channels, sizes, repeats, train: bool):
             m.eval()
             with torch.no_grad():
                 row["infer_s"] = _time(lambda: m(x), repeats)
-            if train and name != "equivox exported":
+            if train and "exported" not in name:
                 m.train()
 
                 def step():
@@ -64,7 +69,7 @@ def run(channels, sizes, repeats, train: bool):
 
                 row["train_step_s"] = _time(step, repeats)
             rows.append(row)
-            print(f"  width {width} {size}^3 {name:22s} infer {row['infer_s']:.3f}s"
+            print(f"  width {width} {size}^3 {name:28s} infer {row['infer_s']:.3f}s"
                   + (f" train {row['train_step_s']:.3f}s" if "train_step_s" in row else ""), flush=True)
     return rows
 

@@ -1,5 +1,6 @@
-"""One training step (forward + cross-entropy + backward + SGD step) of the default octa ``EquivariantUNet`` vs
-MONAI ``UNet`` / ``BasicUNet`` of the same tensor width and of the same parameter count.
+"""One training step (forward + cross-entropy + backward + SGD step) of the default-width octa ``EquivariantUNet``
+and ``EquivariantMonaiUNet`` vs MONAI ``UNet`` / ``BasicUNet`` of the same tensor width and of the same parameter
+count, each compared with the equivox model of the same layout (see ``models.matched_specs``).
 
 Each model and size runs in a fresh process. Time: median of ``--repeats`` steps after one warm-up step.
 Memory: on CPU the peak RSS during the steps (``VmHWM`` of ``/proc/self/status``, reset just before the warm-up
@@ -90,22 +91,23 @@ def main(argv=None):
     bench_dir = str(Path(__file__).resolve().parent)
     rows = []
     for size in sizes:
-        base = None
+        done = {}
         for spec in specs(args.quick):
             r = run_isolated(STEP_CODE.format(bench_dir=bench_dir, spec=spec, size=size, repeats=repeats,
                                                batch=2 if args.quick else 1, threads=args.threads))
-            if base is None:
-                base = r
+            base = done.get(spec.get("ref"), r)  # equivox rows are their own reference
+            done[spec["name"]] = r
+            r["compared_with"] = spec.get("ref", "-")
             r["time_ratio_equivox_over_this"] = base["step_s"] / r["step_s"]
             r["memory_ratio_equivox_over_this"] = (base["memory_mib"] / r["memory_mib"]) if r["memory_mib"] > 1 else None
             rows.append(r)
             print(f"  {size}^3 {r['name']:32s} {r['step_s']:.3f}s  {r['memory_mib']:.0f} MiB", flush=True)
-    cols = ["size", "name", "params", "tensor_channels", "step_s", "memory_mib", "time_ratio_equivox_over_this",
-            "memory_ratio_equivox_over_this"]
+    cols = ["size", "name", "params", "tensor_channels", "step_s", "memory_mib", "compared_with",
+            "time_ratio_equivox_over_this", "memory_ratio_equivox_over_this"]
     print(table(rows, cols))
     name = args.name or ("train_step_quick" if args.quick else "train_step")
     path = save(name, {"repeats": repeats, "rows": rows, "torch_threads_requested": args.threads or "default",
-                       "notes": "ratios: equivox octa U-Net / this model, same process order, same run"})
+                       "notes": "ratios: the equivox model of the same layout (compared_with) / this model, same run"})
     labels = [f"{r['name']} {r['size']}^3" for r in rows]
     bar_plot(RESULTS / f"{name}.png", labels, {"step seconds": [r["step_s"] for r in rows]}, "seconds / step",
              "Training step")

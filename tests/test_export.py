@@ -139,7 +139,7 @@ def test_inference_benchmark_quick_smoke(tmp_path, monkeypatch):
     rows = inference.main(["--quick", "--name", "smoke"])
     data = json.loads((tmp_path / "smoke.json").read_text())
     assert data["machine"]["cpu_count"] >= 1 and data["machine"]["torch"] == torch.__version__
-    assert data["export_max_abs_diff"] < ATOL
+    assert len(data["export_max_abs_diff"]) == 2 and max(data["export_max_abs_diff"].values()) < ATOL
     assert {r["name"] for r in rows} >= {n for n in (r["name"] for r in data["rows"])}
     assert any("exported" in r["name"] for r in rows) and any("MONAI" in r["name"] for r in rows)
     assert (tmp_path / "smoke.png").stat().st_size > 0
