@@ -1,18 +1,20 @@
 """Construction time of the default models per group: equivox cold / warm cache vs building the same layers with
-plain escnn (``R3Conv`` + ``InnerBatchNorm``, escnn's own init).
+plain escnn (``R3Conv`` + ``InnerBatchNorm``, escnn's own init and Clebsch-Gordan solver).
 
 Every measurement runs in a fresh Python process (so nothing is shared in memory):
 
 * ``equivox cold``: ``EQUIVOX_CACHE_DIR`` = a new empty folder (no kernel bases, no escnn joblib caches);
 * ``equivox warm``: the same folder again (kernel bases read from the cache);
-* ``escnn (warm CG)``: the same layers as ``R3Conv`` s in the warm folder (escnn's Clebsch-Gordan / irreps joblib
-  caches are warm; escnn has no cache for the sampled kernel basis, so this is what every escnn run costs);
-* ``escnn cold`` (``--escnn-cold``): the same from another empty folder.
+* with ``--escnn``: ``escnn cold`` builds the same layers as ``R3Conv`` s from another empty folder with escnn's own
+  solvers (equivox's faster Clebsch-Gordan solver switched off), ``escnn warm`` repeats that in the same folder
+  (escnn's joblib caches warm; escnn has no cache for the sampled kernel basis, so this is what every escnn run
+  costs).
 
 Usage::
 
-    python benchmarks/construction.py                    # octa, so3 (about 5-10 min on 2 shared cores)
-    python benchmarks/construction.py --groups octa full_octa ico --escnn-cold
+    python benchmarks/construction.py                    # octa, so3
+    python benchmarks/construction.py --groups octa full_octa ico so3 o3
+    python benchmarks/construction.py --groups octa full_octa --escnn
     python benchmarks/construction.py --quick            # smoke run: trivial group, tiny model
 
 Prints a table and writes ``benchmarks/results/construction.json`` (+ ``construction.png``).
@@ -40,7 +42,9 @@ N.EquivariantUNet(group={group!r}, **{kwargs!r})
 t3 = time.perf_counter()
 N.InvariantClassifier(group={group!r}, **{kwargs!r})
 t4 = time.perf_counter()
-print(json.dumps(dict(import_s=t1 - t0, group_s=t2 - t1, unet_s=t3 - t2, classifier_s=t4 - t3)))
+N.EquivariantMonaiUNet(group={group!r}, **{kwargs!r})
+t5 = time.perf_counter()
+print(json.dumps(dict(import_s=t1 - t0, group_s=t2 - t1, unet_s=t3 - t2, classifier_s=t4 - t3, monai_unet_s=t5 - t4)))
 """
 
 # the U-Net's convolutions (same field types) built with plain escnn: R3Conv (generalized He init) + InnerBatchNorm
@@ -48,6 +52,9 @@ ESCNN_CODE = """
 import json, time
 t0 = time.perf_counter()
 from equivox._escnn import enn, quiet   # escnn with its joblib caches redirected to EQUIVOX_CACHE_DIR
+from equivox import _escnn, _escnn_cg
+import escnn.group._clebsh_gordan as cg
+cg._clebsh_gordan_tensor = _escnn._memory.cache(_escnn_cg._FALLBACK)  # escnn's own solver, as plain escnn
 from equivox.groups import get_group
 t1 = time.perf_counter()
 g = get_group({group!r})
@@ -94,7 +101,7 @@ print(json.dumps(dict(fields=n, channels=n * g.field_size, equivox_s=t1 - t0, es
 """
 
 
-def measure(group: str, kwargs: dict, escnn_cold: bool, timeout: float, wide: int = 0):
+def measure(group: str, kwargs: dict, escnn: bool, timeout: float, wide: int = 0):
     rows = []
     with tempfile.TemporaryDirectory() as cold_dir, tempfile.TemporaryDirectory() as cold2:
         env = {"EQUIVOX_CACHE_DIR": cold_dir}
@@ -110,8 +117,8 @@ def measure(group: str, kwargs: dict, escnn_cold: bool, timeout: float, wide: in
             rows.append({"group": group, "how": f"wide layer {r['channels']}->{r['channels']} ch", **r})
             print(f"  {group:9s} wide layer {r['channels']} ch: equivox {r['equivox_s']:.2f}s, escnn R3Conv "
                   f"{r['escnn_build_s']:.2f}s + generalized_he_init {r['escnn_he_init_s']:.2f}s", flush=True)
-        runs = [("escnn (warm CG)", env)] + ([("escnn cold", {"EQUIVOX_CACHE_DIR": cold2})] if escnn_cold else [])
-        for label, e in runs:
+        runs = [("escnn cold", {"EQUIVOX_CACHE_DIR": cold2}), ("escnn warm", {"EQUIVOX_CACHE_DIR": cold2})]
+        for label, e in runs if escnn else []:
             r = run_isolated(escnn_code, e, timeout)
             rows.append({"group": group, "how": label, **r})
             print(f"  {group:9s} {label:16s} unet {r['unet_s']:.2f}s  (group {r['group_s']:.2f}s)", flush=True)
@@ -121,7 +128,7 @@ def measure(group: str, kwargs: dict, escnn_cold: bool, timeout: float, wide: in
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--groups", nargs="+", default=["octa", "so3"])
-    p.add_argument("--escnn-cold", action="store_true", help="also build the escnn layers from an empty cache")
+    p.add_argument("--escnn", action="store_true", help="also build the same layers with plain escnn, cold and warm")
     p.add_argument("--quick", action="store_true", help="smoke run: trivial group, channels=(2, 2)")
     p.add_argument("--wide", type=int, default=16, help="also time one wide hidden->hidden layer of this many "
                    "fields (warm cache): equivox init vs escnn R3Conv + generalized_he_init (0: skip)")
@@ -143,12 +150,13 @@ def main(argv=None):
         print(f"wrote {path}")
         return wide_rows
     for g in groups:
-        rows += measure(g, kwargs, args.escnn_cold, args.timeout, 0 if args.quick else args.wide)
+        rows += measure(g, kwargs, args.escnn, args.timeout, 0 if args.quick else args.wide)
     wide_rows = [r for r in rows if "fields" in r]
     rows = [r for r in rows if "fields" not in r]
     for r in rows:
         r["build_total_s"] = r["group_s"] + r["unet_s"]
-    print(table(rows, ["group", "how", "import_s", "group_s", "unet_s", "classifier_s", "build_total_s"]))
+    print(table(rows, ["group", "how", "import_s", "group_s", "unet_s", "classifier_s", "monai_unet_s",
+                       "build_total_s"]))
     if wide_rows:
         print(table(wide_rows, ["group", "channels", "equivox_s", "escnn_build_s", "escnn_he_init_s"]))
     name = args.name or ("construction_quick" if args.quick else "construction")
