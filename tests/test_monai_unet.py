@@ -100,3 +100,15 @@ def test_sliding_window_inference_is_equivariant():
         y = infer(x)
         for g in get_group("octa").grid_elements[1::7]:
             torch.testing.assert_close(infer(g.apply(x)), g.apply(y), atol=1e-4, rtol=1e-4)
+
+
+def test_export_keeps_batch_norm_exact_or_folds_it_on_request():
+    net = _net("octa", "res2_batch")
+    x = torch.randn(1, 1, 16, 16, 16)
+    ref = net(x)
+    exact = net.export()
+    assert torch.equal(exact(x), ref)  # same float operations: identical outputs
+    folded = net.export(fold_batchnorm=True)
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm3d) for m in exact.modules())
+    assert n_bn > 0 and not any(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules())
+    torch.testing.assert_close(folded(x), ref, atol=1e-4, rtol=1e-5)

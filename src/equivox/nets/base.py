@@ -78,14 +78,15 @@ class EquivariantNetwork(nn.Module):
             check_divisible(x.shape[2:], self.size_multiple, f"{type(self).__name__} input")
         return x
 
-    def export(self) -> nn.Module:
+    def export(self, fold_batchnorm: bool = False) -> nn.Module:
         """Plain PyTorch module (``torch.nn`` layers only) computing this network's eval-mode function.
 
-        See :func:`equivox.export.export`: scriptable, ``torch.export``-able, same input checks.
+        See :func:`equivox.export.export` (also for ``fold_batchnorm``): scriptable, ``torch.export``-able, same
+        input checks.
         """
         from ..export import export
 
-        return export(self)
+        return export(self, fold_batchnorm)
 
     @property
     def tensor_channels(self) -> Tuple[int, ...]:
