@@ -2,7 +2,9 @@
 
 escnn writes its joblib caches into its own site-packages folder and prints joblib progress on stderr.
 Importing escnn through this module moves those caches under the equivox cache folder
-(:func:`equivox.cache.cache_dir`) and silences them. Everything in equivox imports escnn from here.
+(:func:`equivox.cache.cache_dir`) and silences them. Everything in equivox imports escnn from here. When that
+folder cannot be created, escnn's caches are disabled (one :class:`equivox.cache.CacheWarning`) and everything
+still works, only slower on first use.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from joblib import Memory
 from joblib.memory import MemorizedFunc
 
 from . import _escnn_cg
-from .cache import cache_dir
+from .cache import usable_cache_dir
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -29,7 +31,9 @@ with warnings.catch_warnings():
 
 ESCNN_VERSION = getattr(escnn, "__version__", "1.0.11")
 
-_memory = Memory(str(cache_dir() / f"escnn-{ESCNN_VERSION}"), verbose=0)
+_root = usable_cache_dir()
+# location=None: joblib computes without caching (the equivox cache folder is unusable; already warned)
+_memory = Memory(str(_root / f"escnn-{ESCNN_VERSION}") if _root is not None else None, verbose=0)
 
 for _module in (
     escnn.group.irrep,

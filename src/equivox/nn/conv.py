@@ -261,17 +261,11 @@ class EquivariantConv3d(nn.Module):
         return filt, bias
 
     def _filter(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        if self.training and torch.is_grad_enabled():
-            self._filter_cache = None
-            return self.expand_parameters()
-        # eval / no-grad: reuse the expanded filter until a weight changes (tracked by tensor versions)
-        params = [p for p in self.parameters()]
-        key = tuple((id(p), p._version, p.device, p.dtype) for p in params)
-        if self._filter_cache is None or self._filter_cache[0] != key:
-            with torch.no_grad():
-                filt, bias = self.expand_parameters()
-            self._filter_cache = (key, filt, bias)
-        return self._filter_cache[1], self._filter_cache[2]
+        # Expanded afresh on every call, in every mode. An eval-mode cache keyed on tensor versions missed weight
+        # writes through ``p.data`` (EMA, ``vector_to_parameters``), and the expansion costs ~1% of an eval forward
+        # (EquivariantUNet at 32^3, CPU); ``export()`` gives a plain Conv3d for deployment.
+        self._filter_cache = None
+        return self.expand_parameters()
 
     def forward(self, x):
         geometric = isinstance(x, enn.GeometricTensor)
