@@ -33,5 +33,11 @@ PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 # torch is pinned here: an unpinned torch pulls a multi-GB CUDA build; 2.13.0 is the local CPU build.
 $PIP install "torch==2.13.0"
 $PIP install -e ".${EXTRAS}" "torch==2.13.0"
+# PyPI's torchvision (pulled in by nnU-Net's timm dependency) is built for PyPI's torch and fails to import beside
+# the local CPU build ("operator torchvision::nms does not exist"), which breaks MONAI's optional imports. equivox
+# does not need it (only nnU-Net's timm-based Primus architectures do): remove a torchvision that cannot import.
+if ! "$VENV/bin/python" -c "import torchvision" >/dev/null 2>&1; then
+    "$VENV/bin/python" -m pip uninstall -y -q torchvision >/dev/null 2>&1 || true
+fi
 touch "$STAMP"
 echo "[install] done: $VENV ($("$VENV/bin/python" -c 'import torch, escnn, monai; print("torch", torch.__version__, "| escnn", escnn.__version__, "| monai", monai.__version__)'))"
