@@ -78,7 +78,7 @@ def test_validate_pair_ok_and_errors(tmp_path):
     assert _hashes(bad) == before  # user files untouched
 
 
-def test_decathlon_items_and_pipeline_geometry(tmp_path):
+def test_decathlon_items_and_pipeline_geometry(tmp_path, monkeypatch):
     root = tmp_path / "Task99_Tiny"
     # LPS-like orientation (flipped first two axes) with anisotropic spacing
     affine = np.array([[-2.0, 0, 0, 10], [0, -1.5, 0, 20], [0, 0, 3.0, -5], [0, 0, 0, 1]])
@@ -132,10 +132,27 @@ def test_decathlon_items_and_pipeline_geometry(tmp_path):
     assert isinstance(patches, list) and len(patches) == 2
     for p in patches:
         assert p["image"].shape == (1, 8, 8, 8) and p["label"].shape == (1, 8, 8, 8)
-    ds_disk = segmentation_dataset(items, segmentation_transforms(spacing=None, intensity=None, num_classes=2),
-                                   cache="disk", cache_dir=tmp_path / "pcache")
-    np.testing.assert_array_equal(ds_disk[1]["label"].numpy(), ds_disk[1]["label"].numpy())
-    assert any((tmp_path / "pcache").iterdir())
+    plain = segmentation_transforms(spacing=None, intensity=None, num_classes=2)
+    ref = plain(dict(items[1]))  # the uncached pipeline
+    ds_disk = segmentation_dataset(items, plain, cache="disk", cache_dir=tmp_path / "pcache")
+    first = ds_disk[1]
+    cached_files = sorted((tmp_path / "pcache").iterdir())
+    assert cached_files
+    # a second dataset instance must read the cache: loading the files again would fail here
+    from equivox.data.medical import LoadImageCheckedd
+
+    def no_loading(self, data, reader=None):
+        raise AssertionError("the disk cache was not used")
+
+    monkeypatch.setattr(LoadImageCheckedd, "__call__", no_loading)
+    ds_again = segmentation_dataset(items, segmentation_transforms(spacing=None, intensity=None, num_classes=2),
+                                    cache="disk", cache_dir=tmp_path / "pcache")
+    second = ds_again[1]
+    for key in ("image", "label"):
+        np.testing.assert_array_equal(first[key].numpy(), ref[key].numpy())
+        np.testing.assert_array_equal(second[key].numpy(), ref[key].numpy())
+        np.testing.assert_allclose(first[key].affine.numpy(), ref[key].affine.numpy())
+    assert sorted((tmp_path / "pcache").iterdir()) == cached_files
     assert _hashes(root) == before
 
 

@@ -6,13 +6,14 @@
 * :mod:`.rotations`: exact grid rotations and resampled SO(3) rotations as functions and MONAI transforms.
 * :mod:`.bundled` (when present): small real datasets shipped with equivox.
 
-Every bad-input problem raises :class:`DataError` (a ``ValueError``) naming the file and the problem.
+Every bad-input problem raises :class:`DataError` (a ``ValueError``) naming the file and the problem; datasets of
+many files skip unusable files with a :class:`DataWarning` naming each (``strict=True`` raises instead).
 """
-from .errors import DataError
+from .errors import DataError, DataWarning, check_finite
 from .rotations import *  # noqa: F401,F403
 from .rotations import __all__ as _rot_all
 
-__all__ = ["DataError"] + list(_rot_all)
+__all__ = ["DataError", "DataWarning", "check_finite"] + list(_rot_all)
 
 try:
     from .binvox import *  # noqa: F401,F403

@@ -36,7 +36,7 @@ from monai.transforms import (
     SpatialPadd,
 )
 
-from .errors import DataError
+from .errors import DataError, check_finite
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -195,9 +195,14 @@ def folder_pair_items(image_dir: PathLike, label_dir: PathLike, image_suffix: st
 
 
 def _check_label_values(values: np.ndarray, num_classes: Optional[int], where: str) -> None:
-    if num_classes is None:
-        return
     values = np.asarray(values).ravel()
+    if num_classes is None:  # no range known: labels must still be whole numbers
+        frac = values[values != np.round(values)]
+        if frac.size:
+            shown = [float(v) for v in np.unique(frac)[:_MAX_LISTED]]
+            raise DataError(f"{where}: label values {shown} are not integers (a label map holds class indices; "
+                            f"was an image passed as the label, or was it resampled with interpolation?)")
+        return
     bad = values[(values != np.round(values)) | (values < 0) | (values >= num_classes)]
     if bad.size:
         shown = [v.item() if hasattr(v, "item") else v for v in np.unique(bad)[:_MAX_LISTED]]
@@ -226,8 +231,8 @@ def validate_pair(image_path: PathLike, label_path: PathLike, num_classes: Optio
 
     Checks, in order: both files exist; both are readable in full (a truncated/corrupt file is caught here,
     not mid-epoch); spatial shapes agree (the image may carry extra trailing axes, e.g. modalities
-    ``(X, Y, Z, 4)``); affines agree within ``affine_atol`` (mm); label values are integers in
-    ``range(num_classes)`` (skipped if ``num_classes`` is None).
+    ``(X, Y, Z, 4)``); the label is one 3D volume; no NaN/inf values in either; affines agree within
+    ``affine_atol`` (mm); label values are integers, in ``range(num_classes)`` when ``num_classes`` is given.
 
     Returns:
         ``{"shape": spatial shape, "affine": 4x4 float64, "spacing": voxel sizes (mm), "label_values": sorted
@@ -252,6 +257,7 @@ def validate_pair(image_path: PathLike, label_path: PathLike, num_classes: Optio
         except Exception as err:
             raise DataError(f"cannot read {what} file {p} (unreadable, truncated or not a supported image): "
                             f"{type(err).__name__}: {err}") from None
+        check_finite(data, f"{what} file {p}")
         loaded[what] = (img, data)
     (img, _), (lab, lab_data) = loaded["image"], loaded["label"]
     s_img, s_lab = tuple(img.shape), tuple(lab.shape)
@@ -313,7 +319,8 @@ class LoadImageCheckedd(LoadImaged):
 
 class ValidatePaird(MapTransform):
     """Check a loaded, channel-first image/label pair (``MetaTensor`` s ``(C, D, H, W)`` / ``(1, D, H, W)``):
-    equal spatial shapes, affines within ``affine_atol``, label values in ``range(num_classes)``.
+    equal spatial shapes, affines within ``affine_atol``, no NaN/inf in the image, integer label values (in
+    ``range(num_classes)`` when given).
     Raises :class:`DataError` naming the files. Place it right after ``EnsureChannelFirstd``.
 
     Args:
@@ -341,6 +348,9 @@ class ValidatePaird(MapTransform):
                             f"{lname} has {tuple(lab.shape[1:])}")
         if hasattr(img, "affine") and hasattr(lab, "affine"):
             _check_affines(img.affine.cpu().numpy(), lab.affine.cpu().numpy(), self.affine_atol, iname, lname)
+        img_t = img.as_tensor() if hasattr(img, "as_tensor") else torch.as_tensor(img)
+        if img_t.is_floating_point() and not bool(torch.isfinite(img_t).all()):
+            check_finite(img_t.detach().cpu().numpy(), f"image {iname}")
         lab_t = lab.as_tensor() if hasattr(lab, "as_tensor") else torch.as_tensor(lab)
         _check_label_values(torch.unique(lab_t).cpu().numpy(), self.num_classes, f"label {lname}")
         return d
@@ -435,7 +445,8 @@ def segmentation_dataset(items: Sequence[dict], transform, cache: Optional[str] 
     Args:
         cache: ``None`` (plain ``monai.data.Dataset``), ``"memory"`` (``CacheDataset``: the deterministic
             prefix of ``transform`` is computed once and kept in RAM) or ``"disk"`` (``PersistentDataset``:
-            kept as files under ``cache_dir``, default ``equivox.cache.cache_dir() / "monai"``).
+            kept as files under ``cache_dir``, default ``equivox.cache.cache_dir() / "monai"``; when that folder
+            cannot be created a ``CacheWarning`` is issued once and the uncached ``Dataset`` is returned).
     """
     from monai.data import CacheDataset, Dataset, PersistentDataset
 
@@ -445,10 +456,17 @@ def segmentation_dataset(items: Sequence[dict], transform, cache: Optional[str] 
         return CacheDataset(list(items), transform, cache_rate=cache_rate, num_workers=num_workers,
                             progress=False)
     if cache == "disk":
-        if cache_dir is None:
-            from ..cache import cache_dir as _cache_dir
+        from ..cache import usable_cache_dir, warn_once
 
-            cache_dir = _cache_dir() / "monai"
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            if cache_dir is None:
+                cache_dir = usable_cache_dir("monai")
+                if cache_dir is None:  # already warned
+                    return Dataset(list(items), transform)
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            warn_once("monai-dir", f"MONAI disk cache folder {cache_dir} cannot be used ({type(err).__name__}: "
+                                   f"{err}); continuing without the disk cache")
+            return Dataset(list(items), transform)
         return PersistentDataset(list(items), transform, cache_dir=cache_dir)
     raise ValueError(f"cache must be None, 'memory' or 'disk', got {cache!r}")

@@ -7,7 +7,8 @@ centred on the grid centre ``(S/2, S/2, S/2)`` and scaled uniformly so its **lon
 ``size - 2 * margin`` voxels**. Mesh axes ``(x, y, z)`` become tensor axes ``(d, h, w)``. Occupancy:
 
 * ``method="inside"`` (default for watertight meshes): a voxel is occupied iff its centre is inside the mesh
-  (exact point-in-solid test by ray parity along ``w``; the occupied volume converges to the mesh volume);
+  (exact point-in-solid test by ray parity along ``w``; the occupied volume converges to the mesh volume).
+  ``method="auto"`` falls back to ``"fill"`` when this leaves the grid empty (a part thinner than one voxel);
 * ``method="fill"`` (default for non-watertight meshes): trimesh's surface voxelization (every voxel the
   surface passes through) followed by trimesh's hole filling (scipy ``binary_fill_holes``); conservative, so a
   one-voxel shell is added around the solid.
@@ -20,9 +21,8 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .binvox import read_binvox
-from .errors import DataError
+from .errors import DataError, DataWarning, check_finite
 
 __all__ = [
     "MESH_EXTENSIONS",
@@ -51,7 +51,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 MESH_EXTENSIONS = (".off", ".obj", ".stl", ".ply")
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: skipped files stored; method="auto" falls back to "fill" on empty grids
 _OFF_FUSED = re.compile(rb"^\s*OFF\s*(\d+)\s+(\d+)\s+(\d+)\s*$")
 
 
@@ -175,7 +175,8 @@ def voxelize_mesh(mesh, size: int = 32, margin: int = 1, method: str = "auto") -
         mesh: a ``trimesh.Trimesh`` or a path to a mesh file (see :func:`load_mesh`).
         size: grid side ``S``. margin: empty voxels kept on each side of the longest extent.
         method: ``"inside"`` (centre-in-solid test; needs a closed mesh), ``"fill"`` (surface voxels + hole
-            filling; any mesh) or ``"auto"`` (``"inside"`` if the mesh is watertight, else ``"fill"``).
+            filling; any mesh) or ``"auto"`` (``"inside"`` if the mesh is watertight, else ``"fill"``; also
+            ``"fill"`` when ``"inside"`` leaves the grid empty, e.g. a watertight part thinner than a voxel).
             See the module docstring for the placement rule.
 
     Raises:
@@ -191,10 +192,13 @@ def voxelize_mesh(mesh, size: int = 32, margin: int = 1, method: str = "auto") -
         raise ValueError(f"method must be 'auto', 'inside' or 'fill', got {method!r}")
     verts = mesh_to_grid_coordinates(mesh.vertices, size, margin)
     placed = trimesh.Trimesh(verts, mesh.faces, process=False)
-    if method == "auto":
+    auto = method == "auto"
+    if auto:
         method = "inside" if mesh.is_watertight else "fill"
     if method == "inside":
         occ = _inside_by_parity(verts[np.asarray(mesh.faces)], size)
+        if auto and not occ.any():  # thinner than a voxel: no voxel centre inside, the surface still shows
+            occ = _fill_by_surface(placed, size)
     else:
         occ = _fill_by_surface(placed, size)
     if not occ.any():
@@ -215,9 +219,13 @@ def load_array(path: PathLike, key: Optional[str] = None) -> np.ndarray:
     """
     path = _require_file(path, "array file")
     try:
-        with np.load(path, allow_pickle=False) as obj:
-            if isinstance(obj, np.ndarray):
-                return obj
+        obj = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise DataError(f"cannot read array file {path}: {type(err).__name__}: {err}") from None
+    if isinstance(obj, np.ndarray):  # .npy: np.load returns the array itself
+        return obj
+    try:
+        with obj:
             keys = list(obj.keys())
             if key is None:
                 if len(keys) != 1:
@@ -230,31 +238,24 @@ def load_array(path: PathLike, key: Optional[str] = None) -> np.ndarray:
         raise
     except Exception as err:
         raise DataError(f"cannot read array file {path}: {type(err).__name__}: {err}") from None
-    # np.load returns an ndarray (not a context manager) for .npy files
-    raise AssertionError("unreachable")
-
-
-def _load_npy_or_npz(path: Path, key: Optional[str]) -> np.ndarray:
-    if path.suffix.lower() == ".npy":
-        try:
-            return np.load(path, allow_pickle=False)
-        except Exception as err:
-            raise DataError(f"cannot read array file {path}: {type(err).__name__}: {err}") from None
-    return load_array(path, key)
 
 
 def load_voxel_file(path: PathLike, size: int = 32, margin: int = 1, key: Optional[str] = None,
                     method: str = "auto") -> np.ndarray:
-    """Load one volume, whatever its format: ``.npy``/``.npz`` (returned as stored, must be 3D), ``.binvox``
-    (``bool`` ``[x, y, z]`` grid at its own resolution) or a mesh (voxelized by :func:`voxelize_mesh` at
-    ``size``). Returns a numpy array ``(D, H, W)``.
+    """Load one volume, whatever its format: ``.npy``/``.npz`` (returned as stored, must be 3D and finite),
+    ``.binvox`` (``bool`` ``[x, y, z]`` grid at its own resolution) or a mesh (voxelized by :func:`voxelize_mesh`
+    at ``size``). Returns a numpy array ``(D, H, W)``.
+
+    Raises:
+        DataError: unreadable file, unsupported format, not 3D, or NaN/inf values (the message names the file).
     """
     path = _require_file(path, "volume file")
     ext = path.suffix.lower()
     if ext in (".npy", ".npz"):
-        arr = _load_npy_or_npz(path, key)
+        arr = load_array(path, key)
         if arr.ndim != 3:
             raise DataError(f"{path}: expected a 3D volume (D, H, W), got shape {arr.shape}")
+        check_finite(arr, f"volume file {path}")
         return arr
     if ext == ".binvox":
         return read_binvox(path).data
@@ -366,57 +367,87 @@ def _file_signature(path: Path) -> List:
 
 
 def voxelize_files(files: Sequence[PathLike], size: int = 32, margin: int = 1, method: str = "auto",
-                   cache_file: Optional[PathLike] = None, progress: bool = True, desc: str = "voxelizing") -> np.ndarray:
-    """Voxelize many mesh files into a ``bool`` array ``(N, S, S, S)``, with a tqdm progress bar.
+                   cache_file: Optional[PathLike] = None, progress: bool = True, desc: str = "voxelizing",
+                   strict: bool = False) -> Tuple[np.ndarray, List[Tuple[Path, str]]]:
+    """Voxelize many mesh files into a ``bool`` array, with a tqdm progress bar.
 
-    With ``cache_file`` (an ``.npz``), the result is stored there (bit-packed) together with a key made of
-    every file's absolute path, mtime and byte size and the grid settings; a later call returns it if the key
-    matches, and rebuilds it (overwriting atomically) if any file changed or the cache file is unreadable or
-    corrupt. Files that fail to load raise :class:`DataError` naming them.
+    Files that cannot be used (unreadable, no faces, zero extent, empty grid) are skipped: each gives a
+    :class:`~equivox.data.DataWarning` naming the file and the reason, and the run goes on. ``strict=True`` raises
+    the first such problem as a :class:`DataError` instead. When no file at all is usable, :class:`DataError` is
+    raised (naming them).
+
+    With ``cache_file`` (an ``.npz``), the result is stored there (bit-packed, with the skipped files) under a key
+    made of every file's absolute path, mtime and byte size and the grid settings; a later call returns it if the
+    key matches (skipped files are reported again), and rebuilds it (overwriting atomically) if any file changed
+    or the cache file is unreadable or corrupt. The cache is optional: a failure to read or write it warns once.
+
+    Returns:
+        ``(voxels, skipped)``: ``voxels`` ``bool`` ``(N_kept, S, S, S)`` for the usable files in input order,
+        ``skipped`` a list of ``(path, reason)``.
     """
     from tqdm.auto import tqdm
+
+    from ..cache import atomic_write, warn_once
 
     files = [Path(f) for f in files]
     key = json.dumps({"v": _CACHE_VERSION, "size": size, "margin": margin, "method": method,
                       "files": [_file_signature(f) for f in files]})
     digest = hashlib.sha256(key.encode()).hexdigest()
+    skipped: List[Tuple[Path, str]] = []
+    out = None
     if cache_file is not None:
         cache_file = Path(cache_file)
-        if cache_file.exists():
-            try:
+        try:
+            if cache_file.is_file():
                 with np.load(cache_file, allow_pickle=False) as z:
                     if str(z["digest"]) == digest:
-                        n = len(files)
-                        vox = np.unpackbits(z["packed"], count=n * size**3).reshape(n, size, size, size)
-                        return vox.astype(bool)
-                _log.info("voxel cache %s is stale; rebuilding", cache_file)
-            except Exception as err:  # corrupt / truncated cache: rebuild, never trust
-                _log.warning("voxel cache %s unreadable (%s); rebuilding", cache_file, err)
-    out = np.zeros((len(files), size, size, size), dtype=bool)
-    for n, f in enumerate(tqdm(files, desc=desc, disable=not progress, unit="mesh")):
-        try:
-            out[n] = voxelize_mesh(load_mesh(f), size=size, margin=margin, method=method)
-        except DataError as err:
-            msg = str(err)
-            raise DataError(msg if str(f) in msg else f"{f}: {msg}") from None
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp.npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, digest=np.array(digest), key=np.array(key), packed=np.packbits(out.ravel()))
-            os.replace(tmp, cache_file)
-        except OSError as err:  # read-only cache folder: result still valid, just not cached
-            _log.warning("could not write voxel cache %s: %s", cache_file, err)
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return out
+                        reasons = json.loads(str(z["skipped"]))
+                        skipped = [(files[int(i)], r) for i, r in reasons]
+                        n = len(files) - len(skipped)
+                        out = np.unpackbits(z["packed"], count=n * size**3).reshape(n, size, size, size).astype(bool)
+                    else:
+                        _log.info("voxel cache %s is stale; rebuilding", cache_file)
+        except OSError as err:  # cache folder unreadable: work without it
+            warn_once("voxel-read", f"cannot read voxel cache {cache_file} ({type(err).__name__}: {err}); "
+                                    "voxelizing without the cache")
+        except Exception as err:  # corrupt / truncated cache: rebuild, never trust
+            _log.warning("voxel cache %s unreadable (%s); rebuilding", cache_file, err)
+            out, skipped = None, []
+    if out is not None:
+        if strict and skipped:
+            raise DataError(f"{skipped[0][0]}: {skipped[0][1]}")
+    else:
+        grids, skip_idx = [], []
+        for n, f in enumerate(tqdm(files, desc=desc, disable=not progress, unit="mesh")):
+            try:
+                grids.append(voxelize_mesh(load_mesh(f), size=size, margin=margin, method=method))
+            except Exception as err:  # DataError, or a trimesh failure on a malformed mesh
+                msg = str(err) if isinstance(err, DataError) else f"{type(err).__name__}: {err}"
+                if strict:
+                    raise DataError(msg if str(f) in msg else f"{f}: {msg}") from None
+                skipped.append((f, msg.replace(f" {f}: ", ": ").replace(f"{f}: ", "").replace(f" {f}", "")))
+                skip_idx.append(n)
+        out = np.stack(grids) if grids else np.zeros((0, size, size, size), dtype=bool)
+        if cache_file is not None:
+            payload = dict(digest=np.array(digest), key=np.array(key), packed=np.packbits(out.ravel()),
+                           skipped=np.array(json.dumps([[i, r] for i, (_, r) in zip(skip_idx, skipped)])))
+            try:
+                atomic_write(cache_file, lambda fh: np.savez(fh, **payload))
+            except Exception as err:  # read-only / full cache folder: result still valid, just not cached
+                warn_once("voxel-write", f"could not write voxel cache {cache_file} ({type(err).__name__}: {err});"
+                                         " continuing without it")
+    for f, reason in skipped:
+        warnings.warn(f"skipped {f}: {reason}", DataWarning, stacklevel=2)
+    if len(out) == 0:
+        raise DataError(f"none of the {len(files)} mesh files could be used: "
+                        + "; ".join(f"{f}: {r}" for f, r in skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
+    return out, skipped
 
 
-def _default_voxel_cache() -> Path:
-    from ..cache import cache_dir
+def _default_voxel_cache() -> Optional[Path]:
+    from ..cache import usable_cache_dir
 
-    return cache_dir() / "voxels"
+    return usable_cache_dir("voxels")
 
 
 class MeshFolderVoxels(Dataset):
@@ -424,27 +455,32 @@ class MeshFolderVoxels(Dataset):
     dataset (ModelNet10/40 layout).
 
     The whole split is voxelized once (progress bar) and cached as one ``.npz`` in ``cache_dir`` (default
-    ``equivox.cache.cache_dir() / "voxels"``), keyed by every file's path, mtime and size and by
-    ``size``/``margin``/``method``; see :func:`voxelize_files`.
+    ``equivox.cache.cache_dir() / "voxels"``; no cache, with one warning, when that folder is unusable), keyed by
+    every file's path, mtime and size and by ``size``/``margin``/``method``; see :func:`voxelize_files`.
+    Files that cannot be used are skipped with a :class:`~equivox.data.DataWarning` naming each and why (listed in
+    ``skipped``); ``strict=True`` raises :class:`DataError` instead.
 
     Items: ``{"image": FloatTensor (1, S, S, S) with values 0/1, "label": int}``, passed through
     ``transform`` (callable on the dictionary, e.g. ``RandGridRotatedd("image")``) when given.
 
-    Attributes: ``class_names`` (sorted), ``files``, ``labels`` (``int64`` numpy), ``voxels`` (``bool``
-    numpy ``(N, S, S, S)``), ``cache_file``.
+    Attributes: ``class_names`` (sorted), ``files`` and ``labels`` (``int64`` numpy) of the usable files,
+    ``voxels`` (``bool`` numpy ``(N, S, S, S)``), ``skipped`` (``[(path, reason), ...]``), ``cache_file``.
     """
 
     def __init__(self, root: PathLike, split: str = "train", size: int = 32, margin: int = 1,
                  method: str = "auto", cache_dir: Optional[PathLike] = None, transform: Optional[Callable] = None,
-                 progress: bool = True):
+                 progress: bool = True, strict: bool = False):
         self.root, self.split, self.size, self.transform = Path(root), split, size, transform
-        self.files, labels, self.class_names = mesh_folder_items(root, split)
-        self.labels = np.asarray(labels, dtype=np.int64)
+        files, labels, self.class_names = mesh_folder_items(root, split)
         folder = Path(cache_dir) if cache_dir is not None else _default_voxel_cache()
         tag = hashlib.sha256(f"{self.root.resolve()}|{split}|{size}|{margin}|{method}".encode()).hexdigest()[:16]
-        self.cache_file = folder / f"{self.root.name}-{split}-{size}-{tag}.npz"
-        self.voxels = voxelize_files(self.files, size, margin, method, self.cache_file, progress,
-                                     desc=f"voxelizing {self.root.name}/{split}")
+        self.cache_file = folder / f"{self.root.name}-{split}-{size}-{tag}.npz" if folder is not None else None
+        self.voxels, self.skipped = voxelize_files(files, size, margin, method, self.cache_file, progress,
+                                                   desc=f"voxelizing {self.root.name}/{split}", strict=strict)
+        bad = {f for f, _ in self.skipped}
+        keep = [i for i, f in enumerate(files) if f not in bad]
+        self.files = [files[i] for i in keep]
+        self.labels = np.asarray([labels[i] for i in keep], dtype=np.int64)
 
     @property
     def num_classes(self) -> int:
