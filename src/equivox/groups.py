@@ -29,9 +29,15 @@ from ._escnn import ESCNN_VERSION, enn, gspaces, quiet
 from .cache import cached_tensors
 
 __all__ = [
+    "AXIS_FRAMES",
     "GridElement",
     "Group",
+    "GroupSpec",
     "GROUPS",
+    "auto_group",
+    "check_spacing",
+    "exact_groups_for_spacing",
+    "register_group",
     "available_groups",
     "get_group",
     "group_of_field_type",
@@ -138,24 +144,62 @@ def cube_symmetries() -> List[GridElement]:
     return [GridElement.from_matrix(m) for m in _signed_permutations(False)]
 
 
+#: axis permutations that conjugate a group rotating about escnn's z axis (tensor axis D) into one rotating about
+#: another tensor axis: ``"d"`` (identity), ``"h"`` (swap D and H), ``"w"`` (swap D and W). Each is an involution.
+AXIS_FRAMES: Dict[str, Tuple[int, int, int]] = {"d": (0, 1, 2), "h": (1, 0, 2), "w": (2, 1, 0)}
+
+
 @dataclass(frozen=True)
 class GroupSpec:
-    """Static description of a registry entry (cheap; nothing escnn is built)."""
+    """Static description of a registry entry (cheap; nothing escnn is built).
+
+    Attributes:
+        name, description: registry name and one line for listings.
+        make_gspace: builds the escnn gspace on R^3.
+        kind: ``"regular"`` (hidden fields use the regular representation; finite groups) or ``"fourier"``
+            (band-limited regular representation, nonlinearity on grid samples; SO(3)/O(3)).
+        band_limit, grid: Fourier kind only (band limit; sampling grid ``("cube_orbits", n_seeds, seed)``).
+        continuous: the group is infinite (SO(3), O(3)).
+        frame: tensor-axis permutation (an involution, see :data:`AXIS_FRAMES`) applied to the escnn group's
+            action: kernels are sampled with their spatial axes permuted and grid elements are conjugated, so an
+            escnn group of rotations about its z axis (tensor axis D) becomes one about axis H or W.
+        exact_spacing: which voxel spacings the group is exact for: ``"isotropic"`` (all three equal),
+            ``"axial"`` (the two axes other than ``slice_axis`` equal) or ``"any"``.
+        slice_axis: for axial groups, the tensor axis (0 = D, 1 = H, 2 = W) the rotations keep.
+    """
 
     name: str
     description: str
     make_gspace: Callable[[], object]
-    kind: str  # "regular" or "fourier"
+    kind: str = "regular"
     band_limit: Optional[int] = None
     grid: Tuple = ()
     continuous: bool = False
+    frame: Tuple[int, int, int] = (0, 1, 2)
+    exact_spacing: str = "isotropic"
+    slice_axis: Optional[int] = None
+
+
+def _axial_specs() -> List[GroupSpec]:
+    """``c4_axial`` / ``d4_axial`` about each tensor axis (suffix ``_d``, ``_h``; no suffix: W, the default)."""
+    out = []
+    for axis, suffix in (("w", ""), ("d", "_d"), ("h", "_h")):
+        i = "dhw".index(axis)
+        out.append(GroupSpec(f"c4_axial{suffix}", f"C4: the 4 rotations about the {axis.upper()} axis (slice axis; "
+                             "exact on voxels anisotropic along it)", lambda: gspaces.rot2dOnR3(n=4),
+                             frame=AXIS_FRAMES[axis], exact_spacing="axial", slice_axis=i))
+        out.append(GroupSpec(f"d4_axial{suffix}", f"D4: the 8 rotations mapping the {axis.upper()} axis to itself "
+                             "(C4 and in-plane half turns; exact on voxels anisotropic along it)",
+                             lambda: gspaces.dihedralOnR3(n=4), frame=AXIS_FRAMES[axis], exact_spacing="axial",
+                             slice_axis=i))
+    return out
 
 
 GROUPS: Dict[str, GroupSpec] = {
     spec.name: spec
     for spec in [
         GroupSpec("trivial", "no symmetry: a plain CNN on the same code path (baseline)",
-                  lambda: gspaces.trivialOnR3(), "regular"),
+                  lambda: gspaces.trivialOnR3(), "regular", exact_spacing="any"),
         GroupSpec("octa", "octahedral group O: the 24 rotations of the cube (all grid-exact)",
                   lambda: gspaces.octaOnR3(), "regular"),
         GroupSpec("full_octa", "full octahedral group O_h: 48 elements, rotations and inversion (all grid-exact)",
@@ -168,8 +212,95 @@ GROUPS: Dict[str, GroupSpec] = {
                   lambda: gspaces.rot3dOnR3(maximum_frequency=2), "fourier", 2, ("cube_orbits", 3, 7), True),
         GroupSpec("o3", "continuous rotations and reflections O(3), band-limited fields (L=2) (48 grid-exact)",
                   lambda: gspaces.flipRot3dOnR3(maximum_frequency=2), "fourier", 2, ("cube_orbits", 3, 7), True),
+        *_axial_specs(),
     ]
 }
+
+
+def register_group(spec: GroupSpec, replace: bool = False) -> GroupSpec:
+    """Add a group to the registry from user code; afterwards every model accepts ``group=spec.name``.
+
+    Args:
+        spec: a :class:`GroupSpec`; ``make_gspace`` may build any escnn gspace on R^3 (finite groups with
+            ``kind="regular"``). Its grid-exact elements are found from the gspace (those acting as signed
+            permutations), so equivariance tests and rotation sets work unchanged.
+        replace: allow replacing an existing entry of the same name (its built instance is dropped).
+
+    Raises:
+        ValueError: the name exists (and ``replace`` is False), or ``kind``/``frame`` is not valid.
+    """
+    if spec.name in GROUPS and not replace:
+        raise ValueError(f"group {spec.name!r} is already registered (pass replace=True to replace it)")
+    if spec.kind not in ("regular", "fourier"):
+        raise ValueError(f"GroupSpec.kind must be 'regular' or 'fourier', got {spec.kind!r}")
+    if spec.frame not in AXIS_FRAMES.values():
+        raise ValueError(f"GroupSpec.frame must be one of {list(AXIS_FRAMES.values())}, got {spec.frame}")
+    GROUPS[spec.name] = spec
+    _INSTANCES.pop(spec.name, None)
+    return spec
+
+
+def exact_groups_for_spacing(spacing, rtol: float = 1e-3) -> List[str]:
+    """Registered groups whose grid-exact elements stay exact on voxels of ``spacing`` (mm, per tensor axis
+    ``(D, H, W)``): isotropic groups need three equal spacings, axial groups equal spacings off their slice axis."""
+    sp = [float(v) for v in spacing]
+    if len(sp) != 3 or min(sp) <= 0:
+        raise ValueError(f"spacing must be 3 positive numbers (mm along D, H, W), got {spacing}")
+
+    def same(a, b):
+        return abs(a - b) <= rtol * max(a, b)
+
+    out = []
+    for name, spec in GROUPS.items():
+        if spec.exact_spacing == "any":
+            ok = True
+        elif spec.exact_spacing == "isotropic":
+            ok = same(sp[0], sp[1]) and same(sp[1], sp[2])
+        else:
+            a, b = [sp[i] for i in range(3) if i != spec.slice_axis]
+            ok = same(a, b)
+        if ok:
+            out.append(name)
+    return out
+
+
+#: preference of :func:`auto_group` (largest exact finite group first)
+_AUTO_ORDER = ("octa", "d4_axial", "d4_axial_d", "d4_axial_h", "trivial")
+
+
+def auto_group(spacing, rtol: float = 1e-3) -> Tuple[str, str]:
+    """The largest rotation group exact for voxels of ``spacing`` ``(D, H, W)`` mm, and why.
+
+    Isotropic -> ``"octa"`` (24 rotations); two equal spacings -> ``"d4_axial"`` about the odd axis (suffix for D
+    or H); all different -> ``"trivial"``. Returns ``(name, reason)``.
+    """
+    exact = exact_groups_for_spacing(spacing, rtol)
+    name = next(n for n in _AUTO_ORDER if n in exact)
+    sp = tuple(float(v) for v in spacing)
+    if name == "octa":
+        why = f"spacing {sp} is isotropic: all 24 cube rotations map the voxel grid onto itself"
+    elif name == "trivial":
+        why = f"spacing {sp} has three different values: no rotation maps the physical grid onto itself"
+    else:
+        axis = "DHW"[GROUPS[name].slice_axis]
+        why = (f"spacing {sp} is anisotropic along {axis}: only the 8 rotations keeping the {axis} axis map the "
+               f"physical grid onto itself")
+    return name, why
+
+
+def check_spacing(group, spacing, rtol: float = 1e-3) -> None:
+    """Warn (``UserWarning``) when ``group`` is not exact for voxels of ``spacing`` ``(D, H, W)`` mm, naming the
+    spacing and the groups that would be exact. ``spacing=None`` (unknown) is not checked."""
+    import warnings
+
+    if spacing is None:
+        return
+    name = group.name if isinstance(group, Group) else str(group)
+    exact = exact_groups_for_spacing(spacing, rtol)
+    if name not in exact:
+        warnings.warn(f"group {name!r} is not exact for voxel spacing {tuple(float(v) for v in spacing)} mm: its "
+                      f"rotations do not map the physical grid onto itself. Exact groups for this spacing: "
+                      f"{', '.join(exact)} (or resample to isotropic voxels).", UserWarning, stacklevel=2)
 
 
 def available_groups() -> List[str]:
@@ -235,8 +366,9 @@ class Group:
             else:
                 candidates = list(g.elements)
             out = []
+            perm = np.eye(3)[list(self.spec.frame)]
             for el in candidates:
-                m = _escnn_to_tensor_frame(np.asarray(self.gspace.basespace_action(el)))
+                m = perm @ _escnn_to_tensor_frame(np.asarray(self.gspace.basespace_action(el))) @ perm.T
                 try:
                     out.append(GridElement.from_matrix(m, el))
                 except ValueError:
@@ -280,10 +412,14 @@ _INSTANCES: Dict[str, Group] = {}
 
 
 def group_of_field_type(field_type) -> Group:
-    """The registered (already built) :class:`Group` whose gspace an escnn ``FieldType`` lives on."""
-    for g in _INSTANCES.values():
-        if g.gspace.fibergroup == field_type.gspace.fibergroup:
-            return g
+    """The registered (already built) :class:`Group` whose gspace an escnn ``FieldType`` lives on.
+
+    Groups that share an escnn group and differ only in their axis ``frame`` (``c4_axial`` and ``c4_axial_d``) cannot
+    be told apart from a field type: the unpermuted one is returned; pass a :class:`~equivox.nn.FieldSpec` instead.
+    """
+    matches = [g for g in _INSTANCES.values() if g.gspace.fibergroup == field_type.gspace.fibergroup]
+    if matches:
+        return min(matches, key=lambda g: g.spec.frame != (0, 1, 2))
     raise TypeError(
         f"field type on {field_type.gspace} does not belong to an equivox group; build its gspace with "
         f"equivox.groups.get_group(name).gspace"

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ..nn.blocks import EquivariantConvBlock
+from ..nn.blocks import EquivariantConvBlock, invariant_voxel_head
 from ..nn.conv import EquivariantConv3d
 from ..nn.fields import FieldSpec
 from ..nn.sampling import EquivariantUpsample
@@ -28,6 +28,11 @@ class EquivariantUNet(EquivariantNetwork):
             spatial size divisible by ``prod(strides)``.
         group: registered group name. kernel_size, norm, act, dropout, convs_per_level: as the encoder.
         upsample_mode: ``"trilinear"`` or ``"nearest"``.
+        head: ``"pool"`` (default): a nonlinear invariant map before the classes
+            (:func:`~equivox.nn.invariant_voxel_head`: 1x1x1 lift to ``head_fields`` fields, norm, nonlinearity,
+            invariant pooling, 1x1x1 linear); ``"linear"``: one 1x1x1 equivariant conv to the classes (the layout
+            before 0.2: it sees only one invariant per regular field, the field's mean, and learned markedly worse).
+        head_fields: hidden fields of the ``"pool"`` head (default ``4 * channels[0]``).
 
     Forward: ``(B, in_channels, D, H, W)`` -> logits ``(B, out_channels, D, H, W)``.
 
@@ -39,7 +44,8 @@ class EquivariantUNet(EquivariantNetwork):
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, out_channels: int = 2,
                  channels: Sequence[int] = (4, 8, 16), strides: Sequence[int] = (2, 2), group: str = "octa",
                  kernel_size: int = 3, norm: Optional[str] = "batch", act="elu", dropout: float = 0.0,
-                 convs_per_level: int = 2, upsample_mode: str = "trilinear"):
+                 convs_per_level: int = 2, upsample_mode: str = "trilinear", head: str = "pool",
+                 head_fields: Optional[int] = None):
         super().__init__()
         self._build_encoder(spatial_dims, in_channels, out_channels, channels, strides, group, kernel_size, norm, act,
                             dropout, convs_per_level)
@@ -52,7 +58,15 @@ class EquivariantUNet(EquivariantNetwork):
                                          convs_per_level)
             self.decoders.append(block)
             spec = block.out_spec
-        self.head = EquivariantConv3d(spec, FieldSpec.scalar(group, out_channels), kernel_size=1, bias=True)
+        if head not in ("pool", "linear"):
+            raise ValueError(f"head must be 'pool' or 'linear', got {head!r}")
+        self.head = self._get_head_layer(spec, head, int(head_fields or 4 * self.channels[0]), norm, act)
+
+    def _get_head_layer(self, spec: FieldSpec, head: str, head_fields: int, norm, act) -> nn.Module:
+        """Hidden fields of the last decoder level -> per-voxel invariant logits (override to customise)."""
+        if head == "linear":
+            return EquivariantConv3d(spec, FieldSpec.scalar(self.group, self.out_channels), kernel_size=1, bias=True)
+        return invariant_voxel_head(spec, self.out_channels, head_fields, norm, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.encoder(x)

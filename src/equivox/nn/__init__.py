@@ -1,5 +1,5 @@
 """Equivariant building blocks on escnn kernel bases (plain tensors in and out)."""
-from .blocks import EquivariantConvBlock, EquivariantResidualUnit
+from .blocks import EquivariantConvBlock, EquivariantResidualUnit, invariant_voxel_head
 from .conv import EquivariantConv3d
 from .fields import EquivarianceError, FieldSpec
 from .fieldwise import FieldNormAct
@@ -17,4 +17,5 @@ __all__ = [
     "FieldSpec",
     "InvariantPooling",
     "check_divisible",
+    "invariant_voxel_head",
 ]

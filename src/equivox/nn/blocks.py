@@ -9,8 +9,9 @@ from torch import nn
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
 from .fieldwise import FieldNormAct
+from .pooling import InvariantPooling
 
-__all__ = ["EquivariantConvBlock", "EquivariantResidualUnit"]
+__all__ = ["EquivariantConvBlock", "EquivariantResidualUnit", "invariant_voxel_head"]
 
 
 class EquivariantConvBlock(nn.Module):
@@ -60,6 +61,25 @@ class EquivariantResidualUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block(x) + self.skip(x)
+
+
+def invariant_voxel_head(in_spec: FieldSpec, out_channels: int, hidden_fields: int, norm: Optional[str] = "batch",
+                         act="elu", pooling: Optional[str] = None) -> nn.Sequential:
+    """Per-voxel invariant logits through a *nonlinear* invariant map (a segmentation head).
+
+    A linear equivariant map from a regular field to a scalar has one degree of freedom (the field's mean), so a
+    plain 1x1x1 head sees only ``len(in_spec)`` invariants per voxel. This head lifts to ``hidden_fields`` fields
+    (1x1x1 equivariant conv -> field norm -> nonlinearity), pools each field to invariants
+    (:class:`InvariantPooling`: max over the group, or irrep norms) and maps those linearly to the classes.
+
+    Shapes: ``(B, in_spec.size, D, H, W) -> (B, out_channels, D, H, W)``; exact for the same elements as the
+    convolutions (all grid-exact elements of the group). A plain ``nn.Sequential``: exports layer by layer.
+    """
+    group = in_spec.group
+    conv = EquivariantConv3d(in_spec, FieldSpec.hidden(group, hidden_fields), 1, bias=norm is None)
+    pool = InvariantPooling(group, hidden_fields, pooling)
+    return nn.Sequential(conv, FieldNormAct(group, hidden_fields, norm, act), pool,
+                         nn.Conv3d(pool.out_channels, out_channels, 1))
 
 
 def _group(field_type) -> str:

@@ -126,7 +126,12 @@ def _load_pair_basis(g, in_repr, out_repr, kernel_size: int, key: str) -> Dict[s
         else:  # no equivariant kernel exists between these two fields
             basis = torch.zeros(0, out_repr.size, in_repr.size, kernel_size ** 3)
         bias = conv.bias_expansion.detach().clone() if conv.bias is not None else torch.zeros(out_repr.size, 0)
-        return {"basis": basis.float(), "bias": bias.float()}
+        frame = tuple(g.spec.frame)
+        if frame != (0, 1, 2) and basis.shape[0]:  # conjugate the group: sample the kernel with permuted axes
+            k = kernel_size
+            basis = basis.reshape(*basis.shape[:3], k, k, k).permute(0, 1, 2, *(3 + a for a in frame))
+            basis = basis.reshape(*basis.shape[:3], k ** 3)
+        return {"basis": basis.float().contiguous(), "bias": bias.float()}
 
     return cached_tensors(key, build)
 

@@ -1,0 +1,442 @@
+"""Accuracy suite: what equivariance buys on real data, against what users would do otherwise.
+
+One harness for ``benchmarks/accuracy.py`` and ``equivox demo``: train each *competitor* (an equivox model or a
+plain CNN, with or without rotation augmentation) on upright data with :func:`equivox.training.fit`, then score it
+with :func:`equivox.evaluation.evaluate_classification` upright, under every grid-exact rotation and under
+Haar-random SO(3) rotations. Each (dataset, competitor, train fraction, seed) gives one record with
+:data:`RECORD_KEYS`.
+
+Rotation-safe protocol: data are kept at their stored resolution (e.g. 32^3); a model that works at a lower
+``input_size`` sees the volume through :class:`PooledInput` (average pooling by an integer factor), so random
+rotations (and ``augment="so3"`` during training) resample the full-resolution grid *before* any pooling.
+``placement="sphere"`` zero-pads the stored grid by the factor ``3/2`` first, so the bounding sphere of a centred
+object fits in the box and no rotation cuts anything off (content lost per rotation is reported either way).
+Grid rotations commute with the pooling and padding, so they stay exact.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Competitor", "COMPETITORS", "DATASETS", "RECORD_KEYS", "ClassificationData", "PooledInput",
+           "load_classification_data", "nested_fractions", "build_competitor", "run_suite", "summarize_records",
+           "format_records", "save_records", "so3_content_lost"]
+
+#: keys every record has (more follow: metric, n_test, eval_cost, std_grid, content_lost_so3, ...)
+RECORD_KEYS = ("dataset", "model", "augment", "train_fraction", "seed", "params", "train_seconds", "upright",
+               "mean_grid", "worst_grid", "mean_so3", "worst_so3")
+
+
+@dataclass(frozen=True)
+class Competitor:
+    """One row kind of the suite.
+
+    Attributes:
+        name: row label (e.g. ``"equivariant (octa)"``).
+        arch: ``"equivariant"`` (``InvariantClassifier`` of ``group``), ``"plain_params"`` (trivial-group twin with
+            the parameter count of the reference equivariant model), ``"plain_compute"`` (trivial-group twin with
+            the reference's *tensor* widths: the same convolution FLOPs per step, ~|G| times more parameters),
+            ``"monai_resnet"`` (MONAI ``ResNet`` with basic blocks ``[1, 1, 1, 1]``, widths matched to the
+            reference's parameter count).
+        group: group of an ``"equivariant"`` competitor. augment: ``"none"``, ``"grid"`` or ``"so3"`` (training).
+        tta: score through :class:`~equivox.evaluation.GroupTTA` over the 24 cube rotations (reuses the model
+            trained by the competitor ``tta_of``, at 24x inference cost).
+    """
+
+    name: str
+    arch: str
+    group: str = "trivial"
+    augment: str = "none"
+    tta: bool = False
+    tta_of: Optional[str] = None
+
+
+#: registry of competitor kinds (``--models`` names)
+COMPETITORS: Dict[str, Competitor] = {c.name: c for c in [
+    Competitor("equivariant (octa)", "equivariant", "octa"),
+    Competitor("equivariant (full_octa)", "equivariant", "full_octa"),
+    Competitor("equivariant (so3)", "equivariant", "so3"),
+    Competitor("equivariant (octa) + so3 aug", "equivariant", "octa", "so3"),
+    Competitor("plain (matched params)", "plain_params"),
+    Competitor("plain (matched compute)", "plain_compute"),
+    Competitor("plain + grid aug", "plain_params", augment="grid"),
+    Competitor("plain + so3 aug", "plain_params", augment="so3"),
+    Competitor("plain + grid aug + TTA24", "plain_params", augment="grid", tta=True, tta_of="plain + grid aug"),
+    Competitor("MONAI ResNet + grid aug", "monai_resnet", augment="grid"),
+]}
+
+
+@dataclass
+class ClassificationData:
+    """Splits of a classification dataset at stored resolution: images ``(N, 1, S, S, S)`` float32 in [0, 1],
+    labels ``(N,)`` int64. ``val`` is for checkpoint selection only; scores are on ``test``."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: np.ndarray
+    x_val: torch.Tensor
+    y_val: np.ndarray
+    x_test: torch.Tensor
+    y_test: np.ndarray
+    class_names: List[str]
+    metric: str = "accuracy"
+    caption: str = ""
+
+
+def _stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    hold = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        hold.extend(idx[: max(1, int(round(fraction * len(idx))))] if len(idx) > 2 else [])
+    hold = np.sort(np.asarray(hold, dtype=int))
+    keep = np.setdiff1d(np.arange(len(y)), hold)
+    return keep, hold
+
+
+def _furniture() -> ClassificationData:
+    from .data import load_furniture_shapes
+
+    tr, te = load_furniture_shapes("train"), load_furniture_shapes("test")
+    keep, hold = _stratified_holdout(tr["label"], 0.15, seed=1234)
+    x = torch.from_numpy(tr["voxels"].astype(np.float32))[:, None]
+    return ClassificationData("furniture", x[keep], tr["label"][keep], x[hold], tr["label"][hold],
+                              torch.from_numpy(te["voxels"].astype(np.float32))[:, None], te["label"],
+                              tr["class_names"], "accuracy",
+                              "Sweet Home 3D furniture (9 classes, 32^3 occupancy; val = 15 % of train, held out)")
+
+
+def _lidc() -> ClassificationData:
+    from .data import load_lidc_nodules
+
+    d = {s: load_lidc_nodules(s) for s in ("train", "val", "test")}
+    t = {s: torch.from_numpy(d[s]["masks"].astype(np.float32))[:, None] for s in d}
+    return ClassificationData("lidc", t["train"], d["train"]["label"], t["val"], d["val"]["label"], t["test"],
+                              d["test"]["label"], list(d["train"]["class_names"]), "auroc",
+                              "LIDC-IDRI nodule masks, benign vs malignant (malignancy is mostly size: "
+                              "orientation matters little here)")
+
+
+def _medmnist(path: str) -> ClassificationData:
+    from .data import load_medmnist3d
+
+    sp = {s: load_medmnist3d(path, s) for s in ("train", "val", "test")}
+    t = {s: torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(len(x), 1, *np.asarray(x).shape[-3:])
+         for s, (x, _) in sp.items()}
+    y = {s: np.asarray(v[1]).reshape(-1).astype(np.int64) for s, v in sp.items()}
+    scale = 255.0 if float(t["train"].max()) > 1.5 else 1.0  # one decision for all splits (uint8 images)
+    k = int(max(v.max() for v in y.values())) + 1
+    return ClassificationData(Path(path).stem, t["train"] / scale, y["train"], t["val"] / scale, y["val"],
+                              t["test"] / scale, y["test"], [str(i) for i in range(k)], "accuracy",
+                              f"MedMNIST-3D {Path(path).name} (official train/val/test splits)")
+
+
+#: bundled dataset loaders (a ``.npz`` path selects the MedMNIST-3D loader)
+DATASETS: Dict[str, Callable[[], ClassificationData]] = {"furniture": _furniture, "lidc": _lidc}
+
+
+def load_classification_data(name: str) -> ClassificationData:
+    """Load a suite dataset: a :data:`DATASETS` name or a MedMNIST-3D ``.npz`` path."""
+    if name in DATASETS:
+        return DATASETS[name]()
+    if name.endswith(".npz"):
+        return _medmnist(name)
+    raise ValueError(f"unknown dataset {name!r}: use one of {sorted(DATASETS)} or a MedMNIST-3D .npz path")
+
+
+def nested_fractions(labels: np.ndarray, fractions: Sequence[float], seed: int) -> Dict[float, np.ndarray]:
+    """Stratified, nested subsets: for each fraction ``f`` the first ``max(1, round(f * n_c))`` items of one seeded
+    permutation of each class ``c``. Smaller fractions are subsets of larger ones (same seed)."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    perms = {c: rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)}
+    out = {}
+    for f in fractions:
+        if not 0 < f <= 1:
+            raise ValueError(f"train fractions must be in (0, 1], got {f}")
+        out[f] = np.sort(np.concatenate([p[: max(1, int(round(f * len(p))))] for p in perms.values()]))
+    return out
+
+
+class PooledInput(nn.Module):
+    """Zero-pad (optional) then average-pool stored grids before a model: ``(B, C, S, S, S) -> model(...)``.
+
+    Args:
+        model: the classifier (works on ``(S + 2 * pad) / factor`` cubes).
+        factor: integer pooling factor. pad: zero voxels added on every side first.
+
+    Padding and pooling commute with the 24 cube rotations of a cube (exact), so the wrapper keeps the model's
+    invariance; rotations applied to its input act at the stored resolution. Attributes ``group``,
+    ``out_channels`` and ``in_channels`` mirror the wrapped model.
+    """
+
+    def __init__(self, model: nn.Module, factor: int, pad: int = 0):
+        super().__init__()
+        self.model, self.factor, self.pad = model, int(factor), int(pad)
+        for attr in ("group", "out_channels", "in_channels"):
+            if hasattr(model, attr):
+                setattr(self, attr, getattr(model, attr))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad:
+            x = F.pad(x, (self.pad,) * 6)
+        return self.model(F.avg_pool3d(x, self.factor) if self.factor > 1 else x)
+
+
+def _geometry(stored: int, input_size: int, placement: str) -> Tuple[int, int]:
+    """``(pad, factor)`` so that ``(stored + 2 pad) / factor == input_size``."""
+    if placement not in ("box", "sphere"):
+        raise ValueError(f"placement must be 'box' or 'sphere', got {placement!r}")
+    padded = stored if placement == "box" else int(math.ceil(stored * 1.5 / input_size)) * input_size
+    if (padded - stored) % 2 or padded % input_size:
+        raise ValueError(f"input_size {input_size} does not fit stored size {stored} with placement={placement!r} "
+                         f"(padded size {padded} must be a multiple of input_size and differ by an even number)")
+    return (padded - stored) // 2, padded // input_size
+
+
+class _PoolItem:
+    """Item transform: optional rotation at stored resolution, then pad + pool to the model's input size."""
+
+    def __init__(self, rotate: Optional[Callable], pad: int, factor: int):
+        self.rotate, self.pad, self.factor = rotate, pad, factor
+
+    def __call__(self, item):
+        if self.rotate is not None:
+            item = self.rotate(item)
+        x = torch.as_tensor(item["image"]).as_subclass(torch.Tensor).float()
+        if self.pad:
+            x = F.pad(x, (self.pad,) * 6)
+        return {"image": F.avg_pool3d(x[None], self.factor)[0] if self.factor > 1 else x, "label": item["label"]}
+
+
+def build_competitor(comp: Competitor, reference: nn.Module, in_channels: int, num_classes: int,
+                     base_kwargs: Dict, seed: int) -> nn.Module:
+    """Build the network of ``comp``; ``reference`` is the equivariant model whose parameters (or tensor widths)
+    the plain competitors match. ``base_kwargs`` are the ``InvariantClassifier`` arguments of the suite."""
+    from .baselines import build_from_spec, count_parameters, match_channels, matched_baseline
+
+    torch.manual_seed(seed)
+    if comp.arch == "equivariant":
+        return build_from_spec({"cls": "InvariantClassifier", "kwargs": {**base_kwargs, "group": comp.group}})
+    if comp.arch == "plain_params":
+        return matched_baseline(reference)
+    if comp.arch == "plain_compute":
+        return build_from_spec({"cls": "InvariantClassifier", "kwargs": {
+            **base_kwargs, "group": "trivial", "channels": list(reference.tensor_channels)}})
+    if comp.arch == "monai_resnet":
+        from monai.networks.nets import ResNet
+
+        def build(ch):
+            return ResNet("basic", [1, 1, 1, 1], list(ch), spatial_dims=3, n_input_channels=in_channels,
+                          num_classes=num_classes, conv1_t_size=3, conv1_t_stride=1, no_max_pool=True)
+
+        return build(match_channels(count_parameters(reference), [1, 2, 4, 8], build))
+    raise ValueError(f"unknown competitor arch {comp.arch!r}")
+
+
+def so3_content_lost(x: torch.Tensor, rotations) -> List[float]:
+    """Mean fraction of occupancy mass lost per random rotation (``1 - sum(R x) / sum(x)``, items ``(N, 1, ...)``):
+    what rotating the box cut off (0 when everything lies inside the inscribed sphere)."""
+    total = x.sum(dim=(1, 2, 3, 4)).clamp_min(1e-12)
+    out = []
+    for r in rotations:
+        if r.kind == "so3":
+            out.append(float((1 - r.apply_image(x).sum(dim=(1, 2, 3, 4)) / total).clamp_min(0).mean()))
+    return out
+
+
+def _say(msg: str, verbose: bool) -> None:
+    if verbose:
+        print(msg, flush=True)
+
+
+def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (octa)", "plain (matched params)",
+                                                                 "plain + grid aug"),
+              fractions: Sequence[float] = (1.0,), seeds: Sequence[int] = (0,), *, input_size: int = 16,
+              placement: str = "box", channels: Sequence[int] = (4, 8, 16), strides: Sequence[int] = (2, 2),
+              convs_per_level: int = 1, hidden_features: Sequence[int] = (64,), epochs: int = 30,
+              batch_size: int = 16, lr: float = 3e-3, n_random: int = 8, max_test: Optional[int] = None,
+              out: Optional[Path] = None, progress: bool = False, verbose: bool = True,
+              keep_models: bool = False) -> Dict:
+    """Train and score every competitor on every (train fraction, seed); return ``{"records", "reports", ...}``.
+
+    Args:
+        dataset: :data:`DATASETS` name, a MedMNIST-3D ``.npz`` path, or a :class:`ClassificationData`.
+        competitors: names in :data:`COMPETITORS`. The equivariant ``InvariantClassifier(channels, strides,
+            group="octa", ...)`` is the *reference* that plain competitors are matched to (built whether or not
+            it is listed).
+        fractions: training-set fractions (nested, stratified: :func:`nested_fractions`). seeds: one run each.
+        input_size: cube side the models see; placement: ``"box"`` or ``"sphere"`` (see module docstring).
+        channels, strides, convs_per_level, hidden_features: the reference classifier (``channels`` are fields).
+        epochs, batch_size, lr: training (AdamW, best checkpoint by validation loss on the held-out val split).
+        n_random: random SO(3) rotations (seeded by the run's seed); max_test: subsample the test split.
+        out: folder for run outputs (checkpoints, logs); default a temporary folder.
+        keep_models: return the trained models in ``result["models"][(name, fraction, seed)]``.
+
+    Returns:
+        dict with ``records`` (list of dicts with :data:`RECORD_KEYS` and more), ``reports``
+        (:class:`~equivox.evaluation.RotationReport` per record), ``config``, ``caption``.
+    """
+    import tempfile
+
+    from .baselines import build_from_spec, count_parameters
+    from .evaluation import GroupTTA, evaluate_classification, rotation_set
+    from .training import ArrayClassificationDataset, DataInfo, TrainConfig, augmentation_transform, fit
+    from .training.data import subsample_indices
+
+    data = dataset if isinstance(dataset, ClassificationData) else load_classification_data(dataset)
+    unknown = [c for c in competitors if c not in COMPETITORS]
+    if unknown:
+        raise ValueError(f"unknown competitors {unknown}; known: {list(COMPETITORS)}")
+    comps = [COMPETITORS[c] for c in competitors]
+    for c in comps:
+        if c.tta and c.tta_of not in competitors:
+            raise ValueError(f"{c.name!r} evaluates the model of {c.tta_of!r}: list that competitor too")
+    out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="equivox-accuracy-"))
+    stored = int(data.x_train.shape[-1])
+    pad, factor = _geometry(stored, input_size, placement)
+    k = len(data.class_names)
+    base_kwargs = dict(spatial_dims=3, in_channels=1, out_channels=k, channels=list(channels),
+                       strides=list(strides), convs_per_level=convs_per_level, hidden_features=list(hidden_features))
+    reference = build_from_spec({"cls": "InvariantClassifier", "kwargs": {**base_kwargs, "group": "octa"}})
+    x_test, y_test = data.x_test, data.y_test
+    if max_test is not None and max_test < len(y_test):
+        idx = subsample_indices(y_test, max_test, 2)
+        x_test, y_test = x_test[idx], y_test[idx]
+    xv = torch.stack([_PoolItem(None, pad, factor)({"image": x, "label": 0})["image"] for x in data.x_val])
+    val = ArrayClassificationDataset(xv, data.y_val, None, data.class_names)
+    records, reports, models = [], [], {}
+    n_runs = len(comps) * len(fractions) * len(seeds)
+    run = 0
+    for seed in seeds:
+        rots = rotation_set("standard", group="octa", n_random=n_random, seed=seed)
+        x_eval = F.pad(x_test, (pad,) * 6) if pad else x_test
+        lost = so3_content_lost(x_eval, rots)
+        subsets = nested_fractions(data.y_train, fractions, seed)
+        for frac in fractions:
+            idx = subsets[frac]
+            trained: Dict[str, Tuple[nn.Module, float, int]] = {}
+            for comp in comps:
+                run += 1
+                tag = f"[{run}/{n_runs}] {comp.name}, fraction {frac:g}, seed {seed}"
+                if comp.tta:
+                    model, secs, steps = trained[comp.tta_of]
+                    model = GroupTTA(model, "octa")
+                    _say(f"{tag}: test-time augmentation of {comp.tta_of!r} (24 forward passes per item)", verbose)
+                else:
+                    model = build_competitor(comp, reference, 1, k, base_kwargs, seed)
+                    aug = augmentation_transform(comp.augment, ["image"], "octa", seed)
+                    train = ArrayClassificationDataset(data.x_train[idx], data.y_train[idx],
+                                                       _PoolItem(aug, pad, factor), data.class_names)
+                    info = DataInfo(1, k, data.class_names, len(train), len(val), (input_size,) * 3)
+                    cfg = TrainConfig(task="classify", dataset=data.name, input_size=input_size, epochs=epochs,
+                                      batch_size=batch_size, lr=lr, seed=seed, progress=progress,
+                                      out_dir=str(out / f"{comp.name}-f{frac:g}-s{seed}".replace(" ", "_")),
+                                      extra={"model_summary": False})
+                    _say(f"{tag}: training {count_parameters(model)} parameters on {len(train)} items", verbose)
+                    res = fit(cfg, model=model, train_data=train, val_data=val, info=info)
+                    model, secs, steps = res.model, res.seconds, res.global_step
+                    trained[comp.name] = (model, secs, steps)
+                wrapped = PooledInput(model, factor, pad)
+                t = time.time()
+                rep = evaluate_classification(wrapped, (x_test, torch.as_tensor(y_test)), rots, batch_size=64,
+                                              num_classes=k, progress=progress, name=comp.name, metric=data.metric)
+                eval_s = time.time() - t
+                s = rep.summary()
+                rec = {"dataset": data.name, "model": comp.name, "augment": comp.augment, "train_fraction": frac,
+                       "seed": seed, "params": count_parameters(model), "train_seconds": round(secs, 2),
+                       **{key: s[key] for key in ("upright", "mean_grid", "worst_grid", "mean_so3", "worst_so3")},
+                       "std_grid": s["std_grid"], "metric": data.metric, "n_train": int(len(idx)),
+                       "n_test": int(len(y_test)), "train_steps": steps, "eval_seconds": round(eval_s, 2),
+                       "eval_cost": 24 if comp.tta else 1, "arch": comp.arch, "group": comp.group,
+                       "input_size": input_size, "placement": placement,
+                       "content_lost_so3": float(np.mean(lost)) if lost else None}
+                _say(f"    upright {_f(rec['upright'])}  cube mean {_f(rec['mean_grid'])} worst "
+                     f"{_f(rec['worst_grid'])}  so3 mean {_f(rec['mean_so3'])} worst {_f(rec['worst_so3'])}  "
+                     f"({rec['train_seconds']:.0f} s train)", verbose)
+                records.append(rec)
+                reports.append(rep)
+                if keep_models:
+                    models[(comp.name, frac, seed)] = model
+    config = dict(dataset=data.name, competitors=list(competitors), fractions=list(fractions), seeds=list(seeds),
+                  input_size=input_size, placement=placement, channels=list(channels), strides=list(strides),
+                  convs_per_level=convs_per_level, hidden_features=list(hidden_features), epochs=epochs,
+                  batch_size=batch_size, lr=lr, n_random=n_random, max_test=max_test, threads=torch.get_num_threads())
+    return {"records": records, "reports": reports, "config": config, "caption": data.caption, "models": models}
+
+
+def _f(v) -> str:
+    return "   -  " if v is None else f"{v:.3f}"
+
+
+def summarize_records(records: Sequence[Dict], keys: Sequence[str] = ("upright", "mean_grid", "worst_grid",
+                                                                       "mean_so3", "worst_so3", "train_seconds")
+                      ) -> List[Dict]:
+    """Mean and std over seeds per (dataset, model, train_fraction): rows ``{..., key: mean, key_std: std, n}``."""
+    groups: Dict[Tuple, List[Dict]] = {}
+    for r in records:
+        groups.setdefault((r["dataset"], r["model"], r["train_fraction"]), []).append(r)
+    rows = []
+    for (ds, model, frac), rs in groups.items():
+        row = {"dataset": ds, "model": model, "train_fraction": frac, "n_seeds": len(rs), "params": rs[0]["params"],
+               "eval_cost": rs[0].get("eval_cost", 1)}
+        for key in keys:
+            vals = [r[key] for r in rs if r.get(key) is not None]
+            row[key] = float(np.mean(vals)) if vals else None
+            row[f"{key}_std"] = float(np.std(vals)) if len(vals) > 1 else 0.0 if vals else None
+        rows.append(row)
+    return rows
+
+
+def format_records(records: Sequence[Dict], metric: str = "accuracy") -> str:
+    """A text table of :func:`summarize_records` (mean +- std over seeds)."""
+    rows = summarize_records(records)
+    head = (f"{'model':32s} {'frac':>5s} {'params':>7s} {'train s':>8s} {'upright':>13s} {'cube mean':>13s} "
+            f"{'cube worst':>13s} {'so3 mean':>13s} {'so3 worst':>13s}")
+    lines = [f"metric: {metric} (mean +- std over seeds)", head, "-" * len(head)]
+
+    def ms(r, k):
+        if r[k] is None:
+            return f"{'-':>13s}"
+        return f"{r[k]:.3f}+-{r[k + '_std']:.3f}".rjust(13)
+
+    for r in rows:
+        name = r["model"] + (f" [{r['eval_cost']}x inference]" if r["eval_cost"] != 1 else "")
+        lines.append(f"{name[:32]:32s} {r['train_fraction']:5.2f} {r['params']:7d} {r['train_seconds']:8.1f} "
+                     + " ".join(ms(r, k) for k in ("upright", "mean_grid", "worst_grid", "mean_so3", "worst_so3")))
+    return "\n".join(lines)
+
+
+def save_records(result: Dict, out: Path) -> List[Path]:
+    """Write ``accuracy.json`` (records + config + machine), ``accuracy.csv`` and ``accuracy_table.txt``."""
+    import csv
+    import platform
+
+    out.mkdir(parents=True, exist_ok=True)
+    records = result["records"]
+    metric = records[0]["metric"] if records else "accuracy"
+    table = format_records(records, metric)
+    doc = {"config": result["config"], "caption": result.get("caption", ""), "records": records,
+           "summary": summarize_records(records),
+           "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                       "cpus": torch.get_num_threads(), "torch": torch.__version__,
+                       "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
+    paths = [out / "accuracy.json", out / "accuracy.csv", out / "accuracy_table.txt"]
+    paths[0].write_text(json.dumps(doc, indent=2, default=str))
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    with paths[1].open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(records)
+    paths[2].write_text(table + "\n")
+    return paths
+
