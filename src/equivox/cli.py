@@ -181,6 +181,30 @@ def build_parser() -> argparse.ArgumentParser:
                                     "package named in the dataset's provenance).")
     q.add_argument("name", help=f"dataset name ({', '.join(DATASET_NAMES)})")
     q.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments passed to the script")
+
+    p = sub.add_parser("nnunet", help="nnU-Net v2: derive an equivariant configuration in nnU-Net plans",
+                       description="nnU-Net v2 integration (needs pip install equivox[nnunet]); see docs/nnunet.md.")
+    nsub = p.add_subparsers(dest="nnunet_command", metavar="ACTION")
+    nsub.required = True
+    q = nsub.add_parser("plans", help="add <configuration>_equivox to a dataset's nnUNetPlans.json",
+                        description="Add an equivariant configuration that inherits from a planned one (same "
+                                    "preprocessed data) to $nnUNet_preprocessed/DatasetXXX_*/nnUNetPlans.json; then "
+                                    "run nnUNetv2_train N <configuration>_equivox FOLD unchanged.")
+    q.add_argument("--dataset-id", dest="dataset_id", default=None, help="dataset id (e.g. 4) or DatasetXXX_Name")
+    q.add_argument("--configuration", default="3d_fullres", help="planned 3D configuration to derive from")
+    q.add_argument("--group", default=None, help="group (default: from the plan: --cube-group if isotropic, an "
+                                                  "axial group if anisotropic)")
+    q.add_argument("--cube-group", dest="cube_group", default="octa", help="group for isotropic plans (octa, "
+                                                                           "full_octa, ...)")
+    q.add_argument("--keep", default="width", choices=["width", "params"],
+                   help="features -> fields: keep nnU-Net's tensor width (default) or its parameter count")
+    q.add_argument("--name", default=None, help="name of the new configuration (default <configuration>_equivox)")
+    q.add_argument("--plans", default="nnUNetPlans", help="plans identifier (file stem)")
+    q.add_argument("--plans-file", dest="plans_file", default=None, help="edit this plans JSON file directly")
+    q.add_argument("--preprocessed", default=None, help="nnU-Net preprocessed folder (default $nnUNet_preprocessed)")
+    q.add_argument("--keep-patch", dest="keep_patch", action="store_true",
+                   help="keep a planned patch the group does not map onto itself")
+    q.add_argument("--dry-run", dest="dry_run", action="store_true", help="check and print, write nothing")
     return parser
 
 
@@ -361,9 +385,18 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+# ============================================================================================ nnunet
+def _cmd_nnunet(args) -> int:
+    from .nnunet.plans import run_plans_command
+
+    if args.dataset_id is None and args.plans_file is None:
+        raise CLIError("give --dataset-id N (or --plans-file FILE)")
+    return run_plans_command(args)
+
+
 # ============================================================================================ main
 _COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "demo": _cmd_demo, "check-equivariance": _cmd_check,
-             "data": _cmd_data}
+             "data": _cmd_data, "nnunet": _cmd_nnunet}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
