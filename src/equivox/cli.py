@@ -81,7 +81,7 @@ _TRAIN_FLAGS = [
     ("--patches-per-epoch", "patches_per_epoch", int, "segmentation: random patches per epoch"),
     ("--val-crop", "val_crop", int, "segmentation: validate on a centre crop of this side"),
     ("--downsample", "downsample", int, "bundled segmentation volumes: shrink by this integer factor"),
-    ("--intensity", "intensity", str, "NIfTI intensity normalisation: ct or mri"),
+    ("--intensity", "intensity", str, "NIfTI intensity normalisation: ct, mri or none (as stored)"),
     ("--augment", "augment", str, "none, grid (random exact grid rotations) or so3 (random resampled rotations)"),
     ("--arch", "arch", str, "equivariant, baseline (trivial group, matched parameters) or monai_unet"),
     ("--group", "group", str, "symmetry group (octa, full_octa, ico, so3, ..., trivial)"),
@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and under random SO(3) rotations.")
     p.add_argument("checkpoint", help="checkpoint file (.ckpt) from 'equivox train'")
     p.add_argument("--dataset", default=None, help="dataset (default: the one the checkpoint was trained on)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to score")
+    p.add_argument("--split", default=None, choices=["train", "val", "test"],
+                   help="split to score (default: test for classification; segmentation scores val only)")
     p.add_argument("--rotations", default="standard", choices=["standard", "identity", "grid", "so3"],
                    help="rotation set (standard = identity + grid + n random SO(3))")
     p.add_argument("--group", default=None, help="group whose grid elements are used (default: the model's, or octa)")
@@ -231,7 +232,13 @@ def _cmd_train(args) -> int:
     from .baselines import count_parameters
     from .training import fit
 
+    from .training.fit import check_output_folder
+
     cfg = train_config_from_args(args)
+    try:
+        check_output_folder(cfg.out_dir)  # fail before any data loading or model building
+    except OSError as err:
+        raise CLIError(str(err)) from None
     _say(f"equivox train: task={cfg.task} dataset={cfg.dataset if not cfg.image_dir else cfg.image_dir} "
          f"arch={cfg.arch} group={cfg.group} channels={list(cfg.channels)} epochs={cfg.epochs} -> {cfg.out_dir}")
     res = fit(cfg)
@@ -263,9 +270,14 @@ def _cmd_evaluate(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = Path(args.checkpoint).stem
-    _say(f"equivox evaluate: {name} ({type(model).__name__}) on {cfg.dataset} [{args.split}], {len(rots)} rotations")
+    split = args.split or ("test" if cfg.task == "classify" else "val")
+    if cfg.task != "classify" and split != "val":
+        raise CLIError(f"--split {split}: segmentation checkpoints are scored on the validation split only (the "
+                       "training split is random patches of the same files); use --split val, or --dataset to "
+                       "score other labelled data")
+    _say(f"equivox evaluate: {name} ({type(model).__name__}) on {cfg.dataset} [{split}], {len(rots)} rotations")
     if cfg.task == "classify":
-        x, y, _ = classification_arrays(cfg, args.split)
+        x, y, _ = classification_arrays(cfg, split)
         idx = subsample_indices(y, args.max_items, args.seed)
         import torch
 

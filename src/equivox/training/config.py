@@ -32,10 +32,13 @@ class TrainConfig:
         patches_per_epoch: random patches drawn per epoch (segmentation).
         val_crop: segmentation validation on a centre crop of this side (direct forward); ``None`` = sliding
             window over the whole volume with ``patch_size`` windows (MONAI ``SlidingWindowInferer``).
-        spacing, intensity: resampling (mm) and intensity normalisation (``"ct"``, ``"mri"``, None) for NIfTI data.
+        spacing, intensity: resampling (mm) and intensity normalisation (``"ct"``, ``"mri"``, or None / ``"none"``:
+            as stored) for NIfTI data.
         downsample: integer factor to shrink bundled segmentation volumes (image: average, label: nearest).
         augment: ``"none"``, ``"grid"`` (random grid rotation of ``group`` per item, exact) or ``"so3"``
             (random SO(3) rotation, resampled; image+label rotate together).
+        strict: a mesh folder's unusable files (unreadable, empty) raise an error instead of being skipped with a
+            warning each (the skipped files are listed in ``FitResult.skipped_files``).
     Model:
         arch: ``"equivariant"`` (InvariantClassifier / EquivariantUNet of ``group``), ``"baseline"`` (the same
             network with ``group="trivial"``, channels scaled to match the parameter count of the equivariant
@@ -65,6 +68,7 @@ class TrainConfig:
     intensity: Optional[str] = "ct"
     downsample: int = 1
     augment: str = "none"
+    strict: bool = False
 
     arch: str = "equivariant"
     group: str = "octa"
@@ -105,6 +109,10 @@ class TrainConfig:
             raise ValueError("arch 'monai_unet' is for task 'segment' only")
         if self.augment not in ("none", "grid", "so3"):
             raise ValueError(f"augment must be 'none', 'grid' or 'so3', got {self.augment!r}")
+        if isinstance(self.intensity, str) and self.intensity.lower() in ("none", "null", ""):
+            self.intensity = None
+        if self.intensity not in ("ct", "mri", None):
+            raise ValueError(f"intensity must be 'ct', 'mri' or 'none', got {self.intensity!r}")
         if self.resize not in ("pool", "crop"):
             raise ValueError(f"resize must be 'pool' or 'crop', got {self.resize!r}")
         for name in ("epochs", "batch_size", "patch_size", "patches_per_epoch", "downsample", "kernel_size",
@@ -156,9 +164,12 @@ class TrainConfig:
 
 
 def load_yaml_config(path) -> Dict[str, Any]:
-    """Read a YAML mapping from ``path``; raises ``FileNotFoundError`` / ``ValueError`` with the path named.
+    """Read a YAML mapping of :class:`TrainConfig` keys from ``path``; raises ``FileNotFoundError`` /
+    ``ValueError`` with the path named.
 
-    A top-level ``train:`` section is used when present (so one YAML file can hold several sections)."""
+    A top-level ``train:`` section is used when present (so one YAML file can hold several sections, e.g.
+    ``train:`` and ``evaluate:``): its keys are returned, merged over any top-level :class:`TrainConfig` keys
+    (other top-level sections are ignored)."""
     import yaml
 
     p = Path(path)
@@ -170,4 +181,11 @@ def load_yaml_config(path) -> Dict[str, Any]:
         raise ValueError(f"config file {p} is not valid YAML: {err}".splitlines()[0]) from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {p} must hold a mapping of keys to values, got {type(data).__name__}")
+    if "train" in data:
+        section = data["train"] or {}
+        if not isinstance(section, dict):
+            raise ValueError(f"config file {p}: the 'train:' section must be a mapping of keys to values, got "
+                             f"{type(section).__name__}")
+        fields = set(TrainConfig.field_names())
+        data = {**{k: v for k, v in data.items() if k in fields}, **section}
     return data

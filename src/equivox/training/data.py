@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..data import DataError
+from ..data import DataError, check_finite
 from .config import CLASSIFICATION_DATASETS, SEGMENTATION_DATASETS, TrainConfig
 
 __all__ = ["DataInfo", "ArrayClassificationDataset", "resize_grids", "subsample_indices", "build_datasets", "bundled_volume",
-           "classification_arrays", "augmentation_transform", "center_crop"]
+           "classification_arrays", "augmentation_transform", "center_crop", "intensity_scale"]
 
 
 @dataclass
@@ -149,10 +149,10 @@ def augmentation_transform(kind: str, keys: Sequence[str], group: str = "octa", 
 
 
 # ---------------------------------------------------------------------------------------------- classification
-def classification_arrays(cfg: TrainConfig, split: str) -> Tuple[torch.Tensor, np.ndarray, List[str]]:
-    """Images ``(N, 1, S, S, S)`` (resized per ``cfg.input_size`` / ``cfg.resize``), labels ``(N,)`` and class
-    names for ``split`` (``"train"``, ``"val"``, ``"test"``) of ``cfg.dataset``."""
+def _classification_raw(cfg: TrainConfig, split: str):
+    """``(x, y, class names or None, skipped {file: reason})`` of ``split`` as stored (no rescaling)."""
     name = cfg.dataset
+    skipped: Dict[str, str] = {}
     if name == "lidc":
         from ..data import load_lidc_nodules
 
@@ -171,20 +171,77 @@ def classification_arrays(cfg: TrainConfig, split: str) -> Tuple[torch.Tensor, n
         elif p.is_dir():
             from ..data import MeshFolderVoxels
 
-            ds = MeshFolderVoxels(p, split="train" if split == "train" else "test", progress=cfg.progress)
+            ds = MeshFolderVoxels(p, split="train" if split == "train" else "test", progress=cfg.progress,
+                                  strict=cfg.strict)
             x, y = np.asarray(ds.voxels), np.asarray(ds.labels)
             names = getattr(ds, "class_names", None)
+            skipped = {str(f): r for f, r in ds.skipped}
         else:
             raise DataError(f"dataset {name!r} is neither a bundled classification dataset "
                             f"({', '.join(CLASSIFICATION_DATASETS)}), a .npz file nor an existing mesh folder")
-    x = np.asarray(x, dtype=np.float32)
+    return np.asarray(x), np.asarray(y), names, skipped
+
+
+def intensity_scale(x: np.ndarray) -> float:
+    """The divisor that maps stored classification images to ``[0, 1]``: 255 for integer data (e.g. ``uint8``
+    MedMNIST intensities) with values above 1 and at most 255, else 1 (float data such as HU or z-scores, binary
+    masks and booleans are kept as stored). Decided once, on the training split, for every split."""
+    x = np.asarray(x)
+    if x.dtype.kind in "ui" and x.size and 1 < int(x.max()) <= 255 and int(x.min()) >= 0:
+        return 255.0
+    return 1.0
+
+
+def _check_labels(y: np.ndarray, where: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.dtype.kind == "f":
+        check_finite(y, f"{where} labels")
+        frac = y[y != np.round(y)]
+        if frac.size:
+            raise DataError(f"{where}: labels must be integer class indices, found {sorted(set(frac.tolist()))[:10]}")
+    elif y.dtype.kind not in "uib":
+        raise DataError(f"{where}: labels must be integer class indices, got dtype {y.dtype}")
+    y = y.astype(np.int64).reshape(-1)
+    if len(y) and y.min() < 0:
+        raise DataError(f"{where}: labels must be class indices >= 0, found {int(y.min())}")
+    return y
+
+
+def classification_arrays(cfg: TrainConfig, split: str, scale: Optional[float] = None,
+                          _raw=None) -> Tuple[torch.Tensor, np.ndarray, List[str]]:
+    """Images ``(N, 1, S, S, S)`` (resized per ``cfg.input_size`` / ``cfg.resize``), labels ``(N,)`` and class
+    names for ``split`` (``"train"``, ``"val"``, ``"test"``) of ``cfg.dataset``.
+
+    Integer images are divided by ``scale`` (default: :func:`intensity_scale` of the *training* split, so every
+    split is scaled alike). Raises :class:`DataError` naming the dataset for NaN/inf images, non-integer or
+    negative labels, wrongly shaped arrays and non-cubic grids that cannot be resized or rotation-augmented.
+    """
+    name = cfg.dataset
+    x, y, names, _ = _raw if _raw is not None else _classification_raw(cfg, split)
+    where = f"{name} [{split}]"
+    if scale is None:
+        scale = intensity_scale(x if split == "train" else _classification_raw(cfg, "train")[0])
     if x.ndim == 4:
         x = x[:, None]
     if x.ndim != 5:
-        raise DataError(f"{name}: classification images must be (N, D, H, W) or (N, C, D, H, W), got {x.shape}")
-    if x.max() > 1.5:  # uint8 intensities
-        x = x / 255.0
-    y = np.asarray(y).astype(np.int64).reshape(-1)
+        raise DataError(f"{where}: classification images must be (N, D, H, W) or (N, C, D, H, W), got {x.shape}")
+    check_finite(x, f"{where} images")
+    y = _check_labels(y, where)
+    if len(y) != len(x):
+        raise DataError(f"{where}: {len(x)} images but {len(y)} labels")
+    spatial = tuple(x.shape[2:])
+    if len(set(spatial)) != 1:
+        if cfg.input_size is not None:
+            raise DataError(f"{where}: grids of spatial shape {spatial} are not cubic; input_size={cfg.input_size} "
+                            "resizing needs cubes: pad them to a cube, or set input_size to null (None) to train on "
+                            "them as stored")
+        if cfg.augment != "none":
+            raise DataError(f"{where}: grids of spatial shape {spatial} are not cubic; rotation augmentation "
+                            f"({cfg.augment!r}) would give items of different shapes: pad them to a cube or use "
+                            "augment 'none'")
+    x = x.astype(np.float32)
+    if scale != 1.0:
+        x = x / np.float32(scale)
     names = list(names) if names is not None else [str(i) for i in range(int(y.max()) + 1 if len(y) else 0)]
     return resize_grids(x, cfg.input_size, cfg.resize), y, names
 
@@ -213,15 +270,18 @@ def _npz_classification(p: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def _classification(cfg: TrainConfig):
-    xtr, ytr, names = classification_arrays(cfg, "train")
-    xva, yva, _ = classification_arrays(cfg, "val")
+    raw_tr, raw_va = _classification_raw(cfg, "train"), _classification_raw(cfg, "val")
+    scale = intensity_scale(raw_tr[0])  # one decision for both splits
+    xtr, ytr, names = classification_arrays(cfg, "train", scale, raw_tr)
+    xva, yva, _ = classification_arrays(cfg, "val", scale, raw_va)
     itr = subsample_indices(ytr, cfg.max_train, cfg.seed)
     iva = subsample_indices(yva, cfg.max_val, cfg.seed + 1)
     aug = augmentation_transform(cfg.augment, ["image"], cfg.group, cfg.seed)
     train = ArrayClassificationDataset(xtr[itr], ytr[itr], aug, names)
     val = ArrayClassificationDataset(xva[iva], yva[iva], None, names)
     k = cfg.num_classes or max(len(names), int(max(ytr.max(), yva.max())) + 1)
-    info = DataInfo(xtr.shape[1], k, names, len(train), len(val), tuple(xtr.shape[2:]))
+    info = DataInfo(xtr.shape[1], k, names, len(train), len(val), tuple(xtr.shape[2:]),
+                    extra={"skipped_files": {**raw_tr[3], **raw_va[3]}, "intensity_scale": scale})
     return train, val, info
 
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+import os
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -14,7 +16,8 @@ from .config import TrainConfig
 from .data import DataInfo, build_datasets
 from .modules import ClassificationModule, SegmentationModule
 
-__all__ = ["FitResult", "build_model", "fit", "make_trainer", "load_checkpoint", "default_precision"]
+__all__ = ["FitResult", "build_model", "fit", "make_trainer", "load_checkpoint", "default_precision",
+           "atomic_checkpoint_io", "check_output_folder", "seed_worker"]
 
 
 def default_precision() -> str:
@@ -33,7 +36,7 @@ def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Modu
     if cfg.task == "classify":
         spec = {"cls": "InvariantClassifier", "kwargs": {**kwargs, "hidden_features": list(cfg.hidden_features)}}
     else:
-        spec = {"cls": "EquivariantUNet", "kwargs": kwargs}
+        spec = {"cls": "EquivariantUNet", "kwargs": {**kwargs, "head": "pool"}}
     torch.manual_seed(cfg.seed)
     model = build_from_spec(spec)
     if cfg.arch == "baseline":
@@ -45,10 +48,73 @@ def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Modu
     return model
 
 
+def check_output_folder(path) -> Path:
+    """Create ``path`` (and parents) and prove it takes a file, before any work is done.
+
+    Raises:
+        NotADirectoryError / OSError: one line naming the folder and the cause (not a folder, read-only, full
+        disk, no permission).
+    """
+    import tempfile
+
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".equivox-write-test-") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        cls = NotADirectoryError if isinstance(err, NotADirectoryError) else OSError
+        raise cls(f"output folder {out} is not writable ({err.strerror or type(err).__name__}); choose another "
+                  f"with --out / out_dir") from None
+    return out
+
+
+_CHECKPOINT_IO = None
+
+
+def atomic_checkpoint_io():
+    """A Lightning ``TorchCheckpointIO`` whose ``save_checkpoint`` writes a temporary file in the checkpoint's own
+    folder, flushes it to disk and renames it over the target (:func:`equivox.cache.atomic_write`): a kill or a
+    full disk during a save leaves the previous checkpoint intact and loadable. (Lightning's default writes
+    through a temporary file in the system temp folder and ``shutil.move`` s it, which is a non-atomic copy when
+    that folder is on another disk.)"""
+    global _CHECKPOINT_IO
+    if _CHECKPOINT_IO is None:
+        from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+        from ..cache import atomic_write
+
+        class AtomicCheckpointIO(TorchCheckpointIO):
+            def save_checkpoint(self, checkpoint, path, storage_options=None):
+                if storage_options is not None:
+                    raise TypeError("AtomicCheckpointIO.save_checkpoint does not take storage_options")
+                atomic_write(path, lambda f: torch.save(checkpoint, f))
+
+        _CHECKPOINT_IO = AtomicCheckpointIO
+    return _CHECKPOINT_IO()
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: Lightning's per-worker seeding of ``random`` / numpy / torch, then MONAI's
+    ``set_rnd`` on the worker's dataset, so every random transform (rotation augmentation, random crops) draws its
+    own stream in each worker instead of a copy of the main process's (reproducible: the seeds follow the loader's
+    seeded generator)."""
+    from lightning_fabric.utilities.seed import pl_worker_init_function
+    from monai.data.utils import set_rnd
+
+    pl_worker_init_function(worker_id)
+    info = torch.utils.data.get_worker_info()
+    if info is not None:
+        set_rnd(info.dataset, seed=info.seed % (2**32 - 1))
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` produced: the trained ``model`` (eval mode, best weights loaded when a best checkpoint
-    exists), the Lightning ``module`` and ``trainer``, data ``info``, paths, final ``metrics`` and seconds."""
+    exists), the Lightning ``module`` and ``trainer``, data ``info``, paths, final ``metrics`` and seconds.
+    ``skipped_files`` maps each input file skipped as unusable to the reason (also warned about)."""
 
     model: nn.Module
     module: Any
@@ -61,6 +127,7 @@ class FitResult:
     metrics: Dict[str, float]
     seconds: float
     global_step: int
+    skipped_files: Dict[str, str] = field(default_factory=dict)
 
 
 class _EpochSetter:
@@ -82,8 +149,9 @@ class _EpochSetter:
 
 def make_trainer(cfg: TrainConfig, out_dir: Path, monitor: str, mode: str):
     """The Lightning ``Trainer`` for ``cfg``: CSVLogger (``out_dir/logs/version_<n>/metrics.csv``), ModelCheckpoint
-    (best by ``monitor`` + ``last.ckpt`` in ``out_dir/checkpoints``), progress bar, precision, and
-    ``devices`` / ``num_nodes`` / ``strategy`` passed through (``"ddp"`` when more than one process)."""
+    (best by ``monitor`` + ``last.ckpt`` in ``out_dir/checkpoints``, written atomically by
+    :func:`atomic_checkpoint_io`), progress bar, precision, and ``devices`` / ``num_nodes`` / ``strategy`` passed
+    through (``"ddp"`` when more than one process)."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
     from pytorch_lightning.loggers import CSVLogger
@@ -104,6 +172,7 @@ def make_trainer(cfg: TrainConfig, out_dir: Path, monitor: str, mode: str):
         logger=CSVLogger(str(out_dir), name="logs"), callbacks=callbacks,
         enable_progress_bar=cfg.progress, enable_model_summary=bool(cfg.extra.get("model_summary", cfg.progress)), default_root_dir=str(out_dir),
         log_every_n_steps=1, num_sanity_val_steps=0, deterministic=cfg.deterministic,
+        plugins=[atomic_checkpoint_io()],
     ), ckpt
 
 
@@ -119,7 +188,8 @@ def _loader(ds, cfg: TrainConfig, shuffle: bool, batch_size: int):
     except ImportError:  # pragma: no cover
         pass
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=cfg.num_workers, generator=g,
-                      collate_fn=collate, persistent_workers=cfg.num_workers > 0)
+                      collate_fn=collate, persistent_workers=cfg.num_workers > 0,
+                      worker_init_fn=seed_worker if cfg.num_workers > 0 else None)
 
 
 def fit(cfg: TrainConfig, model: Optional[nn.Module] = None, train_data=None, val_data=None,
@@ -143,15 +213,18 @@ def fit(cfg: TrainConfig, model: Optional[nn.Module] = None, train_data=None, va
 
     t0 = time.time()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    if train_data is None or val_data is None or info is None:
-        train_data, val_data, info = build_datasets(cfg)
-    if model is None:
-        model = build_model(cfg, info.in_channels, info.num_classes)
     if cfg.resume is not None and not Path(cfg.resume).is_file():
         raise FileNotFoundError(f"checkpoint to resume from not found: {cfg.resume}")
+    out_dir = check_output_folder(cfg.out_dir)  # before loading data or building the model
+    if train_data is None or val_data is None or info is None:
+        train_data, val_data, info = build_datasets(cfg)
+    skipped = dict(info.extra.get("skipped_files", {})) if isinstance(info.extra, dict) else {}
+    if skipped:
+        warnings.warn(f"{len(skipped)} unusable input file(s) were skipped (each named in a warning above); "
+                      "set strict to fail instead", UserWarning, stacklevel=2)
+    if model is None:
+        model = build_model(cfg, info.in_channels, info.num_classes)
     spec = getattr(model, "equivox_spec", None)
-    out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.task == "classify":
         module = ClassificationModule(model, info.num_classes, cfg.lr, cfg.weight_decay, spec, cfg.to_dict())
         monitor, mode, val_bs = "val_loss", "min", max(cfg.batch_size, 32)
@@ -175,7 +248,7 @@ def fit(cfg: TrainConfig, model: Optional[nn.Module] = None, train_data=None, va
     csv = Path(trainer.logger.log_dir) / "metrics.csv"
     model = module.model.cpu().eval()
     return FitResult(model, module, trainer, info, out_dir, best, last if last.is_file() else None,
-                     csv if csv.is_file() else None, metrics, time.time() - t0, int(trainer.global_step))
+                     csv if csv.is_file() else None, metrics, time.time() - t0, int(trainer.global_step), skipped)
 
 
 def load_checkpoint(path, map_location: str = "cpu"):
