@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,18 +13,10 @@ BUNDLED_PY = ROOT / "src" / "equivox" / "data" / "bundled.py"
 
 
 def _load_module():
-    # import the module file directly: the package __init__ is owned elsewhere and may
-    # import optional modules; this test is about bundled.py alone.
-    try:
-        from equivox.data import bundled as mod  # noqa: F401
+    # the installed package must be this checkout's, and importing it must work (no fallback hiding an error)
+    from equivox.data import bundled as mod
 
-        if Path(mod.__file__).resolve() == BUNDLED_PY:
-            return mod
-    except Exception:  # noqa: BLE001
-        pass
-    spec = importlib.util.spec_from_file_location("equivox_data_bundled", BUNDLED_PY)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    assert Path(mod.__file__).resolve() == BUNDLED_PY, mod.__file__
     return mod
 
 

@@ -226,7 +226,8 @@ def test_rand_so3_dict_label_matches_thresholded_image():
     assert isinstance(a, MetaTensor) and isinstance(b, np.ndarray)
     np.testing.assert_allclose(a.as_tensor().numpy(), b, atol=1e-6)
     y = RandSO3Rotated(expand=True).set_random_state(0)(img)
-    assert y.shape[-1] == 22 - (22 - 12) % 2 or y.shape[-1] >= math.ceil(math.sqrt(3) * 12)
+    # expand: every side padded to ceil(sqrt(3) * 12) = 21, raised to 22 to keep the parity of 12 (symmetric pads)
+    assert tuple(img.shape[-3:]) == (12, 12, 12) and tuple(y.shape[-3:]) == (22, 22, 22), y.shape
     z = SO3Rotated(_rot(0, 30), mode="nearest")(lab)
     assert z.dtype == lab.dtype
 

@@ -153,7 +153,7 @@ def _script_save_and_compare(net, *inputs, rtol=1e-4, atol=1e-5, tmp_path):
 
 @pytest.mark.parametrize("group", ["octa", "so3"])
 def test_torchscript_save_reload_of_exported_unet(small_model, group, tmp_path):
-    export = pytest.importorskip("equivox.export")
+    from equivox import export
     net = small_model("unet", group)
     x = _rand(2, 1, 8, 8, 8)
     with eval_mode(net):
@@ -171,7 +171,7 @@ def test_torchscript_save_reload_of_exported_unet(small_model, group, tmp_path):
 
 
 def test_torchscript_of_exported_feature_extractor(tmp_path):
-    export = pytest.importorskip("equivox.export")
+    from equivox import export
     from equivox.nets import EquivariantFeatureExtractor
 
     torch.manual_seed(0)
@@ -185,7 +185,7 @@ def test_torchscript_of_exported_feature_extractor(tmp_path):
 
 
 def test_torchscript_of_exported_monai_blocks(tmp_path):
-    export = pytest.importorskip("equivox.export")
+    from equivox import export
     from equivox.nets import EquivariantHead, EquivariantResidualUnit
 
     torch.manual_seed(0)

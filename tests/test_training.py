@@ -123,9 +123,16 @@ def test_fit_segmentation_end_to_end_and_rotation_eval(tmp_path):
     assert res.global_step == 2 and "val_dice" in res.metrics
     img, lab, names = bundled_volume("chest_ct", 4)
     data = [{"image": center_crop(img, (16,) * 3), "label": center_crop(lab, (16,) * 3)}]
-    rep = evaluate_segmentation(res.model, data, rotation_set("grid", "octa")[:6], num_classes=6, progress=False)
+    rep = evaluate_segmentation(res.model, data, rotation_set("grid", "octa")[:6], num_classes=6, progress=False,
+                                check_equivariance=True)
     s = rep.summary()
-    assert s["std_grid"] < 1e-6  # exactly equivariant: the same Dice under every grid rotation
+    assert s["std_grid"] < 1e-6  # exactly equivariant: the same Dice under every grid rotation ...
+    # ... and not because the prediction is constant: the logits vary over the volume, and the measured
+    # equivariance error is tiny
+    with torch.no_grad():
+        logits = res.model(data[0]["image"][None])
+    assert float(logits.std(dim=(2, 3, 4)).max()) > 1e-3 * float(logits.abs().max())
+    assert rep.equivariance_error is not None and rep.equivariance_error < 1e-4
 
 
 def test_user_nifti_folder_pair(tmp_path):
