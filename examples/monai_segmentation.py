@@ -162,7 +162,13 @@ def main(argv=None) -> dict:
         name = f"{kind}({args.group})" if kind == "EquivariantUNet" else kind
         res = train(model, name, args, train_ds, val_ds)
         report = evaluate_segmentation(model, val_ds, rotations, num_classes=NUM_CLASSES, name=name,
-                                       class_names=CLASS_NAMES)
+                                       class_names=CLASS_NAMES, check_equivariance=True)
+        with torch.no_grad():  # how much the logits vary over the volume (0 for a constant predictor)
+            logits = sliding_window_inference(val_ds[0]["image"].as_tensor()[None], (args.patch,) * 3, 4,
+                                              model.eval(), overlap=0.25)
+        res["logit_spatial_std"] = float(logits.std(dim=(2, 3, 4)).max())
+        res["logit_abs_max"] = float(logits.abs().max())
+        res["equivariance_error"] = report.equivariance_error
         res["rotation_summary"] = report.summary()
         res["rotation_eval_seconds"] = report.meta.get("seconds")
         report.to_json(out / f"rotation_report_{kind}.json")
