@@ -33,12 +33,15 @@ def _leaf_types(module):
 @pytest.mark.parametrize("kind", ["unet", "clf"])
 def test_export_matches_eval_outputs_and_is_plain_torch(group, kind, small_model, cube_input):
     model = _trained(small_model(kind, group))
-    plain = model.export()
-    ref = model(cube_input)
+    with torch.no_grad():
+        ref = model(cube_input)  # eval mode
+    model.train()
+    plain = model.export()  # exported from a model in training mode: still computes the eval function
+    assert model.training and all(m.training for m in model.modules())  # export does not change the source mode
     out = plain(cube_input)
     assert out.shape == ref.shape
     assert (out - ref).abs().max().item() < ATOL
-    assert model.training is False  # export does not change the source model's mode
+    model.eval()
     for t in _leaf_types(plain):
         assert t.__module__.startswith("torch.nn") or t.__module__ == "equivox.export", t
     assert not any(isinstance(m, (EquivariantConv3d, FieldNormAct)) for m in plain.modules())
