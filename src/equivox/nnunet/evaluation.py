@@ -25,16 +25,21 @@ PathLike = Union[str, Path]
 
 def load_predictor(model_folder: PathLike, folds: Sequence[Union[int, str]] = (0,),
                    checkpoint_name: str = "checkpoint_final.pth", use_mirroring: bool = True,
-                   tile_step_size: float = 0.5, device: Union[str, torch.device] = "cpu"):
+                   tile_step_size: float = 0.5, device: Union[str, torch.device] = "cpu", use_gaussian: bool = True):
     """An initialised ``nnUNetPredictor`` for a trained model folder
-    (``$nnUNet_results/DatasetXXX/<trainer>__<plans>__<configuration>``) and the given folds."""
+    (``$nnUNet_results/DatasetXXX/<trainer>__<plans>__<configuration>``) and the given folds.
+
+    ``use_gaussian`` (nnU-Net's default True) weights sliding-window tiles by a Gaussian centred on voxel
+    ``size // 2`` (off-centre for even patch sizes) accumulated in float16: whole-volume predictions are then not
+    exactly rotation-equivariant near tile borders even for an exactly equivariant network. ``False`` averages
+    tiles uniformly (exact up to float16 rounding when the tiles rotate onto themselves)."""
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     folder = Path(model_folder)
     if not (folder / "plans.json").is_file():
         raise FileNotFoundError(f"{folder} is not an nnU-Net model folder (no plans.json); expected "
                                 f"$nnUNet_results/DatasetXXX_Name/<trainer>__<plans>__<configuration>")
-    predictor = nnUNetPredictor(tile_step_size=tile_step_size, use_gaussian=True, use_mirroring=use_mirroring,
+    predictor = nnUNetPredictor(tile_step_size=tile_step_size, use_gaussian=use_gaussian, use_mirroring=use_mirroring,
                                 perform_everything_on_device=False, device=torch.device(device), verbose=False,
                                 verbose_preprocessing=False, allow_tqdm=False)
     predictor.initialize_from_trained_model_folder(str(folder), use_folds=tuple(folds),
@@ -42,38 +47,42 @@ def load_predictor(model_folder: PathLike, folds: Sequence[Union[int, str]] = (0
     return predictor
 
 
-class _Output(nn.Module):
-    """One output of a network that returns a list (deep supervision)."""
+@torch.no_grad()
+def network_equivariance_errors(network: nn.Module, x: torch.Tensor, group: Optional[str] = None,
+                                chunk: int = 8) -> List[float]:
+    """Max relative equivariance error of each output of an nnU-Net network over the grid elements of ``group``
+    (default ``network.group``, else the 24 cube rotations): ``max_g max|net(g x) - g net(x)| / max|net(x)|``,
+    the measure of :func:`equivox.testing.equivariance_errors`, with the rotated inputs batched (``chunk`` per
+    forward pass) and every deep-supervision output compared.
 
-    def __init__(self, net: nn.Module, index: int):
-        super().__init__()
-        self.net, self.index, self.group = net, index, getattr(net, "group", None)
-
-    def forward(self, x):
-        out = self.net(x)
-        return out[self.index] if isinstance(out, (list, tuple)) else out
-
-
-def network_equivariance_errors(network: nn.Module, x: torch.Tensor, group: Optional[str] = None) -> List[float]:
-    """Max relative equivariance error over the grid elements of ``group`` (default ``network.group``, else the 24
-    cube rotations) of each output of an nnU-Net network, via :func:`equivox.testing.equivariance_errors`.
-
-    ``x``: ``(B, C, D, H, W)``, a cube whose side is a multiple of the stride products. With deep supervision on,
-    one value per output (highest resolution first), else one value. Eval mode is used; the mode is restored."""
+    ``x``: ``(1, C, S, S, S)``, a cube whose side is a multiple of the stride products (rotated copies must stack).
+    Returns one value per output (highest resolution first); one value without deep supervision. Runs in eval
+    mode; the training flag is restored."""
     from ..groups import cube_rotations, get_group
-    from ..testing import equivariance_errors
 
+    if x.dim() != 5 or x.shape[0] != 1 or len(set(x.shape[2:])) != 1:
+        raise ValueError(f"network_equivariance_errors needs one cubic input (1, C, S, S, S), got {tuple(x.shape)}")
     group = group or getattr(network, "group", None)
     elements = get_group(group).grid_elements if group else cube_rotations()
     was = network.training
     network.eval()
     try:
-        with torch.no_grad():
-            out = network(x)
+        def run(inp):
+            out = network(inp)
+            return list(out) if isinstance(out, (list, tuple)) else [out]
+
+        ref = run(x)
+        worst = [0.0] * len(ref)
+        for i in range(0, len(elements), chunk):
+            els = elements[i:i + chunk]
+            outs = run(torch.cat([g.apply(x) for g in els]))
+            for k, (r, o) in enumerate(zip(ref, outs)):
+                scale = float(r.abs().max().clamp_min(1e-12))
+                for j, g in enumerate(els):
+                    worst[k] = max(worst[k], float((o[j:j + 1] - g.apply(r)).abs().max()) / scale)
+        return worst
     finally:
         network.train(was)
-    n = len(out) if isinstance(out, (list, tuple)) else 1
-    return [max(e.relative for e in equivariance_errors(_Output(network, i), x, elements)) for i in range(n)]
 
 
 def _as_list(images) -> List[str]:
@@ -84,7 +93,8 @@ def evaluate_nnunet_model(model_folder: PathLike, cases: Sequence[Tuple[Union[Pa
                                                                         PathLike]],
                           rotations=None, *, folds: Sequence[Union[int, str]] = (0,),
                           checkpoint_name: str = "checkpoint_final.pth", use_mirroring: bool = True,
-                          tile_step_size: float = 0.5, group: Optional[str] = None, n_random: int = 4,
+                          tile_step_size: float = 0.5, use_gaussian: bool = True, group: Optional[str] = None,
+                          n_random: int = 4,
                           seed: int = 0, device: Union[str, torch.device] = "cpu", progress: bool = False,
                           name: Optional[str] = None):
     """Score a trained nnU-Net model on ``cases`` under cube rotations and random rotations.
@@ -98,6 +108,9 @@ def evaluate_nnunet_model(model_folder: PathLike, cases: Sequence[Tuple[Union[Pa
         folds, checkpoint_name: as ``nnUNetv2_predict`` (several folds are averaged, logits summed).
         use_mirroring: nnU-Net's mirroring TTA (default on, as ``nnUNetv2_predict``; 8x slower).
         tile_step_size: sliding-window step (fraction of the patch).
+        use_gaussian: nnU-Net's Gaussian tile weighting (default on, as ``nnUNetv2_predict``); it is off-centre for
+            even patch sizes and float16, so an equivariant model's scores can differ slightly between grid
+            rotations; ``False`` makes them equal (see :func:`load_predictor`).
         group: group whose grid elements are scored (default: the network's group, or ``"octa"``).
         device: where the network runs.
 
@@ -111,7 +124,8 @@ def evaluate_nnunet_model(model_folder: PathLike, cases: Sequence[Tuple[Union[Pa
     """
     from ..evaluation import evaluate_segmentation, rotation_set
 
-    predictor = load_predictor(model_folder, folds, checkpoint_name, use_mirroring, tile_step_size, device)
+    predictor = load_predictor(model_folder, folds, checkpoint_name, use_mirroring, tile_step_size, device,
+                               use_gaussian)
     if predictor.label_manager.has_regions:
         raise ValueError("evaluate_nnunet_model scores softmax (class) models; this model is region-based")
     net = predictor.network
@@ -143,5 +157,6 @@ def evaluate_nnunet_model(model_folder: PathLike, cases: Sequence[Tuple[Union[Pa
                                    device=device, progress=progress, inferer=inferer, pad=False,
                                    name=name or Path(model_folder).name)
     report.meta.update(network=type(net).__module__ + "." + type(net).__name__,
-                       configuration=Path(model_folder).name, use_mirroring=use_mirroring, folds=list(folds))
+                       configuration=Path(model_folder).name, use_mirroring=use_mirroring,
+                       use_gaussian=use_gaussian, folds=list(folds))
     return report
