@@ -6,7 +6,9 @@ import torch
 from equivox._escnn import enn
 from equivox.groups import GridElement, available_groups, cube_rotations, cube_symmetries, get_group
 
-EXPECTED_GRID_ELEMENTS = {"trivial": 1, "octa": 24, "full_octa": 48, "ico": 12, "full_ico": 24, "so3": 24, "o3": 48}
+EXPECTED_GRID_ELEMENTS = {"trivial": 1, "octa": 24, "full_octa": 48, "ico": 12, "full_ico": 24, "so3": 24, "o3": 48,
+                          **{f"c4_axial{s}": 4 for s in ("", "_d", "_h")},
+                          **{f"d4_axial{s}": 8 for s in ("", "_d", "_h")}}
 
 
 def test_registry_names():
@@ -28,14 +30,17 @@ def test_grid_elements_agree_with_escnn_transform(name):
     assert elements[0].is_identity
     x = torch.randn(1, 2, 3, 4, 5)  # non-cubic: axis permutations must match too
     field_type = group.scalar_type(2)
+    # axial groups about H or W are escnn's (about D) conjugated by an axis swap
+    swap = [0, 1] + [2 + a for a in group.spec.frame]
     for g in elements:
-        expected = enn.GeometricTensor(x, field_type).transform(g.escnn_element).tensor
+        xs = x.permute(*swap).contiguous()
+        expected = enn.GeometricTensor(xs, field_type).transform(g.escnn_element).tensor.permute(*swap)
         got = g.apply(x)
         assert got.shape == expected.shape, g.name
         assert torch.equal(got, expected), g.name
 
 
-@pytest.mark.parametrize("name", ["octa", "full_octa", "ico", "so3"])
+@pytest.mark.parametrize("name", ["octa", "full_octa", "ico", "so3", "c4_axial", "d4_axial_d"])
 def test_grid_elements_form_a_group(name):
     mats = {np.array(g.matrix).tobytes() for g in get_group(name).grid_elements}
     for a in get_group(name).grid_elements:

@@ -50,6 +50,9 @@ class Competitor:
         group: group of an ``"equivariant"`` competitor. augment: ``"none"``, ``"grid"`` or ``"so3"`` (training).
         tta: score through :class:`~equivox.evaluation.GroupTTA` over the 24 cube rotations (reuses the model
             trained by the competitor ``tta_of``, at 24x inference cost).
+        canonical: resample every input into its principal-axes frame first (:class:`~equivox.nn.CanonicalPose`,
+            training and test): with an ``octa``-invariant model this makes the whole model invariant to any
+            rotation up to resampling.
     """
 
     name: str
@@ -58,6 +61,7 @@ class Competitor:
     augment: str = "none"
     tta: bool = False
     tta_of: Optional[str] = None
+    canonical: bool = False
 
 
 #: registry of competitor kinds (``--models`` names)
@@ -66,11 +70,13 @@ COMPETITORS: Dict[str, Competitor] = {c.name: c for c in [
     Competitor("equivariant (full_octa)", "equivariant", "full_octa"),
     Competitor("equivariant (so3)", "equivariant", "so3"),
     Competitor("equivariant (octa) + so3 aug", "equivariant", "octa", "so3"),
+    Competitor("equivariant (octa) + PCA pose", "equivariant", "octa", canonical=True),
     Competitor("plain (matched params)", "plain_params"),
     Competitor("plain (matched compute)", "plain_compute"),
     Competitor("plain + grid aug", "plain_params", augment="grid"),
     Competitor("plain + so3 aug", "plain_params", augment="so3"),
     Competitor("plain + grid aug + TTA24", "plain_params", augment="grid", tta=True, tta_of="plain + grid aug"),
+    Competitor("plain + PCA pose + grid aug", "plain_params", augment="grid", canonical=True),
     Competitor("MONAI ResNet + grid aug", "monai_resnet", augment="grid"),
 ]}
 
@@ -168,20 +174,24 @@ def nested_fractions(labels: np.ndarray, fractions: Sequence[float], seed: int) 
 
 
 class PooledInput(nn.Module):
-    """Zero-pad (optional) then average-pool stored grids before a model: ``(B, C, S, S, S) -> model(...)``.
+    """Zero-pad, optionally canonicalise the pose, then average-pool stored grids before a model.
 
     Args:
         model: the classifier (works on ``(S + 2 * pad) / factor`` cubes).
         factor: integer pooling factor. pad: zero voxels added on every side first.
+        canonical: apply :class:`~equivox.nn.CanonicalPose` at the padded stored resolution.
 
-    Padding and pooling commute with the 24 cube rotations of a cube (exact), so the wrapper keeps the model's
-    invariance; rotations applied to its input act at the stored resolution. Attributes ``group``,
-    ``out_channels`` and ``in_channels`` mirror the wrapped model.
+    Shapes: ``(B, C, S, S, S) -> model(...)``. Padding and pooling commute with the 24 cube rotations (exact), so
+    the wrapper keeps the model's invariance; rotations applied to its input act at the stored resolution.
+    Attributes ``group``, ``out_channels`` and ``in_channels`` mirror the wrapped model.
     """
 
-    def __init__(self, model: nn.Module, factor: int, pad: int = 0):
+    def __init__(self, model: nn.Module, factor: int, pad: int = 0, canonical: bool = False):
         super().__init__()
+        from .nn.canonical import CanonicalPose
+
         self.model, self.factor, self.pad = model, int(factor), int(pad)
+        self.pose = CanonicalPose() if canonical else None
         for attr in ("group", "out_channels", "in_channels"):
             if hasattr(model, attr):
                 setattr(self, attr, getattr(model, attr))
@@ -189,6 +199,8 @@ class PooledInput(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pad:
             x = F.pad(x, (self.pad,) * 6)
+        if self.pose is not None:
+            x = self.pose(x)
         return self.model(F.avg_pool3d(x, self.factor) if self.factor > 1 else x)
 
 
@@ -201,21 +213,6 @@ def _geometry(stored: int, input_size: int, placement: str) -> Tuple[int, int]:
         raise ValueError(f"input_size {input_size} does not fit stored size {stored} with placement={placement!r} "
                          f"(padded size {padded} must be a multiple of input_size and differ by an even number)")
     return (padded - stored) // 2, padded // input_size
-
-
-class _PoolItem:
-    """Item transform: optional rotation at stored resolution, then pad + pool to the model's input size."""
-
-    def __init__(self, rotate: Optional[Callable], pad: int, factor: int):
-        self.rotate, self.pad, self.factor = rotate, pad, factor
-
-    def __call__(self, item):
-        if self.rotate is not None:
-            item = self.rotate(item)
-        x = torch.as_tensor(item["image"]).as_subclass(torch.Tensor).float()
-        if self.pad:
-            x = F.pad(x, (self.pad,) * 6)
-        return {"image": F.avg_pool3d(x[None], self.factor)[0] if self.factor > 1 else x, "label": item["label"]}
 
 
 def build_competitor(comp: Competitor, reference: nn.Module, in_channels: int, num_classes: int,
@@ -308,19 +305,20 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
     base_kwargs = dict(spatial_dims=3, in_channels=1, out_channels=k, channels=list(channels),
                        strides=list(strides), convs_per_level=convs_per_level, hidden_features=list(hidden_features))
     reference = build_from_spec({"cls": "InvariantClassifier", "kwargs": {**base_kwargs, "group": "octa"}})
-    x_test, y_test = data.x_test, data.y_test
+    def padded(x):  # rotations (evaluation and augmentation) act on the padded stored grid: nothing is cut
+        return F.pad(x, (pad,) * 6) if pad else x
+
+    x_train, x_test, y_test = padded(data.x_train), padded(data.x_test), data.y_test
     if max_test is not None and max_test < len(y_test):
         idx = subsample_indices(y_test, max_test, 2)
         x_test, y_test = x_test[idx], y_test[idx]
-    xv = torch.stack([_PoolItem(None, pad, factor)({"image": x, "label": 0})["image"] for x in data.x_val])
-    val = ArrayClassificationDataset(xv, data.y_val, None, data.class_names)
+    val = ArrayClassificationDataset(padded(data.x_val), data.y_val, None, data.class_names)
     records, reports, models = [], [], {}
     n_runs = len(comps) * len(fractions) * len(seeds)
     run = 0
     for seed in seeds:
         rots = rotation_set("standard", group="octa", n_random=n_random, seed=seed)
-        x_eval = F.pad(x_test, (pad,) * 6) if pad else x_test
-        lost = so3_content_lost(x_eval, rots)
+        lost = so3_content_lost(x_test, rots)
         subsets = nested_fractions(data.y_train, fractions, seed)
         for frac in fractions:
             idx = subsets[frac]
@@ -330,13 +328,13 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
                 tag = f"[{run}/{n_runs}] {comp.name}, fraction {frac:g}, seed {seed}"
                 if comp.tta:
                     model, secs, steps = trained[comp.tta_of]
-                    model = GroupTTA(model, "octa")
+                    model = GroupTTA(model, "octa")  # around the trained PooledInput: rotations at stored size
                     _say(f"{tag}: test-time augmentation of {comp.tta_of!r} (24 forward passes per item)", verbose)
                 else:
-                    model = build_competitor(comp, reference, 1, k, base_kwargs, seed)
-                    aug = augmentation_transform(comp.augment, ["image"], "octa", seed)
-                    train = ArrayClassificationDataset(data.x_train[idx], data.y_train[idx],
-                                                       _PoolItem(aug, pad, factor), data.class_names)
+                    net = build_competitor(comp, reference, 1, k, base_kwargs, seed)
+                    model = PooledInput(net, factor, 0, comp.canonical)
+                    aug = augmentation_transform(comp.augment, ["image"], "octa", seed)  # at stored resolution
+                    train = ArrayClassificationDataset(x_train[idx], data.y_train[idx], aug, data.class_names)
                     info = DataInfo(1, k, data.class_names, len(train), len(val), (input_size,) * 3)
                     cfg = TrainConfig(task="classify", dataset=data.name, input_size=input_size, epochs=epochs,
                                       batch_size=batch_size, lr=lr, seed=seed, progress=progress,
@@ -346,10 +344,10 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
                     res = fit(cfg, model=model, train_data=train, val_data=val, info=info)
                     model, secs, steps = res.model, res.seconds, res.global_step
                     trained[comp.name] = (model, secs, steps)
-                wrapped = PooledInput(model, factor, pad)
                 t = time.time()
-                rep = evaluate_classification(wrapped, (x_test, torch.as_tensor(y_test)), rots, batch_size=64,
-                                              num_classes=k, progress=progress, name=comp.name, metric=data.metric)
+                rep = evaluate_classification(model, (x_test, torch.as_tensor(y_test)), rots, batch_size=64,
+                                              num_classes=k, progress=progress, name=comp.name, metric=data.metric,
+                                              check_equivariance=True)
                 eval_s = time.time() - t
                 s = rep.summary()
                 rec = {"dataset": data.name, "model": comp.name, "augment": comp.augment, "train_fraction": frac,
@@ -358,6 +356,7 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
                        "std_grid": s["std_grid"], "metric": data.metric, "n_train": int(len(idx)),
                        "n_test": int(len(y_test)), "train_steps": steps, "eval_seconds": round(eval_s, 2),
                        "eval_cost": 24 if comp.tta else 1, "arch": comp.arch, "group": comp.group,
+                       "canonical_pose": comp.canonical, "equivariance_error": rep.equivariance_error,
                        "input_size": input_size, "placement": placement,
                        "content_lost_so3": float(np.mean(lost)) if lost else None}
                 _say(f"    upright {_f(rec['upright'])}  cube mean {_f(rec['mean_grid'])} worst "
