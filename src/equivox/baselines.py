@@ -89,8 +89,6 @@ def build_from_spec(spec: Dict) -> nn.Module:
     for k in ("channels", "strides", "hidden_features"):
         if k in kwargs:
             kwargs[k] = tuple(kwargs[k])
-    if cls == "EquivariantUNet":
-        kwargs.setdefault("head", "linear")  # specs (checkpoints) written before ``head=`` existed
     if cls == "InvariantClassifier":
         from .nets import InvariantClassifier as C
     elif cls == "EquivariantUNet":

@@ -36,7 +36,7 @@ def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Modu
     if cfg.task == "classify":
         spec = {"cls": "InvariantClassifier", "kwargs": {**kwargs, "hidden_features": list(cfg.hidden_features)}}
     else:
-        spec = {"cls": "EquivariantUNet", "kwargs": {**kwargs, "head": "pool"}}
+        spec = {"cls": "EquivariantUNet", "kwargs": kwargs}
     torch.manual_seed(cfg.seed)
     model = build_from_spec(spec)
     if cfg.arch == "baseline":
