@@ -290,6 +290,10 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
     from .training import ArrayClassificationDataset, DataInfo, TrainConfig, augmentation_transform, fit
     from .training.data import subsample_indices
 
+    import logging
+
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric"):  # no per-run "GPU available" chatter
+        logging.getLogger(name).setLevel(logging.WARNING)
     data = dataset if isinstance(dataset, ClassificationData) else load_classification_data(dataset)
     unknown = [c for c in competitors if c not in COMPETITORS]
     if unknown:

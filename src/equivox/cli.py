@@ -142,17 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="outputs/evaluate", help="output folder")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
-    p = sub.add_parser("demo", help="the main demo: equivariant model vs plain CNN under rotations",
-                       description="Train an octa-equivariant model and a parameter-matched plain CNN on bundled "
-                                   "real data, evaluate both upright / under the 24 cube rotations / under random "
-                                   "SO(3) rotations, print the comparison and save plots, JSON and CSV.")
+    p = sub.add_parser("demo", help="the main demo: equivariant model vs plain CNNs under rotations",
+                       description="Train an octa-equivariant model, a parameter-matched plain CNN and the plain CNN "
+                                   "with rotation augmentation on bundled real data (upright), evaluate all three "
+                                   "upright / under the 24 cube rotations / under random SO(3) rotations, print the "
+                                   "comparison and save plots, JSON and CSV.")
     p.add_argument("--task", dest="demo_task", default="classify", choices=["classify", "segment"],
-                   help="classify: LIDC nodules benign vs malignant; segment: chest CT organs")
+                   help="classify: furniture shapes (9 classes; --dataset lidc for LIDC nodules); segment: chest CT "
+                        "organs")
+    p.add_argument("--dataset", default=None, choices=["furniture", "lidc"], help="classify: bundled dataset")
     p.add_argument("--quick", action="store_true", help="a seconds-long version (tiny data and models)")
     p.add_argument("--out", default=None, help="output folder (default outputs/demo-classify or demo-segment)")
-    p.add_argument("--config", help="YAML file of TrainConfig keys overriding the demo's settings")
+    p.add_argument("--config", help="YAML file of settings overriding the demo's preset")
     p.add_argument("--n-random", type=int, default=None, help="random SO(3) rotations to evaluate")
-    p.add_argument("--max-test", type=int, default=None, help="classification: test nodules to score")
+    p.add_argument("--max-test", type=int, default=None, help="classification: test items to score")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_train_flags(p, skip=("task", "dataset", "image_dir", "label_dir", "arch", "resume", "num_classes"))
 
@@ -392,6 +395,7 @@ def _cmd_demo(args) -> int:
     from .demo import run_demo
 
     overrides = {dest: getattr(args, dest, None) for _, dest, _, _ in _TRAIN_FLAGS}
+    overrides["dataset"] = args.dataset if args.demo_task == "classify" else None
     run_demo(task=args.demo_task, quick=args.quick, out=args.out, config=args.config, n_random=args.n_random,
              max_test=args.max_test, progress=not args.no_progress, overrides=overrides)
     return 0
