@@ -96,15 +96,37 @@ def load_mesh(path: PathLike):
     return mesh
 
 
-def mesh_to_grid_coordinates(vertices: np.ndarray, size: int, margin: int = 1) -> np.ndarray:
-    """Map vertices ``(V, 3)`` into voxel coordinates by the placement rule of this module (bounding-box
-    centre to grid centre ``size / 2``, longest extent to ``size - 2 * margin`` voxels). Returns float64 ``(V, 3)``.
+def mesh_to_grid_coordinates(vertices: np.ndarray, size: int, margin: int = 1, placement: str = "box",
+                             rotation=None) -> np.ndarray:
+    """Map vertices ``(V, 3)`` into voxel coordinates. Returns float64 ``(V, 3)``.
+
+    Args:
+        placement: ``"box"`` (default): bounding-box centre to the grid centre ``size / 2``, longest extent to
+            ``size - 2 * margin`` voxels. ``"sphere"``: the bounding sphere about the bounding-box centre fills the
+            grid (radius ``size / 2 - margin``): smaller objects, but every rotation stays inside the grid at the
+            same scale.
+        rotation: optional 3x3 matrix ``M`` in the grid's ``(d, h, w) = (x, y, z)`` frame; vertices move as
+            ``p -> M (p - c)`` about the bounding-box centre ``c`` of the unrotated mesh before placement (the
+            volume convention of :func:`equivox.data.rotate_volume`: rotate the mesh, then voxelize, with no
+            resampling blur).
     """
     v = np.asarray(vertices, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != 3 or len(v) == 0:
         raise DataError(f"expected mesh vertices of shape (V, 3) with V > 0, got {v.shape}")
     if size - 2 * margin < 1:
         raise ValueError(f"grid size {size} leaves no room inside a margin of {margin}")
+    if placement not in ("box", "sphere"):
+        raise ValueError(f"placement must be 'box' or 'sphere', got {placement!r}")
+    lo, hi = v.min(0), v.max(0)
+    centre = (lo + hi) / 2.0
+    v = v - centre
+    radius = float(np.linalg.norm(v, axis=1).max())
+    if rotation is not None:
+        v = v @ np.asarray(rotation, dtype=np.float64).T
+    if placement == "sphere":
+        if not np.isfinite(radius) or radius <= 0:
+            raise DataError("mesh has zero (or non-finite) extent; cannot scale it into a grid")
+        return v * ((size / 2.0 - margin) / radius) + size / 2.0
     lo, hi = v.min(0), v.max(0)
     extent = float((hi - lo).max())
     if not np.isfinite(extent) or extent <= 0:
@@ -168,7 +190,8 @@ def _fill_by_surface(mesh, size: int) -> np.ndarray:
     return out
 
 
-def voxelize_mesh(mesh, size: int = 32, margin: int = 1, method: str = "auto") -> np.ndarray:
+def voxelize_mesh(mesh, size: int = 32, margin: int = 1, method: str = "auto", placement: str = "box",
+                  rotation=None) -> np.ndarray:
     """Voxelize a mesh into a ``bool`` occupancy grid ``(size, size, size)`` indexed ``(d, h, w) = (x, y, z)``.
 
     Args:
@@ -178,6 +201,9 @@ def voxelize_mesh(mesh, size: int = 32, margin: int = 1, method: str = "auto") -
             filling; any mesh) or ``"auto"`` (``"inside"`` if the mesh is watertight, else ``"fill"``; also
             ``"fill"`` when ``"inside"`` leaves the grid empty, e.g. a watertight part thinner than a voxel).
             See the module docstring for the placement rule.
+        placement, rotation: see :func:`mesh_to_grid_coordinates` (``placement="sphere"`` with a ``rotation``:
+            the rotated object voxelized at the same scale, nothing cut off: the mesh-level SO(3) protocol of
+            :mod:`equivox.accuracy`).
 
     Raises:
         DataError: empty mesh, zero extent, or nothing occupied.
@@ -190,7 +216,7 @@ def voxelize_mesh(mesh, size: int = 32, margin: int = 1, method: str = "auto") -
         raise DataError("mesh is empty (no faces); cannot voxelize it")
     if method not in ("auto", "inside", "fill"):
         raise ValueError(f"method must be 'auto', 'inside' or 'fill', got {method!r}")
-    verts = mesh_to_grid_coordinates(mesh.vertices, size, margin)
+    verts = mesh_to_grid_coordinates(mesh.vertices, size, margin, placement, rotation)
     placed = trimesh.Trimesh(verts, mesh.faces, process=False)
     auto = method == "auto"
     if auto:
