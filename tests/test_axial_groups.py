@@ -71,3 +71,16 @@ def test_auto_group_and_spacing_checks():
         warnings.simplefilter("error")
         check_spacing("d4_axial", (0.7, 0.7, 5.0))
         check_spacing("octa", (2.0, 2.0, 2.0))
+
+
+def test_custom_group_example_registers_builds_and_exports():
+    import runpy
+    from pathlib import Path
+
+    from equivox.groups import GROUPS
+
+    mod = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "custom_group.py"))
+    results = mod["main"]()
+    assert "my_c2_about_w" in GROUPS  # the package source never names it: it came from the example
+    for name in ("EquivariantUNet", "InvariantClassifier"):
+        assert results[name]["equivariance_error"] < 1e-4 and results[name]["export_diff"] < 1e-4
