@@ -77,10 +77,14 @@ def test_custom_group_example_registers_builds_and_exports():
     import runpy
     from pathlib import Path
 
-    from equivox.groups import GROUPS
+    from equivox.groups import GROUPS, _INSTANCES
 
-    mod = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "custom_group.py"))
-    results = mod["main"]()
-    assert "my_c2_about_w" in GROUPS  # the package source never names it: it came from the example
+    try:
+        mod = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "custom_group.py"))
+        results = mod["main"]()
+        assert "my_c2_about_w" in GROUPS  # the package source never names it: it came from the example
+    finally:  # keep the registry as other tests expect it
+        GROUPS.pop("my_c2_about_w", None)
+        _INSTANCES.pop("my_c2_about_w", None)
     for name in ("EquivariantUNet", "InvariantClassifier"):
         assert results[name]["equivariance_error"] < 1e-4 and results[name]["export_diff"] < 1e-4
