@@ -184,7 +184,7 @@ def test_mesh_folder_trains_and_classifier_is_invariant(tmp_path, voxel_cache, c
 
 @pytest.mark.parametrize("problem, expected", [
     ("no split folders", "has no '<class>/train/' folders"),
-    ("corrupt mesh", "box_1.stl is empty (no faces)"),
+    ("corrupt mesh", "box_1.stl: mesh is empty (no faces)"),
 ])
 def test_bad_mesh_folder_gives_one_clear_error(problem, expected, tmp_path, voxel_cache, capsys):
     root = _write_mesh_folder(tmp_path / "shapes")
@@ -193,6 +193,11 @@ def test_bad_mesh_folder_gives_one_clear_error(problem, expected, tmp_path, voxe
             (root / name / "train").rename(root / name / "training")
     else:
         (root / "box" / "train" / "box_1.stl").write_text("not a mesh\n")
-    assert cli.main(["train", *CLS_ARGS, "--dataset", str(root), "--out", str(tmp_path / "run")]) == 2
+        # default policy: the unusable file is skipped with a warning naming it, training goes on
+        with pytest.warns(UserWarning, match="box_1.stl"):
+            assert cli.main(["train", *CLS_ARGS, "--dataset", str(root), "--out", str(tmp_path / "skip")]) == 0
+        capsys.readouterr()
+    strict = ["--strict"] if problem == "corrupt mesh" else []
+    assert cli.main(["train", *CLS_ARGS, *strict, "--dataset", str(root), "--out", str(tmp_path / "run")]) == 2
     line = _error_line(capsys)
     assert line.startswith("equivox: error: ") and expected in line and str(root) in line

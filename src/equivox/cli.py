@@ -108,6 +108,9 @@ def _add_train_flags(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> No
     for flag, dest, typ, help_ in _TRAIN_FLAGS:
         if dest not in skip:
             p.add_argument(flag, dest=dest, type=typ, default=None, help=help_)
+    if "strict" not in skip:
+        p.add_argument("--strict", dest="strict", action="store_const", const=True, default=None,
+                       help="fail on the first unusable file of a mesh folder instead of skipping it with a warning")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,6 +227,8 @@ def train_config_from_args(args: argparse.Namespace, base: Optional[Dict[str, An
         v = getattr(args, dest, None)
         if v is not None:
             d[dest] = v
+    if getattr(args, "strict", None):
+        d["strict"] = True
     if getattr(args, "out_dir", None) is not None:
         d["out_dir"] = args.out_dir
     if getattr(args, "no_progress", False):
