@@ -56,7 +56,17 @@ escnn.group._clebsh_gordan._clebsh_gordan_tensor = _memory.cache(_escnn_cg.clebs
 
 @contextlib.contextmanager
 def quiet():
-    """Silence escnn's prints and warnings (e.g. empty-basis notices) inside the block."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
+    """Silence escnn's prints and warnings (e.g. empty-basis notices) inside the block, and keep escnn's numerics
+    deterministic there: when scikit-learn is installed (nnU-Net pulls it in) escnn computes null spaces with
+    ``randomized_svd(random_state=None)``, whose signs change from call to call; inside the block escnn uses its
+    dense ``scipy`` SVD, as without scikit-learn. Restored on exit (other code sees escnn unchanged)."""
+    from escnn.group import _numerical
+
+    saved = _numerical.randomized_svd
+    _numerical.randomized_svd = None
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        _numerical.randomized_svd = saved
