@@ -88,3 +88,15 @@ def test_custom_group_example_registers_builds_and_exports():
         _INSTANCES.pop("my_c2_about_w", None)
     for name in ("EquivariantUNet", "InvariantClassifier"):
         assert results[name]["equivariance_error"] < 1e-4 and results[name]["export_diff"] < 1e-4
+
+
+def test_training_config_group_auto_and_spacing_warning():
+    from equivox.training import TrainConfig, build_model
+
+    base = dict(task="segment", channels=(2, 2), strides=(2,))
+    model = build_model(TrainConfig(**base, group="auto", spacing=(0.7, 0.7, 5.0)), 1, 3)
+    assert model.group == "d4_axial"
+    with pytest.raises(ValueError, match="spacing"):
+        build_model(TrainConfig(**base, group="auto"), 1, 3)
+    with pytest.warns(UserWarning, match=r"'octa' is not exact for voxel spacing \(0\.7, 0\.7, 5\.0\)"):
+        build_model(TrainConfig(**base, group="octa", spacing=(0.7, 0.7, 5.0)), 1, 3)

@@ -29,9 +29,23 @@ def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Modu
     """The network for ``cfg``: ``InvariantClassifier`` (classify) / ``EquivariantUNet`` (segment) of
     ``cfg.group``; for ``arch="baseline"`` the trivial-group network with parameters matched to that
     equivariant one (:func:`equivox.baselines.matched_baseline`); ``"monai_unet"``: a matched MONAI ``UNet``.
-    The model carries ``model.equivox_spec`` so checkpoints can rebuild it."""
+    The model carries ``model.equivox_spec`` so checkpoints can rebuild it.
+
+    Voxel spacing: ``cfg.group="auto"`` picks the largest group exact for ``cfg.spacing``
+    (:func:`equivox.groups.auto_group`, printed with the reason; ``spacing`` required); any other group is checked
+    against ``cfg.spacing`` when it is set (:func:`equivox.groups.check_spacing` warns, naming the exact groups)."""
+    from ..groups import auto_group, check_spacing
+
+    group = cfg.group
+    if group == "auto":
+        if cfg.spacing is None:
+            raise ValueError("group='auto' needs spacing (mm along D, H, W) to choose a group exact for the voxels")
+        group, why = auto_group(cfg.spacing)
+        print(f"group='auto' -> {group!r}: {why}", flush=True)
+    else:
+        check_spacing(group, cfg.spacing)
     kwargs: Dict[str, Any] = dict(spatial_dims=3, in_channels=in_channels, out_channels=num_classes,
-                                  channels=list(cfg.channels), strides=list(cfg.strides), group=cfg.group,
+                                  channels=list(cfg.channels), strides=list(cfg.strides), group=group,
                                   kernel_size=cfg.kernel_size, convs_per_level=cfg.convs_per_level)
     if cfg.task == "classify":
         spec = {"cls": "InvariantClassifier", "kwargs": {**kwargs, "hidden_features": list(cfg.hidden_features)}}
