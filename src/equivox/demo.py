@@ -229,6 +229,9 @@ def _run_classify_demo(quick: bool, out, config: Optional[str], n_random: Option
     if config:
         s.update(load_yaml_config(config))
     s.update({k: v for k, v in overrides.items() if v is not None and k in s})
+    ignored = sorted(k for k, v in overrides.items() if v is not None and k not in s)
+    if ignored:  # the three roles fix the group and the augmentation; segmentation options do not apply
+        _say(f"note: not used by the classification demo: {', '.join(ignored)} (settings: {', '.join(s)})")
     n_random = n_random if n_random is not None else (2 if quick else 8)
     max_test = max_test if max_test is not None else (16 if quick else None)
     _say(f"equivox demo (classify{', quick' if quick else ''}): does exact cube-rotation invariance pay off when "
