@@ -97,7 +97,7 @@ def test_export_other_norms_and_activations(norm, act, cube_input):
 
 
 def test_export_monai_blocks_and_feature_extractor(cube_input):
-    from equivox.nets.monai_blocks import (EquivariantConvolution, EquivariantFeatureExtractor, EquivariantHead,
+    from equivox.nets import (EquivariantConvolution, EquivariantFeatureExtractor, EquivariantHead,
                                            EquivariantResidualUnit)
 
     torch.manual_seed(0)

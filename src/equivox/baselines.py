@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
+from monai.networks.nets import UNet
 from torch import nn
+
+from .nets.registry import get_model, register_model
+
+register_model("monai.UNet", UNet)
 
 __all__ = ["count_parameters", "match_channels", "matched_baseline", "matched_monai_unet", "model_spec",
            "build_from_spec"]
@@ -83,22 +88,19 @@ def model_spec(model: nn.Module) -> Dict:
 
 
 def build_from_spec(spec: Dict) -> nn.Module:
-    """Build a model from ``{"cls": "InvariantClassifier" | "EquivariantUNet" | "monai.UNet", "kwargs": {...}}``;
-    the model remembers its spec as ``model.equivox_spec`` (used by checkpoints)."""
+    """Build a model from ``{"cls": <registered name>, "kwargs": {...}}`` (names: :mod:`equivox.nets.registry`:
+    every equivox network, ``"monai.UNet"``, and whatever user code registered); the model remembers its spec as
+    ``model.equivox_spec`` (used by checkpoints). List-valued ``channels``/``strides``/``hidden_features`` (JSON)
+    are passed as tuples.
+
+    Raises:
+        ValueError: unknown ``cls``; the message lists the registered names.
+    """
     cls, kwargs = spec["cls"], dict(spec["kwargs"])
     for k in ("channels", "strides", "hidden_features"):
         if k in kwargs:
             kwargs[k] = tuple(kwargs[k])
-    if cls == "InvariantClassifier":
-        from .nets import InvariantClassifier as C
-    elif cls == "EquivariantUNet":
-        from .nets import EquivariantUNet as C
-    elif cls == "monai.UNet":
-        from monai.networks.nets import UNet as C
-    else:
-        raise ValueError(f"unknown model class {cls!r} in spec (known: InvariantClassifier, EquivariantUNet, "
-                         "monai.UNet)")
-    model = C(**kwargs)
+    model = get_model(cls)(**kwargs)
     model.equivox_spec = {"cls": cls, "kwargs": {k: list(v) if isinstance(v, tuple) else v
                                                  for k, v in kwargs.items()}}
     return model

@@ -61,7 +61,7 @@ scalar image and label; they are fine.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -71,15 +71,12 @@ from ..nn.blocks import EquivariantResidualUnit as _FieldResidualUnit
 from ..nn.conv import EquivariantConv3d
 from ..nn.fields import FieldSpec
 from ..nn.fieldwise import FieldNormAct, make_activation
-from ..nn.pooling import InvariantPooling
 from ..nn.sampling import EquivariantDownsample, EquivariantUpsample, check_divisible
-from .encoder import EquivariantEncoder
 
 __all__ = [
     "EquivariantConvolution",
     "EquivariantResidualUnit",
     "EquivariantHead",
-    "EquivariantFeatureExtractor",
     "field_spec",
 ]
 
@@ -295,52 +292,3 @@ class EquivariantHead(_MonaiBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self._validate(x))
-
-
-class EquivariantFeatureExtractor(EquivariantEncoder):
-    """Multi-scale feature extractor (as MONAI's encoders / ``FeatureExtractor``): a list of plain tensors, one per
-    level, for a decoder, a detection head or a classifier of your own.
-
-    Args:
-        spatial_dims, in_channels, channels, strides, group, kernel_size, norm, act, dropout, convs_per_level:
-            as :class:`~equivox.nets.EquivariantEncoder` (``channels`` counts hidden fields per level).
-        output: ``"invariant"`` (default): each level is pooled per voxel into rotation-invariant scalar
-            channels (:class:`~equivox.nn.InvariantPooling`): the features only move with the voxels under a
-            rotation, so **any** ordinary layer may consume them. ``"hidden"``: the raw hidden fields (as
-            :class:`~equivox.nets.EquivariantEncoder`); only equivariant layers may consume them (see the
-            field-type rules in :mod:`equivox.nets.monai_blocks`).
-        pooling: invariant pooling mode (``"group"``, ``"norm"``, ``None`` for the group's default).
-
-    Attributes:
-        feature_channels: tensor channels of each returned level.
-        reductions: spatial downsampling factor of each level relative to the input.
-
-    Forward: ``(B, in_channels, D, H, W)`` -> ``[(B, feature_channels[i], D / reductions[i], ...)]``; every spatial
-    size must be divisible by ``prod(strides)``.
-    """
-
-    def __init__(self, spatial_dims: int = 3, in_channels: int = 1, channels: Sequence[int] = (4, 8, 16),
-                 strides: Sequence[int] = (2, 2), group: str = "octa", kernel_size: int = 3,
-                 norm: Optional[str] = "batch", act="elu", dropout: float = 0.0, convs_per_level: int = 2,
-                 output: str = "invariant", pooling: Optional[str] = None):
-        super().__init__(spatial_dims, in_channels, channels, strides, group, kernel_size, norm, act, dropout,
-                         convs_per_level)
-        if output not in ("invariant", "hidden"):
-            raise ValueError(f"output must be 'invariant' or 'hidden', got {output!r}")
-        self.output = output
-        size = get_group(group).field_size
-        if output == "invariant":
-            self.pools = nn.ModuleList(InvariantPooling(group, n, pooling) for n in self.channels)
-            self.feature_channels = tuple(p.out_channels for p in self.pools)
-        else:
-            self.pools = nn.ModuleList(nn.Identity() for _ in self.channels)
-            self.feature_channels = tuple(n * size for n in self.channels)
-        red, reductions = 1, []
-        for i in range(len(self.channels)):
-            red *= self.strides[i - 1] if i else 1
-            reductions.append(red)
-        self.reductions = tuple(reductions)
-
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        feats = super().forward(x)
-        return [pool(f) for pool, f in zip(self.pools, feats)]
