@@ -146,7 +146,7 @@ def _write_mesh_folder(root):
 def voxel_cache(tmp_path, monkeypatch):
     """Voxel caches of the mesh folders go to tmp_path (the kernel-basis cache stays the shared warm one)."""
     folder = tmp_path / "voxel-cache"
-    monkeypatch.setattr("equivox.data.voxel_grids._default_voxel_cache", lambda: folder)
+    monkeypatch.setattr("equivox.data.mesh_folders._default_voxel_cache", lambda: folder)
     return folder
 
 

@@ -19,12 +19,6 @@ from typing import Any, Dict, List, Optional, Sequence
 
 __all__ = ["main", "build_parser", "train_config_from_args", "CLIError"]
 
-#: short dataset names -> bundled file stems (``equivox data``)
-DATASET_NAMES = {"lidc": "lidc_nodules_32", "chest_ct": "chest_ct_3mm", "furniture": "furniture_shapes_32",
-                 "brain_atlas": "brain_atlas_2mm"}
-_BUILD_SCRIPTS = {"lidc_nodules_32": "build_lidc_nodules.py", "chest_ct_3mm": "build_chest_ct.py",
-                  "furniture_shapes_32": "build_furniture_shapes.py", "brain_atlas_2mm": "build_brain_atlas.py"}
-
 
 class CLIError(Exception):
     """A user error: printed as one line, exit code 2."""
@@ -69,7 +63,7 @@ def _devices(text: str):
 # TrainConfig fields exposed as flags: (flag, field, type, help)
 _TRAIN_FLAGS = [
     ("--task", "task", str, "classify or segment"),
-    ("--dataset", "dataset", str, "bundled name (lidc, furniture, chest_ct, brain_atlas), a .npz file, a mesh "
+    ("--dataset", "dataset", str, "a registered dataset name (see 'equivox data list'), a .npz file, a mesh "
                                   "folder or a Decathlon folder"),
     ("--image-dir", "image_dir", str, "segmentation: folder of image NIfTI files (with --label-dir)"),
     ("--label-dir", "label_dir", str, "segmentation: folder of label NIfTI files, same names as the images"),
@@ -175,18 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input")
     p.add_argument("--out", default="outputs/check-equivariance", help="output folder for the plot and JSON")
 
-    p = sub.add_parser("data", help="bundled datasets: list, info, build",
-                       description="List the bundled datasets (sizes, licences), show one, or rebuild one with its "
-                                   "data_scripts/build_*.py script (repository checkout only).")
+    p = sub.add_parser("data", help="registered datasets: list, info, build",
+                       description="List the registered datasets (bundled ones with sizes; licences), show one, or "
+                                   "rebuild a bundled one with its data_scripts/build_*.py script (repository "
+                                   "checkout only).")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     dsub.required = True
-    dsub.add_parser("list", help="list bundled datasets", description="List bundled datasets with sizes and licences.")
+    dsub.add_parser("list", help="list registered datasets",
+                    description="List the registered datasets with task, size, availability and licence.")
     q = dsub.add_parser("info", help="details of one dataset", description="Details and provenance of one dataset.")
-    q.add_argument("name", help=f"dataset name ({', '.join(DATASET_NAMES)} or the full file stem)")
+    q.add_argument("name", help="dataset name or alias (see 'equivox data list')")
     q = dsub.add_parser("build", help="rebuild a dataset with its data_scripts/build_*.py",
                         description="Run data_scripts/build_<name>.py (needs a repository checkout and the source "
                                     "package named in the dataset's provenance).")
-    q.add_argument("name", help=f"dataset name ({', '.join(DATASET_NAMES)})")
+    q.add_argument("name", help="dataset name (see 'equivox data list')")
     q.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments passed to the script")
 
     p = sub.add_parser("nnunet", help="nnU-Net v2: derive an equivariant configuration in nnU-Net plans",
@@ -243,6 +239,7 @@ def _cmd_train(args) -> int:
     from .training.fit import check_output_folder
 
     cfg = train_config_from_args(args)
+    cfg.validate_dataset()  # unknown dataset name or wrong task: fail before anything is written
     try:
         check_output_folder(cfg.out_dir)  # fail before any data loading or model building
     except OSError as err:
@@ -346,50 +343,40 @@ def _cmd_check(args) -> int:
 
 
 # ============================================================================================ data
-def _resolve_dataset(name: str) -> str:
-    from .data import bundled_datasets
-
-    known = bundled_datasets()
-    stem = DATASET_NAMES.get(name, name)
-    if stem not in known and stem not in _BUILD_SCRIPTS:
-        raise CLIError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
-    return stem
-
-
 def _cmd_data(args) -> int:
-    from .data import BUNDLED_DIR, bundled_datasets
+    from .data import BUNDLED_DIR, get_dataset, list_datasets
 
     if args.data_command == "list":
-        rows = bundled_datasets()
-        short = {v: k for k, v in DATASET_NAMES.items()}
         _say(f"{'name':<13}{'file stem':<22}{'task':<16}{'size':>10}  available  licence")
-        for stem, d in rows.items():
-            size = sum(f.get("bytes", 0) for f in d["files"].values()) / 1e6
-            _say(f"{short.get(stem, '-'):<13}{stem:<22}{d['task']:<16}{size:>8.2f}MB  {str(d['available']):<9}  "
-                 f"{d['licence']}")
-        _say(f"(files in {BUNDLED_DIR})")
+        for spec in list_datasets():
+            d = spec.metadata()
+            stem = spec.aliases[0] if spec.aliases else "-"
+            size = f"{sum(f.get('bytes', 0) for f in d['files'].values()) / 1e6:>8.2f}MB" if d["files"] else \
+                f"{'-':>10}"
+            _say(f"{spec.name:<13}{stem:<22}{d['task']:<16}{size}  {str(d['available']):<9}  {d['licence']}")
+        _say(f"(bundled files in {BUNDLED_DIR})")
         return 0
-    stem = _resolve_dataset(args.name)
+    spec = get_dataset(args.name)
     if args.data_command == "info":
-        d = bundled_datasets().get(stem)
-        if d is None:
-            raise CLIError(f"dataset {stem} is not installed (no {stem}.json in {BUNDLED_DIR}); "
-                           f"rebuild it with 'equivox data build {args.name}'")
-        _say(f"{stem}: {d['description']}")
-        for k in ("task", "licence", "source_package", "loader", "available", "citation"):
+        if not spec.installed:
+            raise CLIError(f"dataset {spec.name} is not installed (no {spec.provenance}); rebuild it with "
+                           f"'equivox data build {spec.name}'")
+        d = spec.metadata()
+        _say(f"{spec.name}" + (f" ({', '.join(spec.aliases)})" if spec.aliases else "") + f": {d['description']}")
+        for k in ("task", "licence", "source_package", "loader", "available", "citation", "build_script"):
             _say(f"  {k}: {d[k]}")
         for f, meta in d["files"].items():
             _say(f"  file {f}: {meta.get('bytes', 0) / 1e6:.2f} MB sha256 {str(meta.get('sha256', ''))[:16]}...")
         return 0
     # build
-    script_name = _BUILD_SCRIPTS.get(stem)
-    if script_name is None:
-        raise CLIError(f"no build script known for {stem}")
+    script_name = spec.build_script
+    if not script_name:
+        raise CLIError(f"dataset {spec.name} has no build script (registered without build_script)")
     repo_root = Path(__file__).resolve().parents[2]
-    script = repo_root / "data_scripts" / script_name
+    script = repo_root / script_name
     if not script.is_file():
-        raise CLIError(f"build script data_scripts/{script_name} not found next to this installation ({repo_root}); "
-                       f"run it from an equivox repository checkout: python data_scripts/{script_name}")
+        raise CLIError(f"build script {script_name} not found next to this installation ({repo_root}); "
+                       f"run it from an equivox repository checkout: python {script_name}")
     cmd = [sys.executable, str(script)] + list(args.script_args or [])
     _say("running: " + " ".join(cmd))
     return subprocess.call(cmd, cwd=str(repo_root))

@@ -1,48 +1,37 @@
 """Data loading and rotation transforms for equivox.
 
-* :mod:`.voxel_grids` / :mod:`.binvox`: meshes, arrays, binvox, MedMNIST-3D and ModelNet-style folders as
-  occupancy grids and classification datasets.
+* :mod:`.registry`: the dataset registry (:func:`register_dataset`, :class:`DatasetSpec`): every named dataset
+  the CLI, the training config and the training data code accept.
+* :mod:`.meshes`: mesh files and their voxelization into occupancy grids.
+* :mod:`.arrays` / :mod:`.binvox`: ``.npy`` / ``.npz`` arrays, binvox files and single volume files.
+* :mod:`.medmnist`: MedMNIST-3D archives. :mod:`.mesh_folders`: ModelNet-style mesh folders (voxel cache).
 * :mod:`.medical`: MONAI pipelines for 3D segmentation volumes (NIfTI, Decathlon), with input validation.
 * :mod:`.rotations`: exact grid rotations and resampled SO(3) rotations as functions and MONAI transforms.
-* :mod:`.bundled` (when present): small real datasets shipped with equivox.
+* :mod:`.bundled`: small real datasets shipped with equivox (registered on import).
 
 Every bad-input problem raises :class:`DataError` (a ``ValueError``) naming the file and the problem; datasets of
 many files skip unusable files with a :class:`DataWarning` naming each (``strict=True`` raises instead).
 """
 from .errors import DataError, DataWarning, check_finite
+from .registry import *  # noqa: F401,F403
+from .registry import __all__ as _registry_all
 from .rotations import *  # noqa: F401,F403
 from .rotations import __all__ as _rot_all
+from .binvox import *  # noqa: F401,F403
+from .binvox import __all__ as _bv_all
+from .meshes import *  # noqa: F401,F403
+from .meshes import __all__ as _meshes_all
+from .arrays import *  # noqa: F401,F403
+from .arrays import __all__ as _arrays_all
+from .medmnist import *  # noqa: F401,F403
+from .medmnist import __all__ as _medmnist_all
+from .mesh_folders import *  # noqa: F401,F403
+from .mesh_folders import __all__ as _folders_all
+from .medical import *  # noqa: F401,F403
+from .medical import __all__ as _med_all
+from .bundled import *  # noqa: F401,F403
+from .bundled import __all__ as _bundled_all
 
-__all__ = ["DataError", "DataWarning", "check_finite"] + list(_rot_all)
-
-try:
-    from .binvox import *  # noqa: F401,F403
-    from .binvox import __all__ as _bv_all
-
-    __all__ += list(_bv_all)
-except ImportError:  # pragma: no cover - while the module is being written
-    pass
-
-try:
-    from .voxel_grids import *  # noqa: F401,F403
-    from .voxel_grids import __all__ as _vg_all
-
-    __all__ += list(_vg_all)
-except ImportError:  # pragma: no cover
-    pass
-
-try:
-    from .medical import *  # noqa: F401,F403
-    from .medical import __all__ as _med_all
-
-    __all__ += list(_med_all)
-except ImportError:  # pragma: no cover
-    pass
-
-try:  # bundled real datasets (written separately; optional)
-    from . import bundled as _bundled
-    from .bundled import *  # noqa: F401,F403
-
-    __all__ += list(getattr(_bundled, "__all__", [n for n in vars(_bundled) if not n.startswith("_")]))
-except ImportError:
-    pass
+__all__ = (["DataError", "DataWarning", "check_finite"] + list(_registry_all) + list(_rot_all) + list(_bv_all)
+           + list(_meshes_all) + list(_arrays_all) + list(_medmnist_all) + list(_folders_all) + list(_med_all)
+           + list(_bundled_all))

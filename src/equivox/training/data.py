@@ -1,4 +1,5 @@
-"""Datasets for training: bundled data and user data, as torch datasets of ``{"image", "label"}`` dicts.
+"""Datasets for training: registered datasets (:mod:`equivox.data.registry`: the bundled ones and any a user
+registers) and data files, as torch datasets of ``{"image", "label"}`` dicts.
 
 Classification items: ``image`` FloatTensor ``(C, S, S, S)``, ``label`` int. Segmentation items: ``image``
 ``(C, D, H, W)`` float, ``label`` ``(1, D, H, W)`` integer class map. :func:`build_datasets` returns
@@ -17,7 +18,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..data import DataError, check_finite
-from .config import CLASSIFICATION_DATASETS, SEGMENTATION_DATASETS, TrainConfig
+from ..data.registry import dataset_names, get_dataset
+from .config import TrainConfig
 
 __all__ = ["DataInfo", "ArrayClassificationDataset", "resize_grids", "subsample_indices", "build_datasets", "bundled_volume",
            "classification_arrays", "augmentation_transform", "center_crop", "intensity_scale"]
@@ -153,16 +155,10 @@ def _classification_raw(cfg: TrainConfig, split: str):
     """``(x, y, class names or None, skipped {file: reason})`` of ``split`` as stored (no rescaling)."""
     name = cfg.dataset
     skipped: Dict[str, str] = {}
-    if name == "lidc":
-        from ..data import load_lidc_nodules
-
-        d = load_lidc_nodules(split)
-        x, y, names = d["masks"], d["label"], d["class_names"]
-    elif name == "furniture":
-        from ..data import load_furniture_shapes
-
-        d = load_furniture_shapes("train" if split == "train" else "test")
-        x, y, names = d["voxels"], d["label"], d["class_names"]
+    spec = cfg.validate_dataset()
+    if spec is not None:
+        d = spec.load_split(split)
+        x, y, names = d["images"], d["labels"], d["class_names"]
     else:
         p = Path(name)
         if p.suffix == ".npz":
@@ -177,8 +173,8 @@ def _classification_raw(cfg: TrainConfig, split: str):
             names = getattr(ds, "class_names", None)
             skipped = {str(f): r for f, r in ds.skipped}
         else:
-            raise DataError(f"dataset {name!r} is neither a bundled classification dataset "
-                            f"({', '.join(CLASSIFICATION_DATASETS)}), a .npz file nor an existing mesh folder")
+            raise DataError(f"dataset {name!r} is neither a registered classification dataset "
+                            f"({', '.join(dataset_names('classification'))}), a .npz file nor an existing mesh folder")
     return np.asarray(x), np.asarray(y), names, skipped
 
 
@@ -352,32 +348,35 @@ def _downsample_volume(img: torch.Tensor, lab: torch.Tensor, f: int) -> Tuple[to
     return img.contiguous(), lab.contiguous()
 
 
-def bundled_volume(name: str, downsample: int = 1) -> Tuple[torch.Tensor, torch.Tensor, Dict[int, str]]:
-    """``(image (1, D, H, W) in [0, 1], label (1, D, H, W) long, label_names)`` of a bundled segmentation sample
-    (``"chest_ct"``: HU window [-1000, 1000]; ``"brain_atlas"``: intensity / 255), optionally downsampled."""
-    from ..data import BrainAtlasDataset, ChestCTDataset
+def _registered_volumes(spec, split: str, downsample: int):
+    """``(volumes, label_names)`` of a registered segmentation dataset's ``split``, each volume downsampled."""
+    d = spec.load_split(split)
+    return [_downsample_volume(img, lab, downsample) for img, lab in d["volumes"]], d["label_names"]
 
-    if name == "chest_ct":
-        ds = ChestCTDataset()
-    elif name == "brain_atlas":
-        ds = BrainAtlasDataset()
-    else:
-        raise DataError(f"unknown bundled segmentation dataset {name!r}; choose from {', '.join(SEGMENTATION_DATASETS)}")
-    item = ds[0]
-    img, lab = _downsample_volume(item["image"].float(), item["label"].long(), downsample)
-    return img, lab, dict(ds.label_names)
+
+def bundled_volume(name: str, downsample: int = 1) -> Tuple[torch.Tensor, torch.Tensor, Dict[int, str]]:
+    """``(image (C, D, H, W), label (1, D, H, W) long, label_names)`` of a registered segmentation dataset's
+    first training volume, optionally downsampled (bundled ``"chest_ct"``: HU window [-1000, 1000] scaled to
+    [0, 1]; ``"brain_atlas"``: intensity / 255). Raises :class:`DataError` listing the registered segmentation
+    datasets for another name."""
+    vols, names = _registered_volumes(get_dataset(name, "segmentation"), "train", downsample)
+    return vols[0][0], vols[0][1], dict(names)
 
 
 def _segmentation(cfg: TrainConfig):
     aug = augmentation_transform(cfg.augment, ["image", "label"], cfg.group, cfg.seed)
-    if cfg.dataset in SEGMENTATION_DATASETS and cfg.image_dir is None:
-        img, lab, names = bundled_volume(cfg.dataset, cfg.downsample)
-        vols = [(img, lab)]
+    spec = cfg.validate_dataset()
+    if spec is not None:
+        vols, names = _registered_volumes(spec, "train", cfg.downsample)
+        val_vols, val_names = _registered_volumes(spec, "val", cfg.downsample)
+        names = {**val_names, **names}
         train = VolumePatches(vols, cfg.patch_size, cfg.patches_per_epoch, transform=aug, seed=cfg.seed)
-        val = VolumeCrops(vols, cfg.val_crop)
-        k = cfg.num_classes or len(names)
+        val = VolumeCrops(val_vols, cfg.val_crop)
+        top = max(int(lab.max()) for _, lab in vols + val_vols) + 1
+        k = cfg.num_classes or (len(names) if names else top)
         cls_names = [names.get(i, str(i)) for i in range(k)]
-        return train, val, DataInfo(1, k, cls_names, len(train), len(val), tuple(img.shape[1:]))
+        in_channels = int(vols[0][0].shape[0])
+        return train, val, DataInfo(in_channels, k, cls_names, len(train), len(val), tuple(vols[0][0].shape[1:]))
     return _segmentation_files(cfg, aug)
 
 
@@ -394,8 +393,8 @@ def _segmentation_files(cfg: TrainConfig, aug):
     else:
         root = Path(cfg.dataset)
         if not root.is_dir():
-            raise DataError(f"dataset {cfg.dataset!r} is neither a bundled segmentation dataset "
-                            f"({', '.join(SEGMENTATION_DATASETS)}) nor a Decathlon folder (with dataset.json)")
+            raise DataError(f"dataset {cfg.dataset!r} is neither a registered segmentation dataset "
+                            f"({', '.join(dataset_names('segmentation'))}) nor a Decathlon folder (with dataset.json)")
         from ..data import decathlon_labels
 
         items = decathlon_items(root)
@@ -434,10 +433,7 @@ def _segmentation_files(cfg: TrainConfig, aug):
 
 def build_datasets(cfg: TrainConfig):
     """``(train_dataset, val_dataset, DataInfo)`` for ``cfg`` (see :class:`~equivox.training.TrainConfig`)."""
+    cfg.validate_dataset()  # unknown name or wrong task: fail before loading anything
     if cfg.task == "classify":
-        if cfg.dataset in SEGMENTATION_DATASETS:
-            raise DataError(f"dataset {cfg.dataset!r} is a segmentation dataset; use task 'segment'")
         return _classification(cfg)
-    if cfg.image_dir is None and cfg.label_dir is None and cfg.dataset in CLASSIFICATION_DATASETS:
-        raise DataError(f"dataset {cfg.dataset!r} is a classification dataset; use task 'classify'")
     return _segmentation(cfg)
