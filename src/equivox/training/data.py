@@ -356,8 +356,8 @@ def _registered_volumes(spec, split: str, downsample: int):
 
 def bundled_volume(name: str, downsample: int = 1) -> Tuple[torch.Tensor, torch.Tensor, Dict[int, str]]:
     """``(image (C, D, H, W), label (1, D, H, W) long, label_names)`` of a registered segmentation dataset's
-    first training volume, optionally downsampled (bundled ``"chest_ct"``: HU window [-1000, 1000] scaled to
-    [0, 1]; ``"brain_atlas"``: intensity / 255). Raises :class:`DataError` listing the registered segmentation
+    first training volume, optionally downsampled (the bundled chest CT: HU window [-1000, 1000] scaled to
+    [0, 1]; the bundled brain atlas: intensity / 255). Raises :class:`DataError` listing the registered segmentation
     datasets for another name."""
     vols, names = _registered_volumes(get_dataset(name, "segmentation"), "train", downsample)
     return vols[0][0], vols[0][1], dict(names)
