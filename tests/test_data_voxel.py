@@ -232,3 +232,57 @@ def test_modelnet_bad_folders(tmp_path):
     (tmp_path / "ds" / "chair" / "train" / "broken.off").write_text("OFF\n3 1 0\n0 0 0\n")
     with pytest.raises(DataError, match="broken.off"):
         voxelize_files([tmp_path / "ds" / "chair" / "train" / "broken.off"], size=8, progress=False)
+
+
+# one module per job: meshes, arrays, MedMNIST, mesh folders (the old voxel_grids module only re-exports them)
+MODULE_JOBS = {
+    "meshes": {"MESH_EXTENSIONS", "load_mesh", "mesh_to_grid_coordinates", "voxelize_mesh"},
+    "arrays": {"load_array", "load_voxel_file"},
+    "medmnist": {"load_medmnist3d", "MedMNIST3D"},
+    "mesh_folders": {"mesh_folder_items", "voxelize_files", "MeshFolderVoxels", "ModelNetVoxels"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(MODULE_JOBS))
+def test_voxel_modules_hold_one_job_each_and_are_reexported(module):
+    import importlib
+
+    import equivox.data as data
+    from equivox.data import voxel_grids
+
+    mod = importlib.import_module(f"equivox.data.{module}")
+    assert set(mod.__all__) == MODULE_JOBS[module]
+    for name in mod.__all__:
+        obj = getattr(mod, name)
+        assert getattr(data, name) is obj and getattr(voxel_grids, name) is obj and name in data.__all__
+        if callable(obj) and not isinstance(obj, tuple):
+            assert obj.__module__ == mod.__name__ and obj.__doc__, name  # defined here, documented
+    other = set().union(*(v for k, v in MODULE_JOBS.items() if k != module))
+    # nothing of another job lives here (arrays and mesh folders use the mesh basics)
+    assert not other & (set(vars(mod)) - {"MESH_EXTENSIONS", "load_mesh", "voxelize_mesh"})
+
+
+def test_voxel_cache_uses_the_cache_modules_atomic_write(tmp_path, monkeypatch):
+    import inspect
+
+    import equivox.cache
+    from equivox.data import mesh_folders
+
+    for module in MODULE_JOBS:
+        src = inspect.getsource(__import__(f"equivox.data.{module}", fromlist=["x"]))
+        assert "os.replace" not in src and "mkstemp" not in src and "def atomic_write" not in src, module
+    calls = []
+    real = equivox.cache.atomic_write
+
+    def spy(path, write):
+        calls.append(Path(path))
+        return real(path, write)
+
+    assert mesh_folders.atomic_write is equivox.cache.atomic_write  # imported, not a copy
+    monkeypatch.setattr(mesh_folders, "atomic_write", spy)
+    mesh = tmp_path / "box.stl"
+    trimesh.creation.box().export(str(mesh))
+    cache = tmp_path / "cache" / "v.npz"
+    vox, skipped = voxelize_files([mesh], size=8, cache_file=cache, progress=False)
+    assert calls == [cache] and cache.is_file() and vox.shape == (1, 8, 8, 8) and not skipped
+    assert not [p for p in cache.parent.iterdir() if p.name.endswith(".tmp")]  # no temporary file left
