@@ -30,6 +30,7 @@ def equivariance_errors(
     model: torch.nn.Module,
     x: torch.Tensor,
     elements: Union[str, Sequence[GridElement], None] = None,
+    class_permutation: Optional[Sequence[int]] = None,
 ) -> List[ElementError]:
     """Per-element equivariance (or invariance) errors of ``model`` on input ``x``.
 
@@ -39,6 +40,8 @@ def equivariance_errors(
         x: input ``(B, C, D, H, W)``; use a cube (``D == H == W``) for elements that swap axes.
         elements: a group name (its grid-exact elements), a list of :class:`GridElement`, or ``None`` for the
             model's own group (``model.group``) or, failing that, the 24 cube rotations.
+        class_permutation: for label-permuting models (``EquivariantUNet(class_swaps=...)``), the class
+            permutation improper elements apply to the outputs; default ``model.class_permutation`` if set.
 
     Returns:
         one :class:`ElementError` per element, in order (identity first for registry groups).
@@ -48,6 +51,7 @@ def equivariance_errors(
         elements = get_group(group).grid_elements if group else cube_rotations()
     elif isinstance(elements, str):
         elements = get_group(elements).grid_elements
+    perm = class_permutation if class_permutation is not None else getattr(model, "class_permutation", None)
     was_training = model.training
     model.eval()
     try:
@@ -57,6 +61,8 @@ def equivariance_errors(
         for g in elements:
             y = model(g.apply(x))
             target = ref if ref.dim() == 2 else g.apply(ref)
+            if perm is not None and g.determinant < 0:
+                target = target[:, list(perm)]
             diff = (y - target).abs().max()
             out.append(ElementError(g.name, float(diff), float(diff / scale)))
         return out

@@ -5,11 +5,13 @@ import math
 import time
 from typing import Callable, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.metrics import DiceMetric
 from monai.networks.utils import one_hot
 
+from ..nn.label_swap import permute_labels
 from ._common import check_equivariance_on, default_rotations, eval_mode, iterate_items, as_items, progress_bar
 from .report import RotationReport
 from .rotations import Rotation
@@ -59,14 +61,25 @@ def _prepare(image, label, index, multiple: int, pad: bool):
     return image[None], label[None], valid[None]
 
 
+def _improper(rotation: Rotation) -> bool:
+    return float(np.linalg.det(rotation.matrix_array)) < 0
+
+
+def _model_permutation(model, class_permutation):
+    return class_permutation if class_permutation is not None else getattr(model, "class_permutation", None)
+
+
 def predict_rotated(model: torch.nn.Module, image: torch.Tensor, rotation: Rotation,
-                    inferer: Optional[Callable] = None) -> torch.Tensor:
+                    inferer: Optional[Callable] = None,
+                    class_permutation: Optional[Sequence[int]] = None) -> torch.Tensor:
     """Predicted class map of ``model`` for ``rotation.apply_image(image)``, mapped back upright.
 
     ``image``: ``(B, C, D, H, W)``; returns ``(B, 1, D, H, W)`` long (exact inverse for grid rotations; nearest
     resampling, with background at the cut corners, for so3). The model runs in eval mode on ``image``'s device
     (training flag restored); without an inferer, sizes are padded to ``model.size_multiple`` as in
-    :func:`evaluate_segmentation` and the prediction cropped back. Used for upright-vs-rotated figures."""
+    :func:`evaluate_segmentation` and the prediction cropped back. Used for upright-vs-rotated figures.
+    For an improper ``rotation`` the classes are mapped back through ``class_permutation`` (default
+    ``model.class_permutation``: left/right classes of a label-permuting model)."""
     if not isinstance(image, torch.Tensor) or image.dim() != 5:
         raise ValueError(f"predict_rotated expects an image (B, C, D, H, W), got "
                          f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
@@ -76,6 +89,9 @@ def predict_rotated(model: torch.nn.Module, image: torch.Tensor, rotation: Rotat
         xr = rotation.apply_image(x)
         logits = inferer(xr, model) if inferer is not None else model(xr)
         pred = rotation.inverse_apply_label(logits.argmax(1, keepdim=True))
+        perm = _model_permutation(model, class_permutation)
+        if perm is not None and _improper(rotation):
+            pred = permute_labels(pred, perm)
     if any(pads):
         d, h, w = pred.shape[-3:]
         pred = pred[..., pads[4]:d - pads[5], pads[2]:h - pads[3], pads[0]:w - pads[1]]
@@ -95,6 +111,7 @@ def evaluate_segmentation(
     pad: bool = True,
     check_equivariance: bool = False,
     class_names: Optional[Sequence[str]] = None,
+    class_permutation: Optional[Sequence[int]] = None,
 ) -> RotationReport:
     """Dice of a segmentation model on every rotation, image and label rotated together, scored in the rotated
     frame.
@@ -116,6 +133,10 @@ def evaluate_segmentation(
             rotations of the set; sets ``report.equivariance_error``.
         class_names: names for the per-class columns (``len == num_classes``, background first); default
             ``"1" .. "K-1"``.
+        class_permutation: classes that swap under improper rotations (reflections), e.g. ``(0, 2, 1)`` for
+            left/right lung: the rotated label of an improper rotation is mapped through it (a reflected left lung
+            is a right lung). Default ``model.class_permutation`` (set by ``EquivariantUNet(class_swaps=...)``);
+            ``None``: labels keep their classes.
 
     Returns:
         :class:`RotationReport` with primary metric ``"dice"`` (mean Dice over foreground classes, averaged over
@@ -130,6 +151,9 @@ def evaluate_segmentation(
         raise ValueError(f"class_names has {len(class_names)} names, expected num_classes={num_classes}")
     names = [str(c) for c in (class_names or range(num_classes))][1:]
     rotations = default_rotations(model, rotations)
+    perm = _model_permutation(model, class_permutation)
+    if perm is not None and sorted(perm) != list(range(num_classes)):
+        raise ValueError(f"class_permutation {tuple(perm)} is not a permutation of the {num_classes} classes")
     multiple = 1 if inferer is not None else int(getattr(model, "size_multiple", 1) or 1)
     metrics = [DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True) for _ in rotations]
     _, n = as_items(data)
@@ -150,6 +174,8 @@ def evaluate_segmentation(
                 count += 1
                 for rot, metric in zip(rotations, metrics):
                     xr, yr, vr = rot.apply_image(x), rot.apply_label(y), rot.apply_label(valid)
+                    if perm is not None and _improper(rot):
+                        yr = permute_labels(yr, perm)
                     logits = inferer(xr, model) if inferer is not None else model(xr)
                     if logits.dim() != 5 or logits.shape[2:] != xr.shape[2:] or logits.shape[1] != num_classes:
                         raise ValueError(f"segmentation output must be logits (B, {num_classes}, D, H, W) matching "
@@ -173,5 +199,6 @@ def evaluate_segmentation(
         rows.append(row)
     meta = {"task": "segmentation", "n_samples": count, "num_classes": int(num_classes),
             "n_rotations": len(rotations), "device": str(device), "seconds": round(time.perf_counter() - t0, 3),
-            "model": type(model).__name__, "group": getattr(model, "group", None), "padded_to_multiple": multiple}
+            "model": type(model).__name__, "group": getattr(model, "group", None), "padded_to_multiple": multiple,
+            "class_permutation": list(perm) if perm is not None else None}
     return RotationReport(name or type(model).__name__, "dice", rows, eq_err, by_el, meta)

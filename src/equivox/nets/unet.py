@@ -9,13 +9,14 @@ from torch import nn
 from ..nn.blocks import EquivariantConvBlock, invariant_voxel_head
 from ..nn.conv import EquivariantConv3d
 from ..nn.fields import FieldSpec
+from ..nn.label_swap import ClassSwapHead
 from ..nn.sampling import EquivariantUpsample
-from .base import EquivariantNetwork
+from .encoder import EncoderNetwork
 
 __all__ = ["EquivariantUNet"]
 
 
-class EquivariantUNet(EquivariantNetwork):
+class EquivariantUNet(EncoderNetwork):
     """Rotation-equivariant U-Net (MONAI ``UNet``-style constructor), plain tensors in and out.
 
     Args:
@@ -33,20 +34,25 @@ class EquivariantUNet(EquivariantNetwork):
             (:func:`~equivox.nn.invariant_voxel_head`: 1x1x1 lift to ``head_fields`` fields, norm, nonlinearity,
             invariant pooling, 1x1x1 linear). Measured on the bundled chest CT (docs/training.md): "pool" learns
             faster early (val Dice 0.081 vs 0.017 after 6 steps) but not better after 40 (0.161 vs 0.184).
-        head_fields: hidden fields of the ``"pool"`` head (default ``4 * channels[0]``).
+        head_fields: hidden fields of the ``"pool"`` / class-swap head (default ``4 * channels[0]``).
+        class_swaps: label-permuting equivariance for groups with reflections (e.g. ``full_octa``): disjoint class
+            pairs, e.g. ``[(1, 2)]`` for left/right lung, that swap under every improper element
+            (:class:`~equivox.nn.ClassSwapHead`; replaces ``head``). ``None``: all logits invariant.
 
     Forward: ``(B, in_channels, D, H, W)`` -> logits ``(B, out_channels, D, H, W)``.
 
     Equivariance: the logits are scalar (invariant) fields: for every grid-exact element ``g`` of ``group``,
     ``net(g.apply(x)) == g.apply(net(x))`` up to float rounding (use :func:`equivox.testing.equivariance_errors`).
     For ``ico``/``so3``/``o3`` the same holds exactly for the grid-exact elements and approximately for others.
+    With ``class_swaps``, improper elements also permute the classes: ``net(g.apply(x)) ==
+    g.apply(net(x))[:, net.class_permutation]`` (the evaluation permutes labels alike).
     """
 
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, out_channels: int = 2,
                  channels: Sequence[int] = (4, 8, 16), strides: Sequence[int] = (2, 2), group: str = "octa",
                  kernel_size: int = 3, norm: Optional[str] = "batch", act="elu", dropout: float = 0.0,
                  convs_per_level: int = 2, upsample_mode: str = "trilinear", head: str = "linear",
-                 head_fields: Optional[int] = None):
+                 head_fields: Optional[int] = None, class_swaps: Optional[Sequence[Sequence[int]]] = None):
         super().__init__()
         self._build_encoder(spatial_dims, in_channels, out_channels, channels, strides, group, kernel_size, norm, act,
                             dropout, convs_per_level)
@@ -61,7 +67,13 @@ class EquivariantUNet(EquivariantNetwork):
             spec = block.out_spec
         if head not in ("pool", "linear"):
             raise ValueError(f"head must be 'pool' or 'linear', got {head!r}")
-        self.head = self._get_head_layer(spec, head, int(head_fields or 4 * self.channels[0]), norm, act)
+        head_fields = int(head_fields or 4 * self.channels[0])
+        if class_swaps:
+            self.head = ClassSwapHead(spec, self.out_channels, class_swaps, head_fields, norm, act)
+            self.class_swaps, self.class_permutation = self.head.class_swaps, self.head.permutation
+        else:
+            self.head = self._get_head_layer(spec, head, head_fields, norm, act)
+            self.class_swaps = self.class_permutation = None
 
     def _get_head_layer(self, spec: FieldSpec, head: str, head_fields: int, norm, act) -> nn.Module:
         """Hidden fields of the last decoder level -> per-voxel invariant logits (override to customise)."""
@@ -72,6 +84,7 @@ class EquivariantUNet(EquivariantNetwork):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.encoder(x)
         y = feats[-1]
-        for up, dec, skip in zip(self.ups, self.decoders, reversed(feats[:-1])):
-            y = dec(torch.cat([up(y), skip], dim=1))
+        n = len(feats)
+        for i, (up, dec) in enumerate(zip(self.ups, self.decoders)):  # scriptable: the export runs this forward
+            y = dec(torch.cat([up(y), feats[n - 2 - i]], dim=1))
         return self.head(y)

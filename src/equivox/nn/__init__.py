@@ -1,23 +1,42 @@
-"""Equivariant building blocks on escnn kernel bases (plain tensors in and out)."""
-from .blocks import EquivariantConvBlock, EquivariantResidualUnit, invariant_voxel_head
+"""Equivariant building blocks on escnn kernel bases (plain tensors in and out).
+
+Every layer here is an :class:`EquivariantModule` (``in_spec`` / ``out_spec``, ``export()``)."""
+import warnings as _warnings
+
+from .blocks import EquivariantConvBlock, FieldResidualUnit, invariant_voxel_head
 from .canonical import CanonicalPose
 from .conv import EquivariantConv3d
 from .fields import EquivarianceError, FieldSpec
 from .fieldwise import FieldNormAct
+from .label_swap import ClassSwapHead, class_permutation, permute_labels
+from .module import EquivariantModule, as_field_spec
 from .pooling import InvariantPooling
 from .sampling import EquivariantDownsample, EquivariantUpsample, check_divisible
 
 __all__ = [
     "CanonicalPose",
+    "ClassSwapHead",
     "EquivariantConv3d",
     "EquivariantConvBlock",
-    "EquivariantResidualUnit",
+    "EquivariantModule",
+    "FieldResidualUnit",
     "EquivariantDownsample",
     "EquivariantUpsample",
     "EquivarianceError",
     "FieldNormAct",
     "FieldSpec",
     "InvariantPooling",
+    "as_field_spec",
     "check_divisible",
+    "class_permutation",
     "invariant_voxel_head",
+    "permute_labels",
 ]
+
+
+def __getattr__(name):
+    if name == "EquivariantResidualUnit":  # renamed: one class name, one meaning
+        _warnings.warn("equivox.nn.EquivariantResidualUnit is now equivox.nn.FieldResidualUnit (the MONAI-signature "
+                       "unit is equivox.nets.EquivariantResidualUnit)", DeprecationWarning, stacklevel=2)
+        return FieldResidualUnit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,100 @@
+"""Label-permuting equivariance: left/right classes swap under reflections, exactly (actions written here)."""
+import pytest
+import torch
+
+from equivox.evaluation import evaluate_segmentation, predict_rotated, rotation_set
+from equivox.nets import EquivariantUNet
+from equivox.nn import class_permutation, permute_labels
+
+SWAP = [0, 2, 1]  # background stays, classes 1 and 2 (left, right) swap
+
+# improper elements written independently of equivox: mirror of one axis, inversion, rotation then mirror
+IMPROPER = {
+    "mirror W": lambda t: torch.flip(t, dims=[-1]),
+    "mirror D": lambda t: torch.flip(t, dims=[-3]),
+    "inversion": lambda t: torch.flip(t, dims=[-3, -2, -1]),
+    "rot90(D,H) then mirror H": lambda t: torch.flip(torch.rot90(t, 1, dims=(-3, -2)), dims=[-2]),
+}
+PROPER = {
+    "rot90(H,W)": lambda t: torch.rot90(t, 1, dims=(-2, -1)),
+    "rot180(D,W)": lambda t: torch.rot90(t, 2, dims=(-3, -1)),
+}
+
+
+def _net(class_swaps, seed=0):
+    torch.manual_seed(seed)
+    return EquivariantUNet(in_channels=1, out_channels=3, channels=(2, 2), strides=(2,), group="full_octa",
+                           class_swaps=class_swaps).eval()
+
+
+@pytest.fixture(scope="module")
+def x():
+    torch.manual_seed(1)
+    return torch.randn(2, 1, 8, 8, 8)
+
+
+@torch.no_grad()
+def test_swap_model_permutes_classes_under_reflections_only(x):
+    net = _net([(1, 2)])
+    ref = net(x)
+    scale = ref.abs().max()
+    for name, act in IMPROPER.items():
+        err = (net(act(x)) - act(ref)[:, SWAP]).abs().max() / scale
+        assert err < 1e-4, f"{name}: {err}"
+    for name, act in PROPER.items():
+        err = (net(act(x)) - act(ref)).abs().max() / scale
+        assert err < 1e-4, f"{name}: {err}"
+
+
+@torch.no_grad()
+def test_model_without_permutation_fails_the_swap_check(x):
+    net = _net(None)  # invariant logits: a mirror image gets the same classes
+    ref = net(x)
+    flipped = IMPROPER["mirror W"]
+    assert (net(flipped(x)) - flipped(ref)).abs().max() / ref.abs().max() < 1e-4
+    assert (net(flipped(x)) - flipped(ref)[:, SWAP]).abs().max() / ref.abs().max() > 1e-2
+
+
+@torch.no_grad()
+def test_swap_model_distinguishes_a_structure_from_its_mirror_image():
+    net = _net([(1, 2)])
+    torch.manual_seed(3)
+    x = torch.randn(1, 1, 8, 8, 8)
+    y, ym = net(x), net(torch.flip(x, dims=[-1]))
+    # left-vs-right evidence changes sign under the mirror: the pair's logit difference flips
+    diff, diff_m = y[:, 1] - y[:, 2], torch.flip(ym[:, 2] - ym[:, 1], dims=[-1])
+    assert torch.allclose(diff, diff_m, atol=1e-4 * y.abs().max())
+    assert diff.abs().max() > 1e-3
+
+
+def test_evaluation_permutes_labels_under_improper_rotations():
+    net = _net([(1, 2)], seed=2)
+    torch.manual_seed(0)
+    img = torch.randn(1, 8, 8, 8)
+    lab = torch.zeros(1, 8, 8, 8, dtype=torch.long)
+    lab[0, 2:6, 2:6, :4], lab[0, 2:6, 2:6, 4:] = 1, 2  # "left" half and "right" half
+    rots = rotation_set("grid", "full_octa")
+    assert any(r.element.determinant < 0 for r in rots)
+    rep = evaluate_segmentation(net, [(img, lab)], rots, num_classes=3, progress=False, check_equivariance=True)
+    scores = [r["dice"] for r in rep.rows]
+    assert max(scores) - min(scores) < 1e-6, "an exactly label-permuting model scores the same on all 48 elements"
+    assert rep.equivariance_error < 1e-4
+    plain = evaluate_segmentation(net, [(img, lab)], rots, num_classes=3, progress=False,
+                                  class_permutation=(0, 1, 2))
+    assert max(r["dice"] for r in plain.rows) - min(r["dice"] for r in plain.rows) > 1e-3
+    mirror = next(r for r in rots if r.element.determinant < 0)
+    pred = predict_rotated(net, img[None], mirror)
+    with torch.no_grad():
+        upright = net(img[None]).argmax(1, keepdim=True)
+    assert torch.equal(pred, upright)
+
+
+def test_class_swap_validation():
+    assert class_permutation([(1, 2)], 4) == (0, 2, 1, 3)
+    assert torch.equal(permute_labels(torch.tensor([0, 1, 2, 3]), (0, 2, 1, 3)), torch.tensor([0, 2, 1, 3]))
+    with pytest.raises(ValueError, match="disjoint"):
+        class_permutation([(1, 2), (2, 3)], 4)
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        class_permutation([(1, 3)], 3)
+    with pytest.raises(ValueError, match="full_octa"):  # octa has no reflections: the error names groups that do
+        EquivariantUNet(out_channels=3, channels=(2, 2), strides=(2,), group="octa", class_swaps=[(1, 2)])
