@@ -1,84 +1,139 @@
-"""Export a trained equivox model to a plain PyTorch module (only ``torch.nn`` layers, no escnn, no equivox).
+"""Export any module tree of equivox blocks to plain PyTorch (only ``torch.nn`` layers, no escnn), and the plain
+layers an export is made of.
 
-``export(model)`` returns a module that computes the same function as ``model.eval()``:
+``export(model)`` returns a module that computes the same function as ``model.eval()``. It walks the tree once,
+with one rule per node (:func:`to_plain`), and knows no equivox class by name:
 
-* every :class:`~equivox.nn.EquivariantConv3d` becomes a ``torch.nn.Conv3d`` (its expanded filter);
-* eval-mode field batch norm becomes a per-channel ``BatchNorm3d`` (regular groups; with ``fold_batchnorm=True``
-  it is merged into the preceding ``Conv3d``) or is folded into the first 1x1x1 sampling convolution
-  (SO(3)/O(3)); instance norm becomes ``nn.GroupNorm`` with one group per field;
-* the nonlinearity stays a ``torch.nn`` activation: pointwise on regular fields; for Fourier fields (``so3``,
-  ``o3``) it is applied on grid samples: grouped 1x1x1 ``Conv3d`` (coefficients -> samples, norm folded in)
-  -> activation -> grouped 1x1x1 ``Conv3d`` (samples -> coefficients);
-* downsampling is ``nn.AvgPool3d``, upsampling ``nn.Upsample``, skips are ``torch.cat``;
-* invariant pooling is a channel max over each field (group pooling) or the norms of irreducible components
-  computed with grouped 1x1x1 convolutions (norm pooling); the classifier head is the same ``nn.Linear`` stack.
+* a module with an ``_export()`` method (every :class:`equivox.nn.EquivariantModule`) is replaced by what that
+  method returns: an ``EquivariantConv3d`` by its expanded ``Conv3d``, a field norm by ``BatchNorm3d`` /
+  ``GroupNorm`` + activation (Fourier fields: grouped 1x1x1 convolutions to grid samples and back, pieces supplied
+  by the group's field kind), down/upsampling by ``AvgPool3d`` / ``Upsample``, invariant pooling by
+  :class:`FieldMax` / :class:`IrrepNorm`; a network by the *same class* with its children exported (its
+  ``forward`` is written once, scriptable, and used by both);
+* any other module with children (``nn.Sequential``, ``nn.ModuleList``, MONAI ``SkipConnection``, a user's own
+  ``nn.Module``) is copied with each child replaced by its export, so a user network of equivox blocks exports
+  without equivox knowing it;
+* ``torch.nn`` / MONAI leaves are copied (dropout becomes ``nn.Identity``: the export is for inference); any other
+  leaf, and any escnn module, raises :class:`ExportError` naming it.
 
-The result runs under ``torch.jit.script``, ``torch.jit.trace`` and ``torch.export.export`` and keeps the input
-checks of the original (rank, channel count, spatial sizes divisible by ``prod(strides)``), with clear messages.
-Dropout is dropped (the export is for inference). Supported: ``EquivariantUNet``, ``EquivariantMonaiUNet``
-(MONAI ``SkipConnection`` s become plain ``cat`` / ``add`` skips), ``InvariantClassifier``,
-``EquivariantEncoder`` / ``EquivariantFeatureExtractor`` and the blocks of :mod:`equivox.nets.monai_blocks`, for
-every registered group and every norm (``"batch"``, ``"instance"``, ``None``) and MONAI activation.
+With ``fold_batchnorm=True`` a pass over the plain result merges every eval-mode ``BatchNorm3d`` into the
+``Conv3d`` before it (in each ``nn.Sequential``, across an ``Upsample``).
+
+This module imports nothing else of equivox: every layer below it may use its plain layers (:class:`InputCheck`
+is the one input validator of equivox models, eager and exported).
 """
 from __future__ import annotations
 
 import copy
-from contextvars import ContextVar
-from typing import List
+from typing import List, Optional
 
 import torch
-from monai.networks.layers import SkipConnection
 from torch import nn
 
-from .groups import get_group
-from .nn.blocks import EquivariantConvBlock
-from .nn.blocks import EquivariantResidualUnit as _FieldResidualUnit
-from .nn.conv import EquivariantConv3d
-from .nn.fieldwise import FieldNormAct
-from .nn.pooling import InvariantPooling
-from .nn.sampling import EquivariantDownsample, EquivariantUpsample
-
-__all__ = ["export", "ExportError", "InputCheck", "FieldMax", "IrrepNorm", "ExportedUNet", "ExportedClassifier",
-           "ExportedEncoder", "ExportedBlock"]
+__all__ = ["export", "to_plain", "export_children", "fold_batch_norms", "ExportError", "InputCheck", "FieldMax",
+           "IrrepNorm", "Residual", "grouped_1x1", "bn_affine", "EquivarianceError"]
 
 
 class ExportError(TypeError):
     """Raised for a module :func:`export` does not know how to convert (the message names it)."""
 
 
-# --------------------------------------------------------------------------- plain modules of the export
-class InputCheck(nn.Module):
-    """Validate ``(B, in_channels, D, H, W)`` inputs with spatial sizes divisible by ``multiple``; returns ``x``.
+class EquivarianceError(ValueError):
+    """Raised when an input would silently break exact equivariance (e.g. a size not divisible by the strides)."""
 
-    Works in eager mode, under ``torch.jit.script`` and under ``torch.export`` (static shapes).
+
+# --------------------------------------------------------------------------- the one input validator
+def _shape_str(shape: List[int]) -> str:
+    return "(" + ", ".join([str(s) for s in shape]) + ")"
+
+
+def divisibility_message(where: str, shape: List[int], factor: int) -> str:
+    """The message of a spatial size ``shape`` (``(D, H, W)``) not divisible by ``factor`` (scriptable)."""
+    f = str(factor)
+    return (where + " spatial size " + _shape_str(shape) + " is not divisible by " + f + ": pooling it would not be "
+            "exactly equivariant under 90-degree rotations. Pad or crop each spatial size to a multiple of " + f
+            + " (e.g. monai.transforms.DivisiblePad(k=" + f + ")).")
+
+
+class InputCheck(nn.Module):
+    """The input validator of every equivox network and block (eager, scripted, ``torch.export``-ed alike).
+
+    Checks a ``(B, in_channels, D, H, W)`` input whose spatial sizes are divisible by ``multiple`` and returns it
+    as a floating-point ``torch.Tensor`` (a MONAI ``MetaTensor`` becomes a plain tensor in eager mode).
+
+    Args:
+        in_channels: tensor channels expected.
+        multiple: every spatial size must be a multiple of it (``prod(strides)``; 1: no check).
+        name: who is checking (the module's class name), first word of every message.
+        field_size: tensor channels per field of the input (1 for scalar inputs); with ``hidden=True`` the
+            channel-count message explains fields (``in_channels`` counts hidden fields in equivox blocks).
+        group: group name, for messages.
+        hidden: the input is hidden fields (``field_size`` channels each) rather than scalar channels.
+        detail: give the field-aware explanation of a wrong channel count (MONAI-style blocks).
+
+    Raises:
+        TypeError: not a tensor (eager). ValueError: wrong rank or channel count.
+        EquivarianceError: a spatial size not divisible by ``multiple`` (``torch.jit.Error`` naming it when
+        scripted).
     """
 
-    def __init__(self, in_channels: int, multiple: int, name: str):
+    def __init__(self, in_channels: int, multiple: int = 1, name: str = "model", field_size: int = 1,
+                 group: str = "", hidden: bool = False, detail: bool = False):
         super().__init__()
         self.in_channels = int(in_channels)
         self.multiple = int(multiple)
-        self.name = name
+        self.name = str(name)
+        self.field_size = int(field_size)
+        self.group = str(group)
+        self.hidden = bool(hidden)
+        self.detail = bool(detail)
+
+    def _channel_message(self, got: int, shape: List[int]) -> str:
+        msg = (self.name + " was built for in_channels=" + str(self.in_channels) + ", got input with " + str(got)
+               + " channels (shape " + _shape_str(shape) + ")")
+        if not self.detail:
+            return msg
+        size = self.field_size
+        if self.hidden:
+            n = self.in_channels // size
+            msg += ("; it expects " + str(n) + " hidden fields of group '" + self.group + "' x " + str(size)
+                    + " channels = " + str(self.in_channels) + " channels (in_channels counts hidden FIELDS when "
+                    "in_fields='hidden')")
+            if got % size == 0:
+                msg += "; the input looks like " + str(got // size) + " hidden fields"
+            elif got < size:
+                msg += "; the input looks like scalar channels: use in_fields='scalar'"
+        else:
+            msg += "; it expects " + str(self.in_channels) + " scalar channels (in_fields='scalar')"
+            if size > 1 and got % size == 0:
+                msg += ("; the input has a multiple of " + str(size) + " channels: if it comes from another "
+                        "equivox block use in_fields='hidden', in_channels=" + str(got // size))
+        return msg
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5:
-            raise ValueError(self.name + " expects a 5D tensor (B, C, D, H, W), got " + str(x.dim()) + " dims")
-        if x.shape[1] != self.in_channels:
-            raise ValueError(self.name + " was built for in_channels=" + str(self.in_channels) + ", got input with "
-                             + str(x.shape[1]) + " channels")
+        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
+            if hasattr(x, "as_tensor"):  # MONAI MetaTensor -> plain tensor (metadata is not needed inside)
+                x = x.as_tensor()
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(f"{self.name} expects a torch.Tensor (B, C, D, H, W), got {type(x).__name__}")
+        shape: List[int] = [int(s) for s in x.shape]
+        if len(shape) != 5:
+            raise ValueError(self.name + " expects a 5D tensor (B, C, D, H, W), got shape " + _shape_str(shape))
+        if shape[1] != self.in_channels:
+            raise ValueError(self._channel_message(shape[1], shape))
         if self.multiple > 1:
             for i in range(2, 5):
-                if x.shape[i] % self.multiple != 0:
-                    raise ValueError(self.name + " input spatial size " + str(list(x.shape[2:])) + " is not "
-                                     "divisible by " + str(self.multiple) + " (exact equivariance needs every "
-                                     "spatial size to be a multiple of prod(strides)); pad or crop the input")
+                if shape[i] % self.multiple != 0:
+                    raise EquivarianceError(divisibility_message(self.name + " input", shape[2:], self.multiple))
         if not x.is_floating_point():
             x = x.float()
         return x
 
     def extra_repr(self) -> str:
-        return f"in_channels={self.in_channels}, multiple={self.multiple}"
+        return f"{self.name}: in_channels={self.in_channels}, multiple={self.multiple}"
 
 
+# --------------------------------------------------------------------------- plain layers of an export
 class FieldMax(nn.Module):
     """Max over each field's ``field_size`` channels: ``(B, F * field_size, D, H, W) -> (B, F, D, H, W)``."""
 
@@ -110,7 +165,9 @@ class IrrepNorm(nn.Module):
         return (self.assign(self.to_irreps(x).pow(2)) + 1e-12).sqrt()
 
 
-class _Residual(nn.Module):
+class Residual(nn.Module):
+    """``block(x) + skip(x)`` (plain residual unit): ``(B, C, D, H, W) -> (B, C', D, H, W)``."""
+
     def __init__(self, block: nn.Module, skip: nn.Module):
         super().__init__()
         self.block = block
@@ -120,104 +177,21 @@ class _Residual(nn.Module):
         return self.block(x) + self.skip(x)
 
 
-class _Skip(nn.Module):
-    """MONAI ``SkipConnection`` in plain torch: ``cat([x, sub(x)])`` along channels, or ``x + sub(x)``."""
-
-    def __init__(self, submodule: nn.Module, add: bool):
-        super().__init__()
-        self.submodule = submodule
-        self.add = add
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.submodule(x)
-        return x + y if self.add else torch.cat([x, y], dim=1)
-
-
-class ExportedBlock(nn.Module):
-    """A converted MONAI-style equivox block: input check, then the plain layers."""
-
-    def __init__(self, check: InputCheck, body: nn.Module):
-        super().__init__()
-        self.check = check
-        self.body = body
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(self.check(x))
-
-
-class ExportedEncoder(nn.Module):
-    """Plain encoder: ``(B, C, D, H, W)`` -> list of per-level features (hidden fields, or invariant channels)."""
-
-    def __init__(self, check: InputCheck, downs: List[nn.Module], levels: List[nn.Module], pools: List[nn.Module]):
-        super().__init__()
-        self.check = check
-        self.downs = nn.ModuleList(downs)
-        self.levels = nn.ModuleList(levels)
-        self.pools = nn.ModuleList(pools)
-
-    def features(self, x: torch.Tensor) -> List[torch.Tensor]:
-        feats: List[torch.Tensor] = []
-        for down, level in zip(self.downs, self.levels):
-            x = level(down(x))
-            feats.append(x)
-        return feats
-
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        feats = self.features(self.check(x))
-        out: List[torch.Tensor] = []
-        for i, pool in enumerate(self.pools):
-            out.append(pool(feats[i]))
-        return out
-
-
-class ExportedUNet(nn.Module):
-    """Plain U-Net: ``(B, in_channels, D, H, W)`` -> logits ``(B, out_channels, D, H, W)``."""
-
-    def __init__(self, encoder: ExportedEncoder, ups: List[nn.Module], decoders: List[nn.Module], head: nn.Module):
-        super().__init__()
-        self.encoder = encoder
-        self.ups = nn.ModuleList(ups)
-        self.decoders = nn.ModuleList(decoders)
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.encoder.features(self.encoder.check(x))
-        y = feats[-1]
-        n = len(feats)
-        for i, (up, dec) in enumerate(zip(self.ups, self.decoders)):
-            y = dec(torch.cat([up(y), feats[n - 2 - i]], dim=1))
-        return self.head(y)
-
-
-class ExportedClassifier(nn.Module):
-    """Plain classifier: ``(B, in_channels, D, H, W)`` -> logits ``(B, out_channels)``."""
-
-    def __init__(self, encoder: ExportedEncoder, pool: nn.Module, head: nn.Module):
-        super().__init__()
-        self.encoder = encoder
-        self.pool = pool
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.encoder.features(self.encoder.check(x))
-        inv = self.pool(feats[-1]).mean(dim=(2, 3, 4))
-        return self.head(inv)
-
-
-# --------------------------------------------------------------------------- converters
-def _grouped_1x1(blocks: torch.Tensor, n_fields: int, bias=None) -> nn.Conv3d:
-    """``n_fields`` copies of the matrix ``blocks`` (out, in) as a grouped 1x1x1 convolution."""
+def grouped_1x1(blocks: torch.Tensor, n_fields: int, bias: Optional[torch.Tensor] = None) -> nn.Conv3d:
+    """``n_fields`` copies of the matrix ``blocks`` ``(out, in)`` as a grouped 1x1x1 convolution
+    ``(B, n_fields * in, ...) -> (B, n_fields * out, ...)``; ``bias``: ``(n_fields * out,)`` or None."""
     out_f, in_f = blocks.shape
     conv = nn.Conv3d(n_fields * in_f, n_fields * out_f, 1, groups=n_fields, bias=bias is not None)
+    conv = conv.to(device=blocks.device, dtype=blocks.dtype)
     with torch.no_grad():
-        conv.weight.copy_(blocks.repeat(n_fields, 1)[:, :, None, None, None])
+        conv.weight.copy_(blocks.detach().repeat(n_fields, 1)[:, :, None, None, None])
         if bias is not None:
             conv.bias.copy_(bias)
     return conv
 
 
-def _bn_affine(bn: nn.BatchNorm3d):
-    """Eval-mode batch norm as ``y = scale * x + shift`` per channel."""
+def bn_affine(bn: nn.BatchNorm3d):
+    """Eval-mode batch norm as ``y = scale * x + shift`` per channel: ``(scale, shift)``, each ``(C,)``."""
     if bn.running_mean is None or bn.running_var is None:
         raise ExportError("batch norm without running statistics (track_running_stats=False) cannot be folded")
     scale = (bn.running_var + bn.eps).rsqrt()
@@ -227,79 +201,62 @@ def _bn_affine(bn: nn.BatchNorm3d):
     return scale.detach(), shift.detach()
 
 
-def _activation(act: nn.Module, n_fields: int, per_field: int) -> nn.Module:
-    act = copy.deepcopy(act)
-    if isinstance(act, nn.PReLU) and act.num_parameters > 1:  # per-field slopes -> per-channel slopes
-        new = nn.PReLU(n_fields * per_field)
-        with torch.no_grad():
-            new.weight.copy_(act.weight.detach().repeat_interleave(per_field))
-        return new
-    return act
+# --------------------------------------------------------------------------- the walk
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
-def _norm_act(m: FieldNormAct) -> List[nn.Module]:
-    """A FieldNormAct as plain layers (BatchNorm3d is returned unfolded; :func:`_fold` merges it into a conv)."""
-    n, size = m.n_fields, m.field_size
-    fourier = m.A is not None
-    per_field = m.A.shape[0] if fourier else size
-    layers: List[nn.Module] = []
-    norm = m.norm
-    if fourier:
-        a, a_inv = m.A.detach(), m.A_inv.detach()
-        if isinstance(norm, nn.BatchNorm3d):
-            scale, shift = _bn_affine(norm)
-            to_samples = _grouped_1x1(a, n, bias=shift.repeat_interleave(per_field))
-            with torch.no_grad():
-                to_samples.weight.mul_(scale.repeat_interleave(per_field)[:, None, None, None, None])
-            layers.append(to_samples)
-        else:
-            layers.append(_grouped_1x1(a, n))
-    if isinstance(norm, nn.BatchNorm3d) and not fourier:
-        scale, shift = _bn_affine(norm)
-        bn = nn.BatchNorm3d(n * per_field, eps=0.0, affine=True)
-        with torch.no_grad():
-            bn.running_mean.zero_()
-            bn.running_var.fill_(1.0)
-            bn.weight.copy_(scale.repeat_interleave(per_field))
-            bn.bias.copy_(shift.repeat_interleave(per_field))
-        layers.append(bn.eval())
-    elif isinstance(norm, nn.InstanceNorm3d):
-        if norm.track_running_stats:
-            raise ExportError("instance norm with running statistics is not supported by export")
-        gn = nn.GroupNorm(n, n * per_field, eps=norm.eps, affine=True)
-        with torch.no_grad():
-            w = norm.weight.detach() if norm.affine else torch.ones(n)
-            b = norm.bias.detach() if norm.affine else torch.zeros(n)
-            gn.weight.copy_(w.repeat_interleave(per_field))
-            gn.bias.copy_(b.repeat_interleave(per_field))
-        layers.append(gn)
-    elif not isinstance(norm, (nn.Identity, nn.BatchNorm3d)):
-        raise ExportError(f"unsupported normalization {type(norm).__name__} in {m}")
-    if not isinstance(m.act, nn.Identity):
-        layers.append(_activation(m.act, n, per_field))
-    if fourier:
-        layers.append(_grouped_1x1(m.A_inv.detach(), n))
-    return layers
+def _plain_library(m: nn.Module) -> bool:
+    mod = type(m).__module__
+    return mod.startswith("torch.nn") or mod.startswith("monai.") or mod == __name__
 
 
-_FOLD_BATCHNORM: ContextVar[bool] = ContextVar("equivox_fold_batchnorm", default=False)
+def to_plain(m: nn.Module) -> nn.Module:
+    """The eval-mode plain-torch equivalent of ``m`` (a new module; ``m`` is not modified).
+
+    Rules, in order: ``m._export()`` if ``m`` has it (equivox modules); escnn modules are refused; dropout becomes
+    ``nn.Identity``; other ``torch.nn`` / MONAI / :mod:`equivox.export` leaves are copied; any module with children
+    is copied with its children exported (:func:`export_children`); any other leaf is refused.
+
+    Raises:
+        ExportError: naming the module that cannot be converted.
+    """
+    hook = getattr(m, "_export", None)
+    if callable(hook):
+        return hook()
+    if type(m).__module__.startswith("escnn"):
+        raise ExportError(f"cannot export the escnn module {type(m).__name__}: build the model from equivox.nn "
+                          "layers (EquivariantConv3d, FieldNormAct, ...) instead")
+    if isinstance(m, _DROPOUT):
+        return nn.Identity()
+    if next(m.children(), None) is not None:
+        return export_children(m)
+    if _plain_library(m):
+        return copy.deepcopy(m)
+    raise ExportError(
+        f"equivox.export does not know how to convert {type(m).__name__} ({type(m).__module__}): a leaf module "
+        "that is neither torch.nn / MONAI nor an equivox.nn.EquivariantModule; give it an _export() method "
+        "returning plain torch.nn layers"
+    )
 
 
-def _fold(layers: List[nn.Module]) -> List[nn.Module]:
-    """Merge every ``Conv3d`` directly followed by an eval-mode ``BatchNorm3d`` into one ``Conv3d`` (when
-    :func:`export` is asked to fold)."""
-    if not _FOLD_BATCHNORM.get():
-        return layers
+def export_children(m: nn.Module) -> nn.Module:
+    """A copy of ``m`` (same class, same forward, own parameters and buffers copied) whose every child module is
+    replaced by :func:`to_plain` of it. The export of containers and of equivox networks."""
+    memo = {id(child): to_plain(child) for child in m.children()}
+    return copy.deepcopy(m, memo)
+
+
+def _fold_sequence(layers: List[nn.Module]) -> List[nn.Module]:
     out: List[nn.Module] = []
     for layer in layers:
         conv = None
         if isinstance(layer, nn.BatchNorm3d) and out:
-            if isinstance(out[-1], nn.Conv3d):
+            if type(out[-1]) is nn.Conv3d:
                 conv = out[-1]
-            elif len(out) > 1 and isinstance(out[-1], nn.Upsample) and isinstance(out[-2], nn.Conv3d):
+            elif len(out) > 1 and isinstance(out[-1], nn.Upsample) and type(out[-2]) is nn.Conv3d:
                 conv = out[-2]  # interpolation weights sum to 1, so a per-channel affine map commutes with it
         if conv is not None:
-            scale, shift = _bn_affine(layer)
+            scale, shift = bn_affine(layer)
             if conv.bias is None:
                 conv.bias = nn.Parameter(torch.zeros(conv.out_channels, dtype=conv.weight.dtype,
                                                      device=conv.weight.device))
@@ -311,132 +268,56 @@ def _fold(layers: List[nn.Module]) -> List[nn.Module]:
     return out
 
 
-def _flatten(m: nn.Module) -> List[nn.Module]:
-    """Convert ``m`` to a list of plain layers to be run in sequence."""
-    if isinstance(m, EquivariantConv3d):
-        return [m.to_conv3d()]
-    if isinstance(m, FieldNormAct):
-        return _norm_act(m)
-    if isinstance(m, EquivariantConvBlock):
-        return [layer for sub in m.layers for layer in _flatten(sub)]
-    if isinstance(m, nn.Sequential):
-        return [layer for sub in m for layer in _flatten(sub)]
-    if isinstance(m, EquivariantDownsample):
-        return [nn.AvgPool3d(m.factor)] if m.factor > 1 else []
-    if isinstance(m, EquivariantUpsample):
-        if m.factor == 1:
-            return []
-        if m.mode == "nearest":
-            return [nn.Upsample(scale_factor=float(m.factor), mode="nearest")]
-        return [nn.Upsample(scale_factor=float(m.factor), mode="trilinear", align_corners=False)]
-    if isinstance(m, InvariantPooling):
-        return [_pooling(m)]
-    if isinstance(m, _FieldResidualUnit):
-        return [_Residual(_sequential(m.block), _sequential(m.skip))]
-    if isinstance(m, SkipConnection):
-        if m.mode not in ("cat", "add") or m.dim != 1:
-            raise ExportError(f"SkipConnection(mode={m.mode!r}, dim={m.dim}) is not supported by export")
-        return [_Skip(_sequential(m.submodule), m.mode == "add")]
-    from .nets.base import EquivariantNetwork
-    from .nets.monai_blocks import _MonaiBlock
-
-    if isinstance(m, (EquivariantNetwork, _MonaiBlock)):
-        return [_export_eval(m)]
-    if isinstance(m, (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)):
-        return []
-    if type(m).__module__.startswith("torch.nn") or type(m).__module__.startswith("monai.networks.layers"):
-        if any(isinstance(c, (EquivariantConv3d, FieldNormAct)) for c in m.modules()):
-            raise ExportError(f"cannot export container {type(m).__name__} holding equivariant layers")
-        return [copy.deepcopy(m).eval()]
-    raise ExportError(f"equivox.export does not know how to convert {type(m).__name__} ({type(m).__module__})")
+def _flat(seq: nn.Sequential) -> List[nn.Module]:
+    out: List[nn.Module] = []
+    for layer in seq:
+        out += _flat(layer) if type(layer) is nn.Sequential else [layer]
+    return out
 
 
-def _sequential(m: nn.Module) -> nn.Module:
-    layers = _fold(_flatten(m))
-    if not layers:
-        return nn.Identity()
-    return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
-
-
-def _pooling(m: InvariantPooling) -> nn.Module:
-    if m.mode == "group":
-        if m.A is None:
-            return FieldMax(m.n_fields, m.field_size)
-        samples = m.A.shape[0]
-        return nn.Sequential(_grouped_1x1(m.A.detach(), m.n_fields), FieldMax(m.n_fields, samples))
-    return IrrepNorm(_grouped_1x1(m.Q_inv.detach(), m.n_fields), _grouped_1x1(m.assign.detach(), m.n_fields))
-
-
-def _encoder(enc, name: str, pools=None) -> ExportedEncoder:
-    check = InputCheck(enc.in_channels, enc.size_multiple, name)
-    downs = [_sequential(d) for d in enc.downs]
-    levels = [_sequential(lv) for lv in enc.levels]
-    pools = [nn.Identity() for _ in levels] if pools is None else [_sequential(p) for p in pools]
-    return ExportedEncoder(check, downs, levels, pools)
-
-
-def _export_eval(model: nn.Module) -> nn.Module:
-    from .nets.classifier import InvariantClassifier
-    from .nets.encoder import EquivariantEncoder
-    from .nets.monai_blocks import EquivariantConvolution, EquivariantHead, EquivariantResidualUnit, _MonaiBlock
-    from .nets.monai_unet import EquivariantMonaiUNet
-    from .nets.unet import EquivariantUNet
-
-    name = type(model).__name__
-    if isinstance(model, EquivariantMonaiUNet):
-        return ExportedBlock(InputCheck(model.in_channels, model.size_multiple, name), _sequential(model.model))
-    if isinstance(model, EquivariantUNet):
-        enc = _encoder(model.encoder, name)
-        return ExportedUNet(enc, [_sequential(u) for u in model.ups], [_sequential(d) for d in model.decoders],
-                            _sequential(model.head))
-    if isinstance(model, InvariantClassifier):
-        return ExportedClassifier(_encoder(model.encoder, name), _sequential(model.pool), _sequential(model.head))
-    if isinstance(model, EquivariantEncoder):
-        return _encoder(model, name, getattr(model, "pools", None))
-    if isinstance(model, _MonaiBlock):
-        check = InputCheck(model.in_spec.size, getattr(model, "stride", 1), name)
-        if isinstance(model, EquivariantConvolution):
-            body = _sequential(nn.Sequential(model.down, model.conv, model.up, model.adn))
-        elif isinstance(model, EquivariantResidualUnit):
-            body = _sequential(nn.Sequential(model.down, model.unit))
-        elif isinstance(model, EquivariantHead):
-            body = _sequential(model.conv)
-        else:
-            raise ExportError(f"equivox.export does not know the block {name}")
-        return ExportedBlock(check, body)
-    layers = _fold(_flatten(model))
-    return nn.Sequential(*layers)
+def fold_batch_norms(model: nn.Module) -> nn.Module:
+    """Merge every eval-mode ``BatchNorm3d`` that directly follows a ``Conv3d`` (possibly with an ``Upsample``
+    between) inside an ``nn.Sequential`` (nested ones flattened) into that convolution; returns the folded model
+    (modified in place where possible). Only for plain (exported) models."""
+    if type(model) is nn.Sequential:
+        return nn.Sequential(*[fold_batch_norms(layer) for layer in _fold_sequence(_flat(model))])
+    for name, child in list(model.named_children()):
+        setattr(model, name, fold_batch_norms(child))
+    return model
 
 
 def export(model: nn.Module, fold_batchnorm: bool = False) -> nn.Module:
-    """Convert a (trained) equivox model or block into a plain PyTorch module computing ``model.eval()``'s function.
+    """Convert a (trained) equivox model, block or any module tree of them into a plain PyTorch module computing
+    ``model.eval()``'s function.
 
     Args:
-        model: an ``EquivariantUNet``, ``InvariantClassifier``, ``EquivariantEncoder`` /
-            ``EquivariantFeatureExtractor``, a block of :mod:`equivox.nets.monai_blocks`, or an equivox layer /
-            ``nn.Sequential`` of them. Any group, norm and activation the nets use. ``model`` is not modified.
+        model: any ``nn.Module`` whose leaves are equivox modules or ``torch.nn`` / MONAI layers: the equivox
+            networks and blocks, an ``nn.Sequential`` of them, or a network of your own. ``model`` is not
+            modified (its training mode is restored).
         fold_batchnorm: merge eval-mode batch norm into the preceding convolution (one pass over the activations
             fewer per norm; outputs then differ from ``model.eval()`` by float32 rounding, e.g. 1e-4 absolute on
             logits of magnitude 30). Default False: batch norm stays a ``BatchNorm3d`` and the outputs are
             identical to ``model.eval()``'s for regular groups.
 
     Returns:
-        An eval-mode ``nn.Module`` made of ``torch.nn`` layers (``Conv3d``, ``BatchNorm3d``/``GroupNorm``,
-        activations, ``AvgPool3d``, ``Upsample``, ``Linear``) and small plain containers of this module. Same
-        shapes in and out as ``model``; inputs are checked (rank, channels, divisibility by ``prod(strides)``).
-        Scriptable (``torch.jit.script``) and exportable (``torch.export.export``).
+        An eval-mode ``nn.Module`` without parameters that require grad, made of ``torch.nn`` layers (``Conv3d``,
+        ``BatchNorm3d``/``GroupNorm``, activations, ``AvgPool3d``, ``Upsample``, ``Linear``), the plain layers of
+        this module and the containers of ``model`` (an equivox network stays its class, with plain children).
+        Same shapes in and out; inputs are checked (rank, channels, divisibility by ``prod(strides)``).
+        Scriptable (``torch.jit.script``) and exportable (``torch.export.export``) when ``model``'s own
+        containers are.
 
     Raises:
-        ExportError: for a module type it cannot convert.
+        ExportError: for a module it cannot convert (named).
     """
     was_training = model.training
     model.eval()
-    token = _FOLD_BATCHNORM.set(bool(fold_batchnorm))
     try:
         with torch.no_grad():
-            out = _export_eval(model)
+            out = to_plain(model)
+            if fold_batchnorm:
+                out = fold_batch_norms(out)
     finally:
-        _FOLD_BATCHNORM.reset(token)
         model.train(was_training)
     ref = next(iter(model.parameters()), None)
     if ref is not None:

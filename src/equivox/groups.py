@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import itertools
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from .cache import cached_tensors
 
 __all__ = [
     "AXIS_FRAMES",
+    "FieldKind",
+    "FourierFields",
+    "RegularFields",
     "GridElement",
     "Group",
     "GroupSpec",
@@ -149,6 +152,98 @@ def cube_symmetries() -> List[GridElement]:
 AXIS_FRAMES: Dict[str, Tuple[int, int, int]] = {"d": (0, 1, 2), "h": (1, 0, 2), "w": (2, 1, 0)}
 
 
+class FieldKind:
+    """Strategy for what a hidden field of a group is; owns everything that depends on it.
+
+    equivox's layers ask the group's field kind (``get_group(name).spec.fields``) instead of switching on names:
+
+    * :meth:`hidden_repr`: the escnn representation of one hidden field;
+    * :meth:`sampling_matrices`: ``None`` when a pointwise nonlinearity on the field's channels is exactly
+      equivariant (regular fields), else ``(A, A_inv)``: samples of the field on a grid of group elements and
+      back. :class:`~equivox.nn.FieldNormAct` normalises and applies the nonlinearity on ``A x`` and maps back
+      with ``A_inv``; group pooling takes the max over ``A x``; the export uses the same two matrices as grouped
+      1x1x1 convolutions;
+    * ``default_pooling``: the invariant pooling (``"group"``: max over channels/samples; ``"norm"``: irrep norms)
+      used when a model does not choose.
+
+    Subclass it for a new kind of field; :func:`register_group` accepts any instance.
+    """
+
+    name: ClassVar[str] = "field kind"
+    default_pooling: ClassVar[str] = "group"
+
+    def hidden_repr(self, gspace):
+        """escnn representation of one hidden field on ``gspace``."""
+        raise NotImplementedError
+
+    def sampling_matrices(self, group: "Group") -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """``None``, or ``(A (N, field_size), A_inv (field_size, N))`` for ``group`` (see the class docstring)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class RegularFields(FieldKind):
+    """Hidden fields carry the regular representation (finite groups): the group permutes a field's channels, so
+    pointwise nonlinearities and per-field norms are exact, and the invariant is the max over the channels."""
+
+    name: ClassVar[str] = "regular"
+    default_pooling: ClassVar[str] = "group"
+
+    def hidden_repr(self, gspace):
+        return gspace.regular_repr
+
+    def sampling_matrices(self, group: "Group") -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class FourierFields(FieldKind):
+    """Hidden fields hold band-limited Fourier coefficients of a function on a continuous group (SO(3), O(3)).
+
+    Attributes:
+        band_limit: maximum frequency ``L`` of the band-limited regular representation.
+        n_seeds, seed: the sampling grid is the orbit of ``n_seeds`` random rotations (``scipy``'s
+            ``Rotation.random(n_seeds, random_state=seed)``) under the cube symmetries, so it is closed under the
+            grid-exact elements: the sampled nonlinearity is exact for them and approximate for other rotations.
+        reflections: the group's elements are ``(flip, rotation)`` pairs (O(3)) rather than rotations (SO(3)).
+    """
+
+    band_limit: int = 2
+    n_seeds: int = 3
+    seed: int = 7
+    reflections: bool = False
+    name: ClassVar[str] = "fourier"
+    default_pooling: ClassVar[str] = "norm"
+
+    def hidden_repr(self, gspace):
+        return gspace.fibergroup.bl_regular_representation(self.band_limit)
+
+    def sampling_matrices(self, group: "Group") -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(A, A_inv)`` on the cube-orbit grid (cached on disk); ``A`` follows escnn's ``FourierPointwise``.
+
+        (escnn's ``thomson_cube`` grids need a long optimisation, and the 48-point one is rank-deficient for band
+        limit 2.)"""
+
+        def build():
+            from escnn.nn.modules.nonlinearities.fourier import _build_kernel
+            from scipy.spatial.transform import Rotation
+
+            g = group.gspace.fibergroup
+            with quiet():
+                kernel = _build_kernel(g, g.bl_irreps(self.band_limit))
+                kernel = kernel / np.linalg.norm(kernel)
+                seeds = Rotation.random(self.n_seeds, random_state=self.seed).as_matrix()
+                seeds = [g.element((0, m) if self.reflections else m, "MAT") for m in seeds]
+                grid = [c @ s for s in seeds for c in g.grid("cube")]
+                a = np.stack([group.hidden_repr(x) @ kernel for x in grid])
+            return {"A": torch.from_numpy(a).float(), "Ainv": torch.from_numpy(np.linalg.pinv(a)).float()}
+
+        grid = ("cube_orbits", self.n_seeds, self.seed)  # key kept as before the strategy objects: same cache
+        key = f"fourier|escnn={ESCNN_VERSION}|{group.name}|L={self.band_limit}|grid={grid}"
+        mats = cached_tensors(key, build)
+        return mats["A"], mats["Ainv"]
+
+
 @dataclass(frozen=True)
 class GroupSpec:
     """Static description of a registry entry (cheap; nothing escnn is built).
@@ -156,9 +251,8 @@ class GroupSpec:
     Attributes:
         name, description: registry name and one line for listings.
         make_gspace: builds the escnn gspace on R^3.
-        kind: ``"regular"`` (hidden fields use the regular representation; finite groups) or ``"fourier"``
-            (band-limited regular representation, nonlinearity on grid samples; SO(3)/O(3)).
-        band_limit, grid: Fourier kind only (band limit; sampling grid ``("cube_orbits", n_seeds, seed)``).
+        fields: the :class:`FieldKind` strategy of the hidden fields: :class:`RegularFields` (default; finite
+            groups) or :class:`FourierFields` (band-limited, nonlinearity on grid samples; SO(3)/O(3)).
         continuous: the group is infinite (SO(3), O(3)).
         frame: tensor-axis permutation (an involution, see :data:`AXIS_FRAMES`) applied to the escnn group's
             action: kernels are sampled with their spatial axes permuted and grid elements are conjugated, so an
@@ -171,13 +265,16 @@ class GroupSpec:
     name: str
     description: str
     make_gspace: Callable[[], object]
-    kind: str = "regular"
-    band_limit: Optional[int] = None
-    grid: Tuple = ()
+    fields: FieldKind = RegularFields()
     continuous: bool = False
     frame: Tuple[int, int, int] = (0, 1, 2)
     exact_spacing: str = "isotropic"
     slice_axis: Optional[int] = None
+
+    @property
+    def kind(self) -> str:
+        """Name of the field kind (``"regular"``, ``"fourier"``), for listings."""
+        return self.fields.name
 
 
 def _axial_specs() -> List[GroupSpec]:
@@ -199,19 +296,21 @@ GROUPS: Dict[str, GroupSpec] = {
     spec.name: spec
     for spec in [
         GroupSpec("trivial", "no symmetry: a plain CNN on the same code path (baseline)",
-                  lambda: gspaces.trivialOnR3(), "regular", exact_spacing="any"),
+                  lambda: gspaces.trivialOnR3(), exact_spacing="any"),
         GroupSpec("octa", "octahedral group O: the 24 rotations of the cube (all grid-exact)",
-                  lambda: gspaces.octaOnR3(), "regular"),
+                  lambda: gspaces.octaOnR3()),
         GroupSpec("full_octa", "full octahedral group O_h: 48 elements, rotations and inversion (all grid-exact)",
-                  lambda: gspaces.fullOctaOnR3(), "regular"),
+                  lambda: gspaces.fullOctaOnR3()),
         GroupSpec("ico", "icosahedral group I: 60 rotations (12 grid-exact)",
-                  lambda: gspaces.icoOnR3(), "regular"),
+                  lambda: gspaces.icoOnR3()),
         GroupSpec("full_ico", "full icosahedral group I_h: 120 elements (24 grid-exact)",
-                  lambda: gspaces.fullIcoOnR3(), "regular"),
+                  lambda: gspaces.fullIcoOnR3()),
         GroupSpec("so3", "continuous rotations SO(3), band-limited fields (L=2) (24 grid-exact)",
-                  lambda: gspaces.rot3dOnR3(maximum_frequency=2), "fourier", 2, ("cube_orbits", 3, 7), True),
+                  lambda: gspaces.rot3dOnR3(maximum_frequency=2),
+                  FourierFields(band_limit=2, n_seeds=3, seed=7), continuous=True),
         GroupSpec("o3", "continuous rotations and reflections O(3), band-limited fields (L=2) (48 grid-exact)",
-                  lambda: gspaces.flipRot3dOnR3(maximum_frequency=2), "fourier", 2, ("cube_orbits", 3, 7), True),
+                  lambda: gspaces.flipRot3dOnR3(maximum_frequency=2),
+                  FourierFields(band_limit=2, n_seeds=3, seed=7, reflections=True), continuous=True),
         *_axial_specs(),
     ]
 }
@@ -222,17 +321,18 @@ def register_group(spec: GroupSpec, replace: bool = False) -> GroupSpec:
 
     Args:
         spec: a :class:`GroupSpec`; ``make_gspace`` may build any escnn gspace on R^3 (finite groups with
-            ``kind="regular"``). Its grid-exact elements are found from the gspace (those acting as signed
+            the default ``fields=RegularFields()``). Its grid-exact elements are found from the gspace (those acting as signed
             permutations), so equivariance tests and rotation sets work unchanged.
         replace: allow replacing an existing entry of the same name (its built instance is dropped).
 
     Raises:
-        ValueError: the name exists (and ``replace`` is False), or ``kind``/``frame`` is not valid.
+        ValueError: the name exists (and ``replace`` is False), or ``fields``/``frame`` is not valid.
     """
     if spec.name in GROUPS and not replace:
         raise ValueError(f"group {spec.name!r} is already registered (pass replace=True to replace it)")
-    if spec.kind not in ("regular", "fourier"):
-        raise ValueError(f"GroupSpec.kind must be 'regular' or 'fourier', got {spec.kind!r}")
+    if not isinstance(spec.fields, FieldKind):
+        raise ValueError(f"GroupSpec.fields must be a FieldKind (RegularFields(), FourierFields(...)), got "
+                         f"{spec.fields!r}")
     if spec.frame not in AXIS_FRAMES.values():
         raise ValueError(f"GroupSpec.frame must be one of {list(AXIS_FRAMES.values())}, got {spec.frame}")
     GROUPS[spec.name] = spec
@@ -329,10 +429,7 @@ class Group:
         with quiet():
             self.gspace = spec.make_gspace()
             g = self.gspace.fibergroup
-            if spec.kind == "regular":
-                self.hidden_repr = self.gspace.regular_repr
-            else:
-                self.hidden_repr = g.bl_regular_representation(spec.band_limit)
+            self.hidden_repr = spec.fields.hidden_repr(self.gspace)
             g.representations.setdefault(self.hidden_repr.name, self.hidden_repr)  # found by name later
         self.field_size = self.hidden_repr.size
 
@@ -377,35 +474,23 @@ class Group:
         return out
 
     @functools.cached_property
+    def sampling_matrices(self) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """The field kind's grid sampling ``(A, A_inv)`` of one hidden field, or ``None`` (regular fields); see
+        :class:`FieldKind`."""
+        return self.spec.fields.sampling_matrices(self)
+
+    @property
     def fourier_matrices(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """For ``kind == "fourier"``: ``(A, A_inv)`` mapping one field's band-limited coefficients to samples on a
-        grid of group elements (``A``: ``(N, field_size)``) and back (``A_inv``: ``(field_size, N)``, pseudo-inverse).
+        """``(A, A_inv)`` of a group whose fields are sampled (:attr:`sampling_matrices`); ValueError otherwise."""
+        mats = self.sampling_matrices
+        if mats is None:
+            raise ValueError(f"group {self.name!r} uses {self.kind} fields; it has no Fourier sampling matrices")
+        return mats
 
-        The grid is the orbit of ``spec.grid[1]`` fixed rotations under the 24 (or 48) cube symmetries, so it is
-        closed under the grid-exact elements: the sampled nonlinearity is then exactly equivariant for them and
-        approximately for other rotations. (escnn's ``thomson_cube`` grids need a long optimisation, and the
-        48-point one is rank-deficient for band limit 2.) ``A`` follows escnn's ``FourierPointwise``.
-        """
-        if self.kind != "fourier":
-            raise ValueError(f"group {self.name!r} uses regular fields; it has no Fourier sampling matrices")
-
-        def build():
-            from escnn.nn.modules.nonlinearities.fourier import _build_kernel
-            from scipy.spatial.transform import Rotation
-
-            g = self.gspace.fibergroup
-            with quiet():
-                kernel = _build_kernel(g, g.bl_irreps(self.spec.band_limit))
-                kernel = kernel / np.linalg.norm(kernel)
-                seeds = Rotation.random(self.spec.grid[1], random_state=self.spec.grid[2]).as_matrix()
-                seeds = [g.element(m, "MAT") if self.name == "so3" else g.element((0, m), "MAT") for m in seeds]
-                grid = [c @ s for s in seeds for c in g.grid("cube")]
-                a = np.stack([self.hidden_repr(x) @ kernel for x in grid])
-            return {"A": torch.from_numpy(a).float(), "Ainv": torch.from_numpy(np.linalg.pinv(a)).float()}
-
-        key = f"fourier|escnn={ESCNN_VERSION}|{self.name}|L={self.spec.band_limit}|grid={self.spec.grid}"
-        mats = cached_tensors(key, build)
-        return mats["A"], mats["Ainv"]
+    @property
+    def default_pooling(self) -> str:
+        """Invariant pooling mode used when a model does not choose (``"group"`` or ``"norm"``)."""
+        return self.spec.fields.default_pooling
 
 
 _INSTANCES: Dict[str, Group] = {}

@@ -1,28 +1,27 @@
-"""Shared constructor checks and input validation for equivox networks."""
+"""Shared constructor checks of equivox networks (the module contract itself is :class:`equivox.nn.EquivariantModule`)."""
 from __future__ import annotations
 
 import math
 from typing import Sequence, Tuple
 
-import torch
-from torch import nn
-
 from ..groups import get_group
-from ..nn.sampling import check_divisible
+from ..nn.fields import FieldSpec
+from ..nn.module import EquivariantModule, input_check
 
 __all__ = ["EquivariantNetwork"]
 
 
-class EquivariantNetwork(nn.Module):
-    """Base of equivox networks: MONAI-style argument checks, plain-tensor input validation, export.
+class EquivariantNetwork(EquivariantModule):
+    """Base of equivox networks: MONAI-style argument checks, one input validator, export.
 
-    Subclasses set ``self.group``, ``self.in_channels``, ``self.strides`` and implement ``_forward``.
-    Inputs may be ``torch.Tensor`` or MONAI ``MetaTensor`` (treated as a plain tensor).
+    Subclasses set ``self.group`` (str), ``self.in_channels`` (int), ``self.strides`` (tuple) and ``self.input_check``
+    (:meth:`_make_input_check`), and call ``self.input_check(x)`` first in ``forward``. Inputs may be
+    ``torch.Tensor`` or MONAI ``MetaTensor`` (treated as a plain tensor). The export is the same class with plain
+    children (:meth:`equivox.nn.EquivariantModule.export`), so ``forward`` is written scriptable (and no class-level
+    attribute annotations: TorchScript would read them as attribute types).
     """
 
-    group: str
-    in_channels: int
-    strides: Tuple[int, ...]
+    __jit_unused_properties__ = ["out_tensor_channels", "size_multiple", "tensor_channels"]
 
     @staticmethod
     def _check_args(spatial_dims: int, in_channels: int, out_channels: int, channels: Sequence[int],
@@ -45,48 +44,15 @@ class EquivariantNetwork(nn.Module):
         get_group(group)  # clear error for unknown names
         return channels, strides
 
-    def _build_encoder(self, spatial_dims, in_channels, out_channels, channels, strides, group, kernel_size, norm,
-                       act, dropout, convs_per_level) -> None:
-        """Check the MONAI-style arguments, build ``self.encoder`` and take over its settings (U-Net, classifier)."""
-        from .encoder import EquivariantEncoder
-
-        self._check_args(spatial_dims, in_channels, out_channels, channels, strides, group,
-                         len(tuple(channels)) - 1)
-        self.encoder = EquivariantEncoder(spatial_dims, in_channels, channels, strides, group, kernel_size, norm, act,
-                                          dropout, convs_per_level)
-        self.group, self.in_channels, self.out_channels = group, in_channels, out_channels
-        self.channels, self.strides = self.encoder.channels, self.encoder.strides
+    def _make_input_check(self):
+        """The validator of ``(B, in_channels, D, H, W)`` scalar inputs with sizes divisible by ``size_multiple``."""
+        self.in_spec = FieldSpec.scalar(self.group, self.in_channels)
+        return input_check(self.in_spec, self.size_multiple, type(self).__name__)
 
     @property
     def size_multiple(self) -> int:
         """Every spatial input size must be a multiple of this (product of strides) for exact equivariance."""
         return int(math.prod(self.strides))
-
-    def _validate(self, x: torch.Tensor) -> torch.Tensor:
-        if hasattr(x, "as_tensor"):  # MONAI MetaTensor -> plain tensor (metadata is not needed inside)
-            x = x.as_tensor()
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{type(self).__name__} expects a torch.Tensor (B, C, D, H, W), got {type(x).__name__}")
-        if x.dim() != 5:
-            raise ValueError(f"{type(self).__name__} expects a 5D tensor (B, C, D, H, W), got shape {tuple(x.shape)}")
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"{type(self).__name__} was built for in_channels={self.in_channels}, got input with "
-                             f"{x.shape[1]} channels (shape {tuple(x.shape)})")
-        if not x.is_floating_point():
-            x = x.float()
-        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
-            check_divisible(x.shape[2:], self.size_multiple, f"{type(self).__name__} input")
-        return x
-
-    def export(self, fold_batchnorm: bool = False) -> nn.Module:
-        """Plain PyTorch module (``torch.nn`` layers only) computing this network's eval-mode function.
-
-        See :func:`equivox.export.export` (also for ``fold_batchnorm``): scriptable, ``torch.export``-able, same
-        input checks.
-        """
-        from ..export import export
-
-        return export(self, fold_batchnorm)
 
     @property
     def tensor_channels(self) -> Tuple[int, ...]:

@@ -8,12 +8,12 @@ from torch import nn
 
 from ..nn.fieldwise import make_activation
 from ..nn.pooling import InvariantPooling
-from .base import EquivariantNetwork
+from .encoder import EncoderNetwork
 
 __all__ = ["InvariantClassifier"]
 
 
-class InvariantClassifier(EquivariantNetwork):
+class InvariantClassifier(EncoderNetwork):
     """Rotation-invariant 3D classifier (MONAI-style constructor), plain tensors in and out.
 
     Args:

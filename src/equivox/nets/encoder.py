@@ -1,4 +1,4 @@
-"""Multi-scale equivariant encoder (feature extractor)."""
+"""Multi-scale equivariant encoders (feature extractors), and the base of networks built on one."""
 from __future__ import annotations
 
 from typing import List, Optional, Sequence
@@ -6,14 +6,14 @@ from typing import List, Optional, Sequence
 import torch
 from torch import nn
 
-from ..nn.blocks import EquivariantConvBlock
 from ..groups import get_group
+from ..nn.blocks import EquivariantConvBlock
 from ..nn.fields import FieldSpec
 from ..nn.pooling import InvariantPooling
 from ..nn.sampling import EquivariantDownsample
 from .base import EquivariantNetwork
 
-__all__ = ["EquivariantEncoder", "EquivariantFeatureExtractor"]
+__all__ = ["EquivariantEncoder", "EquivariantFeatureExtractor", "EncoderNetwork"]
 
 
 class EquivariantEncoder(EquivariantNetwork):
@@ -44,6 +44,7 @@ class EquivariantEncoder(EquivariantNetwork):
         self.channels, self.strides = self._check_args(spatial_dims, in_channels, 1, channels, strides, group,
                                                        len(tuple(channels)) - 1)
         self.group, self.in_channels = group, in_channels
+        self.input_check = self._make_input_check()
         self.out_specs: List[FieldSpec] = []
         spec = FieldSpec.scalar(group, in_channels)
         self.levels = nn.ModuleList()
@@ -54,14 +55,19 @@ class EquivariantEncoder(EquivariantNetwork):
             self.levels.append(block)
             spec = block.out_spec
             self.out_specs.append(spec)
+        self.out_spec = spec
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        x = self._validate(x)
-        feats = []
+    def features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """The hidden feature maps of every level (validated input)."""
+        x = self.input_check(x)
+        feats: List[torch.Tensor] = []
         for down, level in zip(self.downs, self.levels):
             x = level(down(x))
             feats.append(x)
         return feats
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        return self.features(x)
 
 
 class EquivariantFeatureExtractor(EquivariantEncoder):
@@ -109,5 +115,24 @@ class EquivariantFeatureExtractor(EquivariantEncoder):
         self.reductions = tuple(reductions)
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        feats = super().forward(x)
-        return [pool(f) for pool, f in zip(self.pools, feats)]
+        feats = self.features(x)
+        out: List[torch.Tensor] = []
+        for i, pool in enumerate(self.pools):
+            out.append(pool(feats[i]))
+        return out
+
+
+class EncoderNetwork(EquivariantNetwork):
+    """Base of networks built on an :class:`EquivariantEncoder` (``EquivariantUNet``, ``InvariantClassifier``)."""
+
+    def _build_encoder(self, spatial_dims, in_channels, out_channels, channels, strides, group, kernel_size, norm,
+                       act, dropout, convs_per_level) -> None:
+        """Check the MONAI-style arguments, build ``self.encoder`` and take over its settings; the encoder's input
+        check names this network in its messages."""
+        self._check_args(spatial_dims, in_channels, out_channels, channels, strides, group,
+                         len(tuple(channels)) - 1)
+        self.encoder = EquivariantEncoder(spatial_dims, in_channels, channels, strides, group, kernel_size, norm, act,
+                                          dropout, convs_per_level)
+        self.group, self.in_channels, self.out_channels = group, in_channels, out_channels
+        self.channels, self.strides = self.encoder.channels, self.encoder.strides
+        self.encoder.input_check = self._make_input_check()

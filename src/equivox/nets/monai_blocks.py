@@ -61,17 +61,19 @@ scalar image and label; they are fine.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
+from ..export import to_plain
 from ..groups import get_group
-from ..nn.blocks import EquivariantResidualUnit as _FieldResidualUnit
+from ..nn.blocks import FieldResidualUnit
 from ..nn.conv import EquivariantConv3d
 from ..nn.fields import FieldSpec
 from ..nn.fieldwise import FieldNormAct, make_activation
-from ..nn.sampling import EquivariantDownsample, EquivariantUpsample, check_divisible
+from ..nn.module import EquivariantModule, input_check
+from ..nn.sampling import EquivariantDownsample, EquivariantUpsample
 
 __all__ = [
     "EquivariantConvolution",
@@ -119,49 +121,27 @@ def _stride(strides) -> int:
     return strides
 
 
-class _MonaiBlock(nn.Module):
-    """Common input checks: MetaTensor -> tensor, rank, channel count (explained in fields), divisibility."""
+class _MonaiBlock(EquivariantModule):
+    """A MONAI-signature block: one input check (rank, channel count explained in fields, divisibility by the
+    stride), then a chain of layers; exports to ``nn.Sequential(check, *plain layers)``."""
 
-    group: str
-    in_spec: FieldSpec
-    in_fields: str
-    stride: int = 1
+    stride = 1  # input divisibility the block needs (set by subclasses)
 
-    def _validate(self, x: torch.Tensor) -> torch.Tensor:
-        if hasattr(x, "as_tensor"):  # MONAI MetaTensor
-            x = x.as_tensor()
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{type(self).__name__} expects a torch.Tensor (B, C, D, H, W), got {type(x).__name__}")
-        if x.dim() != 5:
-            raise ValueError(f"{type(self).__name__} expects a 5D tensor (B, C, D, H, W), got shape {tuple(x.shape)}")
-        want = self.in_spec.size
-        if x.shape[1] != want:
-            n = len(self.in_spec)
-            if self.in_fields == "hidden":
-                size = get_group(self.group).field_size
-                detail = (f"{n} hidden fields of group {self.group!r} x {size} channels = {want} channels "
-                          f"(in_channels counts hidden FIELDS when in_fields='hidden')")
-                if x.shape[1] % size == 0:
-                    detail += f"; the input looks like {x.shape[1] // size} hidden fields"
-                elif x.shape[1] < size:
-                    detail += "; the input looks like scalar channels: use in_fields='scalar'"
-            else:
-                detail = f"{n} scalar channels (in_fields='scalar')"
-                size = get_group(self.group).field_size
-                if size > 1 and x.shape[1] % size == 0:
-                    detail += (f"; the input has a multiple of {size} channels: if it comes from another equivox "
-                               f"block use in_fields='hidden', in_channels={x.shape[1] // size}")
-            raise ValueError(f"{type(self).__name__} expects {detail}; got input shape {tuple(x.shape)}")
-        if not x.is_floating_point():
-            x = x.float()
-        if self.stride > 1 and not torch.jit.is_scripting():
-            check_divisible(x.shape[2:], self.stride, f"{type(self).__name__} input (strides={self.stride})")
+    def _make_input_check(self):
+        return input_check(self.in_spec, self.stride, type(self).__name__, detail=True)
+
+    def _chain(self) -> List[nn.Module]:
+        """The layers ``forward`` applies after the input check, in order."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_check(x)
+        for layer in self._chain():
+            x = layer(x)
         return x
 
-    @property
-    def out_tensor_channels(self) -> int:
-        """Tensor channels of the output (``out_channels * field_size`` for hidden outputs)."""
-        return self.out_spec.size
+    def _export(self) -> nn.Module:
+        return nn.Sequential(to_plain(self.input_check), *(to_plain(m) for m in self._chain()))
 
 
 class EquivariantConvolution(_MonaiBlock):
@@ -216,9 +196,10 @@ class EquivariantConvolution(_MonaiBlock):
             self.adn = FieldNormAct(self.group, out_channels, norm, act, dropout)
         else:
             self.adn = scalar_norm_act(out_channels, norm, act, dropout)
+        self.input_check = self._make_input_check()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.adn(self.up(self.conv(self.down(self._validate(x)))))
+    def _chain(self) -> List[nn.Module]:
+        return [self.down, self.conv, self.up, self.adn]
 
 
 class EquivariantResidualUnit(_MonaiBlock):
@@ -261,11 +242,12 @@ class EquivariantResidualUnit(_MonaiBlock):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride = _stride(strides)
         self.down = EquivariantDownsample(self.stride) if self.stride > 1 else nn.Identity()
-        self.unit = _FieldResidualUnit(self.in_spec, out_channels, kernel_size, norm, act, dropout, int(subunits))
+        self.unit = FieldResidualUnit(self.in_spec, out_channels, kernel_size, norm, act, dropout, int(subunits))
         self.out_spec = self.unit.out_spec
+        self.input_check = self._make_input_check()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.unit(self.down(self._validate(x)))
+    def _chain(self) -> List[nn.Module]:
+        return [self.down, self.unit]
 
 
 class EquivariantHead(_MonaiBlock):
@@ -289,6 +271,7 @@ class EquivariantHead(_MonaiBlock):
         self.out_spec = field_spec(self.group, out_channels, "scalar")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.conv = EquivariantConv3d(self.in_spec, self.out_spec, kernel_size, bias=bias)
+        self.input_check = self._make_input_check()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(self._validate(x))
+    def _chain(self) -> List[nn.Module]:
+        return [self.conv]

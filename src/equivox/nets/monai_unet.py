@@ -52,6 +52,9 @@ class EquivariantMonaiUNet(EquivariantNetwork):
 
     Equivariance: ``net(g.apply(x)) == g.apply(net(x))`` to float rounding for every grid-exact element ``g`` of
     ``group`` (all elements of ``octa``/``full_octa``); approximately for the other elements of ``ico``/``so3``/``o3``.
+
+    Built as MONAI's ``UNet``: override :meth:`_get_down_layer`, :meth:`_get_up_layer`, :meth:`_get_bottom_layer`
+    or :meth:`_get_connection_block` to change a layer kind (the state-dict layout stays as long as the layers do).
     """
 
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, out_channels: int = 2,
@@ -68,42 +71,65 @@ class EquivariantMonaiUNet(EquivariantNetwork):
             raise ValueError(f"num_res_units must be >= 0, got {num_res_units}")
         self.group, self.in_channels, self.out_channels = group, in_channels, out_channels
         self.channels, self.strides, self.num_res_units = channels, strides, int(num_res_units)
-        common = dict(group=group, act=act, norm=norm, dropout=dropout)
+        self.kernel_size, self.up_kernel_size, self.bias, self.upsample_mode = kernel_size, up_kernel_size, bias, \
+            upsample_mode
+        self.act, self.norm, self.dropout = act, norm, dropout
+        self.input_check = self._make_input_check()
+        self.model = self._create_block(in_channels, out_channels, channels, strides, True)
 
-        def down(cin: int, cout: int, stride: int, in_fields: str) -> nn.Module:
-            if self.num_res_units > 0:
-                return EquivariantResidualUnit(3, cin, cout, strides=stride, kernel_size=kernel_size,
-                                               subunits=self.num_res_units, in_fields=in_fields, **common)
-            return EquivariantConvolution(3, cin, cout, strides=stride, kernel_size=kernel_size, bias=bias,
-                                          in_fields=in_fields, **common)
+    def _common(self) -> dict:
+        return dict(group=self.group, act=self.act, norm=self.norm, dropout=self.dropout)
 
-        def up(cin: int, cout: int, stride: int, is_top: bool) -> nn.Module:
-            out_fields = "scalar" if is_top else "hidden"
-            conv = EquivariantConvolution(3, cin, cout, strides=stride, kernel_size=up_kernel_size, bias=bias,
-                                          in_fields="hidden", out_fields=out_fields, is_transposed=True,
-                                          conv_only=is_top and self.num_res_units == 0, upsample_mode=upsample_mode,
-                                          **common)
-            if self.num_res_units == 0:
-                return conv
-            if is_top:  # MONAI: ResidualUnit(out, out, subunits=1, last_conv_only=True) = x + conv(x)
-                tail = SkipConnection(EquivariantConvolution(3, cout, cout, kernel_size=kernel_size, bias=bias,
-                                                             in_fields="scalar", out_fields="scalar", conv_only=True,
-                                                             group=group), mode="add")
-            else:
-                tail = EquivariantResidualUnit(3, cout, cout, kernel_size=kernel_size, subunits=1,
-                                               in_fields="hidden", **common)
-            return nn.Sequential(conv, tail)
+    def _create_block(self, inc: int, outc: int, channels: Sequence[int], strides: Sequence[int],
+                      is_top: bool) -> nn.Module:
+        """One level (recursively the levels below it), as MONAI's ``UNet._create_block``: down layer, skip
+        connection around the sub-block, up layer."""
+        c, s = channels[0], strides[0]
+        if len(channels) > 2:
+            sub, up_in = self._create_block(c, c, channels[1:], strides[1:], False), 2 * c
+        else:  # bottom layer: no downsampling
+            sub, up_in = self._get_bottom_layer(c, channels[1]), c + channels[1]
+        down = self._get_down_layer(inc, c, s, is_top)
+        up = self._get_up_layer(up_in, outc, s, is_top)
+        return self._get_connection_block(down, up, sub)
 
-        def block(cin: int, cout: int, chans: Sequence[int], strs: Sequence[int], is_top: bool) -> nn.Module:
-            c, s = chans[0], strs[0]
-            if len(chans) > 2:
-                sub, up_in = block(c, c, chans[1:], strs[1:], False), 2 * c
-            else:  # bottom layer: no downsampling
-                sub, up_in = down(c, chans[1], 1, "hidden"), c + chans[1]
-            return nn.Sequential(down(cin, c, s, "scalar" if is_top else "hidden"), SkipConnection(sub),
-                                 up(up_in, cout, s, is_top))
+    def _get_connection_block(self, down_path: nn.Module, up_path: nn.Module, subblock: nn.Module) -> nn.Module:
+        """``down -> SkipConnection(subblock) (concatenation) -> up`` (override for another skip)."""
+        return nn.Sequential(down_path, SkipConnection(subblock), up_path)
 
-        self.model = block(in_channels, out_channels, channels, strides, True)
+    def _get_down_layer(self, in_channels: int, out_channels: int, strides: int, is_top: bool) -> nn.Module:
+        """``in_channels`` fields (scalar channels at the top) -> ``out_channels`` hidden fields, downsampled by
+        ``strides``: a residual unit of ``num_res_units`` convolutions, or one convolution."""
+        in_fields = "scalar" if is_top else "hidden"
+        if self.num_res_units > 0:
+            return EquivariantResidualUnit(3, in_channels, out_channels, strides=strides, kernel_size=self.kernel_size,
+                                           subunits=self.num_res_units, in_fields=in_fields, **self._common())
+        return EquivariantConvolution(3, in_channels, out_channels, strides=strides, kernel_size=self.kernel_size,
+                                      bias=self.bias, in_fields=in_fields, **self._common())
+
+    def _get_bottom_layer(self, in_channels: int, out_channels: int) -> nn.Module:
+        """The bottom level: a down layer without downsampling."""
+        return self._get_down_layer(in_channels, out_channels, 1, False)
+
+    def _get_up_layer(self, in_channels: int, out_channels: int, strides: int, is_top: bool) -> nn.Module:
+        """Hidden fields -> ``out_channels`` fields upsampled by ``strides`` (scalar logits at the top):
+        convolution at the coarse resolution then interpolation, plus (``num_res_units > 0``) a one-convolution
+        residual unit as MONAI."""
+        out_fields = "scalar" if is_top else "hidden"
+        conv = EquivariantConvolution(3, in_channels, out_channels, strides=strides, kernel_size=self.up_kernel_size,
+                                      bias=self.bias, in_fields="hidden", out_fields=out_fields, is_transposed=True,
+                                      conv_only=is_top and self.num_res_units == 0,
+                                      upsample_mode=self.upsample_mode, **self._common())
+        if self.num_res_units == 0:
+            return conv
+        if is_top:  # MONAI: ResidualUnit(out, out, subunits=1, last_conv_only=True) = x + conv(x)
+            tail = SkipConnection(EquivariantConvolution(3, out_channels, out_channels, kernel_size=self.kernel_size,
+                                                         bias=self.bias, in_fields="scalar", out_fields="scalar",
+                                                         conv_only=True, group=self.group), mode="add")
+        else:
+            tail = EquivariantResidualUnit(3, out_channels, out_channels, kernel_size=self.kernel_size, subunits=1,
+                                           in_fields="hidden", **self._common())
+        return nn.Sequential(conv, tail)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(self._validate(x))
+        return self.model(self.input_check(x))

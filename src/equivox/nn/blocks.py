@@ -1,4 +1,7 @@
-"""Equivariant building blocks: convolution + normalization + nonlinearity, and a residual unit."""
+"""Equivariant building blocks: convolution + normalization + nonlinearity, and a residual unit on field types.
+
+(:class:`FieldResidualUnit` takes field types; the MONAI-signature residual unit is
+:class:`equivox.nets.EquivariantResidualUnit`.)"""
 from __future__ import annotations
 
 from typing import Optional
@@ -6,15 +9,17 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..export import Residual, to_plain
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
 from .fieldwise import FieldNormAct
+from .module import EquivariantModule, as_field_spec
 from .pooling import InvariantPooling
 
-__all__ = ["EquivariantConvBlock", "EquivariantResidualUnit", "invariant_voxel_head"]
+__all__ = ["EquivariantConvBlock", "FieldResidualUnit", "invariant_voxel_head"]
 
 
-class EquivariantConvBlock(nn.Module):
+class EquivariantConvBlock(EquivariantModule):
     """``n_convs`` x (equivariant conv -> field norm -> nonlinearity [-> field dropout]).
 
     Args:
@@ -23,15 +28,15 @@ class EquivariantConvBlock(nn.Module):
         kernel_size, norm, act, dropout: as :class:`EquivariantConv3d` / :class:`FieldNormAct`.
         n_convs: number of convolutions (the first maps ``in_type`` to hidden fields).
 
-    Shapes: ``(B, in_type.size, D, H, W) -> (B, out_fields * field_size, D, H, W)``.
+    Shapes: ``(B, in_type.size, D, H, W) -> (B, out_fields * field_size, D, H, W)``. Exports to an
+    ``nn.Sequential`` of ``Conv3d`` / norm / activation layers.
     """
 
     def __init__(self, in_type, out_fields: int, kernel_size: int = 3, norm: Optional[str] = "batch", act="elu",
                  dropout: float = 0.0, n_convs: int = 2):
         super().__init__()
-        in_spec = in_type if isinstance(in_type, FieldSpec) else None
-        conv0 = EquivariantConv3d(in_type, FieldSpec.hidden(in_spec.group if in_spec else _group(in_type), out_fields),
-                                  kernel_size, bias=norm is None)
+        in_spec = as_field_spec(in_type)
+        conv0 = EquivariantConv3d(in_spec, FieldSpec.hidden(in_spec.group, out_fields), kernel_size, bias=norm is None)
         self.in_spec = conv0.in_spec
         self.out_spec = conv0.out_spec
         layers = []
@@ -43,12 +48,17 @@ class EquivariantConvBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 
+    def _export(self) -> nn.Module:
+        return to_plain(self.layers)
 
-class EquivariantResidualUnit(nn.Module):
-    """Residual unit (MONAI ``ResidualUnit`` analogue): ``block(x) + skip(x)``.
+
+class FieldResidualUnit(EquivariantModule):
+    """Residual unit on field types: ``block(x) + skip(x)`` with ``block`` an :class:`EquivariantConvBlock`.
 
     ``skip`` is the identity when the field types agree, else a 1x1x1 equivariant convolution.
-    Shapes: ``(B, in_type.size, D, H, W) -> (B, out_fields * field_size, D, H, W)``.
+    Shapes: ``(B, in_type.size, D, H, W) -> (B, out_fields * field_size, D, H, W)``. Exports to
+    :class:`equivox.export.Residual`. (Was ``equivox.nn.EquivariantResidualUnit``; the MONAI-signature unit of
+    that name is :class:`equivox.nets.EquivariantResidualUnit`.)
     """
 
     def __init__(self, in_type, out_fields: int, kernel_size: int = 3, norm: Optional[str] = "batch", act="elu",
@@ -61,6 +71,9 @@ class EquivariantResidualUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block(x) + self.skip(x)
+
+    def _export(self) -> nn.Module:
+        return Residual(to_plain(self.block), to_plain(self.skip))
 
 
 def invariant_voxel_head(in_spec: FieldSpec, out_channels: int, hidden_fields: int, norm: Optional[str] = "batch",
@@ -82,9 +95,3 @@ def invariant_voxel_head(in_spec: FieldSpec, out_channels: int, hidden_fields: i
     pool = InvariantPooling(group, hidden_fields, pooling)
     return nn.Sequential(conv, FieldNormAct(group, hidden_fields, norm, act), pool,
                          nn.Conv3d(pool.out_channels, out_channels, 1))
-
-
-def _group(field_type) -> str:
-    from ..groups import group_of_field_type
-
-    return group_of_field_type(field_type).name

@@ -25,8 +25,8 @@ from torch import nn
 
 from .._escnn import ESCNN_VERSION, enn, quiet
 from ..cache import cached_tensors
-from ..groups import group_of_field_type
 from .fields import FieldSpec
+from .module import EquivariantModule, as_field_spec
 
 __all__ = ["EquivariantConv3d", "pair_basis"]
 
@@ -153,7 +153,7 @@ def _same_indices(reprs: Tuple[str, ...], sizes: Dict[str, int], name: str) -> t
     return torch.tensor(idx, dtype=torch.long)
 
 
-class EquivariantConv3d(nn.Module):
+class EquivariantConv3d(EquivariantModule):
     """Equivariant 3D convolution between two field types (stride 1, "same" padding).
 
     Args:
@@ -174,13 +174,11 @@ class EquivariantConv3d(nn.Module):
 
     def __init__(self, in_type, out_type, kernel_size: int = 3, bias: bool = True, padding_mode: str = "zeros"):
         super().__init__()
-        group = out_type.group if isinstance(out_type, FieldSpec) else None
-        if group is None:
-            group = in_type.group if isinstance(in_type, FieldSpec) else group_of_field_type(out_type).name
-        self.in_spec = in_type if isinstance(in_type, FieldSpec) else FieldSpec.from_escnn(in_type, group)
-        self.out_spec = out_type if isinstance(out_type, FieldSpec) else FieldSpec.from_escnn(out_type, group)
-        if self.in_spec.group != self.out_spec.group:
-            raise TypeError(f"input fields of group {self.in_spec.group!r}, output of {self.out_spec.group!r}")
+        group = next((t.group for t in (out_type, in_type) if isinstance(t, FieldSpec)), None)
+        self.in_spec = as_field_spec(in_type, group)
+        if isinstance(out_type, FieldSpec) and out_type.group != self.in_spec.group:
+            raise TypeError(f"input fields of group {self.in_spec.group!r}, output of {out_type.group!r}")
+        self.out_spec = as_field_spec(out_type, self.in_spec.group)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and positive for exact equivariance, got {kernel_size}")
         self.kernel_size = int(kernel_size)
@@ -331,6 +329,9 @@ class EquivariantConv3d(nn.Module):
         return state
 
     # ------------------------------------------------------------------ export
+    def _export(self) -> nn.Conv3d:
+        return self.to_conv3d()
+
     def to_conv3d(self) -> nn.Conv3d:
         """A plain ``torch.nn.Conv3d`` computing the same function (weights copied, not shared)."""
         with torch.no_grad():

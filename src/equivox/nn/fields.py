@@ -10,13 +10,10 @@ from dataclasses import dataclass
 from typing import Tuple
 
 from .._escnn import enn
+from ..export import EquivarianceError
 from ..groups import Group, get_group
 
 __all__ = ["FieldSpec", "EquivarianceError"]
-
-
-class EquivarianceError(ValueError):
-    """Raised when an input would silently break exact equivariance (e.g. a size not divisible by the strides)."""
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,23 @@ exactly equivariant (escnn's ``InnerBatchNorm`` + ``PointwiseNonLinearity``).
 For ``fourier`` groups (SO(3), O(3)) a hidden field holds band-limited Fourier coefficients. The block samples the
 field on a grid of group elements (``A``), normalizes and applies the nonlinearity on the samples, and maps back
 (``A_inv``), as escnn's ``FourierELU``. The grid is closed under the grid-exact elements, so this is exact for
-them and approximate for other rotations.
+them and approximate for other rotations. Which of the two a group uses is its field kind's business
+(:class:`equivox.groups.FieldKind`: ``sampling_matrices`` is ``None`` or ``(A, A_inv)``); this module only reads it.
 """
 from __future__ import annotations
 
 from typing import Optional, Tuple, Union
 
+import copy
+
 import torch
 from monai.networks.layers.factories import Act
 from torch import nn
 
+from ..export import ExportError, bn_affine, grouped_1x1
 from ..groups import get_group
+from .fields import FieldSpec
+from .module import EquivariantModule
 
 __all__ = ["FieldNormAct", "make_activation"]
 
@@ -36,7 +42,7 @@ def make_activation(act: Union[str, Tuple, None]) -> nn.Module:
         raise ValueError(f"unknown activation {act!r} (use a MONAI Act name such as 'relu', 'elu', 'prelu')") from err
 
 
-class FieldNormAct(nn.Module):
+class FieldNormAct(EquivariantModule):
     """Normalization -> activation -> field dropout on ``n_fields`` hidden fields of ``group``.
 
     Args:
@@ -48,6 +54,10 @@ class FieldNormAct(nn.Module):
         dropout: probability of zeroing a whole field (keeps equivariance in distribution).
 
     Shapes: ``(B, n_fields * field_size, D, H, W)`` -> same.
+
+    Export: ``BatchNorm3d`` (per channel, the field's statistics repeated) or ``GroupNorm`` (one group per field)
+    and the activation; for sampled fields a grouped 1x1x1 ``Conv3d`` to the samples (batch norm folded in), the
+    norm / activation, and one back.
     """
 
     def __init__(self, group: str, n_fields: int, norm: Optional[str] = "batch", act="elu", dropout: float = 0.0):
@@ -56,8 +66,10 @@ class FieldNormAct(nn.Module):
         self.group = g.name
         self.n_fields = n_fields
         self.field_size = g.field_size
-        if g.kind == "fourier":
-            a, a_inv = g.fourier_matrices
+        self.in_spec = self.out_spec = FieldSpec.hidden(g, n_fields)
+        mats = g.sampling_matrices
+        if mats is not None:
+            a, a_inv = mats
             self.register_buffer("A", a.clone(), persistent=False)
             self.register_buffer("A_inv", a_inv.clone(), persistent=False)
         else:
@@ -90,5 +102,57 @@ class FieldNormAct(nn.Module):
             y = torch.einsum("kn,bfns->bfks", self.A_inv, y)
         return y.reshape(b, c, d, h, w)
 
+    def _export(self) -> nn.Module:
+        n = self.n_fields
+        sampled = self.A is not None
+        per_field = self.A.shape[0] if sampled else self.field_size
+        layers = []
+        norm = self.norm
+        if sampled:
+            if isinstance(norm, nn.BatchNorm3d):  # per-field affine map folded into the sampling convolution
+                scale, shift = bn_affine(norm)
+                layers.append(grouped_1x1(self.A, n, bias=shift.repeat_interleave(per_field)))
+                with torch.no_grad():
+                    layers[-1].weight.mul_(scale.repeat_interleave(per_field)[:, None, None, None, None])
+            else:
+                layers.append(grouped_1x1(self.A, n))
+        if isinstance(norm, nn.BatchNorm3d) and not sampled:
+            scale, shift = bn_affine(norm)
+            bn = nn.BatchNorm3d(n * per_field, eps=0.0, affine=True).to(scale)
+            with torch.no_grad():
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0)
+                bn.weight.copy_(scale.repeat_interleave(per_field))
+                bn.bias.copy_(shift.repeat_interleave(per_field))
+            layers.append(bn.eval())
+        elif isinstance(norm, nn.InstanceNorm3d):
+            if norm.track_running_stats:
+                raise ExportError("instance norm with running statistics is not supported by export")
+            gn = nn.GroupNorm(n, n * per_field, eps=norm.eps, affine=True)
+            with torch.no_grad():
+                w = norm.weight.detach() if norm.affine else torch.ones(n)
+                b = norm.bias.detach() if norm.affine else torch.zeros(n)
+                gn.weight.copy_(w.repeat_interleave(per_field))
+                gn.bias.copy_(b.repeat_interleave(per_field))
+            layers.append(gn)
+        elif not isinstance(norm, (nn.Identity, nn.BatchNorm3d)):
+            raise ExportError(f"unsupported normalization {type(norm).__name__} in {self}")
+        if not isinstance(self.act, nn.Identity):
+            layers.append(_per_channel_activation(self.act, n, per_field))
+        if sampled:
+            layers.append(grouped_1x1(self.A_inv, n))
+        return nn.Sequential(*layers)
+
     def extra_repr(self) -> str:
         return f"{self.group}: {self.n_fields} fields x {self.field_size}"
+
+
+def _per_channel_activation(act: nn.Module, n_fields: int, per_field: int) -> nn.Module:
+    """A copy of ``act``; a per-field ``PReLU`` becomes a per-channel one (slopes repeated)."""
+    act = copy.deepcopy(act)
+    if isinstance(act, nn.PReLU) and act.num_parameters > 1:
+        new = nn.PReLU(n_fields * per_field).to(act.weight)
+        with torch.no_grad():
+            new.weight.copy_(act.weight.detach().repeat_interleave(per_field))
+        return new
+    return act

@@ -11,36 +11,45 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..export import FieldMax, IrrepNorm, grouped_1x1
 from ..groups import get_group
+from .fields import FieldSpec
+from .module import EquivariantModule
 
 __all__ = ["InvariantPooling"]
 
 
-class InvariantPooling(nn.Module):
+class InvariantPooling(EquivariantModule):
     """Per-voxel invariant pooling of ``n_fields`` hidden fields.
 
     Args:
         group: registered group name.
         n_fields: number of hidden fields.
-        mode: ``"group"``, ``"norm"``, or ``None`` (``"group"`` for regular groups, ``"norm"`` for SO(3)/O(3)).
+        mode: ``"group"``, ``"norm"``, or ``None`` (the group's field kind decides: ``"group"`` for regular
+            fields, ``"norm"`` for the Fourier fields of SO(3)/O(3)).
 
     Shapes: ``(B, n_fields * field_size, D, H, W) -> (B, out_channels, D, H, W)`` with ``out_channels`` =
     ``n_fields`` (group pooling) or ``n_fields * n_irreps`` (norm pooling).
+
+    Export: :class:`~equivox.export.FieldMax` (after a grouped 1x1x1 ``Conv3d`` to the grid samples for sampled
+    fields) or :class:`~equivox.export.IrrepNorm`.
     """
 
     def __init__(self, group: str, n_fields: int, mode=None):
         super().__init__()
         g = get_group(group)
-        mode = mode or ("group" if g.kind == "regular" else "norm")
+        mode = mode or g.default_pooling
         if mode not in ("group", "norm"):
             raise ValueError(f"pooling mode must be 'group' or 'norm', got {mode!r}")
         self.mode = mode
         self.n_fields = n_fields
         self.field_size = g.field_size
+        self.in_spec = FieldSpec.hidden(g, n_fields)
         if mode == "group":
             self.out_channels = n_fields
-            if g.kind == "fourier":
-                self.register_buffer("A", g.fourier_matrices[0].clone(), persistent=False)
+            mats = g.sampling_matrices
+            if mats is not None:
+                self.register_buffer("A", mats[0].clone(), persistent=False)
             else:
                 self.A = None
         else:
@@ -56,6 +65,7 @@ class InvariantPooling(nn.Module):
             self.register_buffer("Q_inv", q_inv, persistent=False)
             self.register_buffer("assign", assign, persistent=False)
             self.out_channels = n_fields * len(sizes)
+        self.out_spec = FieldSpec.scalar(g, self.out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, d, h, w = x.shape
@@ -67,6 +77,13 @@ class InvariantPooling(nn.Module):
         y = torch.einsum("jk,bfkdhw->bfjdhw", self.Q_inv, y).pow(2)
         y = torch.einsum("ij,bfjdhw->bfidhw", self.assign, y)
         return (y + 1e-12).sqrt().reshape(b, self.out_channels, d, h, w)
+
+    def _export(self) -> nn.Module:
+        if self.mode == "group":
+            if self.A is None:
+                return FieldMax(self.n_fields, self.field_size)
+            return nn.Sequential(grouped_1x1(self.A, self.n_fields), FieldMax(self.n_fields, self.A.shape[0]))
+        return IrrepNorm(grouped_1x1(self.Q_inv, self.n_fields), grouped_1x1(self.assign, self.n_fields))
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, {self.n_fields} fields -> {self.out_channels} invariant channels"

@@ -18,26 +18,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fields import EquivarianceError
+from ..export import EquivarianceError, divisibility_message
+from .module import EquivariantModule
 
 __all__ = ["EquivariantDownsample", "EquivariantUpsample", "check_divisible"]
 
 
 def check_divisible(shape, factor: int, where: str = "input") -> None:
     """Raise :class:`EquivarianceError` unless every spatial size in ``shape`` (``(D, H, W)``) divides by ``factor``."""
-    bad = [int(s) for s in shape if int(s) % factor]
-    if bad:
-        raise EquivarianceError(
-            f"{where} spatial size {tuple(int(s) for s in shape)} is not divisible by {factor}: pooling it would not "
-            f"be exactly equivariant under 90-degree rotations. Pad or crop each spatial size to a multiple of "
-            f"{factor} (e.g. monai.transforms.DivisiblePad(k={factor}))."
-        )
+    sizes = [int(s) for s in shape]
+    if any(s % factor for s in sizes):
+        raise EquivarianceError(divisibility_message(where, sizes, int(factor)))
 
 
-class EquivariantDownsample(nn.Module):
+class EquivariantDownsample(EquivariantModule):
     """Average pooling by ``factor`` (window = stride = factor). ``(B, C, D, H, W) -> (B, C, D/f, H/f, W/f)``.
 
-    Raises :class:`EquivarianceError` if a spatial size is not divisible by ``factor``.
+    Any field type (it acts on every channel alike). Raises :class:`EquivarianceError` if a spatial size is not
+    divisible by ``factor``. Exports to ``nn.AvgPool3d`` (``nn.Identity`` for factor 1).
     """
 
     def __init__(self, factor: int = 2):
@@ -51,14 +49,17 @@ class EquivariantDownsample(nn.Module):
             check_divisible(x.shape[2:], self.factor, "feature map")
         return F.avg_pool3d(x, self.factor)
 
+    def _export(self) -> nn.Module:
+        return nn.AvgPool3d(self.factor) if self.factor > 1 else nn.Identity()
+
     def extra_repr(self) -> str:
         return f"factor={self.factor}"
 
 
-class EquivariantUpsample(nn.Module):
+class EquivariantUpsample(EquivariantModule):
     """Interpolation by ``factor`` (``"trilinear"``, align_corners=False, or ``"nearest"``); exact for any size.
 
-    ``(B, C, D, H, W) -> (B, C, f*D, f*H, f*W)``.
+    ``(B, C, D, H, W) -> (B, C, f*D, f*H, f*W)``; any field type. Exports to ``nn.Upsample``.
     """
 
     def __init__(self, factor: int = 2, mode: str = "trilinear"):
@@ -74,6 +75,13 @@ class EquivariantUpsample(nn.Module):
         if self.mode == "nearest":
             return F.interpolate(x, scale_factor=self.factor, mode="nearest")
         return F.interpolate(x, scale_factor=self.factor, mode="trilinear", align_corners=False)
+
+    def _export(self) -> nn.Module:
+        if self.factor == 1:
+            return nn.Identity()
+        if self.mode == "nearest":
+            return nn.Upsample(scale_factor=float(self.factor), mode="nearest")
+        return nn.Upsample(scale_factor=float(self.factor), mode="trilinear", align_corners=False)
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}, mode={self.mode!r}"

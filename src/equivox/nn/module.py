@@ -1,0 +1,99 @@
+"""The one contract of equivox modules: :class:`EquivariantModule` (field types in and out, one input validator,
+``export()``), and :func:`as_field_spec`, the one coercion of field-type arguments.
+
+Modelled on escnn's ``EquivariantModule`` (``in_type`` / ``out_type``, ``export``; containers export by recursing)
+but on plain tensors: an equivox module takes and returns ``torch.Tensor`` s ``(B, C, D, H, W)``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..export import InputCheck, export, export_children
+from ..groups import get_group, group_of_field_type
+from .fields import FieldSpec
+
+__all__ = ["EquivariantModule", "as_field_spec", "input_check"]
+
+
+def as_field_spec(field_type, group=None) -> FieldSpec:
+    """A :class:`FieldSpec` from a ``FieldSpec`` (returned as is) or an escnn ``FieldType``.
+
+    Args:
+        field_type: the field type.
+        group: registered group of an escnn ``FieldType`` (name or ``Group``); default: the registered group whose
+            gspace it lives on (:func:`equivox.groups.group_of_field_type`; ambiguous for groups that differ only
+            in their axis frame: pass ``group`` or a ``FieldSpec`` then).
+
+    Raises:
+        TypeError: neither a ``FieldSpec`` nor an escnn ``FieldType`` of a registered group.
+    """
+    if isinstance(field_type, FieldSpec):
+        if group is not None and get_group(group).name != field_type.group:
+            raise TypeError(f"field spec of group {field_type.group!r} where group {get_group(group).name!r} was "
+                            "expected")
+        return field_type
+    if not hasattr(field_type, "gspace") or not hasattr(field_type, "representations"):
+        raise TypeError(f"expected a FieldSpec or an escnn FieldType, got {type(field_type).__name__}")
+    name = get_group(group).name if group is not None else group_of_field_type(field_type).name
+    return FieldSpec.from_escnn(field_type, name)
+
+
+def input_check(spec: FieldSpec, multiple: int, name: str, detail: bool = False) -> InputCheck:
+    """The :class:`~equivox.export.InputCheck` of a module reading ``spec`` fields (sizes divisible by
+    ``multiple``); ``detail``: explain wrong channel counts in fields (MONAI-style blocks)."""
+    g = get_group(spec.group)
+    hidden = len(spec) > 0 and spec.reprs[0] != g.gspace.trivial_repr.name
+    return InputCheck(spec.size, multiple, name, g.field_size if (hidden or detail) else 1, g.name, hidden, detail)
+
+
+class EquivariantModule(nn.Module):
+    """Base of every equivox layer, block and network.
+
+    Contract:
+
+    * ``in_spec`` / ``out_spec``: the :class:`FieldSpec` of the input and output (set by the subclass; an encoder
+      returning one tensor per level has ``out_specs``);
+    * inputs of networks and MONAI-style blocks are validated by one :class:`~equivox.export.InputCheck`
+      submodule (``self.input_check``; the same module, with the same eager / TorchScript / ``torch.compile``
+      behaviour, checks the exported model);
+    * :meth:`export` returns a plain-torch module computing the eval-mode function; a subclass defines what it
+      becomes by overriding :meth:`_export`. The default keeps the class and exports every child, so a subclass
+      whose ``forward`` only calls its children, ``torch`` functions and attributes of plain types exports
+      without writing anything (write that ``forward`` scriptable to keep the export scriptable).
+    """
+
+    __jit_unused_properties__ = ["out_tensor_channels"]
+
+    def export(self, fold_batchnorm: bool = False) -> nn.Module:
+        """Plain PyTorch module (``torch.nn`` layers only) computing this module's eval-mode function.
+
+        See :func:`equivox.export.export` (also for ``fold_batchnorm``): scriptable, ``torch.export``-able, same
+        input checks. The module itself is not modified.
+        """
+        return export(self, fold_batchnorm)
+
+    def _export(self) -> nn.Module:
+        """The plain module replacing this one in an export (called in eval mode, under ``no_grad``).
+
+        Default: this class with every child replaced by its export (:func:`equivox.export.export_children`)."""
+        return export_children(self)
+
+    @property
+    def out_tensor_channels(self) -> int:
+        """Tensor channels of the output (``out_spec.size``)."""
+        return self.out_spec.size
+
+    def evaluate_output_shape(self, input_shape) -> tuple:
+        """Output shape for an input of ``input_shape`` ``(B, C, D, H, W)`` (computed by a forward pass on zeros in
+        eval mode, so it holds for every module)."""
+        was = self.training
+        self.eval()
+        try:
+            ref = next(iter(self.parameters()), None)
+            x = torch.zeros(tuple(input_shape), device=ref.device if ref is not None else None)
+            with torch.no_grad():
+                y = self(x)
+        finally:
+            self.train(was)
+        return tuple(y.shape) if isinstance(y, torch.Tensor) else tuple(tuple(t.shape) for t in y)
