@@ -43,6 +43,7 @@ __all__ = [
     "register_group",
     "available_groups",
     "get_group",
+    "grid_elements_of_name",
     "group_of_field_type",
     "cube_rotations",
     "cube_symmetries",
@@ -260,6 +261,8 @@ class GroupSpec:
         exact_spacing: which voxel spacings the group is exact for: ``"isotropic"`` (all three equal),
             ``"axial"`` (the two axes other than ``slice_axis`` equal) or ``"any"``.
         slice_axis: for axial groups, the tensor axis (0 = D, 1 = H, 2 = W) the rotations keep.
+        listed_grid_elements: optional ``() -> [GridElement]`` giving the grid-exact elements without building
+            escnn objects (the cube groups); must equal :attr:`Group.grid_elements` as a set.
     """
 
     name: str
@@ -270,6 +273,7 @@ class GroupSpec:
     frame: Tuple[int, int, int] = (0, 1, 2)
     exact_spacing: str = "isotropic"
     slice_axis: Optional[int] = None
+    listed_grid_elements: Optional[Callable[[], List["GridElement"]]] = None
 
     @property
     def kind(self) -> str:
@@ -296,21 +300,23 @@ GROUPS: Dict[str, GroupSpec] = {
     spec.name: spec
     for spec in [
         GroupSpec("trivial", "no symmetry: a plain CNN on the same code path (baseline)",
-                  lambda: gspaces.trivialOnR3(), exact_spacing="any"),
+                  lambda: gspaces.trivialOnR3(), exact_spacing="any",
+                  listed_grid_elements=lambda: [GridElement.from_matrix(np.eye(3))]),
         GroupSpec("octa", "octahedral group O: the 24 rotations of the cube (all grid-exact)",
-                  lambda: gspaces.octaOnR3()),
+                  lambda: gspaces.octaOnR3(), listed_grid_elements=cube_rotations),
         GroupSpec("full_octa", "full octahedral group O_h: 48 elements, rotations and inversion (all grid-exact)",
-                  lambda: gspaces.fullOctaOnR3()),
+                  lambda: gspaces.fullOctaOnR3(), listed_grid_elements=cube_symmetries),
         GroupSpec("ico", "icosahedral group I: 60 rotations (12 grid-exact)",
                   lambda: gspaces.icoOnR3()),
         GroupSpec("full_ico", "full icosahedral group I_h: 120 elements (24 grid-exact)",
                   lambda: gspaces.fullIcoOnR3()),
         GroupSpec("so3", "continuous rotations SO(3), band-limited fields (L=2) (24 grid-exact)",
                   lambda: gspaces.rot3dOnR3(maximum_frequency=2),
-                  FourierFields(band_limit=2, n_seeds=3, seed=7), continuous=True),
+                  FourierFields(band_limit=2, n_seeds=3, seed=7), continuous=True, listed_grid_elements=cube_rotations),
         GroupSpec("o3", "continuous rotations and reflections O(3), band-limited fields (L=2) (48 grid-exact)",
                   lambda: gspaces.flipRot3dOnR3(maximum_frequency=2),
-                  FourierFields(band_limit=2, n_seeds=3, seed=7, reflections=True), continuous=True),
+                  FourierFields(band_limit=2, n_seeds=3, seed=7, reflections=True), continuous=True,
+                  listed_grid_elements=cube_symmetries),
         *_axial_specs(),
     ]
 }
@@ -401,6 +407,21 @@ def check_spacing(group, spacing, rtol: float = 1e-3) -> None:
         warnings.warn(f"group {name!r} is not exact for voxel spacing {tuple(float(v) for v in spacing)} mm: its "
                       f"rotations do not map the physical grid onto itself. Exact groups for this spacing: "
                       f"{', '.join(exact)} (or resample to isotropic voxels).", UserWarning, stacklevel=2)
+
+
+def grid_elements_of_name(name: str) -> List[GridElement]:
+    """The grid-exact elements of the registered group ``name`` (identity first), from the spec's
+    ``listed_grid_elements`` when it has them (no escnn object is built), else from :func:`get_group`.
+
+    Raises:
+        ValueError: unknown name.
+    """
+    spec = GROUPS.get(name)
+    if spec is not None and spec.listed_grid_elements is not None:
+        out = list(spec.listed_grid_elements())
+        out.sort(key=lambda e: (not e.is_identity, e.name))
+        return out
+    return list(get_group(name).grid_elements)
 
 
 def available_groups() -> List[str]:

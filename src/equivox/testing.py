@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Union
 
 import torch
+from monai.networks import eval_mode
 
 from .groups import GridElement, cube_rotations, get_group
 
@@ -52,9 +53,7 @@ def equivariance_errors(
     elif isinstance(elements, str):
         elements = get_group(elements).grid_elements
     perm = class_permutation if class_permutation is not None else getattr(model, "class_permutation", None)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):  # eval mode and no_grad for the check; the training flag is restored afterwards
         ref = model(x)
         scale = ref.abs().max().clamp_min(1e-12)
         out = []
@@ -66,8 +65,6 @@ def equivariance_errors(
             diff = (y - target).abs().max()
             out.append(ElementError(g.name, float(diff), float(diff / scale)))
         return out
-    finally:
-        model.train(was_training)
 
 
 def format_error_table(errors: Iterable[ElementError], title: Optional[str] = None) -> str:

@@ -30,7 +30,7 @@ from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import ensure_tuple_rep
 from scipy.spatial.transform import Rotation
 
-from ..groups import GridElement, cube_rotations, cube_symmetries
+from ..groups import GridElement, grid_elements_of_name
 
 __all__ = [
     "random_rotation_matrices",
@@ -182,11 +182,9 @@ def _finish(out: torch.Tensor, img, was_numpy: bool, m: np.ndarray):
     """Return ``out`` in the input's type; for a MetaTensor, update its affine so voxels keep world positions."""
     if was_numpy:
         return out.contiguous().numpy()
-    try:
-        from monai.data import MetaTensor
-    except ImportError:  # pragma: no cover
-        MetaTensor = None
-    if MetaTensor is not None and isinstance(img, MetaTensor):
+    from monai.data import MetaTensor
+
+    if isinstance(img, MetaTensor):
         in_shape = np.array(img.shape[-3:], dtype=np.float64)
         out_shape = np.array(out.shape[-3:], dtype=np.float64)
         c_in = (in_shape - 1) / 2.0
@@ -218,22 +216,11 @@ def _modes_for(keys, mode, name="mode"):
 def grid_elements_of(group) -> List[GridElement]:
     """The grid-exact elements of ``group`` (identity first).
 
-    ``group`` is a registry name (``"octa"``, ``"so3"``: the 24 cube rotations; ``"full_octa"``, ``"o3"``: the
-    48 cube symmetries; ``"trivial"``: identity; ``"ico"``/``"full_ico"``: built through
-    :func:`equivox.groups.get_group`), a ``Group``, or a sequence of :class:`GridElement`.
-    The cube groups are listed without building escnn objects (same elements as ``get_group(g).grid_elements``).
+    ``group`` is a registry name (:func:`equivox.groups.grid_elements_of_name`: groups whose spec lists its
+    elements, e.g. the cube groups, need no escnn object), a ``Group``, or a sequence of :class:`GridElement`.
     """
     if isinstance(group, str):
-        fast = {"octa": cube_rotations, "so3": cube_rotations, "full_octa": cube_symmetries, "o3": cube_symmetries}
-        if group == "trivial":
-            return [GridElement.from_matrix(np.eye(3))]
-        if group in fast:
-            out = fast[group]()
-            out.sort(key=lambda e: (not e.is_identity, e.name))
-            return out
-        from ..groups import get_group
-
-        return list(get_group(group).grid_elements)
+        return grid_elements_of_name(group)
     if hasattr(group, "grid_elements"):
         return list(group.grid_elements)
     els = list(group)

@@ -5,6 +5,7 @@ import contextlib
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
+from monai.networks import eval_mode as monai_eval_mode
 
 from ..data.rotations import grid_elements_of
 from .rotations import Rotation, rotation_set
@@ -94,15 +95,11 @@ def default_rotations(model, rotations) -> List[Rotation]:
 
 @contextlib.contextmanager
 def eval_mode(model: torch.nn.Module, device):
-    """Put ``model`` in eval mode on ``device`` for the block; restore its training flag afterwards."""
-    was_training = model.training
-    model.eval()
+    """``monai.networks.eval_mode`` (eval mode and ``no_grad`` for the block, training flag restored) on ``model``
+    moved to ``device``."""
     model.to(device)
-    try:
-        with torch.no_grad():
-            yield model
-    finally:
-        model.train(was_training)
+    with monai_eval_mode(model):
+        yield model
 
 
 def grid_check_elements(model, rotations: Sequence[Rotation]):

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from monai.networks import eval_mode
 from torch import nn
 
 __all__ = ["evaluate_nnunet_model", "load_predictor", "network_equivariance_errors"]
@@ -64,9 +65,7 @@ def network_equivariance_errors(network: nn.Module, x: torch.Tensor, group: Opti
         raise ValueError(f"network_equivariance_errors needs one cubic input (1, C, S, S, S), got {tuple(x.shape)}")
     group = group or getattr(network, "group", None)
     elements = get_group(group).grid_elements if group else cube_rotations()
-    was = network.training
-    network.eval()
-    try:
+    with eval_mode(network):  # monai: eval mode and no_grad, training flag restored
         def run(inp):
             out = network(inp)
             return list(out) if isinstance(out, (list, tuple)) else [out]
@@ -81,8 +80,6 @@ def network_equivariance_errors(network: nn.Module, x: torch.Tensor, group: Opti
                 for j, g in enumerate(els):
                     worst[k] = max(worst[k], float((o[j:j + 1] - g.apply(r)).abs().max()) / scale)
         return worst
-    finally:
-        network.train(was)
 
 
 def _as_list(images) -> List[str]:

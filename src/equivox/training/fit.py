@@ -194,15 +194,10 @@ def _loader(ds, cfg: TrainConfig, shuffle: bool, batch_size: int):
     from torch.utils.data import DataLoader
 
     g = torch.Generator().manual_seed(cfg.seed)
-    collate = None
-    try:
-        from monai.data import list_data_collate
+    from monai.data import list_data_collate
 
-        collate = list_data_collate
-    except ImportError:  # pragma: no cover
-        pass
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=cfg.num_workers, generator=g,
-                      collate_fn=collate, persistent_workers=cfg.num_workers > 0,
+                      collate_fn=list_data_collate, persistent_workers=cfg.num_workers > 0,
                       worker_init_fn=seed_worker if cfg.num_workers > 0 else None)
 
 
