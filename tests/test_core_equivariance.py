@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from equivox._escnn import enn
-from equivox.groups import cube_rotations, get_group
+from equivox.groups import GROUPS as REGISTRY, cube_rotations, get_group
 from equivox.nn import EquivarianceError, EquivariantConv3d, FieldSpec
 from equivox.testing import equivariance_errors, format_error_table
 
@@ -13,7 +13,8 @@ from equivox.testing import equivariance_errors, format_error_table
 # octa/full_octa must be exact to rounding; ico/full_ico/so3/o3 are exact on their grid-exact elements by
 # construction too (grid-closed kernel sampling and Fourier grids), asserted under the same documented bound.
 EXACT_BOUND = 1e-4
-GROUPS = ["octa", "full_octa", "ico", "full_ico", "so3", "o3"]
+# every registered isotropic group (octa, full_octa, ico, full_ico, so3, o3); the axial ones: test_axial_groups.py
+GROUPS = [n for n, s in REGISTRY.items() if s.exact_spacing == "isotropic"]
 
 
 def _trained_stats(model, x):
