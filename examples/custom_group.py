@@ -7,7 +7,7 @@ The group here is C2: the two half turns about the W axis
 """
 import torch
 
-from equivox._escnn import gspaces
+from escnn import gspaces
 from equivox.groups import AXIS_FRAMES, GroupSpec, get_group, register_group
 from equivox.nets import EquivariantUNet, InvariantClassifier
 from equivox.testing import equivariance_errors
