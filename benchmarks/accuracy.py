@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from equivox.accuracy import COMPETITORS, format_records, run_suite, save_records, summarize_records
+from equivox.accuracy import COMPETITORS, format_records, plot_records, run_suite, save_records
 
 FULL = ["equivariant (octa)", "equivariant (octa) + PCA pose", "plain (matched params)", "plain (matched compute)",
         "plain + grid aug", "plain + so3 aug", "plain + grid aug + TTA24", "plain + PCA pose + grid aug",
@@ -38,56 +38,6 @@ def _ints(s: str):
 
 def _floats(s: str):
     return [float(v) for v in s.split(",")]
-
-
-def plot(records, out: Path) -> list:
-    """Score per model and rotation kind, data-efficiency curves and score vs training time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = summarize_records(records)
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    top = max(r["train_fraction"] for r in rows)
-    paths = []
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    kinds = [("upright", "upright"), ("mean_grid", "cube mean"), ("worst_grid", "cube worst"),
-             ("mean_so3", "SO(3) mean"), ("worst_so3", "SO(3) worst")]
-    width = 0.8 / len(kinds)
-    full = [next(r for r in rows if r["model"] == m and r["train_fraction"] == top) for m in models]
-    for j, (key, label) in enumerate(kinds):
-        ax.bar([i + j * width for i in range(len(models))], [r[key] or 0 for r in full], width,
-               yerr=[r[key + "_std"] or 0 for r in full], label=label)
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(models))])
-    ax.set_xticklabels(models, rotation=25, ha="right", fontsize=8)
-    ax.set_ylabel(records[0]["metric"])
-    ax.set_title(f"{records[0]['dataset']}: score by rotation kind (train fraction {top:g})")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out / "rotation_scores.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
-    for key, fname, xlabel in (("train_fraction", "data_efficiency.png", "training fraction"),
-                               ("train_seconds", "score_vs_train_time.png", "training seconds (CPU)")):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for ax, score, title in ((axes[0], "worst_grid", "worst cube rotation"), (axes[1], "mean_so3",
-                                                                                    "random SO(3) mean")):
-            for m in models:
-                rs = sorted((r for r in rows if r["model"] == m), key=lambda r: r[key])
-                ax.errorbar([r[key] for r in rs], [r[score] or 0 for r in rs], yerr=[r[score + "_std"] or 0 for r in rs],
-                            marker="o", label=m, capsize=2)
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(records[0]["metric"])
-            ax.set_title(title)
-            if key == "train_seconds":
-                ax.set_xscale("log")
-        axes[1].legend(fontsize=7)
-        fig.tight_layout()
-        paths.append(out / fname)
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
-    return paths
 
 
 def main(argv=None) -> int:
@@ -122,7 +72,7 @@ def main(argv=None) -> int:
         result["records"], result["config"]["seeds"] = records, seeds
         save_records(result, out)
         print(format_records(records, records[0]["metric"]), flush=True)
-    files = plot(records, out)
+    files = plot_records(records, out)
     stem = Path(a.dataset).stem.lower()
     if stem in MEDMNIST_PUBLISHED:
         print(f"published MedMNIST v2 test ACC ({stem}): {MEDMNIST_PUBLISHED[stem]}")

@@ -29,7 +29,7 @@ from torch import nn
 
 __all__ = ["Competitor", "COMPETITORS", "DATASETS", "RECORD_KEYS", "ClassificationData", "PooledInput",
            "load_classification_data", "nested_fractions", "build_competitor", "run_suite", "summarize_records",
-           "format_records", "save_records", "so3_content_lost"]
+           "format_records", "plot_records", "save_records", "so3_content_lost"]
 
 #: keys every record has (more follow: metric, n_test, eval_cost, std_grid, content_lost_so3, ...)
 RECORD_KEYS = ("dataset", "model", "augment", "train_fraction", "seed", "params", "train_seconds", "upright",
@@ -419,8 +419,8 @@ def format_records(records: Sequence[Dict], metric: str = "accuracy") -> str:
     return "\n".join(lines)
 
 
-def save_records(result: Dict, out: Path) -> List[Path]:
-    """Write ``accuracy.json`` (records + config + machine), ``accuracy.csv`` and ``accuracy_table.txt``."""
+def save_records(result: Dict, out: Path, stem: str = "accuracy") -> List[Path]:
+    """Write ``<stem>.json`` (records + config + machine), ``<stem>.csv`` and ``<stem>_table.txt``."""
     import csv
     import platform
 
@@ -433,7 +433,7 @@ def save_records(result: Dict, out: Path) -> List[Path]:
            "machine": {"platform": platform.platform(), "processor": platform.processor(),
                        "cpus": torch.get_num_threads(), "torch": torch.__version__,
                        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
-    paths = [out / "accuracy.json", out / "accuracy.csv", out / "accuracy_table.txt"]
+    paths = [out / f"{stem}.json", out / f"{stem}.csv", out / f"{stem}_table.txt"]
     paths[0].write_text(json.dumps(doc, indent=2, default=str))
     keys = list(dict.fromkeys(k for r in records for k in r))
     with paths[1].open("w", newline="") as fh:
@@ -443,3 +443,57 @@ def save_records(result: Dict, out: Path) -> List[Path]:
     paths[2].write_text(table + "\n")
     return paths
 
+
+def plot_records(records: Sequence[Dict], out: Path,
+                 x_keys: Sequence[str] = ("train_fraction", "train_seconds"), prefix: str = "") -> List[Path]:
+    """Plots of suite records of one dataset (mean +- std over seeds): ``<prefix>rotation_scores.png`` (score per
+    model and rotation kind) and, per ``x_keys`` entry, ``<prefix>data_efficiency.png`` (score vs training
+    fraction) / ``<prefix>score_vs_train_time.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summarize_records(records)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    top = max(r["train_fraction"] for r in rows)
+    paths = []
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    kinds = [("upright", "upright"), ("mean_grid", "cube mean"), ("worst_grid", "cube worst"),
+             ("mean_so3", "SO(3) mean"), ("worst_so3", "SO(3) worst")]
+    width = 0.8 / len(kinds)
+    full = [next(r for r in rows if r["model"] == m and r["train_fraction"] == top) for m in models]
+    for j, (key, label) in enumerate(kinds):
+        ax.bar([i + j * width for i in range(len(models))], [r[key] or 0 for r in full], width,
+               yerr=[r[key + "_std"] or 0 for r in full], label=label)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(models))])
+    ax.set_xticklabels(models, rotation=25, ha="right", fontsize=8)
+    ax.set_ylabel(records[0]["metric"])
+    ax.set_title(f"{records[0]['dataset']}: score by rotation kind (train fraction {top:g})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out / f"{prefix}rotation_scores.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    axes_kinds = {"train_fraction": ("data_efficiency.png", "training fraction"),
+                  "train_seconds": ("score_vs_train_time.png", "training seconds")}
+    for key in x_keys:
+        fname, xlabel = axes_kinds[key]
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for ax, score, title in ((axes[0], "worst_grid", "worst cube rotation"), (axes[1], "mean_so3",
+                                                                                    "random SO(3) mean")):
+            for m in models:
+                rs = sorted((r for r in rows if r["model"] == m), key=lambda r: r[key])
+                ax.errorbar([r[key] for r in rs], [r[score] or 0 for r in rs], yerr=[r[score + "_std"] or 0 for r in rs],
+                            marker="o", label=m, capsize=2)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(records[0]["metric"])
+            ax.set_title(title)
+            if key == "train_seconds":
+                ax.set_xscale("log")
+        axes[1].legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(out / f"{prefix}{fname}")
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+    return paths

@@ -9,6 +9,7 @@ from torch import nn
 from ..nn.blocks import EquivariantConvBlock, invariant_voxel_head
 from ..nn.conv import EquivariantConv3d
 from ..nn.fields import FieldSpec
+from ..nn.heads import GroupStatsHead
 from ..nn.label_swap import ClassSwapHead
 from ..nn.sampling import EquivariantUpsample
 from .encoder import EncoderNetwork
@@ -29,11 +30,14 @@ class EquivariantUNet(EncoderNetwork):
             spatial size divisible by ``prod(strides)``.
         group: registered group name. kernel_size, norm, act, dropout, convs_per_level: as the encoder.
         upsample_mode: ``"trilinear"`` or ``"nearest"``.
-        head: ``"linear"`` (default): one 1x1x1 equivariant conv to the classes (it sees one invariant per regular
-            field, the field's mean); ``"pool"``: a nonlinear invariant map before the classes
+        head: how the last decoder fields become per-voxel logits (docs/segmentation.md has the measurements):
+            ``"linear"`` (default): one 1x1x1 equivariant conv to the classes (it sees one invariant per regular
+            field, the field's mean); ``"stats"``: mean, max and min of every field over the group, normalized, then
+            a 1x1x1 conv (:class:`~equivox.nn.GroupStatsHead`); ``"pool"``: a nonlinear invariant map
             (:func:`~equivox.nn.invariant_voxel_head`: 1x1x1 lift to ``head_fields`` fields, norm, nonlinearity,
-            invariant pooling, 1x1x1 linear). Measured on the bundled chest CT (docs/training.md): "pool" learns
-            faster early (val Dice 0.081 vs 0.017 after 6 steps) but not better after 40 (0.161 vs 0.184).
+            invariant pooling, 1x1x1 linear); ``"oriented"``: a plain 1x1x1 conv on all tensor channels, which reads
+            the features' absolute orientation: **not** invariant (a choice for upright scans: equivariant features
+            plus orientation; the equivariance check then reports the error).
         head_fields: hidden fields of the ``"pool"`` / class-swap head (default ``4 * channels[0]``).
         class_swaps: label-permuting equivariance for groups with reflections (e.g. ``full_octa``): disjoint class
             pairs, e.g. ``[(1, 2)]`` for left/right lung, that swap under every improper element
@@ -47,6 +51,9 @@ class EquivariantUNet(EncoderNetwork):
     With ``class_swaps``, improper elements also permute the classes: ``net(g.apply(x)) ==
     g.apply(net(x))[:, net.class_permutation]`` (the evaluation permutes labels alike).
     """
+
+    #: the ``head`` choices
+    HEADS = ("linear", "stats", "pool", "oriented")
 
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, out_channels: int = 2,
                  channels: Sequence[int] = (4, 8, 16), strides: Sequence[int] = (2, 2), group: str = "octa",
@@ -65,8 +72,9 @@ class EquivariantUNet(EncoderNetwork):
                                          convs_per_level)
             self.decoders.append(block)
             spec = block.out_spec
-        if head not in ("pool", "linear"):
-            raise ValueError(f"head must be 'pool' or 'linear', got {head!r}")
+        if head not in self.HEADS:
+            raise ValueError(f"head must be one of {self.HEADS}, got {head!r}")
+        self.head_kind = head
         head_fields = int(head_fields or 4 * self.channels[0])
         if class_swaps:
             self.head = ClassSwapHead(spec, self.out_channels, class_swaps, head_fields, norm, act)
@@ -79,6 +87,10 @@ class EquivariantUNet(EncoderNetwork):
         """Hidden fields of the last decoder level -> per-voxel invariant logits (override to customise)."""
         if head == "linear":
             return EquivariantConv3d(spec, FieldSpec.scalar(self.group, self.out_channels), kernel_size=1, bias=True)
+        if head == "stats":
+            return GroupStatsHead(spec, self.out_channels, norm)
+        if head == "oriented":
+            return nn.Conv3d(spec.size, self.out_channels, 1)
         return invariant_voxel_head(spec, self.out_channels, head_fields, norm, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from .canonical import CanonicalPose
 from .conv import EquivariantConv3d
 from .fields import EquivarianceError, FieldSpec
 from .fieldwise import FieldNormAct
+from .heads import GroupStatsHead
 from .label_swap import ClassSwapHead, class_permutation, permute_labels
 from .module import EquivariantModule, as_field_spec
 from .pooling import InvariantPooling
@@ -25,6 +26,7 @@ __all__ = [
     "EquivarianceError",
     "FieldNormAct",
     "FieldSpec",
+    "GroupStatsHead",
     "InvariantPooling",
     "as_field_spec",
     "check_divisible",

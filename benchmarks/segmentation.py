@@ -1,0 +1,72 @@
+"""Segmentation suite: equivariant U-Nets vs plain U-Nets on the bundled scans, upright and rotated.
+
+Trains every competitor (``equivox.segmentation_suite.SEG_COMPETITORS``) for the same steps and seeds on random
+patches of each bundled volume, scores it on the validation crop upright / under the 24 cube rotations / under
+random SO(3) rotations (image and label together), and writes ``OUT/segmentation.json`` (records with the
+accuracy suite's keys: dataset, model, augment, train_fraction, seed, params, train_seconds, upright, mean_grid,
+worst_grid, mean_so3, worst_so3, plus per-class Dice and the learning curve), ``segmentation.csv``,
+``segmentation_table.txt`` and plots (``<dataset>_rotation_scores.png``, ``<dataset>_score_vs_train_time.png``,
+``learning_curves.png``). Results are saved after every dataset and seed.
+
+    python benchmarks/segmentation.py --quick --out /tmp/seg             # about a minute (smoke run)
+    python benchmarks/segmentation.py --out benchmarks/results/segmentation  # the CPU run of docs/segmentation.md
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from equivox.accuracy import format_records, plot_records, save_records
+from equivox.segmentation_suite import SEG_COMPETITORS, plot_learning_curves, run_segmentation_suite
+
+FULL = ["equivariant (octa)", "equivariant (octa), linear head", "equivariant (octa) + orientation",
+        "plain (matched params)", "plain (matched compute)", "plain + grid aug", "plain + so3 aug",
+        "MONAI UNet (matched params)"]
+QUICK = ["equivariant (octa)", "plain (matched params)", "plain + grid aug", "MONAI UNet (matched params)"]
+#: per dataset: (downsample, validation crop) so that a crop fits the downsampled volume
+GEOMETRY = {"chest_ct": (2, 48), "brain_atlas": (2, 40)}
+
+
+def _ints(s: str):
+    return [int(v) for v in s.split(",")]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="chest_ct,brain_atlas", help="comma-separated bundled datasets")
+    p.add_argument("--models", default=None, help=f"';'-separated competitors (known: {'; '.join(SEG_COMPETITORS)})")
+    p.add_argument("--seeds", type=_ints, default=None, help="seeds, e.g. 0,1,2")
+    p.add_argument("--channels", type=_ints, default=None, help="fields per level of the reference U-Net")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of 2 steps (32 patches, batch 16)")
+    p.add_argument("--n-random", type=int, default=None, help="random SO(3) rotations")
+    p.add_argument("--quick", action="store_true", help="tiny models, 1 epoch, 16^3 patches")
+    p.add_argument("--out", default="outputs/segmentation")
+    a = p.parse_args(argv)
+    q = a.quick
+    models = a.models.split(";") if a.models else (QUICK if q else FULL)
+    seeds = a.seeds or ([0] if q else [0, 1])
+    out = Path(a.out)
+    records, result = [], None
+    for ds in a.datasets.split(","):
+        down, crop = GEOMETRY.get(ds, (2, 48))
+        kw = dict(downsample=4 if q else down, patch_size=16 if q else 24, val_crop=16 if q else crop,
+                  channels=a.channels or ([1, 2] if q else [2, 4]), strides=[2],
+                  epochs=a.epochs or (1 if q else 20), patches_per_epoch=8 if q else 32, batch_size=4 if q else 16,
+                  n_random=a.n_random if a.n_random is not None else (1 if q else 4))
+        for seed in seeds:
+            result = run_segmentation_suite(ds, models, [seed], out=out / "runs", **kw)
+            records += result["records"]
+            result["records"], result["config"]["seeds"] = records, seeds
+            result["config"]["datasets"] = a.datasets.split(",")
+            save_records(result, out, "segmentation")
+            print(format_records(records, "dice"), flush=True)
+    files = [plot_learning_curves(records, out / "learning_curves.png")]
+    for ds in dict.fromkeys(r["dataset"] for r in records):
+        files += plot_records([r for r in records if r["dataset"] == ds], out, ("train_seconds",), f"{ds}_")
+    print("wrote", out / "segmentation.json", *files)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
