@@ -10,8 +10,6 @@ equivox's set-up and leaving it undoes it:
   escnn's caches are disabled (one :class:`equivox.cache.CacheWarning`): everything works, slower on first use;
 * Clebsch-Gordan coefficients come from :mod:`equivox._escnn_cg` (the same numbers, ~10x faster for finite
   groups);
-* escnn's regular representations and finite-group irreps come from shipped, checked tables when they match
-  (:mod:`equivox._escnn_tables`): a fresh machine builds ``octa`` / ``full_octa`` / ``ico`` without recomputing;
 * escnn's prints and warnings are silenced, and its null spaces use the dense ``scipy`` SVD (deterministic)
   instead of scikit-learn's ``randomized_svd``.
 
@@ -29,7 +27,7 @@ from typing import List, Optional, Tuple
 from joblib import Memory
 from joblib.memory import MemorizedFunc
 
-from . import _escnn_cg, _escnn_tables
+from . import _escnn_cg
 from .cache import usable_cache_dir
 
 with warnings.catch_warnings():
@@ -69,6 +67,9 @@ _ESCNN_OWN[(escnn.group._numerical, "randomized_svd")] = getattr(escnn.group._nu
 _REP = escnn.group.representation
 _ESCNN_OWN[(_REP, "build_regular_representation")] = _REP.build_regular_representation
 
+# equivox's solver falls back on escnn's own for what it does not cover (equivox state; escnn is not touched)
+_escnn_cg.set_fallback(_ESCNN_OWN[(_CG, "_clebsh_gordan_tensor")].func)
+
 _lock = threading.RLock()
 _depth = 0
 _replacements: Optional[List[Tuple[object, str, object]]] = None
@@ -88,11 +89,9 @@ def setup() -> None:
                 out.append((module, name, _memory.cache(obj.func, ignore=obj.ignore or None)))
             elif isinstance(obj, Memory):
                 out.append((module, name, _memory))
-        _escnn_cg.set_fallback(_ESCNN_OWN[(_CG, "_clebsh_gordan_tensor")].func)
         out = [r for r in out if r[:2] != (_CG, "_clebsh_gordan_tensor")]
         out.append((_CG, "_clebsh_gordan_tensor", _memory.cache(_escnn_cg.clebsh_gordan_tensor)))
         out.append((escnn.group._numerical, "randomized_svd", None))
-        _escnn_tables.seed_joblib(_memory.location, ESCNN_VERSION)  # copies missing files; never overwrites
         _replacements = out
 
 
@@ -103,8 +102,6 @@ def _apply() -> None:
     for module, name, new in _replacements:
         if getattr(module, name, None) is _ESCNN_OWN[(module, name)]:  # leave other code's patches alone
             setattr(module, name, new)
-    if getattr(_REP, "build_regular_representation") is _ESCNN_OWN[(_REP, "build_regular_representation")]:
-        _escnn_tables.install(escnn, ESCNN_VERSION)
 
 
 def _restore() -> None:
