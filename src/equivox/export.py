@@ -28,6 +28,7 @@ import copy
 from typing import List, Optional
 
 import torch
+from monai.networks import eval_mode
 from torch import nn
 
 __all__ = ["export", "to_plain", "export_children", "fold_batch_norms", "ExportError", "InputCheck", "FieldMax",
@@ -310,15 +311,10 @@ def export(model: nn.Module, fold_batchnorm: bool = False) -> nn.Module:
     Raises:
         ExportError: for a module it cannot convert (named).
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = to_plain(model)
-            if fold_batchnorm:
-                out = fold_batch_norms(out)
-    finally:
-        model.train(was_training)
+    with eval_mode(model):  # eval mode and no_grad while converting; the training flags are restored
+        out = to_plain(model)
+        if fold_batchnorm:
+            out = fold_batch_norms(out)
     ref = next(iter(model.parameters()), None)
     if ref is not None:
         out = out.to(device=ref.device)

@@ -7,6 +7,7 @@ but on plain tensors: an equivox module takes and returns ``torch.Tensor`` s ``(
 from __future__ import annotations
 
 import torch
+from monai.networks import eval_mode
 from torch import nn
 
 from ..export import InputCheck, export, export_children
@@ -87,13 +88,8 @@ class EquivariantModule(nn.Module):
     def evaluate_output_shape(self, input_shape) -> tuple:
         """Output shape for an input of ``input_shape`` ``(B, C, D, H, W)`` (computed by a forward pass on zeros in
         eval mode, so it holds for every module)."""
-        was = self.training
-        self.eval()
-        try:
-            ref = next(iter(self.parameters()), None)
-            x = torch.zeros(tuple(input_shape), device=ref.device if ref is not None else None)
-            with torch.no_grad():
-                y = self(x)
-        finally:
-            self.train(was)
+        ref = next(iter(self.parameters()), None)
+        x = torch.zeros(tuple(input_shape), device=ref.device if ref is not None else None)
+        with eval_mode(self):
+            y = self(x)
         return tuple(y.shape) if isinstance(y, torch.Tensor) else tuple(tuple(t.shape) for t in y)
