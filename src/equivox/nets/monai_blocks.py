@@ -6,7 +6,7 @@ MONAI                                                  equivox (this module)
 ``monai.networks.blocks.Convolution``                  :class:`EquivariantConvolution`
 ``monai.networks.blocks.ResidualUnit``                 :class:`EquivariantResidualUnit`
 final ``Convolution(..., conv_only=True)`` of a UNet   :class:`EquivariantHead` (hidden -> scalar logits)
-encoder / ``FeatureExtractor`` (multi-scale features)  :class:`EquivariantFeatureExtractor`
+encoder / ``FeatureExtractor`` (multi-scale features)  :class:`~equivox.nets.EquivariantFeatureExtractor`
 =====================================================  ==================================================
 
 Every block takes and returns plain ``torch.Tensor`` s ``(B, C, D, H, W)`` (a MONAI ``MetaTensor`` is accepted
