@@ -410,9 +410,6 @@ def shipped_tensors(key: str) -> Optional[Dict[str, torch.Tensor]]:
     meta = manifest.get("entries", {}).get(name)
     if meta is None:
         return None
-    memo = _shipped_state.setdefault("entries", {})
-    if name in memo:
-        return memo[name]
     result = None
     file_meta = manifest.get("files", {}).get(meta.get("file"))
     entries = _shipped_file(meta["file"], file_meta["sha256"]) if file_meta else None
@@ -428,8 +425,7 @@ def shipped_tensors(key: str) -> Optional[Dict[str, torch.Tensor]]:
             warn_once(f"shipped-entry-{name}", f"equivox's shipped entry {key!r} is rejected "
                       f"({type(err).__name__}: {err}); solving it instead")
             result = None
-    memo[name] = result
-    return result
+    return result  # unpacked afresh per call: callers own their tensors (no aliasing between callers)
 
 
 def reset_shipped() -> None:
