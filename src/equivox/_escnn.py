@@ -10,6 +10,8 @@ equivox's set-up and leaving it undoes it:
   escnn's caches are disabled (one :class:`equivox.cache.CacheWarning`): everything works, slower on first use;
 * Clebsch-Gordan coefficients come from :mod:`equivox._escnn_cg` (the same numbers, ~10x faster for finite
   groups);
+* escnn's regular representations and finite-group irreps come from shipped, checked tables when they match
+  (:mod:`equivox._escnn_tables`): a fresh machine builds ``octa`` / ``full_octa`` / ``ico`` without recomputing;
 * escnn's prints and warnings are silenced, and its null spaces use the dense ``scipy`` SVD (deterministic)
   instead of scikit-learn's ``randomized_svd``.
 
@@ -27,7 +29,7 @@ from typing import List, Optional, Tuple
 from joblib import Memory
 from joblib.memory import MemorizedFunc
 
-from . import _escnn_cg
+from . import _escnn_cg, _escnn_tables
 from .cache import usable_cache_dir
 
 with warnings.catch_warnings():
@@ -92,6 +94,7 @@ def setup() -> None:
         out = [r for r in out if r[:2] != (_CG, "_clebsh_gordan_tensor")]
         out.append((_CG, "_clebsh_gordan_tensor", _memory.cache(_escnn_cg.clebsh_gordan_tensor)))
         out.append((escnn.group._numerical, "randomized_svd", None))
+        _escnn_tables.seed_joblib(_memory.location, ESCNN_VERSION)  # copies missing files; never overwrites
         _replacements = out
 
 
@@ -102,6 +105,8 @@ def _apply() -> None:
     for module, name, new in _replacements:
         if getattr(module, name, None) is _ESCNN_OWN[(module, name)]:  # leave other code's patches alone
             setattr(module, name, new)
+    if getattr(_REP, "build_regular_representation") is _ESCNN_OWN[(_REP, "build_regular_representation")]:
+        _escnn_tables.install(escnn, ESCNN_VERSION)
 
 
 def _restore() -> None:
