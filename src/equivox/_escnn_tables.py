@@ -20,6 +20,7 @@ import hashlib
 import io
 import logging
 import lzma
+import os
 import tarfile
 import warnings
 from pathlib import Path
@@ -54,12 +55,13 @@ def _show_cache_warnings():
 
 def seed_joblib(location: Optional[str], escnn_version: str) -> int:
     """Copy the shipped escnn joblib entries missing under ``location`` (escnn's joblib ``Memory`` location;
-    ``None``: no cache, nothing done). Files already there are never overwritten. Returns the number copied.
+    ``None``: no cache, nothing done; nothing either with ``EQUIVOX_NO_SHIPPED=1``). Files already there are never
+    overwritten. Returns the number copied.
 
     Skipped (with one ``CacheWarning``) when the archive's SHA-256 or a member's does not match the manifest or
     the manifest was made with another escnn / joblib version.
     """
-    if location is None:
+    if location is None or os.environ.get("EQUIVOX_NO_SHIPPED"):
         return 0
     import json
 

@@ -273,9 +273,24 @@ def _irreps_pack(t: torch.Tensor, cob: tuple, rtol: float) -> Optional[dict]:
         packed["ref"].append(ref)
     packed["ref"] = torch.tensor(packed["ref"], dtype=torch.int32)
     stored = sum(b.numel() for b in packed["blocks"]) + 2 * o * o + 2 * i * i
+    packed = _flatten_lists(packed)
     if stored > t.numel() // 2 or (_irreps_unpack(packed) - t).abs().max() > rtol * scale:
         return None
     return packed
+
+
+def _flatten_lists(packed: dict) -> dict:
+    """Lists of tensors -> one concatenated tensor + ``<name>_ptr`` offsets each (a few large tensors load much
+    faster than thousands of small ones)."""
+    out = {}
+    for k, v in packed.items():
+        if k in ("rows", "cols", "elements", "blocks") and isinstance(v, list):
+            flat = [t.reshape(-1) for t in v]
+            out[k] = torch.cat(flat) if flat else torch.zeros(0)
+            out[f"{k}_ptr"] = torch.tensor([0] + [t.numel() for t in flat], dtype=torch.int64).cumsum(0)
+        else:
+            out[k] = v
+    return out
 
 
 def _irreps_unpack(p: dict) -> torch.Tensor:
@@ -283,10 +298,15 @@ def _irreps_unpack(p: dict) -> torch.Tensor:
     dtype = getattr(torch, p["dtype"])
     out = torch.zeros(n_b, o, i, n_s, dtype=dtype)
     q_out, q_in_inv = p["q_out"].to(dtype), p["q_in_inv"].to(dtype)
-    for rows, cols, elems, ref in zip(p["rows"], p["cols"], p["elements"], p["ref"].tolist()):
-        rows, cols = rows.long(), cols.long()
-        out[elems.long()] = torch.einsum("pr,grcs,cq->gpqs", q_out[:, rows], p["blocks"][ref].to(dtype),
-                                         q_in_inv[cols])
+    rp, cp, ep, bp = (p[f"{k}_ptr"].tolist() for k in ("rows", "cols", "elements", "blocks"))
+    rows_all, cols_all, elems_all = p["rows"].long(), p["cols"].long(), p["elements"].long()
+    blocks_all = p["blocks"].to(dtype)
+    for g, ref in enumerate(p["ref"].tolist()):
+        rows, cols, elems = rows_all[rp[g]:rp[g + 1]], cols_all[cp[g]:cp[g + 1]], elems_all[ep[g]:ep[g + 1]]
+        block = blocks_all[bp[ref]:bp[ref + 1]].reshape(len(elems), len(rows), len(cols), n_s)
+        # (n_g, S, r, c) -> Q_out[:, rows] @ . @ Q_in_inv[cols] -> (n_g, S, o, i) -> (n_g, o, i, S)
+        y = torch.matmul(torch.matmul(q_out[:, rows], block.permute(0, 3, 1, 2)), q_in_inv[cols])
+        out[elems] = y.permute(0, 2, 3, 1)
     return out
 
 
