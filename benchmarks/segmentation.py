@@ -20,9 +20,10 @@ from pathlib import Path
 from equivox.accuracy import format_records, plot_records, save_records
 from equivox.segmentation_suite import SEG_COMPETITORS, plot_learning_curves, run_segmentation_suite
 
-FULL = ["equivariant (octa)", "equivariant (octa), linear head", "equivariant (octa) + orientation",
-        "plain (matched params)", "plain (matched compute)", "plain + grid aug", "plain + so3 aug",
-        "MONAI UNet (matched params)"]
+FULL = ["equivariant (octa, stats head)", "equivariant (octa, linear head)", "equivariant (octa, stats head, fields 3-2)",
+        "equivariant (octa) + orientation",
+        "equivariant (d4_axial)", "plain (matched params)", "plain (matched compute)", "plain + grid aug",
+        "plain + so3 aug", "MONAI UNet (matched params)"]
 QUICK = ["equivariant (octa)", "plain (matched params)", "plain + grid aug", "MONAI UNet (matched params)"]
 #: per dataset: (downsample, validation crop) so that a crop fits the downsampled volume
 GEOMETRY = {"chest_ct": (2, 48), "brain_atlas": (2, 40)}

@@ -6,7 +6,7 @@ import torch
 from equivox.accuracy import RECORD_KEYS, ClassificationData
 from equivox.accuracy import nested_fractions, run_suite, so3_content_lost
 from equivox.data.rotations import random_rotation_matrices, rotate_volume
-from equivox.data.voxel_grids import voxelize_mesh
+from equivox.data import voxelize_mesh
 from equivox.evaluation import rotation_set
 
 

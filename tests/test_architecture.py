@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from equivox.baselines import build_from_spec
+from equivox.baselines import SPEC_VERSION, build_from_spec, upgrade_spec
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pre_refactor"
 MODELS = json.loads((FIXTURES / "models.json").read_text())
@@ -18,7 +18,7 @@ MODELS = json.loads((FIXTURES / "models.json").read_text())
 def test_pre_refactor_checkpoint_loads_and_gives_the_same_outputs(name):
     """State dicts written by the code before the refactor load strictly and reproduce the stored outputs, eager
     and exported."""
-    model = build_from_spec(MODELS[name])
+    model = build_from_spec(upgrade_spec(MODELS[name]))  # a saved spec: defaults of its time
     model.load_state_dict(torch.load(FIXTURES / f"{name}.pt"), strict=True)
     model.eval()
     x = torch.load(FIXTURES / "input.pt")
@@ -241,7 +241,7 @@ def test_unknown_model_names_the_registered_ones_and_user_models_register():
     register_model("test_tiny", tiny)
     try:
         m = build_from_spec({"cls": "test_tiny", "kwargs": {"width": 5}})
-        assert m.out_channels == 5 and m.equivox_spec == {"cls": "test_tiny", "kwargs": {"width": 5}}
+        assert m.out_channels == 5 and m.equivox_spec == {"cls": "test_tiny", "kwargs": {"width": 5}, "version": SPEC_VERSION}
         with pytest.raises(ValueError, match="already registered"):
             register_model("test_tiny", lambda: None)
     finally:

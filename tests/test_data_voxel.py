@@ -234,7 +234,7 @@ def test_modelnet_bad_folders(tmp_path):
         voxelize_files([tmp_path / "ds" / "chair" / "train" / "broken.off"], size=8, progress=False)
 
 
-# one module per job: meshes, arrays, MedMNIST, mesh folders (the old voxel_grids module only re-exports them)
+# one module per job: meshes, arrays, MedMNIST, mesh folders (the old voxel_grids module is gone)
 MODULE_JOBS = {
     "meshes": {"MESH_EXTENSIONS", "load_mesh", "mesh_to_grid_coordinates", "voxelize_mesh"},
     "arrays": {"load_array", "load_voxel_file"},
@@ -248,13 +248,12 @@ def test_voxel_modules_hold_one_job_each_and_are_reexported(module):
     import importlib
 
     import equivox.data as data
-    from equivox.data import voxel_grids
 
     mod = importlib.import_module(f"equivox.data.{module}")
     assert set(mod.__all__) == MODULE_JOBS[module]
     for name in mod.__all__:
         obj = getattr(mod, name)
-        assert getattr(data, name) is obj and getattr(voxel_grids, name) is obj and name in data.__all__
+        assert getattr(data, name) is obj and name in data.__all__
         if callable(obj) and not isinstance(obj, tuple):
             assert obj.__module__ == mod.__name__ and obj.__doc__, name  # defined here, documented
     other = set().union(*(v for k, v in MODULE_JOBS.items() if k != module))

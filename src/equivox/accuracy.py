@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Competitor", "COMPETITORS", "DATASETS", "RECORD_KEYS", "ClassificationData", "PooledInput",
+__all__ = ["Competitor", "COMPETITORS", "RECORD_KEYS", "ClassificationData", "PooledInput",
            "load_classification_data", "nested_fractions", "build_competitor", "run_suite", "summarize_records",
            "format_records", "plot_records", "save_records", "so3_content_lost"]
 
@@ -109,27 +109,28 @@ def _stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> Tuple[np.n
     return keep, hold
 
 
-def _furniture() -> ClassificationData:
-    from .data import load_furniture_shapes
+def _registered(name: str) -> ClassificationData:
+    """A classification dataset of the registry (:func:`equivox.data.get_dataset`): its train and test splits, and
+    15 % of train (stratified, fixed seed) held out for checkpoint selection, the same rule for every dataset."""
+    from .data import get_dataset
 
-    tr, te = load_furniture_shapes("train"), load_furniture_shapes("test")
-    keep, hold = _stratified_holdout(tr["label"], 0.15, seed=1234)
-    x = torch.from_numpy(tr["voxels"].astype(np.float32))[:, None]
-    return ClassificationData("furniture", x[keep], tr["label"][keep], x[hold], tr["label"][hold],
-                              torch.from_numpy(te["voxels"].astype(np.float32))[:, None], te["label"],
-                              tr["class_names"], "accuracy",
-                              "Sweet Home 3D furniture (9 classes, 32^3 occupancy; val = 15 % of train, held out)")
+    spec = get_dataset(name, "classification")
+    tr, te = spec.load_split("train"), spec.load_split("test")
 
+    def grids(a) -> torch.Tensor:
+        x = torch.from_numpy(np.asarray(a, dtype=np.float32))
+        return x[:, None] if x.dim() == 4 else x
 
-def _lidc() -> ClassificationData:
-    from .data import load_lidc_nodules
-
-    d = {s: load_lidc_nodules(s) for s in ("train", "val", "test")}
-    t = {s: torch.from_numpy(d[s]["masks"].astype(np.float32))[:, None] for s in d}
-    return ClassificationData("lidc", t["train"], d["train"]["label"], t["val"], d["val"]["label"], t["test"],
-                              d["test"]["label"], list(d["train"]["class_names"]), "auroc",
-                              "LIDC-IDRI nodule masks, benign vs malignant (malignancy is mostly size: "
-                              "orientation matters little here)")
+    y_tr, y_te = np.asarray(tr["labels"]).astype(np.int64), np.asarray(te["labels"]).astype(np.int64)
+    keep, hold = _stratified_holdout(y_tr, 0.15, seed=1234)
+    x = grids(tr["images"])
+    k = int(max(y_tr.max(), y_te.max())) + 1
+    names = list(tr.get("class_names") or [str(i) for i in range(k)])
+    metric = "auroc" if k == 2 else "accuracy"
+    about = spec.metadata()["description"].rstrip(".")
+    caption = f"{about} (val = 15 % of train, held out; scores on the test split)"
+    return ClassificationData(spec.name, x[keep], y_tr[keep], x[hold], y_tr[hold], grids(te["images"]), y_te,
+                              names, metric, caption)
 
 
 def _medmnist(path: str) -> ClassificationData:
@@ -146,17 +147,13 @@ def _medmnist(path: str) -> ClassificationData:
                               f"MedMNIST-3D {Path(path).name} (official train/val/test splits)")
 
 
-#: bundled dataset loaders (a ``.npz`` path selects the MedMNIST-3D loader)
-DATASETS: Dict[str, Callable[[], ClassificationData]] = {"furniture": _furniture, "lidc": _lidc}
-
-
 def load_classification_data(name: str) -> ClassificationData:
-    """Load a suite dataset: a :data:`DATASETS` name or a MedMNIST-3D ``.npz`` path."""
-    if name in DATASETS:
-        return DATASETS[name]()
-    if name.endswith(".npz"):
+    """Load a suite dataset: a registered classification dataset (:func:`equivox.data.dataset_names`, e.g.
+    ``"furniture"``, ``"lidc"``, or one registered from user code) or a MedMNIST-3D ``.npz`` path (official
+    train/val/test splits)."""
+    if str(name).endswith(".npz"):
         return _medmnist(name)
-    raise ValueError(f"unknown dataset {name!r}: use one of {sorted(DATASETS)} or a MedMNIST-3D .npz path")
+    return _registered(name)
 
 
 def nested_fractions(labels: np.ndarray, fractions: Sequence[float], seed: int) -> Dict[float, np.ndarray]:
@@ -267,7 +264,8 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
     """Train and score every competitor on every (train fraction, seed); return ``{"records", "reports", ...}``.
 
     Args:
-        dataset: :data:`DATASETS` name, a MedMNIST-3D ``.npz`` path, or a :class:`ClassificationData`.
+        dataset: registered classification dataset name, a MedMNIST-3D ``.npz`` path, or a
+            :class:`ClassificationData` (:func:`load_classification_data`).
         competitors: names in :data:`COMPETITORS`. The equivariant ``InvariantClassifier(channels, strides,
             group="octa", ...)`` is the *reference* that plain competitors are matched to (built whether or not
             it is listed).

@@ -87,11 +87,30 @@ def model_spec(model: nn.Module) -> Dict:
     return spec
 
 
+#: version stamped into every spec :func:`build_from_spec` records; saved specs without one are version 1
+SPEC_VERSION = 2
+#: constructor defaults that changed, by the last spec version that had them (filled in by :func:`upgrade_spec`)
+_OLD_DEFAULTS = {1: {"EquivariantUNet": {"head": "linear"}}}
+
+
+def upgrade_spec(spec: Dict) -> Dict:
+    """A *saved* spec (checkpoint, JSON) brought to :data:`SPEC_VERSION`: constructor defaults that changed since
+    it was written are filled in with their old values, so it rebuilds the architecture it was saved with (e.g. a
+    version-1 ``EquivariantUNet`` spec without ``head`` gets ``head="linear"``, the default of that time)."""
+    version = int(spec.get("version", 1))
+    kwargs = dict(spec["kwargs"])
+    for v in range(version, SPEC_VERSION):
+        for key, value in _OLD_DEFAULTS.get(v, {}).get(spec["cls"], {}).items():
+            kwargs.setdefault(key, value)
+    return {"cls": spec["cls"], "kwargs": kwargs, "version": SPEC_VERSION}
+
+
 def build_from_spec(spec: Dict) -> nn.Module:
     """Build a model from ``{"cls": <registered name>, "kwargs": {...}}`` (names: :mod:`equivox.nets.registry`:
     every equivox network, ``"monai.UNet"``, and whatever user code registered); the model remembers its spec as
-    ``model.equivox_spec`` (used by checkpoints). List-valued ``channels``/``strides``/``hidden_features`` (JSON)
-    are passed as tuples.
+    ``model.equivox_spec`` (used by checkpoints, stamped with :data:`SPEC_VERSION`). List-valued
+    ``channels``/``strides``/``hidden_features`` (JSON) are passed as tuples. Missing arguments take today's
+    defaults: rebuild a *saved* spec through :func:`upgrade_spec` (as :func:`equivox.training.load_checkpoint` does).
 
     Raises:
         ValueError: unknown ``cls``; the message lists the registered names.
@@ -102,7 +121,7 @@ def build_from_spec(spec: Dict) -> nn.Module:
             kwargs[k] = tuple(kwargs[k])
     model = get_model(cls)(**kwargs)
     model.equivox_spec = {"cls": cls, "kwargs": {k: list(v) if isinstance(v, tuple) else v
-                                                 for k, v in kwargs.items()}}
+                                                 for k, v in kwargs.items()}, "version": SPEC_VERSION}
     return model
 
 

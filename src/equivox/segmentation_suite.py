@@ -37,8 +37,11 @@ class SegCompetitor:
             twin at the reference's parameter count), ``"plain_compute"`` (trivial-group twin at the reference's
             tensor widths: same convolution FLOPs, ~|G| times the parameters), ``"monai_unet"`` (MONAI ``UNet``,
             parameters matched).
-        group, head: of an ``"equivariant"`` competitor (``head`` as :class:`~equivox.nets.EquivariantUNet`).
+        group, head: of an ``"equivariant"`` competitor (``head`` as :class:`~equivox.nets.EquivariantUNet`); a
+            group other than ``octa`` gets the fields per level that match the reference's parameter count.
         augment: training augmentation (``"none"``, ``"grid"``, ``"so3"``).
+        channels: fields per level of an ``"equivariant"`` competitor instead of the reference's (e.g. more fields
+            at full resolution, fewer below, at about the same parameter count).
     """
 
     name: str
@@ -46,13 +49,17 @@ class SegCompetitor:
     group: str = "octa"
     head: Optional[str] = None
     augment: str = "none"
+    channels: Optional[Tuple[int, ...]] = None
 
 
 #: registry of segmentation competitors (``--models`` names of ``benchmarks/segmentation.py``)
 SEG_COMPETITORS: Dict[str, SegCompetitor] = {c.name: c for c in [
     SegCompetitor("equivariant (octa)", "equivariant"),
-    SegCompetitor("equivariant (octa), linear head", "equivariant", head="linear"),
+    SegCompetitor("equivariant (octa, stats head)", "equivariant", head="stats"),
+    SegCompetitor("equivariant (octa, linear head)", "equivariant", head="linear"),
+    SegCompetitor("equivariant (octa, stats head, fields 3-2)", "equivariant", head="stats", channels=(3, 2)),
     SegCompetitor("equivariant (octa) + orientation", "equivariant", head="oriented"),
+    SegCompetitor("equivariant (d4_axial)", "equivariant", "d4_axial"),
     SegCompetitor("plain (matched params)", "plain_params"),
     SegCompetitor("plain (matched compute)", "plain_compute"),
     SegCompetitor("plain + grid aug", "plain_params", augment="grid"),
@@ -63,11 +70,18 @@ SEG_COMPETITORS: Dict[str, SegCompetitor] = {c.name: c for c in [
 
 def build_seg_competitor(comp: SegCompetitor, reference: nn.Module, base_kwargs: Dict, seed: int) -> nn.Module:
     """The network of ``comp``; ``reference`` is the default ``octa`` U-Net the plain competitors are matched to."""
-    from .baselines import build_from_spec, count_parameters, matched_baseline, matched_monai_unet
+    from .baselines import build_from_spec, count_parameters, match_channels, matched_baseline, matched_monai_unet
 
     torch.manual_seed(seed)
     if comp.arch == "equivariant":
-        kwargs = {**base_kwargs, "group": comp.group, **({"head": comp.head} if comp.head else {})}
+        kwargs = {**base_kwargs, "group": comp.group, **({"head": comp.head} if comp.head else {}),
+                  **({"channels": list(comp.channels)} if comp.channels else {})}
+        if comp.group != reference.group:
+            def build(ch):
+                return build_from_spec({"cls": "EquivariantUNet", "kwargs": {**kwargs, "channels": list(ch)}})
+
+            kwargs["channels"] = list(match_channels(count_parameters(reference), base_kwargs["channels"], build))
+            torch.manual_seed(seed)
         return build_from_spec({"cls": "EquivariantUNet", "kwargs": kwargs})
     if comp.arch == "plain_params":
         return matched_baseline(reference)

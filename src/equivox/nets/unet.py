@@ -31,9 +31,9 @@ class EquivariantUNet(EncoderNetwork):
         group: registered group name. kernel_size, norm, act, dropout, convs_per_level: as the encoder.
         upsample_mode: ``"trilinear"`` or ``"nearest"``.
         head: how the last decoder fields become per-voxel logits (docs/segmentation.md has the measurements):
-            ``"linear"`` (default): one 1x1x1 equivariant conv to the classes (it sees one invariant per regular
-            field, the field's mean); ``"stats"``: mean, max and min of every field over the group, normalized, then
-            a 1x1x1 conv (:class:`~equivox.nn.GroupStatsHead`); ``"pool"``: a nonlinear invariant map
+            ``"stats"`` (default): mean, max and min of every field over the group, normalized, then a 1x1x1 conv
+            (:class:`~equivox.nn.GroupStatsHead`); ``"linear"`` (the default before spec version 2): one 1x1x1
+            equivariant conv to the classes (it sees one invariant per regular field, the field's mean); ``"pool"``: a nonlinear invariant map
             (:func:`~equivox.nn.invariant_voxel_head`: 1x1x1 lift to ``head_fields`` fields, norm, nonlinearity,
             invariant pooling, 1x1x1 linear); ``"oriented"``: a plain 1x1x1 conv on all tensor channels, which reads
             the features' absolute orientation: **not** invariant (a choice for upright scans: equivariant features
@@ -58,7 +58,7 @@ class EquivariantUNet(EncoderNetwork):
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, out_channels: int = 2,
                  channels: Sequence[int] = (4, 8, 16), strides: Sequence[int] = (2, 2), group: str = "octa",
                  kernel_size: int = 3, norm: Optional[str] = "batch", act="elu", dropout: float = 0.0,
-                 convs_per_level: int = 2, upsample_mode: str = "trilinear", head: str = "linear",
+                 convs_per_level: int = 2, upsample_mode: str = "trilinear", head: str = "stats",
                  head_fields: Optional[int] = None, class_swaps: Optional[Sequence[Sequence[int]]] = None):
         super().__init__()
         self._build_encoder(spatial_dims, in_channels, out_channels, channels, strides, group, kernel_size, norm, act,

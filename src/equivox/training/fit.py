@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch import nn
 
-from ..baselines import build_from_spec, count_parameters, matched_baseline, matched_monai_unet
+from ..baselines import build_from_spec, count_parameters, matched_baseline, matched_monai_unet, upgrade_spec
 from .config import TrainConfig
 from .data import DataInfo, build_datasets
 from .modules import ClassificationModule, SegmentationModule
@@ -277,7 +277,7 @@ def load_checkpoint(path, map_location: str = "cpu"):
     spec = hp.get("model_spec")
     if not spec:
         raise ValueError(f"checkpoint {p} has no model_spec (not written by equivox.training.fit)")
-    model = build_from_spec(spec)
+    model = build_from_spec(upgrade_spec(spec))
     state = {k[len("model."):]: v for k, v in ck["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state)
     return model.eval(), hp
