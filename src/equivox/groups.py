@@ -32,6 +32,7 @@ __all__ = [
     "AXIS_FRAMES",
     "FieldKind",
     "FourierFields",
+    "QuotientFields",
     "RegularFields",
     "GridElement",
     "Group",
@@ -246,6 +247,32 @@ class FourierFields(FieldKind):
 
 
 @dataclass(frozen=True)
+class QuotientFields(FieldKind):
+    """Hidden fields carry the quotient representation ``G/H`` of a subgroup ``H`` (finite groups): the group
+    permutes the cosets, e.g. ``octa / C4`` = the 6 face directions of the cube, ``octa / C3`` = its 8 vertex
+    directions. Cheaper than the regular representation (6 or 8 channels per field instead of 24) and, being a
+    permutation representation, as exact: pointwise nonlinearities and per-field norms commute with the group, and
+    the max over a field's channels is invariant. Less expressive per field: a field cannot tell the rotations
+    inside ``H`` apart (a face direction does not know its spin about that face).
+
+    Attributes:
+        subgroup: escnn subgroup id without the adjoint element, e.g. ``(False, 4)``: the rotations about one
+            4-fold axis (see escnn's ``Group.subgroup``).
+    """
+
+    subgroup: Tuple = (False, 4)
+    name: ClassVar[str] = "quotient"
+    default_pooling: ClassVar[str] = "group"
+
+    def hidden_repr(self, gspace):
+        g = gspace.fibergroup
+        return g.quotient_representation(tuple(self.subgroup) + (g.identity,))
+
+    def sampling_matrices(self, group: "Group") -> None:
+        return None
+
+
+@dataclass(frozen=True)
 class GroupSpec:
     """Static description of a registry entry (cheap; nothing escnn is built).
 
@@ -253,7 +280,8 @@ class GroupSpec:
         name, description: registry name and one line for listings.
         make_gspace: builds the escnn gspace on R^3.
         fields: the :class:`FieldKind` strategy of the hidden fields: :class:`RegularFields` (default; finite
-            groups) or :class:`FourierFields` (band-limited, nonlinearity on grid samples; SO(3)/O(3)).
+            groups), :class:`QuotientFields` (a permutation representation on cosets: cheaper fields) or
+            :class:`FourierFields` (band-limited, nonlinearity on grid samples; SO(3)/O(3)).
         continuous: the group is infinite (SO(3), O(3)).
         frame: tensor-axis permutation (an involution, see :data:`AXIS_FRAMES`) applied to the escnn group's
             action: kernels are sampled with their spatial axes permuted and grid elements are conjugated, so an
@@ -304,6 +332,12 @@ GROUPS: Dict[str, GroupSpec] = {
                   listed_grid_elements=lambda: [GridElement.from_matrix(np.eye(3))]),
         GroupSpec("octa", "octahedral group O: the 24 rotations of the cube (all grid-exact)",
                   lambda: gspaces.octaOnR3(), listed_grid_elements=cube_rotations),
+        GroupSpec("octa_faces", "octahedral group O on cheaper fields: the 6 face directions (quotient O/C4, 6 "
+                  "channels per field; 24 grid-exact)", lambda: gspaces.octaOnR3(), QuotientFields((False, 4)),
+                  listed_grid_elements=cube_rotations),
+        GroupSpec("octa_vertices", "octahedral group O on cheaper fields: the 8 vertex directions (quotient O/C3, "
+                  "8 channels per field; 24 grid-exact)", lambda: gspaces.octaOnR3(), QuotientFields((False, 3)),
+                  listed_grid_elements=cube_rotations),
         GroupSpec("full_octa", "full octahedral group O_h: 48 elements, rotations and inversion (all grid-exact)",
                   lambda: gspaces.fullOctaOnR3(), listed_grid_elements=cube_symmetries),
         GroupSpec("ico", "icosahedral group I: 60 rotations (12 grid-exact)",
