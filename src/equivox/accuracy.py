@@ -69,6 +69,8 @@ COMPETITORS: Dict[str, Competitor] = {c.name: c for c in [
     Competitor("equivariant (octa)", "equivariant", "octa"),
     Competitor("equivariant (full_octa)", "equivariant", "full_octa"),
     Competitor("equivariant (so3)", "equivariant", "so3"),
+    Competitor("equivariant (octa_faces)", "equivariant", "octa_faces"),
+    Competitor("equivariant (octa_vertices)", "equivariant", "octa_vertices"),
     Competitor("equivariant (octa) + so3 aug", "equivariant", "octa", "so3"),
     Competitor("equivariant (octa) + PCA pose", "equivariant", "octa", canonical=True),
     Competitor("plain (matched params)", "plain_params"),
