@@ -53,6 +53,8 @@ class Competitor:
         canonical: resample every input into its principal-axes frame first (:class:`~equivox.nn.CanonicalPose`,
             training and test): with an ``octa``-invariant model this makes the whole model invariant to any
             rotation up to resampling.
+        field_scale: an ``"equivariant"`` competitor with this many times the reference's fields per level (cheap
+            field types at a larger width).
     """
 
     name: str
@@ -62,6 +64,7 @@ class Competitor:
     tta: bool = False
     tta_of: Optional[str] = None
     canonical: bool = False
+    field_scale: int = 1
 
 
 #: registry of competitor kinds (``--models`` names)
@@ -71,6 +74,7 @@ COMPETITORS: Dict[str, Competitor] = {c.name: c for c in [
     Competitor("equivariant (so3)", "equivariant", "so3"),
     Competitor("equivariant (octa_faces)", "equivariant", "octa_faces"),
     Competitor("equivariant (octa_vertices)", "equivariant", "octa_vertices"),
+    Competitor("equivariant (octa_vertices, 2x fields)", "equivariant", "octa_vertices", field_scale=2),
     Competitor("equivariant (octa) + so3 aug", "equivariant", "octa", "so3"),
     Competitor("equivariant (octa) + PCA pose", "equivariant", "octa", canonical=True),
     Competitor("plain (matched params)", "plain_params"),
@@ -222,7 +226,9 @@ def build_competitor(comp: Competitor, reference: nn.Module, in_channels: int, n
 
     torch.manual_seed(seed)
     if comp.arch == "equivariant":
-        return build_from_spec({"cls": "InvariantClassifier", "kwargs": {**base_kwargs, "group": comp.group}})
+        channels = [c * comp.field_scale for c in base_kwargs["channels"]]
+        return build_from_spec({"cls": "InvariantClassifier", "kwargs": {**base_kwargs, "group": comp.group,
+                                                                         "channels": channels}})
     if comp.arch == "plain_params":
         return matched_baseline(reference)
     if comp.arch == "plain_compute":
