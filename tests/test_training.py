@@ -173,3 +173,19 @@ def test_npz_and_medmnist_classification_data(tmp_path):
     np.savez(bad, x=np.zeros(3))
     with pytest.raises(DataError, match="found \\['x'\\]"):
         build_datasets(TrainConfig(dataset=str(bad), progress=False))
+
+
+def test_arch_takes_any_registered_model(tmp_path):
+    """arch= reads the model registry: EquivariantMonaiUNet trains through the normal path and reloads."""
+    from equivox.training import TrainConfig, fit, load_checkpoint
+
+    cfg = TrainConfig(task="segment", dataset="chest_ct", downsample=4, patch_size=16, val_crop=16,
+                      patches_per_epoch=4, batch_size=2, epochs=1, channels=(1, 2), strides=(2,),
+                      arch="EquivariantMonaiUNet", out_dir=str(tmp_path), progress=False,
+                      extra={"model_summary": False}).validate()
+    res = fit(cfg)
+    assert type(res.model).__name__ == "EquivariantMonaiUNet" and res.global_step == 2
+    model, _ = load_checkpoint(res.last_checkpoint)
+    assert type(model).__name__ == "EquivariantMonaiUNet"
+    with pytest.raises(ValueError, match="registered model"):
+        TrainConfig(task="segment", arch="NoSuchNet").validate()

@@ -77,7 +77,8 @@ _TRAIN_FLAGS = [
     ("--downsample", "downsample", int, "bundled segmentation volumes: shrink by this integer factor"),
     ("--intensity", "intensity", str, "NIfTI intensity normalisation: ct, mri or none (as stored)"),
     ("--augment", "augment", str, "none, grid (random exact grid rotations) or so3 (random resampled rotations)"),
-    ("--arch", "arch", str, "equivariant, baseline (trivial group, matched parameters) or monai_unet"),
+    ("--arch", "arch", str, "equivariant, baseline (trivial group, matched parameters), monai_unet, or a "
+                            "registered model name (e.g. EquivariantMonaiUNet)"),
     ("--group", "group", str, "symmetry group (octa, full_octa, ico, so3, ..., trivial)"),
     ("--channels", "channels", _ints, "hidden fields per level, e.g. 2,4"),
     ("--strides", "strides", _ints, "downsampling factors between levels, e.g. 2"),

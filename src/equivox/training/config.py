@@ -30,6 +30,10 @@ def _looks_like_path(name: str) -> bool:
     return "/" in name or "\\" in name or bool(Path(name).suffix) or Path(name).exists()
 
 
+#: the built-in ``arch`` choices (besides the name of any registered model)
+ARCH_CHOICES = ("equivariant", "baseline", "monai_unet")
+
+
 @dataclass
 class TrainConfig:
     """Everything :func:`equivox.training.fit` needs. Every field has a default that trains something sane.
@@ -59,7 +63,9 @@ class TrainConfig:
     Model:
         arch: ``"equivariant"`` (InvariantClassifier / EquivariantUNet of ``group``), ``"baseline"`` (the same
             network with ``group="trivial"``, channels scaled to match the parameter count of the equivariant
-            one, see :mod:`equivox.baselines`) or ``"monai_unet"`` (segmentation, matched MONAI ``UNet``).
+            one, see :mod:`equivox.baselines`), ``"monai_unet"`` (segmentation, matched MONAI ``UNet``), or the name
+            of any registered model (:func:`equivox.nets.registry.available_models`, e.g. ``"EquivariantMonaiUNet"``
+            or one registered from user code), built with the arguments below that its constructor takes.
         group, channels (hidden fields per level), strides, kernel_size, convs_per_level, hidden_features.
     Optimisation / engine (PyTorch Lightning):
         epochs, max_steps (-1: no limit), batch_size, lr, weight_decay (AdamW), seed, num_workers,
@@ -120,8 +126,12 @@ class TrainConfig:
         """Check values; raises ``ValueError`` naming the bad field."""
         if self.task not in ("classify", "segment"):
             raise ValueError(f"task must be 'classify' or 'segment', got {self.task!r}")
-        if self.arch not in ("equivariant", "baseline", "monai_unet"):
-            raise ValueError(f"arch must be 'equivariant', 'baseline' or 'monai_unet', got {self.arch!r}")
+        if self.arch not in ARCH_CHOICES:
+            from ..nets.registry import available_models
+
+            if self.arch not in available_models():
+                raise ValueError(f"arch must be one of {', '.join(ARCH_CHOICES)} or a registered model "
+                                 f"({', '.join(available_models())}), got {self.arch!r}")
         if self.arch == "monai_unet" and self.task != "segment":
             raise ValueError("arch 'monai_unet' is for task 'segment' only")
         if self.augment not in ("none", "grid", "so3"):

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..baselines import build_from_spec, count_parameters, matched_baseline, matched_monai_unet, upgrade_spec
-from .config import TrainConfig
+from .config import ARCH_CHOICES, TrainConfig
 from .data import DataInfo, build_datasets
 from .modules import ClassificationModule, SegmentationModule
 
@@ -28,8 +28,10 @@ def default_precision() -> str:
 def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Module:
     """The network for ``cfg``: ``InvariantClassifier`` (classify) / ``EquivariantUNet`` (segment) of
     ``cfg.group``; for ``arch="baseline"`` the trivial-group network with parameters matched to that
-    equivariant one (:func:`equivox.baselines.matched_baseline`); ``"monai_unet"``: a matched MONAI ``UNet``.
-    The model carries ``model.equivox_spec`` so checkpoints can rebuild it.
+    equivariant one (:func:`equivox.baselines.matched_baseline`); ``"monai_unet"``: a matched MONAI ``UNet``; the
+    name of a registered model (:mod:`equivox.nets.registry`): that model, given the arguments of ``cfg`` its
+    constructor accepts (``spatial_dims``, ``in_channels``, ``out_channels``, ``channels``, ``strides``, ``group``,
+    ``kernel_size``, ``convs_per_level``, ``hidden_features``). The model carries ``model.equivox_spec`` so checkpoints can rebuild it.
 
     Voxel spacing: ``cfg.group="auto"`` picks the largest group exact for ``cfg.spacing``
     (:func:`equivox.groups.auto_group`, printed with the reason; ``spacing`` required); any other group is checked
@@ -48,9 +50,18 @@ def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Modu
                                   channels=list(cfg.channels), strides=list(cfg.strides), group=group,
                                   kernel_size=cfg.kernel_size, convs_per_level=cfg.convs_per_level)
     if cfg.task == "classify":
-        spec = {"cls": "InvariantClassifier", "kwargs": {**kwargs, "hidden_features": list(cfg.hidden_features)}}
+        kwargs["hidden_features"] = list(cfg.hidden_features)
+    if cfg.arch not in ARCH_CHOICES:  # a registered model: the arguments its constructor takes
+        import inspect
+
+        from ..nets.registry import get_model
+
+        params = inspect.signature(get_model(cfg.arch)).parameters
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            kwargs = {k: v for k, v in kwargs.items() if k in params}
+        spec = {"cls": cfg.arch, "kwargs": kwargs}
     else:
-        spec = {"cls": "EquivariantUNet", "kwargs": kwargs}
+        spec = {"cls": "InvariantClassifier" if cfg.task == "classify" else "EquivariantUNet", "kwargs": kwargs}
     torch.manual_seed(cfg.seed)
     model = build_from_spec(spec)
     if cfg.arch == "baseline":
