@@ -98,3 +98,13 @@ def test_class_swap_validation():
         class_permutation([(1, 3)], 3)
     with pytest.raises(ValueError, match="full_octa"):  # octa has no reflections: the error names groups that do
         EquivariantUNet(out_channels=3, channels=(2, 2), strides=(2,), group="octa", class_swaps=[(1, 2)])
+
+
+def test_swap_model_exports_to_plain_torch(x):
+    net = _net([(1, 2)])
+    plain = net.export().eval()
+    assert not any(type(m).__module__.startswith("equivox.nn") for m in plain.modules())
+    with torch.no_grad():
+        assert torch.allclose(plain(x), net(x), atol=1e-5)
+        scripted = torch.jit.script(plain)
+        assert torch.allclose(scripted(torch.flip(x, dims=[-1])), net(x).flip(-1)[:, SWAP], atol=1e-4)

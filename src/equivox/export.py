@@ -166,6 +166,38 @@ class IrrepNorm(nn.Module):
         return (self.assign(self.to_irreps(x).pow(2)) + 1e-12).sqrt()
 
 
+class StatsHead(nn.Module):
+    """Plain form of :class:`~equivox.nn.GroupStatsHead`: ``classes(norm([mean(x), pool(x), -pool(-x)]))``."""
+
+    def __init__(self, mean: nn.Module, pool: nn.Module, norm: nn.Module, classes: nn.Module):
+        super().__init__()
+        self.mean, self.pool, self.norm, self.classes = mean, pool, norm, classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classes(self.norm(torch.cat([self.mean(x), self.pool(x), -self.pool(-x)], 1)))
+
+
+class CosetSwapHead(nn.Module):
+    """Plain form of :class:`~equivox.nn.ClassSwapHead`: ``features(x)`` reshaped to fields, max over the two
+    coset channel sets ``p``, ``q``, then a fixed 1x1x1 convolution of ``[p, q, |p - q|]``."""
+
+    def __init__(self, features: nn.Module, n_fields: int, field_size: int, coset_a: torch.Tensor,
+                 coset_b: torch.Tensor, classes: nn.Conv3d):
+        super().__init__()
+        self.features, self.classes = features, classes
+        self.n_fields, self.field_size = int(n_fields), int(field_size)
+        self.register_buffer("coset_a", coset_a.clone())
+        self.register_buffer("coset_b", coset_b.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.features(x)
+        b, d, h, w = y.shape[0], y.shape[2], y.shape[3], y.shape[4]
+        y = y.reshape(b, self.n_fields, self.field_size, d, h, w)
+        p = y.index_select(2, self.coset_a).amax(2)
+        q = y.index_select(2, self.coset_b).amax(2)
+        return self.classes(torch.cat([p, q, (p - q).abs()], 1))
+
+
 class Residual(nn.Module):
     """``block(x) + skip(x)`` (plain residual unit): ``(B, C, D, H, W) -> (B, C', D, H, W)``."""
 

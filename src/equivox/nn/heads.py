@@ -6,6 +6,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..export import StatsHead, to_plain
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
 from .pooling import InvariantPooling
@@ -50,3 +51,6 @@ class GroupStatsHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stats = torch.cat([self.mean(x), self.pool(x), -self.pool(-x)], 1)
         return self.classes(self.norm(stats))
+
+    def _export(self) -> nn.Module:
+        return StatsHead(to_plain(self.mean), to_plain(self.pool), to_plain(self.norm), to_plain(self.classes))

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..export import CosetSwapHead, to_plain
 from ..groups import get_group
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
@@ -173,6 +174,15 @@ class ClassSwapHead(nn.Module):
         weight, bias = self.class_weights()
         feats = torch.cat([p, q, (p - q).abs()], 1)
         return F.conv3d(feats, weight[:, :, None, None, None], bias)
+
+    def _export(self) -> nn.Module:
+        weight, bias = (t.detach() for t in self.class_weights())
+        classes = nn.Conv3d(weight.shape[1], weight.shape[0], 1)
+        with torch.no_grad():
+            classes.weight.copy_(weight[:, :, None, None, None])
+            classes.bias.copy_(bias)
+        features = nn.Sequential(to_plain(self.lift), to_plain(self.norm_act))
+        return CosetSwapHead(features, self.hidden_fields, self.field_size, self.coset_a, self.coset_b, classes)
 
     def extra_repr(self) -> str:
         return f"class_swaps={list(self.class_swaps)}, {self.hidden_fields} fields"
