@@ -75,16 +75,17 @@ class EquivariantUNet(EncoderNetwork):
         if head not in self.HEADS:
             raise ValueError(f"head must be one of {self.HEADS}, got {head!r}")
         self.head_kind = head
-        head_fields = int(head_fields or 4 * self.channels[0])
-        if class_swaps:
-            self.head = ClassSwapHead(spec, self.out_channels, class_swaps, head_fields, norm, act)
-            self.class_swaps, self.class_permutation = self.head.class_swaps, self.head.permutation
-        else:
-            self.head = self._get_head_layer(spec, head, head_fields, norm, act)
-            self.class_swaps = self.class_permutation = None
+        self.head = self._get_head_layer(spec, head, int(head_fields or 4 * self.channels[0]), norm, act,
+                                         class_swaps)
+        self.class_swaps = getattr(self.head, "class_swaps", None)
+        self.class_permutation = getattr(self.head, "permutation", None)
 
-    def _get_head_layer(self, spec: FieldSpec, head: str, head_fields: int, norm, act) -> nn.Module:
-        """Hidden fields of the last decoder level -> per-voxel invariant logits (override to customise)."""
+    def _get_head_layer(self, spec: FieldSpec, head: str, head_fields: int, norm, act,
+                        class_swaps: Optional[Sequence[Sequence[int]]] = None) -> nn.Module:
+        """Hidden fields of the last decoder level -> per-voxel logits (override to customise; a head with
+        ``class_swaps`` / ``permutation`` attributes declares label-permuting equivariance)."""
+        if class_swaps:
+            return ClassSwapHead(spec, self.out_channels, class_swaps, head_fields, norm, act)
         if head == "linear":
             return EquivariantConv3d(spec, FieldSpec.scalar(self.group, self.out_channels), kernel_size=1, bias=True)
         if head == "stats":

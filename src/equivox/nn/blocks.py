@@ -12,7 +12,7 @@ from torch import nn
 from ..export import Residual, to_plain
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
-from .fieldwise import FieldNormAct
+from .fieldwise import FieldNormAct, per_field_activation
 from .module import EquivariantModule, as_field_spec
 from .pooling import InvariantPooling
 
@@ -89,8 +89,7 @@ def invariant_voxel_head(in_spec: FieldSpec, out_channels: int, hidden_fields: i
     convolutions (all grid-exact elements of the group). A plain ``nn.Sequential``: exports layer by layer.
     """
     group = in_spec.group
-    if isinstance(act, (tuple, list)) and len(act) > 1 and int(dict(act[1]).get("num_parameters", 1)) > 1:
-        act = (act[0], {**dict(act[1]), "num_parameters": hidden_fields})  # per-field slopes: one per head field
+    act = per_field_activation(act, hidden_fields)
     conv = EquivariantConv3d(in_spec, FieldSpec.hidden(group, hidden_fields), 1, bias=norm is None)
     pool = InvariantPooling(group, hidden_fields, pooling)
     return nn.Sequential(conv, FieldNormAct(group, hidden_fields, norm, act), pool,

@@ -25,7 +25,26 @@ from ..groups import get_group
 from .fields import FieldSpec
 from .module import EquivariantModule
 
-__all__ = ["FieldNormAct", "make_activation"]
+__all__ = ["FieldNormAct", "make_activation", "make_norm", "per_field_activation"]
+
+
+def make_norm(norm: Optional[str], channels: int) -> nn.Module:
+    """``"batch"`` / ``"instance"`` (affine) / ``None`` -> a 3D norm over ``channels`` (or ``nn.Identity``)."""
+    if norm == "batch":
+        return nn.BatchNorm3d(channels)
+    if norm == "instance":
+        return nn.InstanceNorm3d(channels, affine=True)
+    if norm is None:
+        return nn.Identity()
+    raise ValueError(f"norm must be 'batch', 'instance' or None, got {norm!r}")
+
+
+def per_field_activation(act, n_fields: int):
+    """``act`` for a layer of ``n_fields`` fields: a MONAI-style spec with ``num_parameters > 1`` (per-field PReLU
+    slopes) gets one slope per field of this layer; any other spec is returned unchanged."""
+    if isinstance(act, (tuple, list)) and len(act) > 1 and int(dict(act[1]).get("num_parameters", 1)) > 1:
+        return (act[0], {**dict(act[1]), "num_parameters": n_fields})
+    return act
 
 
 def make_activation(act: Union[str, Tuple, None]) -> nn.Module:
@@ -75,14 +94,7 @@ class FieldNormAct(EquivariantModule):
         else:
             self.A = None
             self.A_inv = None
-        if norm == "batch":
-            self.norm = nn.BatchNorm3d(n_fields)
-        elif norm == "instance":
-            self.norm = nn.InstanceNorm3d(n_fields, affine=True)
-        elif norm is None:
-            self.norm = nn.Identity()
-        else:
-            raise ValueError(f"norm must be 'batch', 'instance' or None, got {norm!r}")
+        self.norm = make_norm(norm, n_fields)
         self.act = make_activation(act)
         self.dropout = nn.Dropout3d(dropout) if dropout else nn.Identity()
 

@@ -9,6 +9,7 @@ from torch import nn
 from ..export import StatsHead, to_plain
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
+from .fieldwise import make_norm
 from .pooling import InvariantPooling
 
 __all__ = ["GroupStatsHead"]
@@ -38,14 +39,7 @@ class GroupStatsHead(nn.Module):
         n = len(in_spec)
         self.mean = EquivariantConv3d(in_spec, FieldSpec.scalar(in_spec.group, n), 1, bias=False)
         self.pool = InvariantPooling(in_spec.group, n, "group")
-        if norm == "batch":
-            self.norm = nn.BatchNorm3d(3 * n)
-        elif norm == "instance":
-            self.norm = nn.InstanceNorm3d(3 * n, affine=True)
-        elif norm is None:
-            self.norm = nn.Identity()
-        else:
-            raise ValueError(f"norm must be 'batch', 'instance' or None, got {norm!r}")
+        self.norm = make_norm(norm, 3 * n)
         self.classes = nn.Conv3d(3 * n, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

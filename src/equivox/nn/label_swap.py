@@ -28,7 +28,7 @@ from ..export import CosetSwapHead, to_plain
 from ..groups import get_group
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
-from .fieldwise import FieldNormAct
+from .fieldwise import FieldNormAct, per_field_activation
 
 __all__ = ["ClassSwapHead", "class_permutation", "coset_channels", "groups_with_reflections", "permute_labels"]
 
@@ -138,8 +138,7 @@ class ClassSwapHead(nn.Module):
         a, b = coset_channels(group)
         self.register_buffer("coset_a", a, persistent=False)
         self.register_buffer("coset_b", b, persistent=False)
-        if isinstance(act, (tuple, list)) and len(act) > 1 and int(dict(act[1]).get("num_parameters", 1)) > 1:
-            act = (act[0], {**dict(act[1]), "num_parameters": hidden_fields})
+        act = per_field_activation(act, hidden_fields)
         self.lift = EquivariantConv3d(in_spec, FieldSpec.hidden(group, hidden_fields), 1, bias=norm is None)
         self.norm_act = FieldNormAct(group, hidden_fields, norm, act)
         self.hidden_fields, self.field_size = int(hidden_fields), int(get_group(group).field_size)
