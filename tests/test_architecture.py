@@ -206,6 +206,9 @@ def test_every_registered_model_builds_from_spec_exports_and_keeps_equivariance(
         kwargs = _small_kwargs(MODELS[name])
         if name == "monai.UNet":
             kwargs["channels"] = [2, 4]
+        if name == "Canonicalized":  # a plain (trivial-group) U-Net behind the canonicalizer: exact all the same
+            kwargs.update(task="segment", input_size=8, model={"cls": "EquivariantUNet", "kwargs": dict(
+                spatial_dims=3, in_channels=1, out_channels=2, channels=[2, 2], strides=[2], group="trivial")})
         torch.manual_seed(0)
         model = build_from_spec({"cls": name, "kwargs": kwargs}).eval()
         assert model.equivox_spec["cls"] == name

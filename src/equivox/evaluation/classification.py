@@ -104,6 +104,8 @@ def evaluate_classification(
     Returns:
         :class:`RotationReport` with columns ``accuracy``, ``balanced_accuracy`` (mean per-class recall) and, for
         two classes, ``auroc`` (of the softmax probability of class 1; ``None`` if only one class is present).
+        ``report.per_item[rotation name]`` is the 0/1 correctness (argmax == label) of every item, in data order;
+        its mean is the ``accuracy`` column.
     """
     if metric not in CLASSIFICATION_METRICS:
         raise ValueError(f"metric must be one of {CLASSIFICATION_METRICS}, got {metric!r}")
@@ -145,9 +147,12 @@ def evaluate_classification(
     if metric == "auroc" and k != 2:
         raise ValueError(f"metric='auroc' needs 2 classes, got {k}")
     rows = []
+    per_item = {}
     for rot, p in zip(rotations, probs):
-        rows.append({"rotation": rot.name, "kind": rot.kind, "exact": rot.exact, **_scores(torch.cat(p), target, k)})
+        p = torch.cat(p)
+        rows.append({"rotation": rot.name, "kind": rot.kind, "exact": rot.exact, **_scores(p, target, k)})
+        per_item[rot.name] = (p.argmax(1) == target).int().tolist()  # 0/1 correctness, data order
     meta = {"task": "classification", "n_samples": int(len(target)), "num_classes": int(k),
             "n_rotations": len(rotations), "device": str(device), "seconds": round(time.perf_counter() - t0, 3),
             "model": type(model).__name__, "group": getattr(model, "group", None)}
-    return RotationReport(name or type(model).__name__, metric, rows, eq_err, by_el, meta)
+    return RotationReport(name or type(model).__name__, metric, rows, eq_err, by_el, meta, per_item)

@@ -47,6 +47,11 @@ class RotationReport:
             rotations, measured on a batch of the real data (``None`` if not checked).
         element_errors: per-element relative errors behind ``equivariance_error`` (``{element name: error}``).
         meta: free-form information (task, number of samples, device, time, ...), saved with the report.
+        per_item: per-item scores behind the primary metric, ``{rotation name: [score of item 0, item 1, ...]}``
+            with the same item order for every rotation (classification: 0/1 correctness; segmentation: mean
+            foreground Dice of each volume, ``None`` where the volume has no foreground class). ``None`` when not
+            recorded (older reports, CSV). Used by :mod:`equivox.statistics` (bootstrap intervals) through
+            :meth:`item_matrix`.
     """
 
     name: str
@@ -55,6 +60,7 @@ class RotationReport:
     equivariance_error: Optional[float] = None
     element_errors: Optional[Dict[str, float]] = None
     meta: Dict[str, Any] = field(default_factory=dict)
+    per_item: Optional[Dict[str, List[float]]] = None
 
     # ---------------------------------------------------------------- numbers
     @property
@@ -99,6 +105,45 @@ class RotationReport:
                 "std_grid": sg, "mean_so3": ms, "worst_so3": ws, "std_so3": ss,
                 "gap_grid": gap(mg), "gap_so3": gap(ms)}
 
+    def item_matrix(self, kind: str = "grid") -> np.ndarray:
+        """Per-item scores for the rotations of ``kind`` as a float array ``(N items, R rotations)``.
+
+        ``kind``: ``"grid"`` or ``"so3"`` (the rows of that kind, in row order), ``"identity"``, or ``"upright"``
+        (one column: the ``identity`` row, else the grid identity element ``grid:[d,h,w]``, as in
+        :meth:`summary`). Missing scores (``None``) become NaN. A kind with no rows gives shape ``(N, 0)``.
+        Raises ``ValueError`` when the report has no :attr:`per_item` or a row of ``kind`` has no entry in it.
+
+        Example:
+            >>> rows = [{"rotation": "grid:a", "kind": "grid", "exact": True, "accuracy": 0.5},
+            ...         {"rotation": "grid:b", "kind": "grid", "exact": True, "accuracy": 1.0}]
+            >>> r = RotationReport("m", "accuracy", rows, per_item={"grid:a": [1, 0], "grid:b": [1, 1]})
+            >>> r.item_matrix("grid").tolist()
+            [[1.0, 1.0], [0.0, 1.0]]
+        """
+        if self.per_item is None:
+            raise ValueError(f"report {self.name!r} has no per-item scores (per_item is None); re-run the "
+                             f"evaluation with a version that records them")
+        if kind == "upright":
+            names = [r["rotation"] for r in self.rows if r["kind"] == "identity"][:1]
+            if not names:
+                names = [r["rotation"] for r in self.rows
+                         if r["kind"] == "grid" and r["rotation"] == "grid:[d,h,w]"][:1]
+        elif kind in ("identity", "grid", "so3"):
+            names = [r["rotation"] for r in self.rows if r["kind"] == kind]
+        else:
+            raise ValueError(f"item_matrix kind must be 'upright', 'identity', 'grid' or 'so3', got {kind!r}")
+        missing = [nm for nm in names if nm not in self.per_item]
+        if missing:
+            raise ValueError(f"report {self.name!r}: no per-item scores for rotation(s) {missing}")
+        lengths = {len(v) for v in self.per_item.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"report {self.name!r}: per-item lists have different lengths {sorted(lengths)}")
+        n = lengths.pop() if lengths else 0
+        cols = [[np.nan if v is None else float(v) for v in self.per_item[nm]] for nm in names]
+        if not cols:
+            return np.zeros((n, 0), dtype=np.float64)
+        return np.asarray(cols, dtype=np.float64).T
+
     # ---------------------------------------------------------------- text
     def table(self, columns: Optional[Sequence[str]] = None) -> str:
         """A fixed-width text table: one line per rotation, then the summary of the primary metric."""
@@ -123,10 +168,11 @@ class RotationReport:
     def to_dict(self) -> Dict[str, Any]:
         return {"name": self.name, "metric": self.metric, "rows": self.rows,
                 "equivariance_error": self.equivariance_error, "element_errors": self.element_errors,
-                "meta": self.meta, "summary": self.summary()}
+                "meta": self.meta, "summary": self.summary(), "per_item": self.per_item}
 
     def to_json(self, path) -> Path:
-        """Write the report (rows, summary, equivariance error, meta) as JSON; returns the path."""
+        """Write the report (rows, summary, equivariance error, meta, per-item scores) as JSON; returns the
+        path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2, default=_json_default))
@@ -140,7 +186,7 @@ class RotationReport:
             d = json.loads(path.read_text())
             return cls(name=d["name"], metric=d["metric"], rows=list(d["rows"]),
                        equivariance_error=d.get("equivariance_error"), element_errors=d.get("element_errors"),
-                       meta=d.get("meta") or {})
+                       meta=d.get("meta") or {}, per_item=d.get("per_item"))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{path}: not a RotationReport JSON file ({e})") from e
 

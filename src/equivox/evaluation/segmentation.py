@@ -61,6 +61,13 @@ def _prepare(image, label, index, multiple: int, pad: bool):
     return image[None], label[None], valid[None]
 
 
+def _mean_present(dice: torch.Tensor) -> Optional[float]:
+    """Mean over the foreground classes of one item's Dice row (the ``(1, K-1)`` value of one ``DiceMetric``
+    call; NaN for classes absent from the item's label are skipped); ``None`` when every class is absent."""
+    vals = [float(v) for v in dice.float().reshape(-1).cpu() if not math.isnan(float(v))]
+    return sum(vals) / len(vals) if vals else None
+
+
 def _improper(rotation: Rotation) -> bool:
     return float(np.linalg.det(rotation.matrix_array)) < 0
 
@@ -142,6 +149,9 @@ def evaluate_segmentation(
         :class:`RotationReport` with primary metric ``"dice"`` (mean Dice over foreground classes, averaged over
         items; MONAI ``DiceMetric(include_background=False)``; classes absent from an item's rotated label are
         skipped for that item) and one ``"dice_<class>"`` column per foreground class.
+        ``report.per_item[rotation name]`` is each volume's mean foreground Dice (over the classes present in
+        its rotated label; ``None`` if none is), in data order: the per-item numbers of the same ``DiceMetric``
+        calls (their plain mean can differ from the ``"dice"`` column, which averages per class first).
         Grid rotations are exact (voxel permutations of image and label); so3 rotations resample the image
         (trilinear) and the label (nearest) and lose the corners of the box (see :class:`Rotation`).
     """
@@ -158,6 +168,7 @@ def evaluate_segmentation(
     metrics = [DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True) for _ in rotations]
     _, n = as_items(data)
     eq_err = by_el = None
+    item_dice: List[List[Optional[float]]] = [[] for _ in rotations]
     count = 0
     t0 = time.perf_counter()
     with eval_mode(model, device):
@@ -172,7 +183,7 @@ def evaluate_segmentation(
                 if idx == 0 and check_equivariance:
                     eq_err, by_el = check_equivariance_on(model, x, rotations)
                 count += 1
-                for rot, metric in zip(rotations, metrics):
+                for rot, metric, items in zip(rotations, metrics, item_dice):
                     xr, yr, vr = rot.apply_image(x), rot.apply_label(y), rot.apply_label(valid)
                     if perm is not None and _improper(rot):
                         yr = permute_labels(yr, perm)
@@ -182,7 +193,8 @@ def evaluate_segmentation(
                                          f"the input {tuple(xr.shape)}, got {tuple(logits.shape)}")
                     pred = logits.argmax(1, keepdim=True) * vr  # padded voxels: background in both
                     yr = yr * vr
-                    metric(y_pred=one_hot(pred, num_classes), y=one_hot(yr, num_classes))
+                    dice = metric(y_pred=one_hot(pred, num_classes), y=one_hot(yr, num_classes))
+                    items.append(_mean_present(dice))
                     bar.update(1)
         finally:
             bar.close()
@@ -201,4 +213,5 @@ def evaluate_segmentation(
             "n_rotations": len(rotations), "device": str(device), "seconds": round(time.perf_counter() - t0, 3),
             "model": type(model).__name__, "group": getattr(model, "group", None), "padded_to_multiple": multiple,
             "class_permutation": list(perm) if perm is not None else None}
-    return RotationReport(name or type(model).__name__, "dice", rows, eq_err, by_el, meta)
+    per_item = {rot.name: items for rot, items in zip(rotations, item_dice)}
+    return RotationReport(name or type(model).__name__, "dice", rows, eq_err, by_el, meta, per_item)

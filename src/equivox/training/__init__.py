@@ -4,7 +4,10 @@
 * :func:`fit` -- seeded training with CSV metrics, best/last checkpoints, resume, DDP pass-through.
 * :class:`ClassificationModule`, :class:`SegmentationModule` -- Lightning modules wrapping any ``nn.Module``.
 * :func:`build_datasets`, :func:`build_model`, :func:`load_checkpoint`.
+* :func:`fit_canonicalizer` (a canonicalizer for a frozen trained model), :func:`load_model` (equivox checkpoint,
+  MONAI bundle, pickled or TorchScript model).
 """
+from .canonical import fit_canonicalizer, load_model
 from .config import CLASSIFICATION_DATASETS, SEGMENTATION_DATASETS, TrainConfig, load_yaml_config
 from .data import (ArrayClassificationDataset, DataInfo, augmentation_transform, build_datasets, bundled_volume,
                    center_crop, classification_arrays, resize_grids, subsample_indices)
@@ -16,5 +19,5 @@ __all__ = [
     "ArrayClassificationDataset", "DataInfo", "augmentation_transform", "build_datasets", "bundled_volume",
     "center_crop", "classification_arrays", "resize_grids", "subsample_indices",
     "FitResult", "build_model", "default_precision", "fit", "load_checkpoint", "make_trainer",
-    "ClassificationModule", "SegmentationModule", "split_batch",
+    "ClassificationModule", "SegmentationModule", "split_batch", "fit_canonicalizer", "load_model",
 ]

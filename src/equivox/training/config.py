@@ -67,6 +67,13 @@ class TrainConfig:
             of any registered model (:func:`equivox.nets.registry.available_models`, e.g. ``"EquivariantMonaiUNet"``
             or one registered from user code), built with the arguments below that its constructor takes.
         group, channels (hidden fields per level), strides, kernel_size, convs_per_level, hidden_features.
+        canonicalize: a group name (e.g. ``"octa"``) to put the model behind an exactly equivariant canonicalizer
+            over that group's grid-exact elements (:func:`equivox.canonicalization.canonicalize`), trained jointly
+            with it (task loss plus ``prior_weight`` x the prior toward the identity); ``None``: no canonicalizer.
+            Use it with a plain model (``arch: baseline``, ``group: trivial``, MONAI's ``UNet``): it keeps that
+            model's upright accuracy and makes it exact under the group's grid rotations.
+        canonical_mode (``"hard"``, ``"frame"``, ``"soft"``), prior_weight, canonicalizer_channels (fields per
+        level), canonicalizer_input_size (side of the pooled copy it sees): the canonicalizer's settings.
     Optimisation / engine (PyTorch Lightning):
         epochs, max_steps (-1: no limit), batch_size, lr, weight_decay (AdamW), seed, num_workers,
         devices, num_nodes, strategy (``"auto"`` -> ``"ddp"`` when ``devices > 1`` or ``num_nodes > 1``),
@@ -100,6 +107,11 @@ class TrainConfig:
     kernel_size: int = 3
     convs_per_level: int = 2
     hidden_features: Tuple[int, ...] = (32,)
+    canonicalize: Optional[str] = None
+    canonical_mode: str = "hard"
+    prior_weight: float = 1.0
+    canonicalizer_channels: Tuple[int, ...] = (2, 4)
+    canonicalizer_input_size: int = 16
 
     epochs: int = 5
     max_steps: int = -1
@@ -156,6 +168,13 @@ class TrainConfig:
         self.channels = tuple(int(c) for c in self.channels)
         self.strides = tuple(int(s) for s in self.strides)
         self.hidden_features = tuple(int(h) for h in self.hidden_features)
+        self.canonicalizer_channels = tuple(int(c) for c in self.canonicalizer_channels)
+        if isinstance(self.canonicalize, str) and self.canonicalize.lower() in ("none", "null", ""):
+            self.canonicalize = None
+        if self.canonical_mode not in ("hard", "frame", "soft"):
+            raise ValueError(f"canonical_mode must be 'hard', 'frame' or 'soft', got {self.canonical_mode!r}")
+        if self.prior_weight < 0:
+            raise ValueError(f"prior_weight must be >= 0, got {self.prior_weight}")
         if len(self.strides) != len(self.channels) - 1:
             raise ValueError(f"strides needs len(channels) - 1 = {len(self.channels) - 1} entries for "
                              f"channels={self.channels}, got {self.strides}")

@@ -16,7 +16,7 @@ from .config import ARCH_CHOICES, TrainConfig
 from .data import DataInfo, build_datasets
 from .modules import ClassificationModule, SegmentationModule
 
-__all__ = ["FitResult", "build_model", "fit", "make_trainer", "load_checkpoint", "default_precision",
+__all__ = ["FitResult", "build_model", "canonicalize_from_config", "fit", "make_trainer", "load_checkpoint", "default_precision",
            "atomic_checkpoint_io", "check_output_folder", "seed_worker"]
 
 
@@ -70,7 +70,23 @@ def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Modu
     elif cfg.arch == "monai_unet":
         torch.manual_seed(cfg.seed)
         model = matched_monai_unet(in_channels, num_classes, count_parameters(model), levels=len(cfg.channels) + 1)
+    if cfg.canonicalize:
+        model = canonicalize_from_config(model, cfg, in_channels)
     return model
+
+
+def canonicalize_from_config(model: nn.Module, cfg: TrainConfig, in_channels: int,
+                             freeze_model: bool = False) -> nn.Module:
+    """``model`` behind the canonicalizer ``cfg`` describes (``canonicalize``, ``canonical_mode``,
+    ``prior_weight``, ``canonicalizer_channels``, ``canonicalizer_input_size``), seeded by ``cfg.seed``."""
+    from ..canonicalization import canonicalize
+
+    torch.manual_seed(cfg.seed + 1)
+    ch = tuple(cfg.canonicalizer_channels)
+    return canonicalize(model, cfg.canonicalize or "octa", cfg.task, mode=cfg.canonical_mode,
+                        in_channels=in_channels, channels=ch, strides=(2,) * (len(ch) - 1),
+                        input_size=cfg.canonicalizer_input_size, freeze_model=freeze_model,
+                        prior_weight=cfg.prior_weight)
 
 
 def check_output_folder(path) -> Path:

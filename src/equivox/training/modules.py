@@ -38,6 +38,25 @@ class _Base(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def _with_auxiliary(self, loss: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """``loss`` plus the auxiliary losses the model's modules stored in this step (``auxiliary_loss()``, e.g. a
+        canonicalizer's prior), logged as ``train_aux_loss``."""
+        aux = [a for m in self.model.modules() if callable(getattr(m, "auxiliary_loss", None))
+               for a in [m.auxiliary_loss()] if a is not None]
+        if not aux:
+            return loss
+        total = torch.stack(aux).sum()
+        self.log("train_aux_loss", total, on_step=True, on_epoch=True, batch_size=batch_size)
+        return loss + total
+
+    def _log_identity_rate(self, x: torch.Tensor) -> None:
+        """A canonicalized model (:class:`equivox.canonicalization.Canonicalized`): the fraction of validation
+        items it maps to the identity (on upright data: how often it knows which way is up)."""
+        choices = getattr(self.model, "choices", None)
+        if callable(choices):
+            rate = (choices(x) == self.model.identity_index).float().mean()
+            self.log("val_identity_rate", rate, on_epoch=True, batch_size=len(x), sync_dist=True)
+
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
@@ -63,7 +82,7 @@ class ClassificationModule(_Base):
     def training_step(self, batch, batch_idx):
         x, y = split_batch(batch)
         logits = self.model(x)
-        loss = self.loss(logits, y)
+        loss = self._with_auxiliary(self.loss(logits, y), len(y))
         self.train_acc(logits.detach(), y)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y))
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
@@ -72,6 +91,7 @@ class ClassificationModule(_Base):
     def validation_step(self, batch, batch_idx):
         x, y = split_batch(batch)
         logits = self.model(x)
+        self._log_identity_rate(x)
         self.val_acc.update(logits, y)
         self.val_auroc.update(logits.float().softmax(-1), y)
         self.log("val_loss", self.loss(logits, y), prog_bar=True, on_epoch=True, batch_size=len(y), sync_dist=True)
@@ -100,7 +120,7 @@ class SegmentationModule(_Base):
 
     def training_step(self, batch, batch_idx):
         x, y = split_batch(batch)
-        loss = self.loss(self.model(x), y)
+        loss = self._with_auxiliary(self.loss(self.model(x), y), len(x))
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(x))
         return loss
 
@@ -108,6 +128,7 @@ class SegmentationModule(_Base):
         from monai.networks.utils import one_hot
 
         x, y = split_batch(batch)
+        self._log_identity_rate(x)
         logits = self.inferer(x, self.model) if self.inferer is not None else self.model(x)
         if hasattr(logits, "as_tensor"):
             logits = logits.as_tensor()

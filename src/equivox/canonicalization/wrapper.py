@@ -1,0 +1,305 @@
+"""Canonicalization: any model, made exactly invariant (classification) or equivariant (segmentation) under the
+grid-exact elements of a group, by running it on a canonical pose of its input.
+
+A :class:`~equivox.canonicalization.GroupScorer` ``s`` picks, for an input ``x``, the element
+``h(x) = argmax s(x)``; because the scores permute with the input, ``h(g.x) = g h(x)``. The wrapped model ``f`` runs on
+``h(x)^-1 . x``, which is the same volume for ``x`` and every ``g.x``:
+
+* classification: ``f(h^-1 . x)``: exactly invariant;
+* segmentation: ``h . f(h^-1 . x)``, classes permuted by the model's class swaps when ``h`` is improper: exactly
+  equivariant (label-permuting for left/right classes).
+
+Grid elements are voxel permutations (``permute`` + ``flip``): nothing is resampled. ``f`` is any module on
+``(B, C, D, H, W)``: an equivox network, MONAI's ``UNet``, nnU-Net's network or a user's trained model, untouched.
+"""
+
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn.canonical import CanonicalPose
+from ..nn.label_swap import class_permutation
+from .scorer import GroupScorer
+
+__all__ = ["Canonicalized", "canonicalize", "MODES", "TASKS"]
+
+MODES = ("hard", "frame", "soft")
+TASKS = ("classify", "segment")
+
+
+def _axes_and_flips(matrix) -> Tuple[List[int], List[int]]:
+    """``GridElement.apply`` as data: output spatial axis ``i`` reads input axis ``axes[i]``, then ``flips``."""
+    axes = [next(j for j in range(3) if matrix[i][j] != 0) for i in range(3)]
+    flips = [i for i in range(3) if sum(matrix[i]) < 0]
+    return axes, flips
+
+
+def _move(x: torch.Tensor, axes: List[int], flips: List[int]) -> torch.Tensor:
+    """Apply a grid element (``_axes_and_flips``) to the spatial axes of ``(B, C, D, H, W)``."""
+    y = x.permute([0, 1, 2 + axes[0], 2 + axes[1], 2 + axes[2]])
+    if len(flips) > 0:
+        y = y.flip([2 + f for f in flips])
+    return y
+
+
+class Canonicalized(nn.Module):
+    """``model`` behind an exactly equivariant canonicalizer over the grid-exact elements of ``scorer.group``.
+
+    Args:
+        model: any ``nn.Module`` on ``(B, C, D, H, W)``: logits ``(B, K)`` (``task="classify"``) or
+            ``(B, K, D', H', W')`` on the input grid (``task="segment"``).
+        scorer: the canonicalizer (:class:`GroupScorer`), scoring every grid-exact element.
+        task: ``"classify"`` or ``"segment"``.
+        mode: ``"hard"`` (default): the top-scoring element, one forward of ``model`` per item; elements tied
+            with it (to ``tie_tolerance``, relative: symmetric inputs) are averaged, so the output stays exactly
+            equivariant on symmetric inputs. ``"frame"``: the uniform average over every element scoring within
+            ``margin`` of the maximum (a frame that moves with the input; a few forwards). ``"soft"``: softmax
+            weights (``temperature``) over all elements (``n_elements`` forwards; differentiable).
+            A fixed top-k is not offered: it is not equivariant when the k-th place ties.
+        class_swaps: disjoint class pairs that swap under improper elements (left/right), as
+            :class:`~equivox.nets.EquivariantUNet`'s; default: ``model.class_swaps`` when it has them.
+        canonical_pose: resample the input into its principal-axes frame first (:class:`~equivox.nn.CanonicalPose`;
+            cubic inputs, classification): the canonicalizer then resolves the cube-rotation ambiguity that pose
+            leaves, so the composite is invariant to any rotation up to resampling.
+        freeze_model: keep ``model``'s weights fixed (``requires_grad=False``) and the model in eval mode (batch-norm
+            statistics untouched): training the wrapper then fits the canonicalizer alone.
+        prior_weight: weight of the prior loss (cross-entropy of the scores to the identity) added to the task loss
+            during training (:meth:`auxiliary_loss`, collected by equivox's training modules).
+        margin, temperature, tie_tolerance: see ``mode``.
+
+    Training (``model.train()``, grad enabled): the top element is chosen, the canonical input is the
+    straight-through mixture ``sum_h w_h h^-1 . x`` (``w`` = one-hot in value, softmax in gradient; volumes whose
+    rotations change their shape fall back to the hard choice and the prior alone), and the prior loss on the scores
+    is stored for the training step.
+
+    Shapes: classify ``(B, C, D, H, W) -> (B, K)``; segment ``-> (B, K, D, H, W)`` (as ``model``).
+    Exactness: for every grid-exact ``g`` of the scorer's group, classify: ``out(g.x) == out(x)``; segment:
+    ``out(g.x) == g.out(x)`` (classes permuted by ``class_swaps`` for improper ``g``), to float rounding, trained
+    or not.
+    """
+
+    __jit_unused_properties__ = ["n_elements"]
+    # element actions as data, typed for TorchScript (the identity's empty flip list has no inferable type)
+    axes: List[List[int]]
+    flips: List[List[int]]
+    inv_axes: List[List[int]]
+    inv_flips: List[List[int]]
+    improper: List[bool]
+
+    def __init__(self, model: nn.Module, scorer: GroupScorer, task: str = "classify", mode: str = "hard",
+                 class_swaps: Optional[Sequence[Sequence[int]]] = None, canonical_pose: bool = False,
+                 freeze_model: bool = False, prior_weight: float = 1.0, margin: float = 0.5,
+                 temperature: float = 1.0, tie_tolerance: float = 1e-4):
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if margin < 0 or temperature <= 0 or tie_tolerance < 0:
+            raise ValueError(f"need margin >= 0, temperature > 0, tie_tolerance >= 0; got {margin}, {temperature}, "
+                             f"{tie_tolerance}")
+        self.model, self.scorer = model, scorer
+        self.task, self.mode = task, mode
+        self.group = scorer.group
+        self.margin, self.temperature, self.tie_tolerance = float(margin), float(temperature), float(tie_tolerance)
+        self.prior_weight = float(prior_weight)
+        self.pose = CanonicalPose() if canonical_pose else None
+        for attr in ("in_channels", "out_channels", "size_multiple"):
+            if hasattr(model, attr):
+                setattr(self, attr, getattr(model, attr))
+        swaps = class_swaps if class_swaps is not None else getattr(model, "class_swaps", None)
+        self.class_swaps = [tuple(int(c) for c in p) for p in swaps] if swaps else None
+        out_channels = getattr(model, "out_channels", None)
+        if self.class_swaps and out_channels is None:
+            raise ValueError("class_swaps need the number of classes: give the model an out_channels attribute")
+        perm = class_permutation(self.class_swaps, out_channels) if self.class_swaps else list(range(1))
+        self.register_buffer("class_perm", torch.tensor(list(perm)), persistent=False)
+        self.swaps_classes = bool(self.class_swaps) and task == "segment"
+        els = scorer.elements
+        self.identity_index = next(i for i, e in enumerate(els) if e.is_identity)
+        self.axes: List[List[int]] = [_axes_and_flips(e.matrix)[0] for e in els]
+        self.flips: List[List[int]] = [_axes_and_flips(e.matrix)[1] for e in els]
+        self.inv_axes: List[List[int]] = [_axes_and_flips(e.inverse().matrix)[0] for e in els]
+        self.inv_flips: List[List[int]] = [_axes_and_flips(e.inverse().matrix)[1] for e in els]
+        self.improper: List[bool] = [e.determinant < 0 for e in els]
+        self.freeze_model = bool(freeze_model)
+        if self.freeze_model:
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+            self.model.eval()
+        self._aux = None
+
+    # ------------------------------------------------------------------ nn.Module
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.freeze_model:
+            self.model.eval()
+        return self
+
+    @property
+    def n_elements(self) -> int:
+        return len(self.axes)
+
+    def element_weights(self, scores: torch.Tensor) -> torch.Tensor:
+        """Weights ``(B, n_elements)`` (rows sum to 1) of the elements ``mode`` averages over, from ``scores``.
+
+        Every rule here treats the elements alike, so the weights permute with the scores (equivariance)."""
+        if self.mode == "soft":
+            return torch.softmax(scores / self.temperature, 1)
+        top = scores.amax(1, keepdim=True)
+        if self.mode == "frame":
+            chosen = scores >= top - self.margin
+        else:
+            chosen = scores >= top - self.tie_tolerance * top.abs().clamp_min(1.0)
+        w = chosen.to(scores.dtype)
+        return w / w.sum(1, keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pose is not None:
+            x = self.pose(x)
+        if self.training and self.mode != "soft":
+            return self._training_forward(x)
+        scores = self.scorer(x)
+        if self.training:
+            self._store_prior(scores)
+        return self._averaged(x, self.element_weights(scores))
+
+    def _averaged(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """``sum_h w_h out_h`` with ``out_h`` = ``f(h^-1.x)`` (classify) or ``h.f(h^-1.x)`` (segment); the model runs
+        once per element on the items that weight it (one element per item, unless tied)."""
+        out = torch.zeros(0)
+        started = False
+        for k in range(len(self.axes)):
+            items = torch.nonzero(weights[:, k] > 0).flatten()
+            if items.numel() == 0:
+                continue
+            y = self._restore(self.model(_move(x.index_select(0, items), self.inv_axes[k], self.inv_flips[k])), k)
+            w = weights.index_select(0, items)[:, k].to(y.dtype).reshape([-1] + [1] * (y.dim() - 1))
+            if not started:
+                out = torch.zeros([x.shape[0]] + list(y.shape[1:]), dtype=y.dtype, device=y.device)
+                started = True
+            out = out.index_add(0, items, y * w)
+        return out
+
+    def _restore(self, y: torch.Tensor, k: int) -> torch.Tensor:
+        """A model output for the canonical input ``h_k^-1.x`` brought back to ``x``'s frame (segmentation)."""
+        if self.task != "segment":
+            return y
+        y = _move(y, self.axes[k], self.flips[k])
+        if self.swaps_classes and self.improper[k]:
+            y = y.index_select(1, self.class_perm)
+        return y
+
+    @torch.jit.unused
+    def _store_prior(self, scores: torch.Tensor) -> None:
+        target = torch.full((scores.shape[0],), self.identity_index, dtype=torch.long, device=scores.device)
+        self._aux = self.prior_weight * F.cross_entropy(scores, target)
+
+    @torch.jit.unused
+    def _training_forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.scorer(x)
+        self._store_prior(scores)
+        choice = scores.argmax(1)
+        copies = [_move(x, self.inv_axes[k], self.inv_flips[k]) for k in range(self.n_elements)]
+        if all(c.shape == x.shape for c in copies):
+            soft = torch.softmax(scores, 1)
+            w = F.one_hot(choice, self.n_elements).to(soft) - soft.detach() + soft  # straight-through
+            canonical = torch.einsum("bk,kb...->b...", w, torch.stack(copies))
+        else:
+            canonical = None
+        if self.task == "classify" and canonical is not None:
+            return self.model(canonical)
+        out = []
+        for b in range(x.shape[0]):
+            k = int(choice[b])
+            xb = canonical[b:b + 1] if canonical is not None else copies[k][b:b + 1]
+            out.append(self._restore(self.model(xb), k))
+        return torch.cat(out)
+
+    def auxiliary_loss(self) -> Optional[torch.Tensor]:
+        """The prior loss of the last training forward (``prior_weight`` x cross-entropy of the scores to the
+        identity), then cleared; ``None`` when there is none. equivox's training modules add it to the task loss."""
+        aux, self._aux = self._aux, None
+        return aux
+
+    @torch.no_grad()
+    def choices(self, x: torch.Tensor) -> torch.Tensor:
+        """Index (into ``scorer.elements``) of the top-scoring element for each item ``(B,)`` (eval mode)."""
+        was = self.training
+        self.eval()
+        try:
+            if self.pose is not None:
+                x = self.pose(x)
+            return self.scorer(x).argmax(1)
+        finally:
+            self.train(was)
+
+    def identity_rate(self, x: torch.Tensor, batch_size: int = 64) -> float:
+        """Fraction of the items of ``x`` ``(N, C, D, H, W)`` mapped to the identity: on upright data, how often
+        the canonicalizer knows which way is up (chance: ``1 / n_elements``)."""
+        picks = torch.cat([self.choices(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return float((picks == self.identity_index).float().mean())
+
+    def _export(self) -> nn.Module:
+        from ..export import export_children
+
+        out = export_children(self)
+        out._aux = None
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"task={self.task!r}, mode={self.mode!r}, group={self.group!r} ({self.n_elements} elements)"
+                + (", model frozen" if self.freeze_model else "") + (f", class_swaps={self.class_swaps}"
+                                                                      if self.class_swaps else ""))
+
+
+def canonicalize(model: nn.Module, group: str = "octa", task: str = "classify", *, mode: str = "hard",
+                 in_channels: Optional[int] = None, channels: Sequence[int] = (2, 4), strides: Sequence[int] = (2,),
+                 input_size: Optional[int] = 16, class_swaps: Optional[Sequence[Sequence[int]]] = None,
+                 canonical_pose: bool = False, freeze_model: bool = False, prior_weight: float = 1.0,
+                 margin: float = 0.5, temperature: float = 1.0) -> Canonicalized:
+    """Put ``model`` behind an exactly equivariant canonicalizer: the one entry point.
+
+    Args:
+        model: any module on ``(B, C, D, H, W)`` (equivox, MONAI, nnU-Net's network, plain torch), trained or not.
+        group: registered group whose grid-exact elements the composite is exact for (``"octa"``: the 24 cube
+            rotations; ``"full_octa"``: 48 with reflections; ``"d4_axial"`` etc. for scans with a slice axis; any
+            registered group, see :func:`~equivox.canonicalization.scorer_group`).
+        task: ``"classify"`` (invariant logits) or ``"segment"`` (equivariant per-voxel logits).
+        mode, class_swaps, canonical_pose, freeze_model, prior_weight, margin, temperature: see
+            :class:`Canonicalized`.
+        in_channels: input channels (default ``model.in_channels``, else 1).
+        channels, strides, input_size: the canonicalizer's :class:`GroupScorer` (fields per level; the pooled
+            copy it sees).
+
+    Returns:
+        a :class:`Canonicalized` module; in eval mode it is exact from the start (untrained canonicalizer:
+        an arbitrary but equivariant choice). Fit it with :func:`equivox.canonicalization.fit_canonicalizer`
+        (frozen model) or train it with the model (``equivox.training.fit``; the prior loss is added).
+        When ``model`` was built from an equivox spec, the wrapper gets one too (checkpoints rebuild it).
+
+    Example::
+
+        >>> import torch
+        >>> from torch import nn
+        >>> from equivox.canonicalization import canonicalize
+        >>> plain = nn.Sequential(nn.Conv3d(1, 3, 3, padding=1), nn.AdaptiveAvgPool3d(1), nn.Flatten())
+        >>> net = canonicalize(plain, "octa", "classify", input_size=8).eval()
+        >>> x = torch.rand(2, 1, 16, 16, 16)
+        >>> bool(torch.allclose(net(x), net(torch.rot90(x, 1, (2, 3))), atol=1e-5))
+        True
+    """
+    cin = int(in_channels if in_channels is not None else getattr(model, "in_channels", 1))
+    scorer = GroupScorer(group, cin, channels, strides, input_size)
+    wrapper = Canonicalized(model, scorer, task, mode, class_swaps, canonical_pose, freeze_model, prior_weight,
+                            margin, temperature)
+    inner = getattr(model, "equivox_spec", None)
+    if inner is not None:
+        wrapper.equivox_spec = {"cls": "Canonicalized", "kwargs": dict(
+            model=inner, group=scorer.group, task=task, mode=mode, in_channels=cin, channels=list(channels),
+            strides=list(strides), input_size=input_size, class_swaps=[list(p) for p in class_swaps] if class_swaps
+            else None, canonical_pose=canonical_pose, freeze_model=freeze_model, prior_weight=prior_weight,
+            margin=margin, temperature=temperature)}
+    return wrapper

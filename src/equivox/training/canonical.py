@@ -1,0 +1,101 @@
+"""Fit a canonicalizer for a frozen, already trained model, and load such models from any source.
+
+:func:`fit_canonicalizer` wraps a trained model with :func:`~equivox.canonicalization.canonicalize`
+(``freeze_model=True``) and trains only the canonicalizer on the user's upright training data, through
+:func:`equivox.training.fit`: the task loss through the frozen model (gradients reach the canonicalizer by the
+straight-through mixture) plus the prior toward the identity. The model's weights and batch-norm statistics stay
+bit-identical. :func:`load_model` reads what users have: an equivox checkpoint, a MONAI bundle folder, a pickled or
+TorchScript ``.pt`` model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import nn
+
+__all__ = ["fit_canonicalizer", "load_model"]
+
+
+def load_model(path) -> Tuple[nn.Module, Optional[Dict[str, Any]]]:
+    """A trained model from ``path`` and, for an equivox checkpoint, its hyper-parameters (else ``None``).
+
+    ``path`` is an equivox checkpoint (``.ckpt`` from ``equivox train``), a MONAI bundle folder (its
+    ``configs/inference.json`` or ``.yaml`` ``network_def`` with the weights of ``models/model.pt``), a TorchScript
+    file, or a ``.pt`` / ``.pth`` holding a whole pickled ``nn.Module`` (``torch.save(model, path)``).
+
+    Raises:
+        FileNotFoundError / ValueError: one line naming the file and what is wrong (e.g. a bare state_dict,
+        which cannot be used without the code that builds the network).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"model not found: {p}")
+    if p.is_dir():
+        return _load_bundle(p), None
+    if p.suffix == ".ckpt":
+        from .fit import load_checkpoint
+
+        return load_checkpoint(p)
+    try:
+        return torch.jit.load(str(p), map_location="cpu").eval(), None
+    except Exception:  # not TorchScript: a pickled module
+        pass
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise ValueError(f"cannot read model file {p}: {type(err).__name__}: {err}".splitlines()[0]) from None
+    if not isinstance(obj, nn.Module):
+        raise ValueError(f"model file {p} holds a {type(obj).__name__}, not a model; save the whole model "
+                         "(torch.save(model, path)), a TorchScript model, or pass the MONAI bundle folder")
+    return obj.eval(), None
+
+
+def _load_bundle(folder: Path) -> nn.Module:
+    from monai.bundle import ConfigParser
+
+    configs = [folder / "configs" / f"inference.{ext}" for ext in ("json", "yaml", "yml")]
+    config = next((c for c in configs if c.is_file()), None)
+    weights = folder / "models" / "model.pt"
+    if config is None:
+        raise FileNotFoundError(f"MONAI bundle {folder}: no configs/inference.json or .yaml")
+    if not weights.is_file():
+        raise FileNotFoundError(f"MONAI bundle {folder}: no trained weights at {weights}")
+    parser = ConfigParser()
+    parser.read_config(str(config))
+    model = parser.get_parsed_content("network_def")
+    state = torch.load(weights, map_location="cpu", weights_only=False)
+    model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+    return model.eval()
+
+
+def fit_canonicalizer(model: nn.Module, cfg, train_data=None, val_data=None, info=None):
+    """Fit only a canonicalizer in front of the trained, frozen ``model``.
+
+    Args:
+        model: the trained model (any ``nn.Module`` on ``(B, C, D, H, W)``); it is wrapped, not modified.
+        cfg: a :class:`~equivox.training.TrainConfig`: its data (or ``train_data`` / ``val_data`` / ``info``, as
+            :func:`~equivox.training.fit`), ``task``, optimisation settings and canonicalizer settings
+            (``canonicalize`` = the group, default ``"octa"``; ``canonical_mode``, ``prior_weight``,
+            ``canonicalizer_channels``, ``canonicalizer_input_size``).
+
+    Returns:
+        the :class:`~equivox.training.FitResult`; ``result.model`` is the
+        :class:`~equivox.canonicalization.Canonicalized` wrapper (eval mode) and ``result.metrics`` has
+        ``val_identity_rate`` (fraction of upright validation items mapped to the identity; chance is
+        ``1 / n_elements``).
+
+    Example::
+
+        model, hp = load_model("outputs/my-run/checkpoints/last.ckpt")
+        cfg = TrainConfig.from_dict({**hp["config"], "canonicalize": "octa", "epochs": 10, "out_dir": "out/canon"})
+        result = fit_canonicalizer(model, cfg)
+    """
+    from .data import build_datasets
+    from .fit import canonicalize_from_config, fit
+
+    if train_data is None or val_data is None or info is None:
+        train_data, val_data, info = build_datasets(cfg)
+    wrapper = canonicalize_from_config(model, cfg, info.in_channels, freeze_model=True)
+    return fit(cfg, model=wrapper, train_data=train_data, val_data=val_data, info=info)
