@@ -55,6 +55,9 @@ class Competitor:
             rotation up to resampling.
         field_scale: an ``"equivariant"`` competitor with this many times the reference's fields per level (cheap
             field types at a larger width).
+        canonicalize: put the network behind an exactly equivariant canonicalizer over this group's grid
+            elements (:func:`equivox.canonicalization.canonicalize`, trained jointly with the prior toward the
+            identity); with ``canonical`` the principal-axes pose runs first, inside the wrapper.
     """
 
     name: str
@@ -65,6 +68,7 @@ class Competitor:
     tta_of: Optional[str] = None
     canonical: bool = False
     field_scale: int = 1
+    canonicalize: Optional[str] = None
 
 
 #: registry of competitor kinds (``--models`` names)
@@ -84,7 +88,13 @@ COMPETITORS: Dict[str, Competitor] = {c.name: c for c in [
     Competitor("plain + grid aug + TTA24", "plain_params", augment="grid", tta=True, tta_of="plain + grid aug"),
     Competitor("plain + PCA pose + grid aug", "plain_params", augment="grid", canonical=True),
     Competitor("MONAI ResNet + grid aug", "monai_resnet", augment="grid"),
+    Competitor("plain + canonicalizer", "plain_params", canonicalize="octa"),
+    Competitor("plain + PCA pose + canonicalizer", "plain_params", canonical=True, canonicalize="octa"),
+    Competitor("MONAI ResNet + canonicalizer", "monai_resnet", canonicalize="octa"),
 ]}
+
+#: the canonicalizer of the suite's canonicalized competitors (:class:`~equivox.canonicalization.GroupScorer`)
+CANONICALIZER = dict(channels=(2, 4), strides=(2,), input_size=16)
 
 
 @dataclass
@@ -292,6 +302,7 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
     import tempfile
 
     from .baselines import build_from_spec, count_parameters
+    from .statistics import record_intervals
     from .evaluation import GroupTTA, evaluate_classification, rotation_set
     from .training import ArrayClassificationDataset, DataInfo, TrainConfig, augmentation_transform, fit
     from .training.data import subsample_indices
@@ -342,7 +353,13 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
                     _say(f"{tag}: test-time augmentation of {comp.tta_of!r} (24 forward passes per item)", verbose)
                 else:
                     net = build_competitor(comp, reference, 1, k, base_kwargs, seed)
-                    model = PooledInput(net, factor, 0, comp.canonical)
+                    model = PooledInput(net, factor, 0, comp.canonical and not comp.canonicalize)
+                    if comp.canonicalize:
+                        from .canonicalization import canonicalize
+
+                        torch.manual_seed(seed + 1)
+                        model = canonicalize(model, comp.canonicalize, "classify", canonical_pose=comp.canonical,
+                                             **CANONICALIZER)
                     aug = augmentation_transform(comp.augment, ["image"], "octa", seed)  # at stored resolution
                     train = ArrayClassificationDataset(x_train[idx], data.y_train[idx], aug, data.class_names)
                     info = DataInfo(1, k, data.class_names, len(train), len(val), (input_size,) * 3)
@@ -360,6 +377,7 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
                                               check_equivariance=True)
                 eval_s = time.time() - t
                 s = rep.summary()
+                identity = model.identity_rate(x_test) if hasattr(model, "identity_rate") else None
                 rec = {"dataset": data.name, "model": comp.name, "augment": comp.augment, "train_fraction": frac,
                        "seed": seed, "params": count_parameters(model), "train_seconds": round(secs, 2),
                        **{key: s[key] for key in ("upright", "mean_grid", "worst_grid", "mean_so3", "worst_so3")},
@@ -367,8 +385,12 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
                        "n_test": int(len(y_test)), "train_steps": steps, "eval_seconds": round(eval_s, 2),
                        "eval_cost": 24 if comp.tta else 1, "arch": comp.arch, "group": comp.group,
                        "canonical_pose": comp.canonical, "equivariance_error": rep.equivariance_error,
+                       "canonicalizer": comp.canonicalize, "identity_rate": identity,
                        "input_size": input_size, "placement": placement,
-                       "content_lost_so3": float(np.mean(lost)) if lost else None}
+                       "content_lost_so3": float(np.mean(lost)) if lost else None,
+                       **(record_intervals(rep, seed=seed) if data.metric == "accuracy" else
+                          dict.fromkeys(("upright_ci", "worst_grid_ci", "mean_so3_ci"))),
+                       "per_item": rep.per_item}
                 _say(f"    upright {_f(rec['upright'])}  cube mean {_f(rec['mean_grid'])} worst "
                      f"{_f(rec['worst_grid'])}  so3 mean {_f(rec['mean_so3'])} worst {_f(rec['worst_so3'])}  "
                      f"({rec['train_seconds']:.0f} s train)", verbose)
@@ -441,9 +463,9 @@ def save_records(result: Dict, out: Path, stem: str = "accuracy") -> List[Path]:
                        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
     paths = [out / f"{stem}.json", out / f"{stem}.csv", out / f"{stem}_table.txt"]
     paths[0].write_text(json.dumps(doc, indent=2, default=str))
-    keys = list(dict.fromkeys(k for r in records for k in r))
+    keys = [k for k in dict.fromkeys(k for r in records for k in r) if k not in ("per_item", "curve")]
     with paths[1].open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
+        w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         w.writerows(records)
     paths[2].write_text(table + "\n")

@@ -1,8 +1,9 @@
 """The main demo (``equivox demo``): an octa-equivariant model vs plain CNNs under rotations.
 
-:func:`run_demo` trains three models (equivariant, plain at matched parameters, plain + rotation augmentation) on
-bundled real data through the accuracy / segmentation suites, evaluates them upright, under the 24 cube rotations
-and under random SO(3) rotations, prints the comparison and saves reports, plots and ``summary.json``.
+:func:`run_demo` trains four models (equivariant, plain at matched parameters, plain + rotation augmentation,
+plain + canonicalizer) on bundled real data through the accuracy / segmentation suites, evaluates them upright,
+under the 24 cube rotations and under random SO(3) rotations, prints the comparison and saves reports, plots and
+``summary.json``.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ _DEMO_CLASSIFY = dict(
     quick=dict(dataset="furniture", input_size=8, channels=(2, 2), strides=(2,), convs_per_level=1,
                hidden_features=(8,), epochs=1, batch_size=16, lr=3e-3, seed=0),
 )
-_DEMO_ROLES = ("equivariant (octa)", "plain (matched params)", "plain + grid aug")
+_DEMO_ROLES = ("equivariant (octa)", "plain (matched params)", "plain + grid aug", "plain + canonicalizer")
+_ROLE_FILES = ("equivariant", "plain", "plain_aug", "canonical")
 #: segmentation demo: the segmentation suite's harness (:mod:`equivox.segmentation_suite`) on the bundled chest CT
 _DEMO_SEGMENT = dict(
     full=dict(dataset="chest_ct", downsample=2, patch_size=24, val_crop=48, channels=(2, 4), strides=(2,),
@@ -42,9 +44,11 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
              overrides: Optional[Mapping[str, Any]] = None) -> Path:
     """Show what exact rotation equivariance buys: an octa-equivariant model vs plain CNNs, under rotations.
 
-    What it trains (three roles, parameters matched to the equivariant model, same seed and steps):
-    ``"equivariant (octa)"``, ``"plain (matched params)"`` (its trivial-group twin) and ``"plain + grid aug"``
-    (the twin trained with random cube rotations). ``task="classify"`` (default): ``InvariantClassifier`` s on the
+    What it trains (four roles, parameters matched to the equivariant model, same seed and steps):
+    ``"equivariant (octa)"``, ``"plain (matched params)"`` (its trivial-group twin), ``"plain + grid aug"``
+    (the twin trained with random cube rotations) and ``"plain + canonicalizer"`` (the twin behind an exactly
+    equivariant canonicalizer, :func:`equivox.canonicalization.canonicalize`, trained with it upright).
+    ``task="classify"`` (default): ``InvariantClassifier`` s on the
     bundled furniture shapes (9 classes; ``dataset="lidc"`` for the LIDC nodules) through the accuracy suite
     (:func:`equivox.accuracy.run_suite`); ``task="segment"``: ``EquivariantUNet`` s on the bundled chest CT organs
     through the segmentation suite (:func:`equivox.segmentation_suite.run_segmentation_suite`). All are trained
@@ -57,7 +61,7 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
 
     Where outputs go: ``out`` (default ``outputs/demo-<task>``): ``comparison.txt``, ``summary.json``
     (``summaries: {model name: {upright, mean_grid, worst_grid, mean_so3, worst_so3, ...}}``), per-role
-    ``report_{equivariant,plain,plain_aug}.{json,csv}``, ``rotation_scores.png``, ``accuracy.*`` /
+    ``report_{equivariant,plain,plain_aug,canonical}.{json,csv}``, ``rotation_scores.png``, ``accuracy.*`` /
     ``segmentation.*`` (records), checkpoints under ``runs/``; segment: ``segmentation_slices.png`` too.
 
     Args:
@@ -86,12 +90,13 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
     overrides = overrides or {}
     s.update({k: v for k, v in overrides.items() if v is not None and k in s})
     ignored = sorted(k for k, v in overrides.items() if v is not None and k not in s)
-    if ignored:  # the three roles fix the group and the augmentation
+    if ignored:  # the four roles fix the group and the augmentation
         _say(f"note: not used by the {task} demo: {', '.join(ignored)} (settings: {', '.join(s)})")
     n_random = n_random if n_random is not None else (2 if quick else 8 if task == "classify" else 4)
     _say(f"equivox demo ({task}{', quick' if quick else ''}): does exact cube-rotation equivariance pay off when "
          f"data arrive in any orientation? {torch.get_num_threads()} CPU threads; output -> {out}")
-    _say("  models: " + "; ".join(_DEMO_ROLES) + " (parameters matched to the equivariant model)")
+    _say("  models: " + "; ".join(_DEMO_ROLES) + " (parameters matched to the equivariant model; the canonicalizer "
+         "comes on top)")
     if task == "classify":
         res, stem, extra_files = _classify(s, n_random, max_test, quick, out, progress)
     else:
@@ -102,7 +107,7 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
     _say("\n" + res["caption"])
     _say(table)
     files = save_records(res, out, stem)
-    for rep, role in zip(reports, ("equivariant", "plain", "plain_aug")):
+    for rep, role in zip(reports, _ROLE_FILES):
         files += [rep.to_json(out / f"report_{role}.json"), rep.to_csv(out / f"report_{role}.csv")]
     files.append(plot_rotation_scores(reports, out / "rotation_scores.png",
                                       title=f"{s['dataset']}: {metric} per rotation (upright, 24 cube rotations, "
@@ -113,7 +118,8 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
         "task": task, "quick": bool(quick), "settings": s, "n_random_so3": n_random, "caption": res["caption"],
         "summaries": {r["model"]: {k: r.get(k) for k in ("upright", "mean_grid", "worst_grid", "mean_so3",
                                                          "worst_so3", "std_grid", "params", "train_seconds",
-                                                         "train_steps", "equivariance_error", "content_lost_so3")}
+                                                         "train_steps", "equivariance_error", "content_lost_so3",
+                                                         "identity_rate", "upright_ci", "worst_grid_ci")}
                       for r in records},
         "max_equivariance_error": {r["model"]: r["equivariance_error"] for r in records},
         "total_seconds": time.time() - t_start, "threads": torch.get_num_threads(),
@@ -121,9 +127,14 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
     sj = out / "summary.json"
     sj.write_text(json.dumps(summary, indent=2, default=str))
     files += [out / "comparison.txt", sj]
-    eq, best_plain = records[0], max(records[1:], key=lambda r: r["worst_grid"] or 0)
+    eq, canon, plains = records[0], records[3], records[1:3]
+    best_plain = max(plains, key=lambda r: r["worst_grid"] or 0)
+    best_upright = max(r["upright"] for r in plains)
     _say(f"\nworst cube rotation: equivariant {eq['worst_grid']:.3f} vs best plain {best_plain['worst_grid']:.3f} "
-         f"({best_plain['model']}); upright {eq['upright']:.3f} vs {max(r['upright'] for r in records[1:]):.3f}")
+         f"({best_plain['model']}); upright {eq['upright']:.3f} vs {best_upright:.3f}")
+    _say(f"plain + canonicalizer: upright {canon['upright']:.3f} (best plain {best_upright:.3f}), worst cube rotation "
+         f"{canon['worst_grid']:.3f} (= its upright: exact), {canon['worst_grid'] - best_plain['worst_grid']:+.3f} over "
+         f"the best plain row's worst; identity picked for {canon['identity_rate']:.0%} of upright items")
     _say(f"finished in {summary['total_seconds']:.0f} s. Results in {out}/:")
     for f in files:
         _say(f"  {f}")
@@ -131,7 +142,7 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
 
 
 def _classify(s: Dict[str, Any], n_random: int, max_test: Optional[int], quick: bool, out: Path, progress: bool):
-    """The classification demo's runs: :func:`equivox.accuracy.run_suite` with the three roles."""
+    """The classification demo's runs: :func:`equivox.accuracy.run_suite` with the four roles."""
     from .accuracy import run_suite
 
     max_test = max_test if max_test is not None else (16 if quick else None)

@@ -42,6 +42,8 @@ class SegCompetitor:
         augment: training augmentation (``"none"``, ``"grid"``, ``"so3"``).
         channels: fields per level of an ``"equivariant"`` competitor instead of the reference's (e.g. more fields
             at full resolution, fewer below, at about the same parameter count).
+        canonicalize: put the network behind an exactly equivariant canonicalizer over this group's grid elements
+            (:func:`equivox.canonicalization.canonicalize`, trained jointly with the prior toward the identity).
     """
 
     name: str
@@ -50,6 +52,7 @@ class SegCompetitor:
     head: Optional[str] = None
     augment: str = "none"
     channels: Optional[Tuple[int, ...]] = None
+    canonicalize: Optional[str] = None
 
 
 #: registry of segmentation competitors (``--models`` names of ``benchmarks/segmentation.py``)
@@ -65,11 +68,29 @@ SEG_COMPETITORS: Dict[str, SegCompetitor] = {c.name: c for c in [
     SegCompetitor("plain + grid aug", "plain_params", augment="grid"),
     SegCompetitor("plain + so3 aug", "plain_params", augment="so3"),
     SegCompetitor("MONAI UNet (matched params)", "monai_unet"),
+    SegCompetitor("plain + canonicalizer", "plain_params", canonicalize="octa"),
+    SegCompetitor("MONAI UNet + canonicalizer", "monai_unet", canonicalize="octa"),
+    SegCompetitor("equivariant (octa) + orientation + canonicalizer", "equivariant", head="oriented",
+                  canonicalize="octa"),
 ]}
+
+#: the canonicalizer of the canonicalized competitors (:class:`~equivox.canonicalization.GroupScorer`)
+SEG_CANONICALIZER = dict(channels=(2, 4), strides=(2,), input_size=16)
 
 
 def build_seg_competitor(comp: SegCompetitor, reference: nn.Module, base_kwargs: Dict, seed: int) -> nn.Module:
-    """The network of ``comp``; ``reference`` is the default ``octa`` U-Net the plain competitors are matched to."""
+    """The network of ``comp``; ``reference`` is the default ``octa`` U-Net the plain competitors are matched to
+    (the canonicalizer, when there is one, comes on top of the matched parameters)."""
+    net = _build_network(comp, reference, base_kwargs, seed)
+    if comp.canonicalize:
+        from .canonicalization import canonicalize
+
+        torch.manual_seed(seed + 1)
+        net = canonicalize(net, comp.canonicalize, "segment", **SEG_CANONICALIZER)
+    return net
+
+
+def _build_network(comp: SegCompetitor, reference: nn.Module, base_kwargs: Dict, seed: int) -> nn.Module:
     from .baselines import build_from_spec, count_parameters, match_channels, matched_baseline, matched_monai_unet
 
     torch.manual_seed(seed)
@@ -140,6 +161,7 @@ def run_segmentation_suite(dataset: str = "chest_ct",
 
     from .baselines import build_from_spec, count_parameters
     from .evaluation import evaluate_segmentation, rotation_set
+    from .statistics import record_intervals
     from .training import TrainConfig, bundled_volume, center_crop, fit
 
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric"):
@@ -183,6 +205,10 @@ def run_segmentation_suite(dataset: str = "chest_ct",
                    "eval_seconds": round(time.time() - t, 2), "eval_cost": 1, "arch": comp.arch,
                    "group": comp.group if comp.arch == "equivariant" else "trivial", "head": comp.head,
                    "equivariance_error": rep.equivariance_error, "curve": learning_curve(res.metrics_csv),
+                   "canonicalizer": comp.canonicalize,
+                   "identity_rate": res.model.identity_rate(volume["image"][None])
+                   if hasattr(res.model, "identity_rate") else None,
+                   **record_intervals(rep, seed=seed), "per_item": rep.per_item,
                    **{f"upright_{key}": v for key, v in upright.items() if key.startswith("dice_")}}
             _say(f"    Dice upright {rec['upright']:.3f}  cube mean {rec['mean_grid']:.3f} worst "
                  f"{rec['worst_grid']:.3f}  so3 mean {rec['mean_so3']:.3f}  ({rec['train_seconds']:.0f} s, "

@@ -68,6 +68,9 @@ class Canonicalized(nn.Module):
         prior_weight: weight of the prior loss (cross-entropy of the scores to the identity) added to the task loss
             during training (:meth:`auxiliary_loss`, collected by equivox's training modules).
         margin, temperature, tie_tolerance: see ``mode``.
+        sample_in_training: during training, draw the element from the softmax of the scores instead of taking
+            the top one, so the model also learns the poses the canonicalizer is unsure between (what it meets on
+            unseen data, where the canonicalizer is less sure than on the items it was fitted to).
 
     Training (``model.train()``, grad enabled): the top element is chosen, the canonical input is the
     straight-through mixture ``sum_h w_h h^-1 . x`` (``w`` = one-hot in value, softmax in gradient; volumes whose
@@ -91,7 +94,7 @@ class Canonicalized(nn.Module):
     def __init__(self, model: nn.Module, scorer: GroupScorer, task: str = "classify", mode: str = "hard",
                  class_swaps: Optional[Sequence[Sequence[int]]] = None, canonical_pose: bool = False,
                  freeze_model: bool = False, prior_weight: float = 1.0, margin: float = 0.5,
-                 temperature: float = 1.0, tie_tolerance: float = 1e-4):
+                 temperature: float = 1.0, tie_tolerance: float = 1e-4, sample_in_training: bool = False):
         super().__init__()
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -105,6 +108,7 @@ class Canonicalized(nn.Module):
         self.group = scorer.group
         self.margin, self.temperature, self.tie_tolerance = float(margin), float(temperature), float(tie_tolerance)
         self.prior_weight = float(prior_weight)
+        self.sample_in_training = bool(sample_in_training)
         self.pose = CanonicalPose() if canonical_pose else None
         for attr in ("in_channels", "out_channels", "size_multiple"):
             if hasattr(model, attr):
@@ -201,10 +205,10 @@ class Canonicalized(nn.Module):
     def _training_forward(self, x: torch.Tensor) -> torch.Tensor:
         scores = self.scorer(x)
         self._store_prior(scores)
-        choice = scores.argmax(1)
+        soft = torch.softmax(scores, 1)
+        choice = torch.multinomial(soft.detach(), 1).flatten() if self.sample_in_training else scores.argmax(1)
         copies = [_move(x, self.inv_axes[k], self.inv_flips[k]) for k in range(self.n_elements)]
         if all(c.shape == x.shape for c in copies):
-            soft = torch.softmax(scores, 1)
             w = F.one_hot(choice, self.n_elements).to(soft) - soft.detach() + soft  # straight-through
             canonical = torch.einsum("bk,kb...->b...", w, torch.stack(copies))
         else:
@@ -259,7 +263,7 @@ def canonicalize(model: nn.Module, group: str = "octa", task: str = "classify", 
                  in_channels: Optional[int] = None, channels: Sequence[int] = (2, 4), strides: Sequence[int] = (2,),
                  input_size: Optional[int] = 16, class_swaps: Optional[Sequence[Sequence[int]]] = None,
                  canonical_pose: bool = False, freeze_model: bool = False, prior_weight: float = 1.0,
-                 margin: float = 0.5, temperature: float = 1.0) -> Canonicalized:
+                 margin: float = 0.5, temperature: float = 1.0, sample_in_training: bool = False) -> Canonicalized:
     """Put ``model`` behind an exactly equivariant canonicalizer: the one entry point.
 
     Args:
@@ -268,8 +272,8 @@ def canonicalize(model: nn.Module, group: str = "octa", task: str = "classify", 
             rotations; ``"full_octa"``: 48 with reflections; ``"d4_axial"`` etc. for scans with a slice axis; any
             registered group, see :func:`~equivox.canonicalization.scorer_group`).
         task: ``"classify"`` (invariant logits) or ``"segment"`` (equivariant per-voxel logits).
-        mode, class_swaps, canonical_pose, freeze_model, prior_weight, margin, temperature: see
-            :class:`Canonicalized`.
+        mode, class_swaps, canonical_pose, freeze_model, prior_weight, margin, temperature, sample_in_training:
+            see :class:`Canonicalized`.
         in_channels: input channels (default ``model.in_channels``, else 1).
         channels, strides, input_size: the canonicalizer's :class:`GroupScorer` (fields per level; the pooled
             copy it sees).
@@ -294,12 +298,12 @@ def canonicalize(model: nn.Module, group: str = "octa", task: str = "classify", 
     cin = int(in_channels if in_channels is not None else getattr(model, "in_channels", 1))
     scorer = GroupScorer(group, cin, channels, strides, input_size)
     wrapper = Canonicalized(model, scorer, task, mode, class_swaps, canonical_pose, freeze_model, prior_weight,
-                            margin, temperature)
+                            margin, temperature, sample_in_training=sample_in_training)
     inner = getattr(model, "equivox_spec", None)
     if inner is not None:
         wrapper.equivox_spec = {"cls": "Canonicalized", "kwargs": dict(
             model=inner, group=scorer.group, task=task, mode=mode, in_channels=cin, channels=list(channels),
             strides=list(strides), input_size=input_size, class_swaps=[list(p) for p in class_swaps] if class_swaps
             else None, canonical_pose=canonical_pose, freeze_model=freeze_model, prior_weight=prior_weight,
-            margin=margin, temperature=temperature)}
+            margin=margin, temperature=temperature, sample_in_training=sample_in_training)}
     return wrapper
