@@ -7,7 +7,7 @@ import pytest
 
 from equivox import cli
 
-COMMANDS = [[], ["train"], ["evaluate"], ["demo"], ["check-equivariance"], ["data"], ["data", "list"],
+COMMANDS = [[], ["train"], ["canonicalize"], ["evaluate"], ["demo"], ["check-equivariance"], ["data"], ["data", "list"],
             ["data", "info"], ["data", "build"]]
 
 
@@ -89,6 +89,41 @@ def test_train_then_evaluate_then_check(tmp_path, capsys):
     assert len(errs) == 24 and max(e["relative"] for e in errs) < 1e-4
 
 
+def test_canonicalize_a_trained_plain_model_then_train_with_a_canonicalizer_from_yaml(tmp_path, capsys):
+    """`equivox canonicalize CKPT` fits a canonicalizer for a trained plain model (weights untouched) and saves an
+    exactly invariant model; `train` with `canonicalize: octa` in YAML trains one jointly and evaluate scores it."""
+    import torch
+
+    from equivox.training import load_checkpoint
+
+    run = tmp_path / "plain"
+    common = ["--task", "classify", "--dataset", "lidc", "--input-size", "8", "--max-train", "16", "--max-val", "8",
+              "--channels", "2,2", "--strides", "2", "--convs-per-level", "1", "--epochs", "1", "--batch-size", "8",
+              "--no-progress"]
+    assert cli.main(["train", "--arch", "baseline", *common, "--out", str(run)]) == 0
+    ckpt = run / "checkpoints" / "last.ckpt"
+    plain, _ = load_checkpoint(ckpt)
+    out = tmp_path / "canon"
+    assert cli.main(["canonicalize", str(ckpt), "--epochs", "1", "--canonicalizer-input-size", "8",
+                     "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "mapped to the identity" in text and "canonicalized.pt" in text
+    model = torch.load(out / "canonicalized.pt", weights_only=False).eval()
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), model.model.state_dict().values()))
+    x = torch.rand(3, 1, 8, 8, 8)
+    with torch.no_grad():
+        assert (model(torch.rot90(x, 1, (2, 3))) - model(x)).abs().max() < 1e-5
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("arch: baseline\ncanonicalize: octa\ncanonicalizer_input_size: 8\n")
+    joint = tmp_path / "joint"
+    assert cli.main(["train", "--config", str(cfg), *common, "--out", str(joint)]) == 0
+    ev = tmp_path / "eval"
+    assert cli.main(["evaluate", str(joint / "checkpoints" / "last.ckpt"), "--rotations", "grid", "--max-items", "8",
+                     "--out", str(ev), "--no-progress"]) == 0
+    accs = [r["accuracy"] for r in json.loads((ev / "report.json").read_text())["rows"]]
+    assert len(accs) == 24 and max(accs) - min(accs) < 1e-9
+
+
 @pytest.mark.parametrize("task", ["classify", "segment"])
 def test_demo_quick(task, tmp_path, capsys):
     out = tmp_path / task
@@ -96,21 +131,23 @@ def test_demo_quick(task, tmp_path, capsys):
     text = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     names = list(summary["summaries"])
-    # the three roles: equivariant, plain (matched parameters), plain + rotation augmentation
+    # the four roles: equivariant, plain (matched parameters), plain + rotation augmentation, plain + canonicalizer
     eq = next(n for n in names if "equivariant" in n)
-    plain = next(n for n in names if "plain" in n and "aug" not in n)
+    plain = next(n for n in names if "plain" in n and "aug" not in n and "canonical" not in n)
     aug = next(n for n in names if "plain" in n and "aug" in n)
-    assert len({eq, plain, aug}) == 3 and all(n in text for n in (eq, plain, aug)) and str(out) in text
-    for n in (eq, plain, aug):
+    canon = next(n for n in names if "canonical" in n)
+    assert len({eq, plain, aug, canon}) == 4 and all(n in text for n in (eq, plain, aug, canon)) and str(out) in text
+    for n in (eq, plain, aug, canon):
         assert set(summary["summaries"][n]) >= {"upright", "mean_grid", "worst_grid", "mean_so3", "worst_so3"}
         assert summary["summaries"][n]["upright"] is not None
-    assert summary["summaries"][eq]["std_grid"] < 1e-9  # the equivariant model scores the same on all 24 rotations
+    # the equivariant and the canonicalized model score the same on all 24 rotations
+    assert summary["summaries"][eq]["std_grid"] < 1e-9 and summary["summaries"][canon]["std_grid"] < 1e-9
     err = summary["max_equivariance_error"]
-    assert err[eq] < 1e-4 < err[plain]
+    assert max(err[eq], err[canon]) < 1e-4 < err[plain]
     for f in ("rotation_scores.png", "comparison.txt"):
         assert (out / f).is_file(), f
     if task == "segment":
         assert (out / "segmentation_slices.png").is_file() and (out / "segmentation.json").is_file()
     else:
         assert (out / "accuracy.json").is_file()
-    assert (out / "report_plain_aug.csv").is_file()
+    assert (out / "report_plain_aug.csv").is_file() and (out / "report_canonical.csv").is_file()

@@ -285,7 +285,7 @@ def _cmd_canonicalize(args) -> int:
     model, hp = load_model(args.model)
     base = {k: v for k, v in dict((hp or {}).get("config") or {}).items() if k != "resume"}
     base.update(out_dir="outputs/canonicalize", epochs=10)
-    base.setdefault("canonicalize", "octa")
+    base["canonicalize"] = base.get("canonicalize") or "octa"
     cfg = train_config_from_args(args, base)
     if not cfg.canonicalize:
         raise CLIError("--canonicalize none: give the group to canonicalize over (e.g. octa)")
