@@ -58,6 +58,9 @@ class Competitor:
         canonicalize: put the network behind an exactly equivariant canonicalizer over this group's grid
             elements (:func:`equivox.canonicalization.canonicalize`, trained jointly with the prior toward the
             identity); with ``canonical`` the principal-axes pose runs first, inside the wrapper.
+        frozen_of: with ``canonicalize``: take the trained model of that competitor, frozen, and fit only the
+            canonicalizer in front of it (:func:`equivox.training.fit_canonicalizer`'s path: its weights stay as
+            they are).
     """
 
     name: str
@@ -69,6 +72,7 @@ class Competitor:
     canonical: bool = False
     field_scale: int = 1
     canonicalize: Optional[str] = None
+    frozen_of: Optional[str] = None
 
 
 #: registry of competitor kinds (``--models`` names)
@@ -91,6 +95,8 @@ COMPETITORS: Dict[str, Competitor] = {c.name: c for c in [
     Competitor("plain + canonicalizer", "plain_params", canonicalize="octa"),
     Competitor("plain + PCA pose + canonicalizer", "plain_params", canonical=True, canonicalize="octa"),
     Competitor("MONAI ResNet + canonicalizer", "monai_resnet", canonicalize="octa"),
+    Competitor("plain (frozen) + fitted canonicalizer", "plain_params", canonicalize="octa",
+               frozen_of="plain (matched params)"),
 ]}
 
 #: the canonicalizer of the suite's canonicalized competitors (:class:`~equivox.canonicalization.GroupScorer`)
@@ -317,8 +323,9 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
         raise ValueError(f"unknown competitors {unknown}; known: {list(COMPETITORS)}")
     comps = [COMPETITORS[c] for c in competitors]
     for c in comps:
-        if c.tta and c.tta_of not in competitors:
-            raise ValueError(f"{c.name!r} evaluates the model of {c.tta_of!r}: list that competitor too")
+        for of in (c.tta_of if c.tta else None, c.frozen_of):
+            if of is not None and of not in competitors[:competitors.index(c.name)]:
+                raise ValueError(f"{c.name!r} reuses the model of {of!r}: list that competitor before it")
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="equivox-accuracy-"))
     stored = int(data.x_train.shape[-1])
     pad, factor = _geometry(stored, input_size, placement)
@@ -352,14 +359,17 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
                     model = GroupTTA(model, "octa")  # around the trained PooledInput: rotations at stored size
                     _say(f"{tag}: test-time augmentation of {comp.tta_of!r} (24 forward passes per item)", verbose)
                 else:
-                    net = build_competitor(comp, reference, 1, k, base_kwargs, seed)
-                    model = PooledInput(net, factor, 0, comp.canonical and not comp.canonicalize)
+                    if comp.frozen_of:
+                        model = trained[comp.frozen_of][0]
+                    else:
+                        net = build_competitor(comp, reference, 1, k, base_kwargs, seed)
+                        model = PooledInput(net, factor, 0, comp.canonical and not comp.canonicalize)
                     if comp.canonicalize:
                         from .canonicalization import canonicalize
 
                         torch.manual_seed(seed + 1)
                         model = canonicalize(model, comp.canonicalize, "classify", canonical_pose=comp.canonical,
-                                             **CANONICALIZER)
+                                             freeze_model=comp.frozen_of is not None, **CANONICALIZER)
                     aug = augmentation_transform(comp.augment, ["image"], "octa", seed)  # at stored resolution
                     train = ArrayClassificationDataset(x_train[idx], data.y_train[idx], aug, data.class_names)
                     info = DataInfo(1, k, data.class_names, len(train), len(val), (input_size,) * 3)
@@ -370,6 +380,8 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
                     _say(f"{tag}: training {count_parameters(model)} parameters on {len(train)} items", verbose)
                     res = fit(cfg, model=model, train_data=train, val_data=val, info=info)
                     model, secs, steps = res.model, res.seconds, res.global_step
+                    if comp.frozen_of:  # its cost: the frozen model's training and the canonicalizer's fitting
+                        secs += trained[comp.frozen_of][1]
                     trained[comp.name] = (model, secs, steps)
                 t = time.time()
                 rep = evaluate_classification(model, (x_test, torch.as_tensor(y_test)), rots, batch_size=64,

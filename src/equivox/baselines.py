@@ -24,7 +24,7 @@ def build_canonicalized(model: Dict, group: str = "octa", task: str = "classify"
                         in_channels: int = 1, channels: Sequence[int] = (2, 4), strides: Sequence[int] = (2,),
                         input_size: Optional[int] = 16, class_swaps=None, canonical_pose: bool = False,
                         freeze_model: bool = False, prior_weight: float = 1.0, margin: float = 0.5,
-                        temperature: float = 1.0, sample_in_training: bool = False) -> Canonicalized:
+                        temperature: float = 1.0, sample_in_training: bool = True) -> Canonicalized:
     """The registry's builder of :class:`~equivox.canonicalization.Canonicalized` (``"Canonicalized"``): the wrapped
     ``model`` is itself a (saved) spec, rebuilt with :func:`build_from_spec`; the rest as
     :func:`equivox.canonicalization.canonicalize`."""

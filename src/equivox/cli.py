@@ -51,6 +51,14 @@ def _ints(text: str) -> List[int]:
     return vals
 
 
+def _bool(text: str) -> bool:
+    if str(text).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(text).lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def _devices(text: str):
     if text == "auto":
         return text
@@ -87,6 +95,8 @@ _TRAIN_FLAGS = [
                                             "group's grid rotations (e.g. octa; none: off), trained with it"),
     ("--canonical-mode", "canonical_mode", str, "canonicalizer mode: hard (one forward), frame or soft (averaged)"),
     ("--prior-weight", "prior_weight", float, "weight of the canonicalizer's prior toward the identity"),
+    ("--canonical-sample", "canonical_sample", _bool, "true (default): train on poses drawn from the "
+                                                      "canonicalizer's softmax; false: its top pose"),
     ("--canonicalizer-channels", "canonicalizer_channels", _ints, "canonicalizer fields per level, e.g. 2,4"),
     ("--canonicalizer-input-size", "canonicalizer_input_size", int, "side of the pooled copy the canonicalizer "
                                                                     "sees"),

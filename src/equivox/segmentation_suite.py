@@ -44,6 +44,8 @@ class SegCompetitor:
             at full resolution, fewer below, at about the same parameter count).
         canonicalize: put the network behind an exactly equivariant canonicalizer over this group's grid elements
             (:func:`equivox.canonicalization.canonicalize`, trained jointly with the prior toward the identity).
+        frozen_of: with ``canonicalize``: the trained model of that competitor, frozen, behind a canonicalizer
+            fitted alone (its weights stay as they are).
     """
 
     name: str
@@ -53,6 +55,7 @@ class SegCompetitor:
     augment: str = "none"
     channels: Optional[Tuple[int, ...]] = None
     canonicalize: Optional[str] = None
+    frozen_of: Optional[str] = None
 
 
 #: registry of segmentation competitors (``--models`` names of ``benchmarks/segmentation.py``)
@@ -70,6 +73,10 @@ SEG_COMPETITORS: Dict[str, SegCompetitor] = {c.name: c for c in [
     SegCompetitor("MONAI UNet (matched params)", "monai_unet"),
     SegCompetitor("plain + canonicalizer", "plain_params", canonicalize="octa"),
     SegCompetitor("MONAI UNet + canonicalizer", "monai_unet", canonicalize="octa"),
+    SegCompetitor("MONAI UNet (frozen) + fitted canonicalizer", "monai_unet", canonicalize="octa",
+                  frozen_of="MONAI UNet (matched params)"),
+    SegCompetitor("plain (frozen) + fitted canonicalizer", "plain_params", canonicalize="octa",
+                  frozen_of="plain (matched params)"),
     SegCompetitor("equivariant (octa) + orientation + canonicalizer", "equivariant", head="oriented",
                   canonicalize="octa"),
 ]}
@@ -78,15 +85,23 @@ SEG_COMPETITORS: Dict[str, SegCompetitor] = {c.name: c for c in [
 SEG_CANONICALIZER = dict(channels=(2, 4), strides=(2,), input_size=16)
 
 
-def build_seg_competitor(comp: SegCompetitor, reference: nn.Module, base_kwargs: Dict, seed: int) -> nn.Module:
+def build_seg_competitor(comp: SegCompetitor, reference: nn.Module, base_kwargs: Dict, seed: int,
+                         trained: Optional[Dict[str, nn.Module]] = None) -> nn.Module:
     """The network of ``comp``; ``reference`` is the default ``octa`` U-Net the plain competitors are matched to
-    (the canonicalizer, when there is one, comes on top of the matched parameters)."""
-    net = _build_network(comp, reference, base_kwargs, seed)
+    (the canonicalizer, when there is one, comes on top of the matched parameters); ``trained``: the models
+    trained so far in this seed, by competitor name (for ``frozen_of``)."""
+    if comp.frozen_of:
+        if not trained or comp.frozen_of not in trained:
+            raise ValueError(f"{comp.name!r} reuses the model of {comp.frozen_of!r}: list that competitor before it")
+        net = trained[comp.frozen_of]
+    else:
+        net = _build_network(comp, reference, base_kwargs, seed)
     if comp.canonicalize:
         from .canonicalization import canonicalize
 
         torch.manual_seed(seed + 1)
-        net = canonicalize(net, comp.canonicalize, "segment", **SEG_CANONICALIZER)
+        net = canonicalize(net, comp.canonicalize, "segment", freeze_model=comp.frozen_of is not None,
+                           **SEG_CANONICALIZER)
     return net
 
 
@@ -182,9 +197,10 @@ def run_segmentation_suite(dataset: str = "chest_ct",
     n_runs, run = len(competitors) * len(seeds), 0
     for seed in seeds:
         rots = rotation_set("standard", group="octa", n_random=n_random, seed=seed)
+        trained: Dict[str, nn.Module] = {}
         for comp in (SEG_COMPETITORS[c] for c in competitors):
             run += 1
-            model = build_seg_competitor(comp, reference, base_kwargs, seed)
+            model = build_seg_competitor(comp, reference, base_kwargs, seed, trained)
             cfg = TrainConfig(task="segment", dataset=dataset, downsample=downsample, patch_size=patch_size,
                               val_crop=val_crop, epochs=epochs, patches_per_epoch=patches_per_epoch,
                               batch_size=batch_size, lr=lr, seed=seed, augment=comp.augment, progress=progress,
@@ -193,6 +209,7 @@ def run_segmentation_suite(dataset: str = "chest_ct",
                               extra={"model_summary": False})
             _say(f"[{run}/{n_runs}] {comp.name}, seed {seed}: training {count_parameters(model)} parameters", verbose)
             res = fit(cfg, model=model)
+            trained[comp.name] = res.model
             t = time.time()
             rep = evaluate_segmentation(res.model, [volume], rots, num_classes=k, progress=progress, name=comp.name,
                                         class_names=class_names, check_equivariance=True)

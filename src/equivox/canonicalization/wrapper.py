@@ -94,7 +94,7 @@ class Canonicalized(nn.Module):
     def __init__(self, model: nn.Module, scorer: GroupScorer, task: str = "classify", mode: str = "hard",
                  class_swaps: Optional[Sequence[Sequence[int]]] = None, canonical_pose: bool = False,
                  freeze_model: bool = False, prior_weight: float = 1.0, margin: float = 0.5,
-                 temperature: float = 1.0, tie_tolerance: float = 1e-4, sample_in_training: bool = False):
+                 temperature: float = 1.0, tie_tolerance: float = 1e-4, sample_in_training: bool = True):
         super().__init__()
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -173,6 +173,12 @@ class Canonicalized(nn.Module):
     def _averaged(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``sum_h w_h out_h`` with ``out_h`` = ``f(h^-1.x)`` (classify) or ``h.f(h^-1.x)`` (segment); the model runs
         once per element on the items that weight it (one element per item, unless tied)."""
+        one_each = bool((weights > 0).sum(1).eq(1).all())
+        if one_each and x.shape[2] == x.shape[3] and x.shape[3] == x.shape[4]:  # one batched forward
+            ks: List[int] = weights.argmax(1).tolist()
+            moved = [_move(x[b:b + 1], self.inv_axes[ks[b]], self.inv_flips[ks[b]]) for b in range(len(ks))]
+            y = self.model(torch.cat(moved))
+            return torch.cat([self._restore(y[b:b + 1], ks[b]) for b in range(len(ks))])
         out = torch.zeros(0)
         started = False
         for k in range(len(self.axes)):
@@ -263,7 +269,7 @@ def canonicalize(model: nn.Module, group: str = "octa", task: str = "classify", 
                  in_channels: Optional[int] = None, channels: Sequence[int] = (2, 4), strides: Sequence[int] = (2,),
                  input_size: Optional[int] = 16, class_swaps: Optional[Sequence[Sequence[int]]] = None,
                  canonical_pose: bool = False, freeze_model: bool = False, prior_weight: float = 1.0,
-                 margin: float = 0.5, temperature: float = 1.0, sample_in_training: bool = False) -> Canonicalized:
+                 margin: float = 0.5, temperature: float = 1.0, sample_in_training: bool = True) -> Canonicalized:
     """Put ``model`` behind an exactly equivariant canonicalizer: the one entry point.
 
     Args:

@@ -72,8 +72,9 @@ class TrainConfig:
             with it (task loss plus ``prior_weight`` x the prior toward the identity); ``None``: no canonicalizer.
             Use it with a plain model (``arch: baseline``, ``group: trivial``, MONAI's ``UNet``): it keeps that
             model's upright accuracy and makes it exact under the group's grid rotations.
-        canonical_mode (``"hard"``, ``"frame"``, ``"soft"``), prior_weight, canonicalizer_channels (fields per
-        level), canonicalizer_input_size (side of the pooled copy it sees): the canonicalizer's settings.
+        canonical_mode (``"hard"``, ``"frame"``, ``"soft"``), prior_weight, canonical_sample (draw the training pose
+        from the scores' softmax: ``sample_in_training``), canonicalizer_channels (fields per level),
+        canonicalizer_input_size (side of the pooled copy it sees): the canonicalizer's settings.
     Optimisation / engine (PyTorch Lightning):
         epochs, max_steps (-1: no limit), batch_size, lr, weight_decay (AdamW), seed, num_workers,
         devices, num_nodes, strategy (``"auto"`` -> ``"ddp"`` when ``devices > 1`` or ``num_nodes > 1``),
@@ -110,6 +111,7 @@ class TrainConfig:
     canonicalize: Optional[str] = None
     canonical_mode: str = "hard"
     prior_weight: float = 1.0
+    canonical_sample: bool = True
     canonicalizer_channels: Tuple[int, ...] = (2, 4)
     canonicalizer_input_size: int = 16
 
