@@ -180,3 +180,40 @@ def test_fit_canonicalizer_learns_which_way_is_up_and_leaves_the_frozen_model_bi
     after = res.model.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert "val_identity_rate" in res.metrics
+
+
+def test_load_model_reads_pickled_and_torchscript_models_and_refuses_a_bare_state_dict(tmp_path):
+    from equivox.training import load_model
+
+    model = _classifier().eval()
+    x = torch.rand(2, 1, 8, 8, 8)
+    torch.save(model, tmp_path / "whole.pt")
+    torch.jit.save(torch.jit.script(model), tmp_path / "scripted.pt")
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    with torch.no_grad():
+        for name in ("whole.pt", "scripted.pt"):
+            loaded, hp = load_model(tmp_path / name)
+            assert hp is None and torch.allclose(loaded(x), model(x))
+    with pytest.raises(ValueError, match="weights.pt holds a"):
+        load_model(tmp_path / "weights.pt")
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        load_model(tmp_path / "nope.pt")
+
+
+def test_wrapper_runs_in_monai_sliding_window_inference_and_saves_its_spec(tmp_path):
+    from monai.inferers import sliding_window_inference
+
+    from equivox.baselines import build_from_spec
+    from equivox.training import load_checkpoint  # noqa: F401  (the spec path checkpoints use)
+
+    torch.manual_seed(8)
+    inner = build_from_spec({"cls": "EquivariantUNet", "kwargs": dict(spatial_dims=3, in_channels=1, out_channels=2,
+                                                                       channels=[2, 2], strides=[2], group="trivial")})
+    net = canonicalize(inner, "octa", "segment", input_size=8, channels=(2, 2)).eval()
+    rebuilt = build_from_spec(net.equivox_spec)
+    rebuilt.load_state_dict(net.state_dict())
+    x = torch.rand(1, 1, 16, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(x), net(x))
+        y = sliding_window_inference(x, (8, 8, 8), 2, net, overlap=0.0)
+    assert y.shape == (1, 2, 16, 16, 16) and torch.isfinite(y).all()
