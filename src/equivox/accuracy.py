@@ -405,7 +405,9 @@ def run_suite(dataset="furniture", competitors: Sequence[str] = ("equivariant (o
                        "per_item": rep.per_item}
                 _say(f"    upright {_f(rec['upright'])}  cube mean {_f(rec['mean_grid'])} worst "
                      f"{_f(rec['worst_grid'])}  so3 mean {_f(rec['mean_so3'])} worst {_f(rec['worst_so3'])}  "
-                     f"({rec['train_seconds']:.0f} s train)", verbose)
+                     f"({rec['train_seconds']:.0f} s train)"
+                     + (f"; identity picked for {identity:.0%} of upright test items" if identity is not None else ""),
+                     verbose)
                 records.append(rec)
                 reports.append(rep)
                 if keep_models:
