@@ -198,6 +198,7 @@ def run_segmentation_suite(dataset: str = "chest_ct",
     for seed in seeds:
         rots = rotation_set("standard", group="octa", n_random=n_random, seed=seed)
         trained: Dict[str, nn.Module] = {}
+        train_seconds: Dict[str, float] = {}  # a frozen model's fitting counts its own training too
         for comp in (SEG_COMPETITORS[c] for c in competitors):
             run += 1
             model = build_seg_competitor(comp, reference, base_kwargs, seed, trained)
@@ -210,13 +211,15 @@ def run_segmentation_suite(dataset: str = "chest_ct",
             _say(f"[{run}/{n_runs}] {comp.name}, seed {seed}: training {count_parameters(model)} parameters", verbose)
             res = fit(cfg, model=model)
             trained[comp.name] = res.model
+            seconds = res.seconds + (train_seconds[comp.frozen_of] if comp.frozen_of else 0.0)
+            train_seconds[comp.name] = seconds
             t = time.time()
             rep = evaluate_segmentation(res.model, [volume], rots, num_classes=k, progress=progress, name=comp.name,
                                         class_names=class_names, check_equivariance=True)
             s = rep.summary()
             upright = rep.rows[0]
             rec = {"dataset": dataset, "model": comp.name, "augment": comp.augment, "train_fraction": 1.0,
-                   "seed": seed, "params": count_parameters(res.model), "train_seconds": round(res.seconds, 2),
+                   "seed": seed, "params": count_parameters(res.model), "train_seconds": round(seconds, 2),
                    **{key: s[key] for key in ("upright", "mean_grid", "worst_grid", "mean_so3", "worst_so3")},
                    "std_grid": s["std_grid"], "metric": "dice", "train_steps": res.global_step,
                    "eval_seconds": round(time.time() - t, 2), "eval_cost": 1, "arch": comp.arch,

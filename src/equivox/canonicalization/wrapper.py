@@ -173,12 +173,10 @@ class Canonicalized(nn.Module):
     def _averaged(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``sum_h w_h out_h`` with ``out_h`` = ``f(h^-1.x)`` (classify) or ``h.f(h^-1.x)`` (segment); the model runs
         once per element on the items that weight it (one element per item, unless tied)."""
-        one_each = bool((weights > 0).sum(1).eq(1).all())
-        if one_each and x.shape[2] == x.shape[3] and x.shape[3] == x.shape[4]:  # one batched forward
+        if bool((weights > 0).sum(1).eq(1).all()):  # one element per item (no ties)
             ks: List[int] = weights.argmax(1).tolist()
             moved = [_move(x[b:b + 1], self.inv_axes[ks[b]], self.inv_flips[ks[b]]) for b in range(len(ks))]
-            y = self.model(torch.cat(moved))
-            return torch.cat([self._restore(y[b:b + 1], ks[b]) for b in range(len(ks))])
+            return self._per_item(moved, ks)
         out = torch.zeros(0)
         started = False
         for k in range(len(self.axes)):
@@ -192,6 +190,18 @@ class Canonicalized(nn.Module):
                 started = True
             out = out.index_add(0, items, y * w)
         return out
+
+    def _per_item(self, moved: List[torch.Tensor], ks: List[int]) -> torch.Tensor:
+        """The model on each item's canonical input ``moved[b]`` (``(1, C, ...)``, element ``ks[b]``), outputs
+        restored to the item's frame: one batched forward when the canonical inputs share a shape (cubic
+        volumes), else one forward per item."""
+        same = True
+        for t in moved:
+            same = same and t.shape == moved[0].shape
+        if not same:
+            return torch.cat([self._restore(self.model(t), k) for t, k in zip(moved, ks)])
+        y = self.model(torch.cat(moved))
+        return torch.cat([self._restore(y[b:b + 1], ks[b]) for b in range(len(ks))])
 
     def _restore(self, y: torch.Tensor, k: int) -> torch.Tensor:
         """A model output for the canonical input ``h_k^-1.x`` brought back to ``x``'s frame (segmentation)."""
@@ -219,14 +229,10 @@ class Canonicalized(nn.Module):
             canonical = torch.einsum("bk,kb...->b...", w, torch.stack(copies))
         else:
             canonical = None
-        if self.task == "classify" and canonical is not None:
-            return self.model(canonical)
-        out = []
-        for b in range(x.shape[0]):
-            k = int(choice[b])
-            xb = canonical[b:b + 1] if canonical is not None else copies[k][b:b + 1]
-            out.append(self._restore(self.model(xb), k))
-        return torch.cat(out)
+        ks = choice.tolist()
+        if canonical is None:  # rotations change the shape: the scorer learns from the prior alone
+            return self._per_item([copies[k][b:b + 1] for b, k in enumerate(ks)], ks)
+        return self._per_item(list(canonical.split(1)), ks)
 
     def auxiliary_loss(self) -> Optional[torch.Tensor]:
         """The prior loss of the last training forward (``prior_weight`` x cross-entropy of the scores to the
