@@ -14,24 +14,17 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 from monai.networks.nets import UNet
 from torch import nn
 
-from .canonicalization import Canonicalized, GroupScorer
+from .canonicalization import Canonicalized, canonicalize
 from .nets.registry import get_model, register_model
 
 register_model("monai.UNet", UNet)
 
 
-def build_canonicalized(model: Dict, group: str = "octa", task: str = "classify", mode: str = "hard",
-                        in_channels: int = 1, channels: Sequence[int] = (2, 4), strides: Sequence[int] = (2,),
-                        input_size: Optional[int] = 16, class_swaps=None, canonical_pose: bool = False,
-                        freeze_model: bool = False, prior_weight: float = 1.0, margin: float = 0.5,
-                        temperature: float = 1.0, sample_in_training: bool = True) -> Canonicalized:
+def build_canonicalized(model: Dict, group: str = "octa", task: str = "classify", **kwargs) -> Canonicalized:
     """The registry's builder of :class:`~equivox.canonicalization.Canonicalized` (``"Canonicalized"``): the wrapped
-    ``model`` is itself a (saved) spec, rebuilt with :func:`build_from_spec`; the rest as
-    :func:`equivox.canonicalization.canonicalize`."""
-    inner = build_from_spec(upgrade_spec(model))
-    scorer = GroupScorer(group, in_channels, channels, strides, input_size)
-    return Canonicalized(inner, scorer, task, mode, class_swaps, canonical_pose, freeze_model, prior_weight, margin,
-                         temperature, sample_in_training=sample_in_training)
+    ``model`` is itself a (saved) spec, rebuilt with :func:`build_from_spec`; ``kwargs`` as
+    :func:`equivox.canonicalization.canonicalize` (``mode``, ``in_channels``, ``channels``, ``input_size``, ...)."""
+    return canonicalize(build_from_spec(upgrade_spec(model)), group, task, **kwargs)
 
 
 register_model("Canonicalized", build_canonicalized)

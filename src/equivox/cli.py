@@ -467,8 +467,8 @@ def _cmd_nnunet(args) -> int:
 
 
 # ============================================================================================ main
-_COMMANDS = {"train": _cmd_train, "canonicalize": _cmd_canonicalize, "evaluate": _cmd_evaluate, "demo": _cmd_demo, "check-equivariance": _cmd_check,
-             "data": _cmd_data, "nnunet": _cmd_nnunet}
+_COMMANDS = {"train": _cmd_train, "canonicalize": _cmd_canonicalize, "evaluate": _cmd_evaluate, "demo": _cmd_demo,
+             "check-equivariance": _cmd_check, "data": _cmd_data, "nnunet": _cmd_nnunet}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -16,8 +16,8 @@ from .config import ARCH_CHOICES, TrainConfig
 from .data import DataInfo, build_datasets
 from .modules import ClassificationModule, SegmentationModule
 
-__all__ = ["FitResult", "build_model", "canonicalize_from_config", "fit", "make_trainer", "load_checkpoint", "default_precision",
-           "atomic_checkpoint_io", "check_output_folder", "seed_worker"]
+__all__ = ["FitResult", "build_model", "canonicalize_from_config", "fit", "make_trainer", "load_checkpoint",
+           "default_precision", "atomic_checkpoint_io", "check_output_folder", "seed_worker"]
 
 
 def default_precision() -> str:

@@ -31,6 +31,8 @@ class _Base(pl.LightningModule):
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.model = model
         self.num_classes = num_classes
+        # modules contributing a loss of their own (a canonicalizer's prior), found once, not per step
+        self._aux_sources = [m for m in model.modules() if callable(getattr(m, "auxiliary_loss", None))]
         # stored in the checkpoint: enough to rebuild the model (equivox.training.load_checkpoint)
         self.save_hyperparameters({"num_classes": num_classes, "lr": lr, "weight_decay": weight_decay,
                                    "model_spec": model_spec, "config": config})
@@ -41,8 +43,7 @@ class _Base(pl.LightningModule):
     def _with_auxiliary(self, loss: torch.Tensor, batch_size: int) -> torch.Tensor:
         """``loss`` plus the auxiliary losses the model's modules stored in this step (``auxiliary_loss()``, e.g. a
         canonicalizer's prior), logged as ``train_aux_loss``."""
-        aux = [a for m in self.model.modules() if callable(getattr(m, "auxiliary_loss", None))
-               for a in [m.auxiliary_loss()] if a is not None]
+        aux = [a for a in (m.auxiliary_loss() for m in self._aux_sources) if a is not None]
         if not aux:
             return loss
         total = torch.stack(aux).sum()
