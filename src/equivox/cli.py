@@ -94,6 +94,11 @@ _TRAIN_FLAGS = [
     ("--canonicalize", "canonicalize", str, "put the model behind an exactly equivariant canonicalizer over this "
                                             "group's grid rotations (e.g. octa; none: off), trained with it"),
     ("--canonical-mode", "canonical_mode", str, "canonicalizer mode: hard (one forward), frame or soft (averaged)"),
+    ("--canonical-margin", "canonical_margin", float, "frame mode: average the poses scoring within this of the top"),
+    ("--canonical-temperature", "canonical_temperature", float, "soft mode: softmax temperature of the pose weights"),
+    ("--canonical-pose", "canonical_pose", _bool, "true: principal-axes pose before the canonicalizer (cubic "
+                                                  "classification inputs: invariant to any rotation up to "
+                                                  "resampling)"),
     ("--prior-weight", "prior_weight", float, "weight of the canonicalizer's prior toward the identity"),
     ("--canonical-sample", "canonical_sample", _bool, "true (default): train on poses drawn from the "
                                                       "canonicalizer's softmax; false: its top pose"),

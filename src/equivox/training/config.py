@@ -73,9 +73,11 @@ class TrainConfig:
             Use it with a plain model (``arch: baseline``, ``group: trivial``, MONAI's ``UNet``): it makes that model
             exact under the group's grid rotations; upright it does as well as the canonicalizer learns which way
             is up (docs/canonicalization.md: on the furniture shapes, 8-9 points below the plain model).
-        canonical_mode (``"hard"``, ``"frame"``, ``"soft"``), prior_weight, canonical_sample (draw the training pose
-        from the scores' softmax: ``sample_in_training``), canonicalizer_channels (fields per level),
-        canonicalizer_input_size (side of the pooled copy it sees): the canonicalizer's settings.
+        canonical_mode (``"hard"``, ``"frame"``, ``"soft"``), canonical_margin (frame mode), canonical_temperature
+        (soft mode), prior_weight, canonical_sample (draw the training pose from the scores' softmax:
+        ``sample_in_training``), canonical_pose (principal-axes pose first; cubic classification inputs),
+        canonicalizer_channels (fields per level), canonicalizer_input_size (side of the pooled copy it sees): the
+        canonicalizer's settings (:class:`equivox.canonicalization.Canonicalized`).
     Optimisation / engine (PyTorch Lightning):
         epochs, max_steps (-1: no limit), batch_size, lr, weight_decay (AdamW), seed, num_workers,
         devices, num_nodes, strategy (``"auto"`` -> ``"ddp"`` when ``devices > 1`` or ``num_nodes > 1``),
@@ -113,6 +115,9 @@ class TrainConfig:
     canonical_mode: str = "hard"
     prior_weight: float = 1.0
     canonical_sample: bool = True
+    canonical_margin: float = 0.5
+    canonical_temperature: float = 1.0
+    canonical_pose: bool = False
     canonicalizer_channels: Tuple[int, ...] = (2, 4)
     canonicalizer_input_size: int = 16
 
@@ -176,8 +181,9 @@ class TrainConfig:
             self.canonicalize = None
         if self.canonical_mode not in ("hard", "frame", "soft"):
             raise ValueError(f"canonical_mode must be 'hard', 'frame' or 'soft', got {self.canonical_mode!r}")
-        if self.prior_weight < 0:
-            raise ValueError(f"prior_weight must be >= 0, got {self.prior_weight}")
+        if self.prior_weight < 0 or self.canonical_margin < 0 or self.canonical_temperature <= 0:
+            raise ValueError(f"need prior_weight >= 0, canonical_margin >= 0 and canonical_temperature > 0, got "
+                             f"{self.prior_weight}, {self.canonical_margin}, {self.canonical_temperature}")
         if len(self.strides) != len(self.channels) - 1:
             raise ValueError(f"strides needs len(channels) - 1 = {len(self.channels) - 1} entries for "
                              f"channels={self.channels}, got {self.strides}")

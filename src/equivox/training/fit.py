@@ -77,9 +77,8 @@ def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Modu
 
 def canonicalize_from_config(model: nn.Module, cfg: TrainConfig, in_channels: int,
                              freeze_model: bool = False) -> nn.Module:
-    """``model`` behind the canonicalizer ``cfg`` describes (``canonicalize``, ``canonical_mode``,
-    ``prior_weight``, ``canonical_sample``, ``canonicalizer_channels``, ``canonicalizer_input_size``), seeded by
-    ``cfg.seed``."""
+    """``model`` behind the canonicalizer ``cfg`` describes (``canonicalize`` and the ``canonical_*``,
+    ``prior_weight`` and ``canonicalizer_*`` keys), seeded by ``cfg.seed``."""
     from ..canonicalization import canonicalize
 
     torch.manual_seed(cfg.seed + 1)
@@ -87,7 +86,9 @@ def canonicalize_from_config(model: nn.Module, cfg: TrainConfig, in_channels: in
     return canonicalize(model, cfg.canonicalize or "octa", cfg.task, mode=cfg.canonical_mode,
                         in_channels=in_channels, channels=ch, strides=(2,) * (len(ch) - 1),
                         input_size=cfg.canonicalizer_input_size, freeze_model=freeze_model,
-                        prior_weight=cfg.prior_weight, sample_in_training=cfg.canonical_sample)
+                        prior_weight=cfg.prior_weight, sample_in_training=cfg.canonical_sample,
+                        margin=cfg.canonical_margin, temperature=cfg.canonical_temperature,
+                        canonical_pose=cfg.canonical_pose)
 
 
 def check_output_folder(path) -> Path:
