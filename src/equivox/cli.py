@@ -1,7 +1,8 @@
-"""Command line interface: ``equivox train | canonicalize | evaluate | demo | check-equivariance | data``.
+"""Command line interface: ``equivox train | canonicalize | evaluate | predict | demo | check-equivariance | data``.
 
 Every command has ``--help``. ``train`` and ``demo`` read a YAML file via ``--config`` whose keys are
-:class:`equivox.training.TrainConfig` fields (flags given on the command line win over the file). Bad arguments
+:class:`equivox.training.TrainConfig` fields (flags given on the command line win over the file; a ``model:``
+section and repeated ``--model-arg key=value`` give any constructor argument of the network). Bad arguments
 and missing data end with exit code 2 and one line ``equivox: error: ...`` naming the problem (``--debug`` shows
 the traceback instead).
 """
@@ -17,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-__all__ = ["main", "build_parser", "train_config_from_args", "CLIError"]
+__all__ = ["main", "build_parser", "train_config_from_args", "CLIError", "parse_model_args"]
 
 
 class CLIError(Exception):
@@ -40,6 +41,11 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as one line ``equivox: <Category>: <message>`` (no source line)."""
+    return f"equivox: {category.__name__}: {' '.join(str(message).split())}\n"
+
+
 # ============================================================================================ arguments
 def _ints(text: str) -> List[int]:
     try:
@@ -57,6 +63,36 @@ def _bool(text: str) -> bool:
     if str(text).lower() in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _floats3(text: str):
+    try:
+        vals = tuple(float(v) for v in str(text).replace(" ", "").split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 1 or 3 comma-separated numbers (mm), got {text!r}") from None
+    if len(vals) == 1:
+        vals = vals * 3
+    if len(vals) != 3 or min(vals) <= 0:
+        raise argparse.ArgumentTypeError(f"expected 1 or 3 positive comma-separated numbers (mm), got {text!r}")
+    return vals
+
+
+def parse_model_args(pairs: Sequence[str]) -> Dict[str, Any]:
+    """``["head=oriented", "class_swaps=[[1, 2]]"]`` -> ``{"head": "oriented", "class_swaps": [[1, 2]]}`` (values
+    parsed as YAML). Raises ``ValueError`` for an item without ``=``."""
+    import yaml
+
+    out: Dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, value = str(pair).partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model-arg expects key=value (value as YAML, e.g. head=oriented or "
+                             f"\"class_swaps=[[1, 2]]\"), got {pair!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"--model-arg {pair!r}: the value is not valid YAML") from None
+    return out
 
 
 def _devices(text: str):
@@ -83,11 +119,18 @@ _TRAIN_FLAGS = [
     ("--patches-per-epoch", "patches_per_epoch", int, "segmentation: random patches per epoch"),
     ("--val-crop", "val_crop", int, "segmentation: validate on a centre crop of this side"),
     ("--downsample", "downsample", int, "bundled segmentation volumes: shrink by this integer factor"),
-    ("--intensity", "intensity", str, "NIfTI intensity normalisation: ct, mri or none (as stored)"),
+    ("--intensity", "intensity", str, "NIfTI intensity normalisation: auto (default: ct when the training images "
+                                      "span HU, i.e. min < -500 and max > 500, else mri), ct (HU window "
+                                      "-1000..1000 -> [0, 1]), mri (per-volume z-score) or none (as stored)"),
+    ("--spacing", "spacing", _floats3, "NIfTI: resample to this voxel spacing in mm, D,H,W or one value "
+                                       "(default: keep the stored voxels, spacing read from the headers)"),
+    ("--resize", "resize", str, "classification: how grids reach --input-size: auto (pool, zero-padding first "
+                                "when the side does not divide, e.g. 28 -> 32 -> 16), pool, pad or crop"),
     ("--augment", "augment", str, "none, grid (random exact grid rotations) or so3 (random resampled rotations)"),
     ("--arch", "arch", str, "equivariant, baseline (trivial group, matched parameters), monai_unet, or a "
                             "registered model name (e.g. EquivariantMonaiUNet)"),
-    ("--group", "group", str, "symmetry group (octa, full_octa, ico, so3, ..., trivial)"),
+    ("--group", "group", str, "symmetry group (octa, full_octa, ico, so3, ..., trivial), or auto: the largest "
+                              "group exact for the voxel spacing"),
     ("--channels", "channels", _ints, "hidden fields per level, e.g. 2,4"),
     ("--strides", "strides", _ints, "downsampling factors between levels, e.g. 2"),
     ("--convs-per-level", "convs_per_level", int, "convolutions per level"),
@@ -125,6 +168,11 @@ def _add_train_flags(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> No
     for flag, dest, typ, help_ in _TRAIN_FLAGS:
         if dest not in skip:
             p.add_argument(flag, dest=dest, type=typ, default=None, help=help_)
+    if "model" not in skip:
+        p.add_argument("--model-arg", dest="model_args", action="append", default=None, metavar="KEY=VALUE",
+                       help="any constructor argument of the network, value as YAML (repeatable), e.g. "
+                            "--model-arg head=oriented --model-arg 'class_swaps=[[1, 2]]'; merged over the YAML "
+                            "model: section; unknown keys are errors")
     if "strict" not in skip:
         p.add_argument("--strict", dest="strict", action="store_const", const=True, default=None,
                        help="fail on the first unusable file of a mesh folder instead of skipping it with a warning")
@@ -150,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and under random SO(3) rotations.")
     p.add_argument("checkpoint", help="checkpoint file (.ckpt) from 'equivox train'")
     p.add_argument("--dataset", default=None, help="dataset (default: the one the checkpoint was trained on)")
+    p.add_argument("--image-dir", dest="image_dir", default=None,
+                   help="segmentation: score every image of this folder (with --label-dir; same names), prepared "
+                        "as in training (spacing, intensity from the checkpoint)")
+    p.add_argument("--label-dir", dest="label_dir", default=None, help="segmentation: the label folder for --image-dir")
     p.add_argument("--split", default=None, choices=["train", "val", "test"],
                    help="split to score (default: test for classification; segmentation scores val only)")
     p.add_argument("--rotations", default="standard", choices=["standard", "identity", "grid", "so3"],
@@ -161,6 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random rotations / subsampling")
     p.add_argument("--out", default="outputs/evaluate", help="output folder")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    p = sub.add_parser("predict", help="predict masks (segmentation) or classes (classification) for new scans",
+                       description="Apply a checkpoint from 'equivox train' to new data with the training run's "
+                                   "preprocessing (orientation, spacing, intensity rule). Segmentation: "
+                                   "sliding-window inference, one NIfTI mask <name>_seg.nii.gz per image with the "
+                                   "input's affine and voxel grid (--probabilities: <name>_prob.nii.gz). "
+                                   "Classification: predictions.csv with the class and every class probability.")
+    p.add_argument("checkpoint", help="checkpoint file (.ckpt) from 'equivox train'")
+    p.add_argument("files", nargs="*", help="input files (images / volumes)")
+    p.add_argument("--image-dir", dest="image_dir", default=None, help="folder of input images")
+    p.add_argument("--out", required=True, help="output folder (inputs are never replaced)")
+    p.add_argument("--probabilities", action="store_true", help="segmentation: also write class probabilities")
+    p.add_argument("--intensity", default=None, choices=["auto", "ct", "mri", "none"],
+                   help="override the checkpoint's intensity rule (default: the training run's)")
+    p.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap (segmentation)")
+    p.add_argument("--batch-size", type=int, default=2, help="windows (segmentation) / volumes per batch")
 
     p = sub.add_parser("demo", help="the main demo: equivariant model vs plain CNNs under rotations",
                        description="Train an octa-equivariant model, a parameter-matched plain CNN, the plain CNN "
@@ -178,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-random", type=int, default=None, help="random SO(3) rotations to evaluate")
     p.add_argument("--max-test", type=int, default=None, help="classification: test items to score")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    _add_train_flags(p, skip=("task", "dataset", "image_dir", "label_dir", "arch", "resume", "num_classes"))
+    _add_train_flags(p, skip=("task", "dataset", "image_dir", "label_dir", "arch", "resume", "num_classes", "model"))
 
     p = sub.add_parser("canonicalize", help="fit a canonicalizer for a trained model, leaving its weights untouched",
                        description="Put a trained model (equivox checkpoint, MONAI bundle folder, pickled or "
@@ -190,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of TrainConfig keys (flags override it)")
     p.add_argument("--out", dest="out_dir", default=None, help="output folder (default outputs/canonicalize)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    _add_train_flags(p, skip=("arch", "resume", "group", "channels", "strides", "convs_per_level"))
+    _add_train_flags(p, skip=("arch", "resume", "group", "channels", "strides", "convs_per_level", "model"))
 
     p = sub.add_parser("check-equivariance", help="measure a model's equivariance error per group element",
                        description="Build a model (or load a checkpoint), feed a random cube and its rotations, print "
@@ -259,6 +327,10 @@ def train_config_from_args(args: argparse.Namespace, base: Optional[Dict[str, An
         v = getattr(args, dest, None)
         if v is not None:
             d[dest] = v
+    if getattr(args, "model_args", None):
+        model = dict(d.get("model") or {})
+        model.update(parse_model_args(args.model_args))
+        d["model"] = model
     if getattr(args, "strict", None):
         d["strict"] = True
     if getattr(args, "out_dir", None) is not None:
@@ -271,18 +343,24 @@ def train_config_from_args(args: argparse.Namespace, base: Optional[Dict[str, An
 def _cmd_train(args) -> int:
     from .baselines import count_parameters
     from .training import fit
-
-    from .training.fit import check_output_folder
+    from .training.data import resolve_data_settings
+    from .training.fit import check_model_args, created_output_folder
 
     cfg = train_config_from_args(args)
     cfg.validate_dataset()  # unknown dataset name or wrong task: fail before anything is written
+    check_model_args(cfg)
     try:
-        check_output_folder(cfg.out_dir)  # fail before any data loading or model building
+        with created_output_folder(cfg.out_dir):  # a failed run leaves no empty folder behind
+            cfg, notes = resolve_data_settings(cfg)
+            model = f"{cfg.arch} group={cfg.group} channels={list(cfg.channels)}" + (
+                f" model={cfg.model}" if cfg.model else "")
+            _say(f"equivox train: task={cfg.task} data={cfg.image_dir or cfg.dataset} {model} epochs={cfg.epochs} "
+                 f"-> {cfg.out_dir}" + (f"\n  data: {'; '.join(notes)}" if notes else ""))
+            res = fit(cfg)
     except OSError as err:
+        if isinstance(err, FileNotFoundError):
+            raise
         raise CLIError(str(err)) from None
-    _say(f"equivox train: task={cfg.task} dataset={cfg.dataset if not cfg.image_dir else cfg.image_dir} "
-         f"arch={cfg.arch} group={cfg.group} channels={list(cfg.channels)} epochs={cfg.epochs} -> {cfg.out_dir}")
-    res = fit(cfg)
     _say(f"trained {type(res.model).__name__} ({count_parameters(res.model)} parameters) in {res.seconds:.1f} s, "
          f"{res.global_step} steps")
     _say("final metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(res.metrics.items())))
@@ -328,45 +406,144 @@ def _save_report(report, out: Path, stem: str) -> List[Path]:
     return [report.to_json(out / f"{stem}.json"), report.to_csv(out / f"{stem}.csv")]
 
 
+def model_label(hp: Dict[str, Any], model) -> str:
+    """A model's name for tables and legends: its class and group (e.g. ``EquivariantUNet (octa)``), not the
+    checkpoint file's stem."""
+    spec = (hp or {}).get("model_spec") or {}
+    cls = spec.get("cls") or type(model).__name__
+    group = getattr(model, "group", None) or (spec.get("kwargs") or {}).get("group")
+    return f"{cls} ({group})" if group else str(cls)
+
+
+def _rotations_for_spacing(args, group: str, spacing) -> tuple:
+    """``(rotation set kind, grid group, note or None)``: on anisotropic voxels random SO(3) rotations of the voxel
+    array are not physical rotations, and only the groups exact for the spacing are: refuse or restrict."""
+    from .groups import auto_group, exact_groups_for_spacing
+
+    if spacing is None or len(set(round(float(v), 4) for v in spacing)) == 1:
+        return args.rotations, group, None
+    sp = "x".join(f"{float(v):g}" for v in spacing)
+    if args.rotations == "so3":
+        raise CLIError(f"--rotations so3: the voxels are anisotropic ({sp} mm), so random rotations of the voxel array "
+                       "are not rotations of the scan; use --rotations grid (the rotations exact for this spacing) "
+                       "or train on resampled data (--spacing)")
+    exact = exact_groups_for_spacing(spacing)
+    grid_group = group if group in exact else auto_group(spacing)[0]
+    kind = "grid" if args.rotations == "standard" else args.rotations
+    note = (f"anisotropic voxels ({sp} mm): only rotations exact for this spacing are physical; scoring "
+            f"{'the identity and ' if kind == 'standard' else ''}the {grid_group} grid rotations"
+            + (", no random SO(3) rotations" if args.rotations == "standard" else ""))
+    return kind, grid_group, note
+
+
 def _cmd_evaluate(args) -> int:
+    import torch
+
+    from .data import DataError, folder_pair_items
     from .evaluation import (compare_reports, evaluate_classification, evaluate_segmentation, plot_rotation_scores,
                              rotation_set)
     from .training import TrainConfig, build_datasets, classification_arrays, load_checkpoint, subsample_indices
+    from .training.data import segmentation_eval_dataset
 
     model, hp = load_checkpoint(args.checkpoint)
     cfg_d = dict(hp.get("config") or {})
+    data_info = dict(hp.get("data_info") or {})
+    if (args.image_dir is None) != (args.label_dir is None):
+        raise CLIError("give both --image-dir and --label-dir (a labelled folder pair to score)")
     if args.dataset is not None:
         cfg_d.update(dataset=args.dataset, image_dir=None, label_dir=None)
     cfg = TrainConfig.from_dict({**cfg_d, "resume": None})
     group = args.group or (getattr(model, "group", None) if getattr(model, "group", "trivial") != "trivial" else None) \
         or "octa"
-    rots = rotation_set(args.rotations, group=group, n_random=args.n_random, seed=args.seed)
+    spacing = cfg.spacing or data_info.get("spacing") if cfg.task == "segment" else None
+    kind, grid_group, note = _rotations_for_spacing(args, group, spacing)
+    rots = rotation_set(kind, group=grid_group, n_random=args.n_random, seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = Path(args.checkpoint).stem
+    name = model_label(hp, model)
     split = args.split or ("test" if cfg.task == "classify" else "val")
     if cfg.task != "classify" and split != "val":
         raise CLIError(f"--split {split}: segmentation checkpoints are scored on the validation split only (the "
-                       "training split is random patches of the same files); use --split val, or --dataset to "
-                       "score other labelled data")
-    _say(f"equivox evaluate: {name} ({type(model).__name__}) on {cfg.dataset} [{split}], {len(rots)} rotations")
+                       "training split is random patches of the same files); use --split val, or --image-dir / "
+                       "--label-dir to score other labelled data")
+    class_names = data_info.get("class_names")
     if cfg.task == "classify":
-        x, y, _ = classification_arrays(cfg, split)
+        if args.image_dir:
+            raise CLIError("--image-dir/--label-dir are for segmentation checkpoints; give a classification "
+                           "dataset with --dataset (a .npz file or a mesh folder)")
+        where = f"{cfg.dataset} [{split}]"
+        x, y, names = classification_arrays(cfg, split, data_info.get("intensity_scale"))
         idx = subsample_indices(y, args.max_items, args.seed)
-        import torch
+        items_desc = f"{len(idx)} items"
+    elif args.image_dir:
+        items = folder_pair_items(args.image_dir, args.label_dir)
+        if cfg.intensity == "auto":
+            from .data.medical import choose_intensity
 
+            intensity, why = choose_intensity([it["image"] for it in items])
+            _say(f"intensity auto -> {intensity} ({why})")
+            cfg.intensity = intensity
+        ds = segmentation_eval_dataset(cfg, items, hp["num_classes"])
+        where = f"{Path(args.image_dir).resolve()} + {Path(args.label_dir).resolve()}"
+        seg_items = [ds[i] for i in range(min(len(ds), args.max_items or len(ds)))]
+        items_desc = f"{len(seg_items)} volumes"
+    else:
+        try:
+            _, val, info = build_datasets(cfg)
+        except DataError as err:
+            raise CLIError(f"{err} (the data this checkpoint was trained on; score other data with --image-dir and "
+                           "--label-dir, or --dataset)") from None
+        class_names = class_names or info.class_names
+        where = f"{cfg.image_dir or cfg.dataset} [{split}]"
+        seg_items = [val[i] for i in range(min(len(val), args.max_items or len(val)))]
+        items_desc = f"{len(seg_items)} volumes"
+    _say(f"equivox evaluate: {name} from {args.checkpoint} on {where} ({items_desc}), {len(rots)} rotations")
+    if note:
+        _say(f"  {note}")
+    if cfg.task == "classify":
         rep = evaluate_classification(model, (x[idx], torch.as_tensor(y[idx])), rots, batch_size=args.batch_size,
                                       num_classes=hp["num_classes"], progress=not args.no_progress, name=name,
                                       check_equivariance=True)
     else:
-        _, val, info = build_datasets(cfg)
-        items = [val[i] for i in range(min(len(val), args.max_items or len(val)))]
-        rep = evaluate_segmentation(model, items, rots, num_classes=hp["num_classes"], progress=not args.no_progress,
-                                    name=name, check_equivariance=True, class_names=info.class_names)
+        if class_names is not None and len(class_names) != hp["num_classes"]:
+            class_names = None
+        rep = evaluate_segmentation(model, seg_items, rots, num_classes=hp["num_classes"],
+                                    progress=not args.no_progress, name=name, check_equivariance=True,
+                                    class_names=class_names)
     _say(rep.table())
     _say(compare_reports([rep]))
     files = _save_report(rep, out, "report") + [plot_rotation_scores([rep], out / "rotation_scores.png")]
     _say("saved:\n" + "\n".join(f"  {f}" for f in files))
+    return 0
+
+
+# ============================================================================================ predict
+def _cmd_predict(args) -> int:
+    from .prediction import input_files, predict_classification, predict_segmentation
+    from .training import load_checkpoint
+
+    model, hp = load_checkpoint(args.checkpoint)
+    cfg = dict(hp.get("config") or {})
+    task = cfg.get("task", "segment")
+    paths = input_files(args.image_dir, args.files, task)
+    name = model_label(hp, model)
+    if task == "segment":
+        rule = args.intensity or cfg.get("intensity") or "none"
+        _say(f"equivox predict: {name} from {args.checkpoint} on {len(paths)} image(s); preprocessing as trained: RAS, "
+             f"spacing {cfg.get('spacing') or 'as stored'}, intensity {rule}; sliding window "
+             f"{cfg.get('patch_size')}^3 -> {args.out}")
+        predict_segmentation(model, hp, paths, args.out, probabilities=args.probabilities, intensity=args.intensity,
+                             sw_batch_size=args.batch_size, overlap=args.overlap, say=_say)
+        _say(f"wrote {len(paths)} mask(s) to {args.out}")
+        return 0
+    _say(f"equivox predict: {name} from {args.checkpoint} on {len(paths)} file(s) -> {args.out}")
+    path, rows = predict_classification(model, hp, paths, Path(args.out) / "predictions.csv",
+                                        batch_size=max(args.batch_size, 1))
+    for row in rows[:10]:
+        _say(f"  {row['input']}: {row['predicted']}")
+    if len(rows) > 10:
+        _say(f"  ... {len(rows) - 10} more")
+    _say(f"wrote {path}")
     return 0
 
 
@@ -387,7 +564,7 @@ def _cmd_check(args) -> int:
         torch.manual_seed(args.seed)
         cls = "EquivariantUNet" if args.model == "unet" else "InvariantClassifier"
         _say(f"building {cls}(group={args.group}, channels={args.channels}, strides={args.strides}) "
-             "(first build of a group's kernel bases takes 15-60 s, cached afterwards)")
+             "(a group's kernel bases ship with equivox or are built once and cached)")
         model = build_from_spec({"cls": cls, "kwargs": dict(spatial_dims=3, in_channels=1, out_channels=3,
                                                              channels=args.channels, strides=args.strides,
                                                              group=args.group)})
@@ -472,7 +649,8 @@ def _cmd_nnunet(args) -> int:
 
 
 # ============================================================================================ main
-_COMMANDS = {"train": _cmd_train, "canonicalize": _cmd_canonicalize, "evaluate": _cmd_evaluate, "demo": _cmd_demo,
+_COMMANDS = {"train": _cmd_train, "canonicalize": _cmd_canonicalize, "evaluate": _cmd_evaluate,
+             "predict": _cmd_predict, "demo": _cmd_demo,
              "check-equivariance": _cmd_check, "data": _cmd_data, "nnunet": _cmd_nnunet}
 
 
@@ -484,6 +662,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as e:  # argparse: --help (0) or a usage error (2, message already printed)
         return int(e.code or 0)
     _quiet_libraries()
+    warnings.formatwarning = _one_line_warning
     from .data import DataError
 
     try:

@@ -1,6 +1,7 @@
 """Shared constructor checks of equivox networks (the module contract itself is :class:`equivox.nn.EquivariantModule`)."""
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Sequence, Tuple
 
@@ -22,6 +23,17 @@ class EquivariantNetwork(EquivariantModule):
     """
 
     __jit_unused_properties__ = ["out_tensor_channels", "size_multiple", "tensor_channels"]
+
+    def __new__(cls, *args, **kwargs):
+        # record the constructor arguments, so a network built directly (not from a spec) can be checkpointed and
+        # rebuilt (equivox.training.spec_of)
+        self = super().__new__(cls)
+        try:
+            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+        except TypeError:
+            return self
+        object.__setattr__(self, "_init_arguments", dict(list(bound.arguments.items())[1:]))
+        return self
 
     @staticmethod
     def _check_args(spatial_dims: int, in_channels: int, out_channels: int, channels: Sequence[int],

@@ -32,6 +32,10 @@ def _looks_like_path(name: str) -> bool:
 
 #: the built-in ``arch`` choices (besides the name of any registered model)
 ARCH_CHOICES = ("equivariant", "baseline", "monai_unet")
+#: how classification grids are brought to ``input_size``
+RESIZE_CHOICES = ("auto", "pool", "pad", "crop")
+#: the keys ``TrainConfig.extra`` accepts (engine details only)
+EXTRA_KEYS = ("model_summary",)
 
 
 @dataclass
@@ -46,15 +50,23 @@ class TrainConfig:
             Checked by :meth:`validate_dataset`.
         image_dir, label_dir: an image/label NIfTI folder pair for segmentation (instead of ``dataset``).
         num_classes: classes (segmentation: including background); ``None`` = from the dataset.
-        input_size: classification grids are reduced to this cube size (``resize``: ``"pool"`` = average pooling
-            by an integer factor, ``"crop"`` = centre crop); ``None`` keeps the stored size.
+        input_size: classification grids are reduced to this cube size; ``None`` keeps the stored size.
+        resize: how: ``"auto"`` (default: average pooling by the integer factor when the stored side is a
+            multiple of ``input_size``, else zero-padding to the next multiple first, e.g. MedMNIST 28^3 -> 32^3 ->
+            pooled x2 -> 16^3; stated on the start-up line), ``"pool"`` (pooling only; the side must divide),
+            ``"pad"`` (always pad then pool) or ``"crop"`` (centre crop, keeps the resolution).
         max_train, max_val: subsample the splits (deterministic, stratified by label for classification).
         patch_size: segmentation training patch (cube side; must be a multiple of the model's ``size_multiple``).
         patches_per_epoch: random patches drawn per epoch (segmentation).
         val_crop: segmentation validation on a centre crop of this side (direct forward); ``None`` = sliding
             window over the whole volume with ``patch_size`` windows (MONAI ``SlidingWindowInferer``).
-        spacing, intensity: resampling (mm) and intensity normalisation (``"ct"``, ``"mri"``, or None / ``"none"``:
-            as stored) for NIfTI data.
+        spacing: resample NIfTI data to this voxel spacing (mm along the RAS axes D, H, W); ``None`` keeps the
+            stored voxels (their spacing is then read from the headers: ``group="auto"`` chooses from it and any
+            other group is checked against it).
+        intensity: NIfTI intensity normalisation: ``"auto"`` (default: chosen from the training images' value
+            range: minimum below -500 and maximum above 500 -> ``"ct"``, else ``"mri"``; the choice is printed and
+            stored in the checkpoint, so evaluate and predict apply the same), ``"ct"`` (HU window -1000..1000 ->
+            [0, 1]), ``"mri"`` (per-volume z-score over the nonzero voxels), or None / ``"none"`` (as stored).
         downsample: integer factor to shrink registered segmentation volumes (image: average, label: nearest).
         augment: ``"none"``, ``"grid"`` (random grid rotation of ``group`` per item, exact) or ``"so3"``
             (random SO(3) rotation, resampled; image+label rotate together).
@@ -67,6 +79,10 @@ class TrainConfig:
             of any registered model (:func:`equivox.nets.registry.available_models`, e.g. ``"EquivariantMonaiUNet"``
             or one registered from user code), built with the arguments below that its constructor takes.
         group, channels (hidden fields per level), strides, kernel_size, convs_per_level, hidden_features.
+        model: further constructor arguments of the network (YAML ``model:`` section, CLI ``--model-arg
+            key=value``), e.g. ``{"head": "oriented", "class_swaps": [[1, 2]], "norm": "instance"}``: every
+            argument of the built class's constructor is accepted (also overriding the ones above); an unknown
+            key is an error naming it and the valid ones.
         canonicalize: a group name (e.g. ``"octa"``) to put the model behind an exactly equivariant canonicalizer
             over that group's grid-exact elements (:func:`equivox.canonicalization.canonicalize`), trained jointly
             with it (task loss plus ``prior_weight`` x the prior toward the identity); ``None``: no canonicalizer.
@@ -83,7 +99,7 @@ class TrainConfig:
         devices, num_nodes, strategy (``"auto"`` -> ``"ddp"`` when ``devices > 1`` or ``num_nodes > 1``),
         accelerator (``"auto"``, ``"cpu"``, ``"gpu"``), precision (``None`` -> ``"16-mixed"`` with CUDA, else
         ``"32-true"``), out_dir, resume (checkpoint path: continues epochs and global step), progress,
-        deterministic.
+        deterministic, extra (engine details: only ``model_summary``; model options go in ``model``).
     """
 
     task: str = "classify"
@@ -92,14 +108,14 @@ class TrainConfig:
     label_dir: Optional[str] = None
     num_classes: Optional[int] = None
     input_size: Optional[int] = 16
-    resize: str = "pool"
+    resize: str = "auto"
     max_train: Optional[int] = None
     max_val: Optional[int] = None
     patch_size: int = 24
     patches_per_epoch: int = 32
     val_crop: Optional[int] = 48
     spacing: Optional[Tuple[float, float, float]] = None
-    intensity: Optional[str] = "ct"
+    intensity: Optional[str] = "auto"
     downsample: int = 1
     augment: str = "none"
     strict: bool = False
@@ -111,6 +127,7 @@ class TrainConfig:
     kernel_size: int = 3
     convs_per_level: int = 2
     hidden_features: Tuple[int, ...] = (32,)
+    model: Dict[str, Any] = field(default_factory=dict)
     canonicalize: Optional[str] = None
     canonical_mode: str = "hard"
     prior_weight: float = 1.0
@@ -158,10 +175,11 @@ class TrainConfig:
             raise ValueError(f"augment must be 'none', 'grid' or 'so3', got {self.augment!r}")
         if isinstance(self.intensity, str) and self.intensity.lower() in ("none", "null", ""):
             self.intensity = None
-        if self.intensity not in ("ct", "mri", None):
-            raise ValueError(f"intensity must be 'ct', 'mri' or 'none', got {self.intensity!r}")
-        if self.resize not in ("pool", "crop"):
-            raise ValueError(f"resize must be 'pool' or 'crop', got {self.resize!r}")
+        if self.intensity not in ("auto", "ct", "mri", None):
+            raise ValueError(f"intensity must be 'ct', 'mri' or 'none', or 'auto' (chosen from the data), got "
+                             f"{self.intensity!r}")
+        if self.resize not in RESIZE_CHOICES:
+            raise ValueError(f"resize must be one of {', '.join(RESIZE_CHOICES)}, got {self.resize!r}")
         for name in ("epochs", "batch_size", "patch_size", "patches_per_epoch", "downsample", "kernel_size",
                      "convs_per_level", "num_nodes"):
             v = getattr(self, name)
@@ -173,6 +191,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("channels", "strides", "hidden_features", "canonicalizer_channels"):
+            vals = getattr(self, name)
+            if isinstance(vals, (int, str)) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                                       for v in vals):
+                raise ValueError(f"{name} must be a list of positive integers, got {vals!r}")
         self.channels = tuple(int(c) for c in self.channels)
         self.strides = tuple(int(s) for s in self.strides)
         self.hidden_features = tuple(int(h) for h in self.hidden_features)
@@ -188,10 +211,33 @@ class TrainConfig:
             raise ValueError(f"strides needs len(channels) - 1 = {len(self.channels) - 1} entries for "
                              f"channels={self.channels}, got {self.strides}")
         if self.spacing is not None:
+            if isinstance(self.spacing, (int, float)):
+                self.spacing = (self.spacing,) * 3
             self.spacing = tuple(float(s) for s in self.spacing)
-            if len(self.spacing) != 3:
-                raise ValueError(f"spacing must have 3 values (mm), got {self.spacing}")
+            if len(self.spacing) != 3 or min(self.spacing) <= 0:
+                raise ValueError(f"spacing must be 3 positive values (mm along D, H, W), got {self.spacing}")
+        self._check_group()
+        if not isinstance(self.model, dict) or not all(isinstance(k, str) for k in self.model):
+            raise ValueError(f"model must be a mapping of constructor argument names to values, got {self.model!r}")
+        unknown_extra = sorted(set(self.extra) - set(EXTRA_KEYS))
+        if unknown_extra:
+            raise ValueError(f"unknown extra keys {unknown_extra} (valid: {', '.join(EXTRA_KEYS)}); model "
+                             "constructor options go in the model: section / --model-arg key=value")
         return self
+
+    def _check_group(self) -> None:
+        import difflib
+
+        from ..groups import available_groups
+
+        for name in ("group", "canonicalize"):
+            value = getattr(self, name)
+            valid = available_groups() + (["auto"] if name == "group" else [])
+            if value is None or value in valid:
+                continue
+            close = difflib.get_close_matches(str(value), valid, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"{name} {value!r} is not a group name; {hint}valid: {', '.join(valid)}")
 
     def validate_dataset(self):
         """Check ``dataset`` against the dataset registry and return its :class:`~equivox.data.DatasetSpec`, or

@@ -21,7 +21,8 @@ from ..data import DataError, check_finite
 from ..data.registry import dataset_names, get_dataset
 from .config import TrainConfig
 
-__all__ = ["DataInfo", "ArrayClassificationDataset", "resize_grids", "subsample_indices", "build_datasets", "bundled_volume",
+__all__ = ["DataInfo", "ArrayClassificationDataset", "resize_grids", "resize_plan", "describe_resize",
+           "resolve_data_settings", "segmentation_file_items", "segmentation_eval_dataset", "subsample_indices", "build_datasets", "bundled_volume",
            "classification_arrays", "augmentation_transform", "center_crop", "intensity_scale"]
 
 
@@ -38,12 +39,55 @@ class DataInfo:
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
-def resize_grids(x: np.ndarray | torch.Tensor, size: Optional[int], mode: str = "pool") -> torch.Tensor:
-    """Reduce cubic grids ``(N, C, S, S, S)`` to ``(N, C, size, size, size)``.
+def resize_plan(side: int, size: Optional[int], mode: str = "auto") -> Tuple[int, int, Optional[int]]:
+    """How a cubic grid of ``side`` reaches ``size``: ``(padded side, pooling factor, crop side or None)``.
 
-    ``mode="pool"``: average pooling by the integer factor ``S / size`` (keeps the whole field of view; binary
-    masks become occupancy fractions); ``"crop"``: centre crop (keeps the resolution). ``size=None``: unchanged.
-    Both commute with the 24 cube rotations (exact for cubic grids).
+    ``"auto"``: pool by ``side / size`` when it is an integer, else zero-pad to the next multiple of ``size`` and
+    pool (MedMNIST 28 -> 32 -> 16); a grid smaller than ``size`` is padded up. ``"pad"``: the same. ``"pool"``: the
+    integer factor only (else ``ValueError``). ``"crop"``: centre crop.
+    """
+    if size is None or side == size:
+        return side, 1, None
+    if mode == "crop":
+        if size > side:
+            raise ValueError(f"input_size {size} is larger than the stored grid size {side} (resize='crop')")
+        return side, 1, size
+    if mode == "pool":
+        if size > side:
+            raise ValueError(f"input_size {size} is larger than the stored grid size {side}")
+        if side % size:
+            raise ValueError(f"input_size {size} must divide the stored grid size {side} for resize='pool' "
+                             f"(or use resize='auto' / 'pad' to zero-pad first, or 'crop')")
+        return side, side // size, None
+    if mode not in ("auto", "pad"):
+        raise ValueError(f"resize must be 'auto', 'pool', 'pad' or 'crop', got {mode!r}")
+    factor = max(1, -(-side // size))
+    return size * factor, factor, None
+
+
+def describe_resize(side: int, size: Optional[int], mode: str = "auto") -> str:
+    """One phrase saying what :func:`resize_grids` does to a ``side``^3 grid, e.g.
+    ``"28^3 -> zero-padded to 32^3 -> average-pooled x2 -> 16^3"``."""
+    padded, factor, crop = resize_plan(side, size, mode)
+    if crop is not None:
+        return f"{side}^3 -> centre crop {crop}^3"
+    parts = [f"{side}^3"]
+    if padded != side:
+        parts.append(f"zero-padded to {padded}^3")
+    if factor > 1:
+        parts.append(f"average-pooled x{factor}")
+    if len(parts) == 1:
+        return f"{side}^3 as stored"
+    return " -> ".join(parts + [f"{padded // factor}^3"])
+
+
+def resize_grids(x: np.ndarray | torch.Tensor, size: Optional[int], mode: str = "auto") -> torch.Tensor:
+    """Reduce cubic grids ``(N, C, S, S, S)`` to ``(N, C, size, size, size)`` (see :func:`resize_plan`).
+
+    ``mode="auto"`` / ``"pad"``: zero-pad symmetrically to a multiple of ``size`` when needed, then average pooling
+    by the integer factor (keeps the whole field of view; binary masks become occupancy fractions); ``"pool"``:
+    pooling only; ``"crop"``: centre crop (keeps the resolution). ``size=None``: unchanged. All commute with the 24
+    cube rotations (exact for cubic grids).
     """
     x = torch.as_tensor(x, dtype=torch.float32)
     if size is None or x.shape[-1] == size:
@@ -51,15 +95,14 @@ def resize_grids(x: np.ndarray | torch.Tensor, size: Optional[int], mode: str = 
     s = x.shape[-1]
     if x.shape[-3:] != (s, s, s):
         raise ValueError(f"resize_grids expects cubic grids, got spatial shape {tuple(x.shape[-3:])}")
-    if size > s:
-        raise ValueError(f"input_size {size} is larger than the stored grid size {s}")
-    if mode == "pool":
-        if s % size:
-            raise ValueError(f"input_size {size} must divide the stored grid size {s} for resize='pool' "
-                             f"(or use resize='crop')")
-        return F.avg_pool3d(x, s // size)
-    a = (s - size) // 2
-    return x[..., a:a + size, a:a + size, a:a + size].contiguous()
+    padded, factor, crop = resize_plan(s, size, mode)
+    if crop is not None:
+        a = (s - size) // 2
+        return x[..., a:a + size, a:a + size, a:a + size].contiguous()
+    if padded != s:
+        lo = (padded - s) // 2
+        x = F.pad(x, [lo, padded - s - lo] * 3)
+    return F.avg_pool3d(x, factor) if factor > 1 else x.contiguous()
 
 
 def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -245,8 +288,11 @@ def classification_arrays(cfg: TrainConfig, split: str, scale: Optional[float] =
 def _npz_classification(p: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
     if not p.is_file():
         raise DataError(f"classification data file not found: {p}")
-    with np.load(p, allow_pickle=False) as z:
-        keys = list(z.keys())
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            keys = list(z.keys())
+    except Exception as err:  # zipfile.BadZipFile (truncated), pickled objects, not an archive
+        raise DataError(f"cannot read {p} (truncated or not a .npz archive): {type(err).__name__}: {err}") from None
     if f"{split}_images" in keys or "train_images" in keys:
         from ..data import load_medmnist3d
 
@@ -254,8 +300,12 @@ def _npz_classification(p: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
             split = "test"
         return load_medmnist3d(p, split)
     if "images" in keys and "labels" in keys:
-        with np.load(p, allow_pickle=False) as z:
-            x, y = z["images"], z["labels"]
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                x, y = z["images"], z["labels"]
+        except Exception as err:
+            raise DataError(f"cannot read {p} (truncated or corrupt .npz archive): {type(err).__name__}: "
+                            f"{err}") from None
         # no split in the file: deterministic 80/20 split
         idx = np.random.default_rng(0).permutation(len(y))
         cut = int(round(0.8 * len(y)))
@@ -380,8 +430,13 @@ def _segmentation(cfg: TrainConfig):
     return _segmentation_files(cfg, aug)
 
 
-def _segmentation_files(cfg: TrainConfig, aug):
-    from ..data import decathlon_items, folder_pair_items, segmentation_dataset, segmentation_transforms
+def segmentation_file_items(cfg: TrainConfig) -> Tuple[List[Dict[str, str]], int, List[str]]:
+    """``(items [{"image", "label"} absolute paths], num_classes, class names)`` of ``cfg``'s own segmentation
+    files: the ``image_dir`` / ``label_dir`` pair (``num_classes`` required) or the Decathlon folder
+    ``dataset``. Every image header is read first: an image whose channel count differs from the others' raises
+    :class:`DataError` naming it."""
+    from ..data import decathlon_items, folder_pair_items
+    from ..data.medical import check_same_channels, scan_images
 
     if cfg.image_dir is not None or cfg.label_dir is not None:
         if cfg.image_dir is None or cfg.label_dir is None:
@@ -401,6 +456,11 @@ def _segmentation_files(cfg: TrainConfig, aug):
         labels = decathlon_labels(root)
         k = cfg.num_classes or len(labels)
         names = [labels.get(i, str(i)) for i in range(k)]
+    check_same_channels(scan_images([it["image"] for it in items]))
+    return items, k, names
+
+
+def _split_items(cfg: TrainConfig, items):
     if len(items) < 2:
         raise DataError(f"need at least 2 image/label pairs (train + validation), found {len(items)}")
     order = np.random.default_rng(cfg.seed).permutation(len(items))
@@ -411,11 +471,24 @@ def _segmentation_files(cfg: TrainConfig, aug):
         train_items = train_items[: cfg.max_train]
     if cfg.max_val:
         val_items = val_items[: cfg.max_val]
-    extra = [aug] if aug is not None else []
-    tr_t = segmentation_transforms(spacing=cfg.spacing, intensity=cfg.intensity, patch_size=(cfg.patch_size,) * 3,
-                                   num_classes=k, num_samples=max(1, cfg.patches_per_epoch // max(1, len(train_items))),
-                                   extra=extra)
+    return train_items, val_items
+
+
+def _intensity(cfg: TrainConfig, train_items) -> Tuple[Optional[str], str]:
+    """``cfg.intensity``, with ``"auto"`` decided from the training images (:func:`choose_intensity`)."""
+    from ..data.medical import choose_intensity
+
+    if cfg.intensity != "auto":
+        return cfg.intensity, "as configured"
+    return choose_intensity([it["image"] for it in train_items])
+
+
+def _eval_transforms(cfg: TrainConfig, k: int, intensity: Optional[str]):
+    """The validation / evaluation pipeline: load, check, RAS, ``spacing``, ``intensity``, optional centre crop
+    (``val_crop``), padding to the strides' product."""
     from monai.transforms import DivisiblePadd
+
+    from ..data import segmentation_transforms
 
     va_extra = []
     if cfg.val_crop is not None:
@@ -423,12 +496,97 @@ def _segmentation_files(cfg: TrainConfig, aug):
 
         va_extra.append(ResizeWithPadOrCropd(["image", "label"], (cfg.val_crop,) * 3))
     va_extra.append(DivisiblePadd(["image", "label"], k=int(np.prod(cfg.strides)) if cfg.strides else 1))
-    va_t = segmentation_transforms(spacing=cfg.spacing, intensity=cfg.intensity, patch_size=None, num_classes=k,
+    return segmentation_transforms(spacing=cfg.spacing, intensity=intensity, patch_size=None, num_classes=k,
                                    extra=va_extra)
+
+
+def segmentation_eval_dataset(cfg: TrainConfig, items: Sequence[Dict[str, str]], num_classes: int):
+    """Every pair of ``items`` prepared as the validation split of a run with ``cfg`` (its spacing, its intensity
+    rule, which must be resolved, not ``"auto"``: see :func:`resolve_data_settings`), for scoring a test folder."""
+    from ..data import segmentation_dataset
+
+    if cfg.intensity == "auto":
+        raise ValueError("segmentation_eval_dataset needs a resolved intensity (the training run's), not 'auto'")
+    return segmentation_dataset(list(items), _eval_transforms(cfg, num_classes, cfg.intensity))
+
+
+def _segmentation_files(cfg: TrainConfig, aug):
+    from ..data import segmentation_dataset, segmentation_transforms
+    from ..data.medical import common_spacing, scan_images
+
+    items, k, names = segmentation_file_items(cfg)
+    train_items, val_items = _split_items(cfg, items)
+    intensity, why = _intensity(cfg, train_items)
+    extra = [aug] if aug is not None else []
+    tr_t = segmentation_transforms(spacing=cfg.spacing, intensity=intensity, patch_size=(cfg.patch_size,) * 3,
+                                   num_classes=k, num_samples=max(1, cfg.patches_per_epoch // max(1, len(train_items))),
+                                   extra=extra)
+    va_t = _eval_transforms(cfg, k, intensity)
     train = segmentation_dataset(train_items, tr_t)
     val = segmentation_dataset(val_items, va_t)
     in_channels = int(val[0]["image"].shape[0])  # modalities (e.g. 4 for Decathlon BrainTumour), not always 1
-    return train, val, DataInfo(in_channels, k, names, len(train_items), len(val_items), ())
+    spacing = cfg.spacing or common_spacing(scan_images([it["image"] for it in items]))
+    return train, val, DataInfo(in_channels, k, names, len(train_items), len(val_items), (),
+                                extra={"intensity": intensity, "intensity_reason": why,
+                                       "spacing": list(spacing) if spacing else None})
+
+
+def _absolute(path: Optional[str]) -> Optional[str]:
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+def resolve_data_settings(cfg: TrainConfig) -> Tuple[TrainConfig, List[str]]:
+    """A copy of ``cfg`` with what the data decide filled in, and a list of notes saying what was decided (for the
+    start-up line):
+
+    * data paths made absolute (``image_dir``, ``label_dir``, a ``dataset`` path), so a checkpoint works from any
+      working directory;
+    * own NIfTI segmentation data: ``intensity="auto"`` -> ``"ct"`` or ``"mri"`` from the training images'
+      values (:func:`equivox.data.choose_intensity`); the voxel spacing read from the headers when ``spacing``
+      is not set (RAS axes): ``group="auto"`` chooses the largest exact group for it
+      (:func:`equivox.groups.auto_group`), any other group is checked against it (one-line warning naming the
+      exact groups);
+    * classification grids: how they reach ``input_size`` (:func:`describe_resize`).
+
+    Raises :class:`DataError` for unreadable files, mixed channel counts, or ``group="auto"`` over images of
+    different spacings without ``spacing``.
+    """
+    import dataclasses
+
+    from ..groups import auto_group, check_spacing
+
+    notes: List[str] = []
+    changes: Dict[str, Any] = {"image_dir": _absolute(cfg.image_dir), "label_dir": _absolute(cfg.label_dir)}
+    spec = cfg.validate_dataset()
+    if spec is None and cfg.image_dir is None and cfg.label_dir is None:
+        changes["dataset"] = _absolute(cfg.dataset)
+    cfg = dataclasses.replace(cfg, **changes)
+    if cfg.task == "segment" and spec is None:
+        from ..data.medical import common_spacing, scan_images
+
+        items, _, _ = segmentation_file_items(cfg)
+        spacing = cfg.spacing or common_spacing(scan_images([it["image"] for it in items]))
+        where = "resampled" if cfg.spacing else "from the headers"
+        if cfg.group == "auto":
+            if spacing is None:
+                raise DataError("group 'auto' needs one voxel spacing, but the images' headers differ (or are not "
+                                "NIfTI); resample them to one with --spacing D,H,W (mm)")
+            group, why = auto_group(spacing)
+            cfg = dataclasses.replace(cfg, group=group)
+            notes.append(f"group auto -> {group} ({why})")
+        elif cfg.spacing is None and spacing is not None:
+            check_spacing(cfg.group, spacing)
+        notes.append(f"spacing {'x'.join(f'{v:g}' for v in spacing)} mm ({where})" if spacing else
+                     "spacing: mixed in the headers (not resampled; set --spacing)")
+        intensity, why = _intensity(cfg, _split_items(cfg, items)[0])
+        cfg = dataclasses.replace(cfg, intensity=intensity)
+        notes.append(f"intensity {intensity or 'none'} ({why})")
+    elif cfg.task == "segment":
+        notes.append(f"intensity as registered for {cfg.dataset}")
+    elif cfg.input_size is not None and spec is None and str(cfg.dataset).endswith(".npz"):
+        x, _ = _npz_classification(Path(cfg.dataset), "train")
+        notes.append(f"input {describe_resize(int(x.shape[-1]), cfg.input_size, cfg.resize)}")
+    return cfg, notes
 
 
 def build_datasets(cfg: TrainConfig):

@@ -1,8 +1,9 @@
 """``fit``: train a model described by a :class:`TrainConfig` with PyTorch Lightning; checkpoint loading."""
 from __future__ import annotations
 
-import time
+import contextlib
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,10 +14,10 @@ from torch import nn
 
 from ..baselines import build_from_spec, count_parameters, matched_baseline, matched_monai_unet, upgrade_spec
 from .config import ARCH_CHOICES, TrainConfig
-from .data import DataInfo, build_datasets
+from .data import DataInfo, build_datasets, resolve_data_settings
 from .modules import ClassificationModule, SegmentationModule
 
-__all__ = ["FitResult", "build_model", "canonicalize_from_config", "fit", "make_trainer", "load_checkpoint",
+__all__ = ["FitResult", "build_model", "check_model_args", "model_class_name", "spec_of", "warn_if_wide", "canonicalize_from_config", "fit", "make_trainer", "load_checkpoint",
            "default_precision", "atomic_checkpoint_io", "check_output_folder", "seed_worker"]
 
 
@@ -25,20 +26,58 @@ def default_precision() -> str:
     return "16-mixed" if torch.cuda.is_available() else "32-true"
 
 
+def model_class_name(cfg: TrainConfig) -> str:
+    """The registered class :func:`build_model` constructs for ``cfg`` (before any baseline matching)."""
+    if cfg.arch not in ARCH_CHOICES:
+        return cfg.arch
+    return "InvariantClassifier" if cfg.task == "classify" else "EquivariantUNet"
+
+
+def check_model_args(cfg: TrainConfig) -> None:
+    """Check ``cfg.model`` against the constructor of the class :func:`build_model` builds: an unknown key raises
+    ``ValueError`` naming it and the valid ones (nothing is dropped silently)."""
+    import inspect
+
+    from .. import nets  # noqa: F401  (registers the equivox networks)
+    from ..nets.registry import get_model
+
+    if not cfg.model:
+        return
+    if cfg.arch == "monai_unet":
+        raise ValueError("model arguments are for the built network's constructor; arch 'monai_unet' is a MONAI UNet "
+                         "matched to the equivariant one (use arch 'monai.UNet' with model: {...} to give MONAI's "
+                         f"own arguments), got model: {cfg.model}")
+    name = model_class_name(cfg)
+    params = inspect.signature(get_model(name)).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(cfg.model) - set(params))
+    if unknown:
+        valid = [k for k, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        raise ValueError(f"unknown model argument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for {name}; "
+                         f"valid: {', '.join(valid)}")
+
+
 def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Module:
     """The network for ``cfg``: ``InvariantClassifier`` (classify) / ``EquivariantUNet`` (segment) of
     ``cfg.group``; for ``arch="baseline"`` the trivial-group network with parameters matched to that
     equivariant one (:func:`equivox.baselines.matched_baseline`); ``"monai_unet"``: a matched MONAI ``UNet``; the
     name of a registered model (:mod:`equivox.nets.registry`): that model, given the arguments of ``cfg`` its
     constructor accepts (``spatial_dims``, ``in_channels``, ``out_channels``, ``channels``, ``strides``, ``group``,
-    ``kernel_size``, ``convs_per_level``, ``hidden_features``). The model carries ``model.equivox_spec`` so checkpoints can rebuild it.
+    ``kernel_size``, ``convs_per_level``, ``hidden_features``). ``cfg.model`` adds (or overrides) any other
+    constructor argument (``head``, ``class_swaps``, ``norm``, ...; unknown keys raise ``ValueError``, see
+    :func:`check_model_args`). The model carries ``model.equivox_spec`` so checkpoints can rebuild it.
 
     Voxel spacing: ``cfg.group="auto"`` picks the largest group exact for ``cfg.spacing``
     (:func:`equivox.groups.auto_group`, printed with the reason; ``spacing`` required); any other group is checked
     against ``cfg.spacing`` when it is set (:func:`equivox.groups.check_spacing` warns, naming the exact groups)."""
-    from ..groups import auto_group, check_spacing
+    import inspect
 
-    group = cfg.group
+    from ..groups import auto_group, check_spacing
+    from ..nets.registry import get_model
+
+    check_model_args(cfg)
+    group = cfg.model.get("group", cfg.group)
     if group == "auto":
         if cfg.spacing is None:
             raise ValueError("group='auto' needs spacing (mm along D, H, W) to choose a group exact for the voxels")
@@ -51,17 +90,13 @@ def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Modu
                                   kernel_size=cfg.kernel_size, convs_per_level=cfg.convs_per_level)
     if cfg.task == "classify":
         kwargs["hidden_features"] = list(cfg.hidden_features)
+    name = model_class_name(cfg)
     if cfg.arch not in ARCH_CHOICES:  # a registered model: the arguments its constructor takes
-        import inspect
-
-        from ..nets.registry import get_model
-
-        params = inspect.signature(get_model(cfg.arch)).parameters
+        params = inspect.signature(get_model(name)).parameters
         if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
             kwargs = {k: v for k, v in kwargs.items() if k in params}
-        spec = {"cls": cfg.arch, "kwargs": kwargs}
-    else:
-        spec = {"cls": "InvariantClassifier" if cfg.task == "classify" else "EquivariantUNet", "kwargs": kwargs}
+    kwargs.update({k: v for k, v in cfg.model.items() if k != "group"})
+    spec = {"cls": name, "kwargs": kwargs}
     torch.manual_seed(cfg.seed)
     model = build_from_spec(spec)
     if cfg.arch == "baseline":
@@ -73,6 +108,55 @@ def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Modu
     if cfg.canonicalize:
         model = canonicalize_from_config(model, cfg, in_channels)
     return model
+
+
+def _plain(value):
+    """Tuples to lists, recursively (specs are stored as YAML/JSON-able values)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def spec_of(model: nn.Module) -> Optional[Dict[str, Any]]:
+    """The ``{"cls", "kwargs"}`` spec that rebuilds ``model``: ``model.equivox_spec`` when it was built from a spec,
+    else the constructor arguments an equivox network records when constructed directly (e.g.
+    ``EquivariantUNet(..., class_swaps=[(1, 2)])`` passed to :func:`fit`), under its registered name. ``None`` for
+    other modules (their checkpoints hold weights only)."""
+    spec = getattr(model, "equivox_spec", None)
+    if spec is not None:
+        return spec
+    args = getattr(model, "_init_arguments", None)
+    if args is None:
+        return None
+    from .. import nets  # noqa: F401
+    from ..baselines import SPEC_VERSION
+    from ..nets.registry import MODELS
+
+    name = next((n for n, b in MODELS.items() if b is type(model)), None)
+    if name is None:
+        return None
+    return {"cls": name, "kwargs": _plain(dict(args)), "version": SPEC_VERSION}
+
+
+#: above this many tensor channels at one level a network is reported as unusually wide
+WIDE_TENSOR_CHANNELS = 1024
+
+
+def warn_if_wide(model: nn.Module) -> None:
+    """Warn (one line) when an equivox network's tensors are far wider than its ``channels`` argument suggests:
+    ``channels`` counts *fields*, each ``field_size`` tensor channels wide (24 for ``octa``), so MONAI channel
+    counts such as ``(16, 32, 64, 128, 256)`` copied into an equivox network build 6,144-channel tensors."""
+    widths = getattr(model, "tensor_channels", None)
+    fields = getattr(model, "channels", None)
+    if not widths or not fields or max(widths) < WIDE_TENSOR_CHANNELS:
+        return
+    factor = max(widths) // max(fields)
+    warnings.warn(f"{type(model).__name__}: channels={tuple(fields)} are fields of {factor} tensor channels each "
+                  f"(group {getattr(model, 'group', '?')}): tensors up to {max(widths)} channels wide, "
+                  f"{count_parameters(model) / 1e6:.1f} M parameters; for a plain CNN's widths divide its channel "
+                  f"counts by {factor}", UserWarning, stacklevel=3)
 
 
 def canonicalize_from_config(model: nn.Module, cfg: TrainConfig, in_channels: int,
@@ -117,6 +201,12 @@ def check_output_folder(path) -> Path:
 _CHECKPOINT_IO = None
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_checkpoint_io():
     """A Lightning ``TorchCheckpointIO`` whose ``save_checkpoint`` writes a temporary file in the checkpoint's own
     folder, flushes it to disk and renames it over the target (:func:`equivox.cache.atomic_write`): a kill or a
@@ -134,6 +224,7 @@ def atomic_checkpoint_io():
                 if storage_options is not None:
                     raise TypeError("AtomicCheckpointIO.save_checkpoint does not take storage_options")
                 atomic_write(path, lambda f: torch.save(checkpoint, f))
+                os.chmod(path, 0o666 & ~_umask())  # mkstemp makes 0600 files: give the user's usual mode
 
         _CHECKPOINT_IO = AtomicCheckpointIO
     return _CHECKPOINT_IO()
@@ -253,8 +344,13 @@ def fit(cfg: TrainConfig, model: Optional[nn.Module] = None, train_data=None, va
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.resume is not None and not Path(cfg.resume).is_file():
         raise FileNotFoundError(f"checkpoint to resume from not found: {cfg.resume}")
-    out_dir = check_output_folder(cfg.out_dir)  # before loading data or building the model
+    with created_output_folder(cfg.out_dir) as out_dir:  # before loading data; removed again if left empty
+        return _fit(cfg, out_dir, model, train_data, val_data, info, t0)
+
+
+def _fit(cfg, out_dir, model, train_data, val_data, info, t0) -> FitResult:
     if train_data is None or val_data is None or info is None:
+        cfg, _ = resolve_data_settings(cfg)
         train_data, val_data, info = build_datasets(cfg)
     skipped = dict(info.extra.get("skipped_files", {})) if isinstance(info.extra, dict) else {}
     if skipped:
@@ -262,9 +358,13 @@ def fit(cfg: TrainConfig, model: Optional[nn.Module] = None, train_data=None, va
                       "set strict to fail instead", UserWarning, stacklevel=2)
     if model is None:
         model = build_model(cfg, info.in_channels, info.num_classes)
-    spec = getattr(model, "equivox_spec", None)
+    warn_if_wide(model)
+    spec = spec_of(model)
+    data_info = {"class_names": list(info.class_names), "in_channels": int(info.in_channels),
+                 **{k: v for k, v in (info.extra or {}).items() if k != "skipped_files"}}
     if cfg.task == "classify":
-        module = ClassificationModule(model, info.num_classes, cfg.lr, cfg.weight_decay, spec, cfg.to_dict())
+        module = ClassificationModule(model, info.num_classes, cfg.lr, cfg.weight_decay, spec, cfg.to_dict(),
+                                      data_info=data_info)
         monitor, mode, val_bs = "val_loss", "min", max(cfg.batch_size, 32)
     else:
         inferer = None
@@ -272,21 +372,51 @@ def fit(cfg: TrainConfig, model: Optional[nn.Module] = None, train_data=None, va
             from monai.inferers import SlidingWindowInferer
 
             inferer = SlidingWindowInferer(roi_size=(cfg.patch_size,) * 3, sw_batch_size=2, overlap=0.25)
-        module = SegmentationModule(model, info.num_classes, cfg.lr, cfg.weight_decay, spec, cfg.to_dict(), inferer)
+        module = SegmentationModule(model, info.num_classes, cfg.lr, cfg.weight_decay, spec, cfg.to_dict(), inferer,
+                                    data_info=data_info)
         monitor, mode, val_bs = "val_loss", "min", 1
     trainer, ckpt = make_trainer(cfg, out_dir, monitor, mode)
     trainer.fit(module, _loader(train_data, cfg, True, cfg.batch_size), _loader(val_data, cfg, False, val_bs),
                 ckpt_path=cfg.resume)
     best = Path(ckpt.best_model_path) if ckpt.best_model_path else None
-    last = out_dir / "checkpoints" / "last.ckpt"
+    # the files this run wrote: a re-run into the same folder gets Lightning's versioned names (last-v1.ckpt, ...)
+    last = Path(ckpt.last_model_path) if ckpt.last_model_path else None
     if best is not None and best.is_file():
         state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1}
     csv = Path(trainer.logger.log_dir) / "metrics.csv"
     model = module.model.cpu().eval()
-    return FitResult(model, module, trainer, info, out_dir, best, last if last.is_file() else None,
+    return FitResult(model, module, trainer, info, out_dir, best, last if last is not None and last.is_file() else None,
                      csv if csv.is_file() else None, metrics, time.time() - t0, int(trainer.global_step), skipped)
+
+
+@contextlib.contextmanager
+def created_output_folder(path):
+    """:func:`check_output_folder`, and on an error inside the block the folders it created are removed again
+    when they are empty (a failed run leaves no empty output folder; files are never deleted)."""
+    out = Path(path).absolute()
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    folder = check_output_folder(out)
+    try:
+        yield folder
+    except BaseException:
+        if existing != out:
+            for root, _, _ in sorted(os.walk(out), key=lambda t: -len(t[0])):
+                try:
+                    os.rmdir(root)  # only succeeds on empty folders
+                except OSError:
+                    pass
+            parent = out.parent
+            while parent != existing and parent.exists():
+                try:
+                    os.rmdir(parent)
+                except OSError:
+                    break
+                parent = parent.parent
+        raise
 
 
 def load_checkpoint(path, map_location: str = "cpu"):

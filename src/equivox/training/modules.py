@@ -25,7 +25,8 @@ def split_batch(batch) -> Tuple[torch.Tensor, torch.Tensor]:
 
 class _Base(pl.LightningModule):
     def __init__(self, model: nn.Module, num_classes: int, lr: float, weight_decay: float,
-                 model_spec: Optional[Dict[str, Any]], config: Optional[Dict[str, Any]]):
+                 model_spec: Optional[Dict[str, Any]], config: Optional[Dict[str, Any]],
+                 data_info: Optional[Dict[str, Any]] = None):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
@@ -34,8 +35,10 @@ class _Base(pl.LightningModule):
         # modules contributing a loss of their own (a canonicalizer's prior), found once, not per step
         self._aux_sources = [m for m in model.modules() if callable(getattr(m, "auxiliary_loss", None))]
         # stored in the checkpoint: enough to rebuild the model (equivox.training.load_checkpoint)
+        # (data_info: what the data preparation decided -- class names, channels, intensity rule and its reason,
+        # voxel spacing -- so evaluate and predict prepare new data the same way)
         self.save_hyperparameters({"num_classes": num_classes, "lr": lr, "weight_decay": weight_decay,
-                                   "model_spec": model_spec, "config": config})
+                                   "model_spec": model_spec, "config": config, "data_info": data_info or {}})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -71,8 +74,9 @@ class ClassificationModule(_Base):
     """
 
     def __init__(self, model: nn.Module, num_classes: int, lr: float = 3e-3, weight_decay: float = 1e-4,
-                 model_spec: Optional[Dict[str, Any]] = None, config: Optional[Dict[str, Any]] = None):
-        super().__init__(model, num_classes, lr, weight_decay, model_spec, config)
+                 model_spec: Optional[Dict[str, Any]] = None, config: Optional[Dict[str, Any]] = None,
+                 data_info: Optional[Dict[str, Any]] = None):
+        super().__init__(model, num_classes, lr, weight_decay, model_spec, config, data_info)
         from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC
 
         self.loss = nn.CrossEntropyLoss()
@@ -110,8 +114,8 @@ class SegmentationModule(_Base):
 
     def __init__(self, model: nn.Module, num_classes: int, lr: float = 3e-3, weight_decay: float = 1e-4,
                  model_spec: Optional[Dict[str, Any]] = None, config: Optional[Dict[str, Any]] = None,
-                 inferer=None):
-        super().__init__(model, num_classes, lr, weight_decay, model_spec, config)
+                 inferer=None, data_info: Optional[Dict[str, Any]] = None):
+        super().__init__(model, num_classes, lr, weight_decay, model_spec, config, data_info)
         from monai.losses import DiceCELoss
         from monai.metrics import DiceMetric
 
