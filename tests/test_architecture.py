@@ -253,7 +253,7 @@ def test_unknown_model_names_the_registered_ones_and_user_models_register():
 
 # ------------------------------------------------------------------ one validator, recursion, MONAI-style builders
 def test_every_network_and_block_validates_with_the_same_input_check():
-    from equivox.export import InputCheck
+    from equivox.core import InputCheck
     from equivox.nets import (EquivariantConvolution, EquivariantHead, EquivariantMonaiUNet, EquivariantResidualUnit,
                               EquivariantUNet, InvariantClassifier)
 

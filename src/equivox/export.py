@@ -1,237 +1,42 @@
-"""Export any module tree of equivox blocks to plain PyTorch (only ``torch.nn`` layers, no escnn), and the plain
-layers an export is made of.
+"""Export any module tree of equivox blocks to plain PyTorch (only ``torch.nn`` layers, no escnn): the tree walk.
 
 ``export(model)`` returns a module that computes the same function as ``model.eval()``. It walks the tree once,
 with one rule per node (:func:`to_plain`), and knows no equivox class by name:
 
 * a module with an ``_export()`` method (every :class:`equivox.nn.EquivariantModule`) is replaced by what that
-  method returns: an ``EquivariantConv3d`` by its expanded ``Conv3d``, a field norm by ``BatchNorm3d`` /
-  ``GroupNorm`` + activation (Fourier fields: grouped 1x1x1 convolutions to grid samples and back, pieces supplied
-  by the group's field kind), down/upsampling by ``AvgPool3d`` / ``Upsample``, invariant pooling by
-  :class:`FieldMax` / :class:`IrrepNorm`; a network by the *same class* with its children exported (its
-  ``forward`` is written once, scriptable, and used by both);
+  method returns; each layer defines its plain form next to itself (an ``EquivariantConv3d`` becomes its expanded
+  ``Conv3d``, ``InvariantPooling`` a :class:`~equivox.nn.pooling.FieldMax`, ...); a network becomes the *same
+  class* with its children exported (its ``forward`` is written once, scriptable, and used by both);
 * any other module with children (``nn.Sequential``, ``nn.ModuleList``, MONAI ``SkipConnection``, a user's own
   ``nn.Module``) is copied with each child replaced by its export, so a user network of equivox blocks exports
   without equivox knowing it;
-* ``torch.nn`` / MONAI leaves are copied (dropout becomes ``nn.Identity``: the export is for inference); any other
-  leaf, and any escnn module, raises :class:`ExportError` naming it.
+* ``torch.nn`` / MONAI / :class:`~equivox.core.PlainModule` leaves are copied (dropout becomes ``nn.Identity``:
+  the export is for inference); any other leaf, and any escnn module, raises :class:`ExportError` naming it.
 
 With ``fold_batchnorm=True`` a pass over the plain result merges every eval-mode ``BatchNorm3d`` into the
 ``Conv3d`` before it (in each ``nn.Sequential``, across an ``Upsample``).
 
-This module imports nothing else of equivox: every layer below it may use its plain layers (:class:`InputCheck`
-is the one input validator of equivox models, eager and exported).
+Imports only torch and :mod:`equivox.core` (no escnn, no MONAI).
+
+>>> import torch
+>>> from equivox.nn import EquivariantConvBlock, FieldSpec
+>>> block = EquivariantConvBlock(FieldSpec.scalar("c4_axial", 1), out_fields=2)
+>>> plain = export(block)
+>>> x = torch.randn(1, 1, 8, 8, 8)
+>>> bool(torch.allclose(plain(x), block.eval()(x), atol=1e-5))
+True
 """
 from __future__ import annotations
 
 import copy
-from typing import List, Optional
+from typing import List
 
 import torch
-from monai.networks import eval_mode
 from torch import nn
 
-__all__ = ["export", "to_plain", "export_children", "fold_batch_norms", "ExportError", "InputCheck", "FieldMax",
-           "IrrepNorm", "Residual", "grouped_1x1", "bn_affine", "EquivarianceError"]
+from .core import ExportError, PlainModule, bn_affine
 
-
-class ExportError(TypeError):
-    """Raised for a module :func:`export` does not know how to convert (the message names it)."""
-
-
-class EquivarianceError(ValueError):
-    """Raised when an input would silently break exact equivariance (e.g. a size not divisible by the strides)."""
-
-
-# --------------------------------------------------------------------------- the one input validator
-def _shape_str(shape: List[int]) -> str:
-    return "(" + ", ".join([str(s) for s in shape]) + ")"
-
-
-def divisibility_message(where: str, shape: List[int], factor: int) -> str:
-    """The message of a spatial size ``shape`` (``(D, H, W)``) not divisible by ``factor`` (scriptable)."""
-    f = str(factor)
-    return (where + " spatial size " + _shape_str(shape) + " is not divisible by " + f + ": pooling it would not be "
-            "exactly equivariant under 90-degree rotations. Pad or crop each spatial size to a multiple of " + f
-            + " (e.g. monai.transforms.DivisiblePad(k=" + f + ")).")
-
-
-class InputCheck(nn.Module):
-    """The input validator of every equivox network and block (eager, scripted, ``torch.export``-ed alike).
-
-    Checks a ``(B, in_channels, D, H, W)`` input whose spatial sizes are divisible by ``multiple`` and returns it
-    as a floating-point ``torch.Tensor`` (a MONAI ``MetaTensor`` becomes a plain tensor in eager mode).
-
-    Args:
-        in_channels: tensor channels expected.
-        multiple: every spatial size must be a multiple of it (``prod(strides)``; 1: no check).
-        name: who is checking (the module's class name), first word of every message.
-        field_size: tensor channels per field of the input (1 for scalar inputs); with ``hidden=True`` the
-            channel-count message explains fields (``in_channels`` counts hidden fields in equivox blocks).
-        group: group name, for messages.
-        hidden: the input is hidden fields (``field_size`` channels each) rather than scalar channels.
-        detail: give the field-aware explanation of a wrong channel count (MONAI-style blocks).
-
-    Raises:
-        TypeError: not a tensor (eager). ValueError: wrong rank or channel count.
-        EquivarianceError: a spatial size not divisible by ``multiple`` (``torch.jit.Error`` naming it when
-        scripted).
-    """
-
-    def __init__(self, in_channels: int, multiple: int = 1, name: str = "model", field_size: int = 1,
-                 group: str = "", hidden: bool = False, detail: bool = False):
-        super().__init__()
-        self.in_channels = int(in_channels)
-        self.multiple = int(multiple)
-        self.name = str(name)
-        self.field_size = int(field_size)
-        self.group = str(group)
-        self.hidden = bool(hidden)
-        self.detail = bool(detail)
-
-    def _channel_message(self, got: int, shape: List[int]) -> str:
-        msg = (self.name + " was built for in_channels=" + str(self.in_channels) + ", got input with " + str(got)
-               + " channels (shape " + _shape_str(shape) + ")")
-        if not self.detail:
-            return msg
-        size = self.field_size
-        if self.hidden:
-            n = self.in_channels // size
-            msg += ("; it expects " + str(n) + " hidden fields of group '" + self.group + "' x " + str(size)
-                    + " channels = " + str(self.in_channels) + " channels (in_channels counts hidden FIELDS when "
-                    "in_fields='hidden')")
-            if got % size == 0:
-                msg += "; the input looks like " + str(got // size) + " hidden fields"
-            elif got < size:
-                msg += "; the input looks like scalar channels: use in_fields='scalar'"
-        else:
-            msg += "; it expects " + str(self.in_channels) + " scalar channels (in_fields='scalar')"
-            if size > 1 and got % size == 0:
-                msg += ("; the input has a multiple of " + str(size) + " channels: if it comes from another "
-                        "equivox block use in_fields='hidden', in_channels=" + str(got // size))
-        return msg
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
-            if hasattr(x, "as_tensor"):  # MONAI MetaTensor -> plain tensor (metadata is not needed inside)
-                x = x.as_tensor()
-            if not isinstance(x, torch.Tensor):
-                raise TypeError(f"{self.name} expects a torch.Tensor (B, C, D, H, W), got {type(x).__name__}")
-        shape: List[int] = [int(s) for s in x.shape]
-        if len(shape) != 5:
-            raise ValueError(self.name + " expects a 5D tensor (B, C, D, H, W), got shape " + _shape_str(shape))
-        if shape[1] != self.in_channels:
-            raise ValueError(self._channel_message(shape[1], shape))
-        if self.multiple > 1:
-            for i in range(2, 5):
-                if shape[i] % self.multiple != 0:
-                    raise EquivarianceError(divisibility_message(self.name + " input", shape[2:], self.multiple))
-        if not x.is_floating_point():
-            x = x.float()
-        return x
-
-    def extra_repr(self) -> str:
-        return f"{self.name}: in_channels={self.in_channels}, multiple={self.multiple}"
-
-
-# --------------------------------------------------------------------------- plain layers of an export
-class FieldMax(nn.Module):
-    """Max over each field's ``field_size`` channels: ``(B, F * field_size, D, H, W) -> (B, F, D, H, W)``."""
-
-    def __init__(self, n_fields: int, field_size: int):
-        super().__init__()
-        self.n_fields = int(n_fields)
-        self.field_size = int(field_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, d, h, w = x.shape[0], x.shape[2], x.shape[3], x.shape[4]
-        return x.reshape(b, self.n_fields, self.field_size, d, h, w).amax(dim=2)
-
-    def extra_repr(self) -> str:
-        return f"{self.n_fields} fields x {self.field_size}"
-
-
-class IrrepNorm(nn.Module):
-    """Norms of irreducible components: ``sqrt(assign((Q_inv x)^2) + 1e-12)`` with two grouped 1x1x1 convolutions.
-
-    ``(B, F * field_size, D, H, W) -> (B, F * n_irreps, D, H, W)``.
-    """
-
-    def __init__(self, to_irreps: nn.Conv3d, assign: nn.Conv3d):
-        super().__init__()
-        self.to_irreps = to_irreps
-        self.assign = assign
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.assign(self.to_irreps(x).pow(2)) + 1e-12).sqrt()
-
-
-class StatsHead(nn.Module):
-    """Plain form of :class:`~equivox.nn.GroupStatsHead`: ``classes(norm([mean(x), pool(x), -pool(-x)]))``."""
-
-    def __init__(self, mean: nn.Module, pool: nn.Module, norm: nn.Module, classes: nn.Module):
-        super().__init__()
-        self.mean, self.pool, self.norm, self.classes = mean, pool, norm, classes
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classes(self.norm(torch.cat([self.mean(x), self.pool(x), -self.pool(-x)], 1)))
-
-
-class CosetSwapHead(nn.Module):
-    """Plain form of :class:`~equivox.nn.ClassSwapHead`: ``features(x)`` reshaped to fields, max over the two
-    coset channel sets ``p``, ``q``, then a fixed 1x1x1 convolution of ``[p, q, |p - q|]``."""
-
-    def __init__(self, features: nn.Module, n_fields: int, field_size: int, coset_a: torch.Tensor,
-                 coset_b: torch.Tensor, classes: nn.Conv3d):
-        super().__init__()
-        self.features, self.classes = features, classes
-        self.n_fields, self.field_size = int(n_fields), int(field_size)
-        self.register_buffer("coset_a", coset_a.clone())
-        self.register_buffer("coset_b", coset_b.clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.features(x)
-        b, d, h, w = y.shape[0], y.shape[2], y.shape[3], y.shape[4]
-        y = y.reshape(b, self.n_fields, self.field_size, d, h, w)
-        p = y.index_select(2, self.coset_a).amax(2)
-        q = y.index_select(2, self.coset_b).amax(2)
-        return self.classes(torch.cat([p, q, (p - q).abs()], 1))
-
-
-class Residual(nn.Module):
-    """``block(x) + skip(x)`` (plain residual unit): ``(B, C, D, H, W) -> (B, C', D, H, W)``."""
-
-    def __init__(self, block: nn.Module, skip: nn.Module):
-        super().__init__()
-        self.block = block
-        self.skip = skip
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block(x) + self.skip(x)
-
-
-def grouped_1x1(blocks: torch.Tensor, n_fields: int, bias: Optional[torch.Tensor] = None) -> nn.Conv3d:
-    """``n_fields`` copies of the matrix ``blocks`` ``(out, in)`` as a grouped 1x1x1 convolution
-    ``(B, n_fields * in, ...) -> (B, n_fields * out, ...)``; ``bias``: ``(n_fields * out,)`` or None."""
-    out_f, in_f = blocks.shape
-    conv = nn.Conv3d(n_fields * in_f, n_fields * out_f, 1, groups=n_fields, bias=bias is not None)
-    conv = conv.to(device=blocks.device, dtype=blocks.dtype)
-    with torch.no_grad():
-        conv.weight.copy_(blocks.detach().repeat(n_fields, 1)[:, :, None, None, None])
-        if bias is not None:
-            conv.bias.copy_(bias)
-    return conv
-
-
-def bn_affine(bn: nn.BatchNorm3d):
-    """Eval-mode batch norm as ``y = scale * x + shift`` per channel: ``(scale, shift)``, each ``(C,)``."""
-    if bn.running_mean is None or bn.running_var is None:
-        raise ExportError("batch norm without running statistics (track_running_stats=False) cannot be folded")
-    scale = (bn.running_var + bn.eps).rsqrt()
-    shift = -bn.running_mean * scale
-    if bn.affine:
-        scale, shift = scale * bn.weight, shift * bn.weight + bn.bias
-    return scale.detach(), shift.detach()
+__all__ = ["export", "to_plain", "export_children", "fold_batch_norms", "ExportError"]
 
 
 # --------------------------------------------------------------------------- the walk
@@ -240,14 +45,14 @@ _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropou
 
 def _plain_library(m: nn.Module) -> bool:
     mod = type(m).__module__
-    return mod.startswith("torch.nn") or mod.startswith("monai.") or mod == __name__
+    return mod.startswith("torch.nn") or mod.startswith("monai.") or isinstance(m, PlainModule)
 
 
 def to_plain(m: nn.Module) -> nn.Module:
     """The eval-mode plain-torch equivalent of ``m`` (a new module; ``m`` is not modified).
 
     Rules, in order: ``m._export()`` if ``m`` has it (equivox modules); escnn modules are refused; dropout becomes
-    ``nn.Identity``; other ``torch.nn`` / MONAI / :mod:`equivox.export` leaves are copied; any module with children
+    ``nn.Identity``; other ``torch.nn`` / MONAI / :class:`~equivox.core.PlainModule` leaves are copied; any module with children
     is copied with its children exported (:func:`export_children`); any other leaf is refused.
 
     Raises:
@@ -343,6 +148,8 @@ def export(model: nn.Module, fold_batchnorm: bool = False) -> nn.Module:
     Raises:
         ExportError: for a module it cannot convert (named).
     """
+    from monai.networks import eval_mode  # here, not at import: MONAI takes seconds to import
+
     with eval_mode(model):  # eval mode and no_grad while converting; the training flags are restored
         out = to_plain(model)
         if fold_batchnorm:

@@ -50,7 +50,7 @@ class EquivariantEncoder(EquivariantNetwork):
         self.levels = nn.ModuleList()
         self.downs = nn.ModuleList()
         for i, n in enumerate(self.channels):
-            self.downs.append(EquivariantDownsample(self.strides[i - 1]) if i else nn.Identity())
+            self.downs.append(EquivariantDownsample(self.strides[i - 1], spec) if i else nn.Identity())
             block = EquivariantConvBlock(spec, n, kernel_size, norm, act, dropout, convs_per_level)
             self.levels.append(block)
             spec = block.out_spec

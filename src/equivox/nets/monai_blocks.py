@@ -186,8 +186,10 @@ class EquivariantConvolution(_MonaiBlock):
         factor = _stride(strides)
         self.is_transposed = bool(is_transposed)
         self.stride = 1 if self.is_transposed else factor  # the input divisibility the block needs
-        self.down = EquivariantDownsample(factor) if factor > 1 and not self.is_transposed else nn.Identity()
-        self.up = EquivariantUpsample(factor, upsample_mode) if factor > 1 and self.is_transposed else nn.Identity()
+        self.down = (EquivariantDownsample(factor, self.in_spec) if factor > 1 and not self.is_transposed
+                     else nn.Identity())
+        self.up = (EquivariantUpsample(factor, upsample_mode, self.out_spec) if factor > 1 and self.is_transposed
+                   else nn.Identity())
         with_norm = (norm is not None) and not conv_only
         self.conv = EquivariantConv3d(self.in_spec, self.out_spec, kernel_size, bias=bias and not with_norm)
         if conv_only:
@@ -241,7 +243,7 @@ class EquivariantResidualUnit(_MonaiBlock):
         field_spec(self.group, out_channels, "hidden")  # argument check
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride = _stride(strides)
-        self.down = EquivariantDownsample(self.stride) if self.stride > 1 else nn.Identity()
+        self.down = EquivariantDownsample(self.stride, self.in_spec) if self.stride > 1 else nn.Identity()
         self.unit = FieldResidualUnit(self.in_spec, out_channels, kernel_size, norm, act, dropout, int(subunits))
         self.out_spec = self.unit.out_spec
         self.input_check = self._make_input_check()

@@ -1,12 +1,11 @@
 """Equivariant building blocks on escnn kernel bases (plain tensors in and out).
 
 Every layer here is an :class:`EquivariantModule` (``in_spec`` / ``out_spec``, ``export()``)."""
-import warnings as _warnings
-
 from .blocks import EquivariantConvBlock, FieldResidualUnit, invariant_voxel_head
 from .canonical import CanonicalPose
 from .conv import EquivariantConv3d
-from .fields import EquivarianceError, FieldSpec
+from ..core import EquivarianceError
+from .fields import FieldSpec
 from .fieldwise import FieldNormAct
 from .heads import GroupStatsHead
 from .label_swap import ClassSwapHead, class_permutation, permute_labels
@@ -35,10 +34,3 @@ __all__ = [
     "permute_labels",
 ]
 
-
-def __getattr__(name):
-    if name == "EquivariantResidualUnit":  # renamed: one class name, one meaning
-        _warnings.warn("equivox.nn.EquivariantResidualUnit is now equivox.nn.FieldResidualUnit (the MONAI-signature "
-                       "unit is equivox.nets.EquivariantResidualUnit)", DeprecationWarning, stacklevel=2)
-        return FieldResidualUnit
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

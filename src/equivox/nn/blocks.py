@@ -9,14 +9,27 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..export import Residual, to_plain
+from ..core import PlainModule
+from ..export import to_plain
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
 from .fieldwise import FieldNormAct, per_field_activation
 from .module import EquivariantModule, as_field_spec
 from .pooling import InvariantPooling
 
-__all__ = ["EquivariantConvBlock", "FieldResidualUnit", "invariant_voxel_head"]
+__all__ = ["EquivariantConvBlock", "FieldResidualUnit", "Residual", "invariant_voxel_head"]
+
+
+class Residual(PlainModule):
+    """Plain form of :class:`FieldResidualUnit`: ``block(x) + skip(x)``, ``(B, C, D, H, W) -> (B, C', D, H, W)``."""
+
+    def __init__(self, block: nn.Module, skip: nn.Module):
+        super().__init__()
+        self.block = block
+        self.skip = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x) + self.skip(x)
 
 
 class EquivariantConvBlock(EquivariantModule):
@@ -57,8 +70,7 @@ class FieldResidualUnit(EquivariantModule):
 
     ``skip`` is the identity when the field types agree, else a 1x1x1 equivariant convolution.
     Shapes: ``(B, in_type.size, D, H, W) -> (B, out_fields * field_size, D, H, W)``. Exports to
-    :class:`equivox.export.Residual`. (Was ``equivox.nn.EquivariantResidualUnit``; the MONAI-signature unit of
-    that name is :class:`equivox.nets.EquivariantResidualUnit`.)
+    :class:`Residual`. (The MONAI-signature residual unit is :class:`equivox.nets.EquivariantResidualUnit`.)
     """
 
     def __init__(self, in_type, out_fields: int, kernel_size: int = 3, norm: Optional[str] = "batch", act="elu",

@@ -65,7 +65,9 @@ def _pair_data(group, in_repr, out_repr, kernel_size: int) -> Dict[str, object]:
     hit = _PAIR_MEMO.get(key)
     if hit is not None:
         return hit
-    tensors = _load_pair_basis(g, in_repr, out_repr, kernel_size, key)
+    tensors = g.spec.fields.kernel_basis(g, in_repr, out_repr, kernel_size)  # the field kind's own basis, if any
+    if tensors is None:
+        tensors = _load_pair_basis(g, in_repr, out_repr, kernel_size, key)
     basis = tensors["basis"]
     data: Dict[str, object] = {
         "basis": basis,

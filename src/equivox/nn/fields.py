@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Tuple
 
 from .._escnn import enn
-from ..export import EquivarianceError
 from ..groups import Group, get_group
 
-__all__ = ["FieldSpec", "EquivarianceError"]
+__all__ = ["FieldSpec"]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import torch
 from monai.networks.layers.factories import Act
 from torch import nn
 
-from ..export import ExportError, bn_affine, grouped_1x1
+from ..core import ExportError, bn_affine, grouped_1x1
 from ..groups import get_group
 from .fields import FieldSpec
 from .module import EquivariantModule
@@ -97,12 +97,20 @@ class FieldNormAct(EquivariantModule):
         self.norm = make_norm(norm, n_fields)
         self.act = make_activation(act)
         self.dropout = nn.Dropout3d(dropout) if dropout else nn.Identity()
+        # a field kind with its own norm and nonlinearity on whole tensors (gated irreps fields) replaces both
+        custom = g.spec.fields.norm_act(g, n_fields, norm, act)
+        self.whole_fields = custom is not None
+        if custom is not None:
+            self.norm, self.act = custom
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, d, h, w = x.shape
         if c != self.n_fields * self.field_size:
             raise ValueError(f"expected {self.n_fields} fields x {self.field_size} channels = "
                              f"{self.n_fields * self.field_size} channels, got {c}")
+        if self.whole_fields:
+            y = self.act(self.norm(x)).reshape(b, self.n_fields, self.field_size, d * h, w)
+            return self.dropout(y).reshape(b, c, d, h, w)
         y = x.reshape(b, self.n_fields, self.field_size, d * h * w)
         if self.A is not None:
             y = torch.einsum("nk,bfks->bfns", self.A, y)
@@ -115,6 +123,10 @@ class FieldNormAct(EquivariantModule):
         return y.reshape(b, c, d, h, w)
 
     def _export(self) -> nn.Module:
+        if self.whole_fields:
+            from ..export import to_plain
+
+            return nn.Sequential(to_plain(self.norm), to_plain(self.act))
         n = self.n_fields
         sampled = self.A is not None
         per_field = self.A.shape[0] if sampled else self.field_size

@@ -6,13 +6,25 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..export import StatsHead, to_plain
+from ..core import PlainModule
+from ..export import to_plain
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
 from .fieldwise import make_norm
 from .pooling import InvariantPooling
 
-__all__ = ["GroupStatsHead"]
+__all__ = ["GroupStatsHead", "StatsHead"]
+
+
+class StatsHead(PlainModule):
+    """Plain form of :class:`GroupStatsHead`: ``classes(norm([mean(x), pool(x), -pool(-x)]))``."""
+
+    def __init__(self, mean: nn.Module, pool: nn.Module, norm: nn.Module, classes: nn.Module):
+        super().__init__()
+        self.mean, self.pool, self.norm, self.classes = mean, pool, norm, classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classes(self.norm(torch.cat([self.mean(x), self.pool(x), -self.pool(-x)], 1)))
 
 
 class GroupStatsHead(nn.Module):

@@ -24,13 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..export import CosetSwapHead, to_plain
+from ..core import PlainModule
+from ..export import to_plain
 from ..groups import get_group
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
 from .fieldwise import FieldNormAct, per_field_activation
 
-__all__ = ["ClassSwapHead", "class_permutation", "coset_channels", "groups_with_reflections", "permute_labels"]
+__all__ = ["ClassSwapHead", "CosetSwapHead", "class_permutation", "coset_channels", "groups_with_reflections",
+           "permute_labels"]
 
 
 def class_permutation(class_swaps: Sequence[Sequence[int]], num_classes: int) -> Tuple[int, ...]:
@@ -108,6 +110,27 @@ def permute_labels(labels: torch.Tensor, permutation: Sequence[int]) -> torch.Te
     """Map class indices through ``permutation`` (``out = permutation[labels]``), any shape, dtype kept."""
     table = torch.as_tensor(list(permutation), dtype=labels.dtype, device=labels.device)
     return table[labels.long()]
+
+
+class CosetSwapHead(PlainModule):
+    """Plain form of :class:`ClassSwapHead`: ``features(x)`` reshaped to fields, max over the two coset channel
+    sets ``p``, ``q``, then a fixed 1x1x1 convolution of ``[p, q, |p - q|]``."""
+
+    def __init__(self, features: nn.Module, n_fields: int, field_size: int, coset_a: torch.Tensor,
+                 coset_b: torch.Tensor, classes: nn.Conv3d):
+        super().__init__()
+        self.features, self.classes = features, classes
+        self.n_fields, self.field_size = int(n_fields), int(field_size)
+        self.register_buffer("coset_a", coset_a.clone())
+        self.register_buffer("coset_b", coset_b.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.features(x)
+        b, d, h, w = y.shape[0], y.shape[2], y.shape[3], y.shape[4]
+        y = y.reshape(b, self.n_fields, self.field_size, d, h, w)
+        p = y.index_select(2, self.coset_a).amax(2)
+        q = y.index_select(2, self.coset_b).amax(2)
+        return self.classes(torch.cat([p, q, (p - q).abs()], 1))
 
 
 class ClassSwapHead(nn.Module):

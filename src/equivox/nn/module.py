@@ -10,7 +10,8 @@ import torch
 from monai.networks import eval_mode
 from torch import nn
 
-from ..export import InputCheck, export, export_children
+from ..core import InputCheck
+from ..export import export, export_children
 from ..groups import get_group, group_of_field_type
 from .fields import FieldSpec
 

@@ -11,12 +11,44 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..export import FieldMax, IrrepNorm, grouped_1x1
+from ..core import PlainModule, grouped_1x1
 from ..groups import get_group
 from .fields import FieldSpec
 from .module import EquivariantModule
 
-__all__ = ["InvariantPooling"]
+__all__ = ["FieldMax", "InvariantPooling", "IrrepNorm"]
+
+
+class FieldMax(PlainModule):
+    """Plain form of group pooling: max over each field's ``field_size`` channels,
+    ``(B, F * field_size, D, H, W) -> (B, F, D, H, W)``."""
+
+    def __init__(self, n_fields: int, field_size: int):
+        super().__init__()
+        self.n_fields = int(n_fields)
+        self.field_size = int(field_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, d, h, w = x.shape[0], x.shape[2], x.shape[3], x.shape[4]
+        return x.reshape(b, self.n_fields, self.field_size, d, h, w).amax(dim=2)
+
+    def extra_repr(self) -> str:
+        return f"{self.n_fields} fields x {self.field_size}"
+
+
+class IrrepNorm(PlainModule):
+    """Plain form of norm pooling: ``sqrt(assign((Q_inv x)^2) + 1e-12)`` with two grouped 1x1x1 convolutions.
+
+    ``(B, F * field_size, D, H, W) -> (B, F * n_irreps, D, H, W)``.
+    """
+
+    def __init__(self, to_irreps: nn.Conv3d, assign: nn.Conv3d):
+        super().__init__()
+        self.to_irreps = to_irreps
+        self.assign = assign
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.assign(self.to_irreps(x).pow(2)) + 1e-12).sqrt()
 
 
 class InvariantPooling(EquivariantModule):
@@ -31,8 +63,8 @@ class InvariantPooling(EquivariantModule):
     Shapes: ``(B, n_fields * field_size, D, H, W) -> (B, out_channels, D, H, W)`` with ``out_channels`` =
     ``n_fields`` (group pooling) or ``n_fields * n_irreps`` (norm pooling).
 
-    Export: :class:`~equivox.export.FieldMax` (after a grouped 1x1x1 ``Conv3d`` to the grid samples for sampled
-    fields) or :class:`~equivox.export.IrrepNorm`.
+    Export: :class:`FieldMax` (after a grouped 1x1x1 ``Conv3d`` to the grid samples for sampled fields) or
+    :class:`IrrepNorm`.
     """
 
     def __init__(self, group: str, n_fields: int, mode=None):
