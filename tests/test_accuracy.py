@@ -1,10 +1,10 @@
-"""The accuracy suite's harness (equivox.accuracy) on tiny settings: real signals, not shapes."""
+"""The accuracy suite (equivox.benchmark.run_classification) on tiny settings: real signals, not shapes."""
 import numpy as np
 import pytest
 import torch
 
-from equivox.accuracy import RECORD_KEYS, ClassificationData
-from equivox.accuracy import nested_fractions, run_suite, so3_content_lost
+from equivox.benchmark import RECORD_KEYS, ClassificationData
+from equivox.benchmark import nested_fractions, run_classification, so3_content_lost
 from equivox.data.rotations import random_rotation_matrices, rotate_volume
 from equivox.data import voxelize_mesh
 from equivox.evaluation import rotation_set
@@ -31,9 +31,9 @@ def test_invariant_model_scores_the_same_on_every_cube_rotation_and_plain_does_n
     xtr, ytr = _bars(12, 0)
     xte, yte = _bars(6, 1)
     data = ClassificationData("bars", xtr, ytr, xte, yte, xte, yte, ["along D", "along H"])
-    res = run_suite(data, ["equivariant (octa)", "plain (matched params)"], (1.0,), (0,), input_size=16,
-                    channels=(2, 2), strides=(2,), hidden_features=(8,), epochs=8, batch_size=8, lr=1e-2,
-                    n_random=1, out=tmp_path, verbose=False)
+    res = run_classification(data, ["equivariant (octa)", "plain (matched params)"], (1.0,), (0,), input_size=16,
+                           channels=(2, 2), strides=(2,), hidden_features=(8,), epochs=8, batch_size=8, lr=1e-2,
+                           n_random=1, out=tmp_path, verbose=False)
     eq, plain = res["records"]
     for r in res["records"]:
         assert set(RECORD_KEYS) <= set(r)

@@ -6,9 +6,8 @@ import pytest
 import torch
 from monai.losses import DiceCELoss
 
-from equivox.accuracy import RECORD_KEYS
+from equivox.benchmark import RECORD_KEYS, competitor_names, learning_curve, run_segmentation
 from equivox.nets import EquivariantUNet
-from equivox.segmentation_suite import SEG_COMPETITORS, learning_curve, run_segmentation_suite
 
 ROT = {  # cube rotations written independently of equivox
     "rot90(H,W)": lambda t: torch.rot90(t, 1, dims=(-2, -1)),
@@ -86,9 +85,9 @@ def test_default_head_learns_at_least_as_fast_as_the_old_linear_head():
 
 def test_segmentation_suite_quick(tmp_path):
     comps = ["equivariant (octa)", "plain (matched params)", "plain + grid aug"]
-    res = run_segmentation_suite("chest_ct", comps, (0,), downsample=4, patch_size=16, val_crop=16,
-                                 channels=(1, 2), epochs=2, patches_per_epoch=4, batch_size=2, n_random=1,
-                                 out=tmp_path, verbose=False)
+    res = run_segmentation("chest_ct", comps, (0,), downsample=4, patch_size=16, val_crop=16,
+                           channels=(1, 2), epochs=2, patches_per_epoch=4, batch_size=2, n_random=1,
+                           out=tmp_path, verbose=False)
     recs = {r["model"]: r for r in res["records"]}
     assert set(recs) == set(comps)
     for r in recs.values():
@@ -106,7 +105,7 @@ def test_learning_curve_reads_lightning_csv(tmp_path):
     p = tmp_path / "metrics.csv"
     p.write_text("epoch,step,train_loss,val_dice\n0,1,2.0,\n0,1,,0.25\n1,3,,0.5\n")
     assert learning_curve(p) == [(2, 0.25), (4, 0.5)]
-    assert learning_curve(None) == [] and set(SEG_COMPETITORS) >= {"equivariant (octa)", "plain + so3 aug"}
+    assert learning_curve(None) == [] and set(competitor_names("segment")) >= {"equivariant (octa)", "plain + so3 aug"}
 
 
 def test_saved_specs_rebuild_the_head_of_their_time():

@@ -153,11 +153,14 @@ def matched_baseline(model: nn.Module, target_params: Optional[int] = None) -> n
 
     Returns a model with the same constructor arguments except ``group="trivial"`` and ``channels`` (ratios of
     ``model.tensor_channels`` kept) picked by :func:`match_channels`. Same input/output shapes as ``model``;
-    no rotation symmetry built in.
+    no rotation symmetry built in. A label-permuting net (``class_swaps=...``, :mod:`equivox.nn.label_swap`) gets a
+    twin without the swap (the trivial group has no reflections to swap classes under) and the same output classes.
+    This is the one parameter-matched plain model of equivox: ``TrainConfig(arch="baseline")`` and the benchmark
+    rows ``"plain (matched params)"`` build it here.
     """
     spec = _equivox_kwargs(model)
     target = count_parameters(model) if target_params is None else int(target_params)
-    kwargs = dict(spec["kwargs"])
+    kwargs = {k: v for k, v in spec["kwargs"].items() if k != "class_swaps"}
 
     def build(ch):
         return build_from_spec({"cls": spec["cls"], "kwargs": {**kwargs, "group": "trivial", "channels": list(ch)}})

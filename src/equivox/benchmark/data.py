@@ -1,0 +1,126 @@
+"""The harness's data: the loaders and intensity rules of ``equivox train`` (:mod:`equivox.training.data`).
+
+Classification: :func:`equivox.training.data.classification_arrays` reads a registered dataset
+(:func:`equivox.data.dataset_names`), a ``.npz`` file (MedMNIST-3D keys, or ``images``/``labels``) or a mesh folder,
+at the stored resolution (``input_size=None``), with the training path's label checks and intensity rule (integer
+images up to 255 divided by 255, decided on the training split for every split). The harness then holds out 15 % of
+the training split (stratified, fixed seed) for checkpoint selection; scores are on the ``test`` split only.
+
+Segmentation: the registered dataset's ``test`` volumes (the training path's loader and downsampling), each centre
+cropped to ``val_crop``; every volume is one scored item. Training uses ``equivox train``'s own datasets
+(random patches of the ``train`` volumes, validation on the ``val`` volumes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+
+__all__ = ["ClassificationData", "SegmentationData", "load_classification_data", "load_segmentation_data",
+           "nested_fractions", "stratified_holdout", "VAL_FRACTION", "DATA_EFFICIENCY_FRACTIONS"]
+
+#: share of the training split held out (stratified, seed 1234) for checkpoint selection
+VAL_FRACTION = 0.15
+#: training fractions of the data-efficiency curve (``benchmarks/accuracy.py --data-efficiency``)
+DATA_EFFICIENCY_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+@dataclass
+class ClassificationData:
+    """Splits of a classification dataset at stored resolution: images ``(N, C, S, S, S)`` float32 (the training
+    path's intensity rule: [0, 1] for 8-bit data), labels ``(N,)`` int64. ``val`` is for checkpoint selection
+    only; scores are on ``test``."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: np.ndarray
+    x_val: torch.Tensor
+    y_val: np.ndarray
+    x_test: torch.Tensor
+    y_test: np.ndarray
+    class_names: List[str]
+    metric: str = "accuracy"
+    caption: str = ""
+
+
+@dataclass
+class SegmentationData:
+    """Scored volumes of a segmentation dataset: ``volumes`` = ``[{"image": (C, D, H, W), "label": (1, D, H, W)}]``
+    (each one item of the per-item scores), ``class_names`` (index = class, background first)."""
+
+    name: str
+    volumes: List[Dict[str, torch.Tensor]]
+    class_names: List[str]
+    in_channels: int
+    caption: str = ""
+
+
+def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``(keep, hold)`` index arrays: ``round(fraction * n_c)`` (at least 1) items of each class with more than two
+    items held out, by one seeded permutation per class."""
+    rng = np.random.default_rng(seed)
+    hold = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        hold.extend(idx[: max(1, int(round(fraction * len(idx))))] if len(idx) > 2 else [])
+    hold = np.sort(np.asarray(hold, dtype=int))
+    return np.setdiff1d(np.arange(len(y)), hold), hold
+
+
+def load_classification_data(name: str) -> ClassificationData:
+    """Load a classification dataset through the training path (see the module docstring): a registered name
+    (e.g. ``"furniture"``, ``"lidc"``), a ``.npz`` file or a mesh folder. Metric: AUROC for two classes, else
+    accuracy."""
+    from ..data import get_dataset
+    from ..data.registry import find_dataset
+    from ..training import TrainConfig
+    from ..training.data import _classification_raw, classification_arrays, intensity_scale
+
+    cfg = TrainConfig(task="classify", dataset=str(name), input_size=None, augment="none")
+    raw_tr, raw_te = _classification_raw(cfg, "train"), _classification_raw(cfg, "test")
+    scale = intensity_scale(raw_tr[0])
+    x, y, names = classification_arrays(cfg, "train", scale, raw_tr)
+    x_te, y_te, _ = classification_arrays(cfg, "test", scale, raw_te)
+    keep, hold = stratified_holdout(y, VAL_FRACTION, seed=1234)
+    k = max(len(names), int(max(y.max(), y_te.max())) + 1)
+    names = list(names) + [str(i) for i in range(len(names), k)]
+    spec = find_dataset(str(name))
+    about = (get_dataset(spec.name).metadata()["description"].rstrip(".") if spec is not None else str(name))
+    caption = (f"{about} (val = {VAL_FRACTION:.0%} of train, held out; scores on the test split"
+               + (f"; intensities / {scale:g}" if scale != 1 else "") + ")")
+    return ClassificationData(spec.name if spec is not None else str(name), x[keep], y[keep], x[hold], y[hold],
+                              x_te, y_te, names, "auroc" if k == 2 else "accuracy", caption)
+
+
+def load_segmentation_data(name: str, downsample: int, val_crop: int) -> SegmentationData:
+    """The scored volumes of a registered segmentation dataset (its ``test`` split, downsampled like training,
+    centre-cropped to ``val_crop``)."""
+    from ..data import get_dataset
+    from ..training.data import _registered_volumes, center_crop
+
+    spec = get_dataset(name, "segmentation")
+    vols, label_names = _registered_volumes(spec, "test", downsample)
+    train_names = _registered_volumes(spec, "train", downsample)[1] if not label_names else {}
+    label_names = {**train_names, **label_names}
+    k = max([max(label_names, default=0)] + [int(lab.max()) for _, lab in vols]) + 1
+    crop = (val_crop,) * 3
+    volumes = [{"image": center_crop(img, crop), "label": center_crop(lab, crop)} for img, lab in vols]
+    about = spec.metadata()["description"].rstrip(".")
+    return SegmentationData(spec.name, volumes, [label_names.get(i, str(i)) for i in range(k)],
+                            int(vols[0][0].shape[0]), f"{about}; {len(volumes)} test volume(s), centre {val_crop}^3")
+
+
+def nested_fractions(labels: np.ndarray, fractions: Sequence[float], seed: int) -> Dict[float, np.ndarray]:
+    """Stratified, nested subsets: for each fraction ``f`` the first ``max(1, round(f * n_c))`` items of one seeded
+    permutation of each class ``c``. Smaller fractions are subsets of larger ones (same seed)."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    perms = {c: rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)}
+    out = {}
+    for f in fractions:
+        if not 0 < f <= 1:
+            raise ValueError(f"train fractions must be in (0, 1], got {f}")
+        out[f] = np.sort(np.concatenate([p[: max(1, int(round(f * len(p))))] for p in perms.values()]))
+    return out

@@ -1,0 +1,46 @@
+"""One record schema for every benchmark row (classification and segmentation).
+
+A record is a JSON-able dict per (dataset, competitor, train fraction, seed) with at least :data:`RECORD_KEYS`:
+
+* what ran: ``dataset``, ``task``, ``model`` (competitor name), ``arch``, ``group``, ``augment``,
+  ``train_fraction``, ``seed``, ``n_train``, ``n_test`` (scored items: test shapes, or test volumes), ``params``;
+* cost: ``train_seconds``, ``train_steps``, ``eval_seconds``, ``eval_cost`` (forward passes per item);
+* scores (``metric``: ``"accuracy"``, ``"auroc"`` or ``"dice"``): ``upright``, ``mean_grid``, ``worst_grid``
+  (over the 24 cube rotations), ``mean_so3``, ``worst_so3`` (random SO(3) rotations), ``std_grid``;
+* 95 % bootstrap intervals over the test items (:func:`equivox.statistics.record_intervals`): ``upright_ci``,
+  ``worst_grid_ci``, ``mean_so3_ci`` (``[low, high]``; ``None`` where the per-item scores do not define the
+  metric: AUROC);
+* ``per_item``: ``{rotation name: [score of item 0, item 1, ...]}`` (0/1 correctness or per-volume Dice), so
+  paired intervals between any two records can be recomputed (:mod:`equivox.benchmark.report`).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+__all__ = ["RECORD_KEYS", "SCORE_KEYS", "make_record"]
+
+SCORE_KEYS = ("upright", "mean_grid", "worst_grid", "mean_so3", "worst_so3")
+RECORD_KEYS = ("dataset", "task", "model", "arch", "group", "augment", "train_fraction", "seed", "n_train", "n_test",
+               "params", "train_seconds", "train_steps", "eval_seconds", "eval_cost", "metric", *SCORE_KEYS,
+               "std_grid", "upright_ci", "worst_grid_ci", "mean_so3_ci", "equivariance_error", "per_item")
+
+
+def make_record(*, dataset: str, task: str, comp, report, seed: int, train_fraction: float, n_train: int,
+                params: int, train_seconds: float, train_steps: int, eval_seconds: float, **extra: Any) -> Dict:
+    """The record of one evaluated competitor: :data:`RECORD_KEYS` from ``comp`` (a
+    :class:`~equivox.benchmark.Competitor`) and ``report`` (a :class:`~equivox.evaluation.RotationReport` with
+    per-item scores), then ``extra`` keys."""
+    from ..statistics import record_intervals
+
+    s = report.summary()
+    n_test = len(next(iter(report.per_item.values()))) if report.per_item else 0
+    ci = (record_intervals(report, seed=seed) if report.metric != "auroc"
+          else dict.fromkeys(("upright_ci", "worst_grid_ci", "mean_so3_ci")))
+    return {"dataset": dataset, "task": task, "model": comp.name, "arch": comp.arch, "group": comp.model_group,
+            "augment": comp.augment, "train_fraction": float(train_fraction), "seed": int(seed),
+            "n_train": int(n_train), "n_test": int(n_test), "params": int(params),
+            "train_seconds": round(float(train_seconds), 2), "train_steps": int(train_steps),
+            "eval_seconds": round(float(eval_seconds), 2), "eval_cost": 24 if comp.tta_of else 1,
+            "metric": report.metric, **{k: s[k] for k in SCORE_KEYS}, "std_grid": s["std_grid"], **ci,
+            "equivariance_error": report.equivariance_error, "canonicalizer": comp.canonicalize,
+            **extra, "per_item": report.per_item}

@@ -1,0 +1,333 @@
+"""Run competitors: train each on upright data with :func:`equivox.training.fit`, score it upright, under every
+grid-exact rotation of ``octa`` and under Haar-random SO(3) rotations, and return one record
+(:mod:`equivox.benchmark.records`) per (dataset, competitor, train fraction, seed).
+
+Classification (:func:`run_classification`), rotation-safe protocol: data stay at their stored resolution (e.g.
+32^3); a model that works at a lower ``input_size`` sees the volume through :class:`PooledInput` (average pooling by
+an integer factor), so random rotations (and ``augment="so3"`` during training) resample the full-resolution grid
+*before* any pooling. ``placement="sphere"`` zero-pads the stored grid by ``3/2`` first, so the bounding sphere of a
+centred object fits in the box and no rotation cuts anything off (content lost per rotation is reported either
+way). Grid rotations commute with the pooling and padding, so they stay exact.
+
+Segmentation (:func:`run_segmentation`): training on random patches of the dataset's training volumes (the
+``equivox train`` datasets, same seeds and steps for every competitor), scored on its test volumes, image and
+label rotated together (mean foreground Dice; per-class Dice and the validation learning curve are kept too).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .competitors import CANONICALIZER, BuildContext, build_network, check_order
+from .data import ClassificationData, load_classification_data, load_segmentation_data, nested_fractions
+from .progress import quiet_lightning, say
+from .records import make_record
+
+__all__ = ["run_classification", "run_segmentation", "PooledInput", "so3_content_lost", "learning_curve",
+           "DEFAULT_COMPETITORS"]
+
+#: the rows of a run that names none: the reference, its parameter-matched twin, the twin + grid augmentation
+DEFAULT_COMPETITORS = ("equivariant (octa)", "plain (matched params)", "plain + grid aug")
+
+
+class PooledInput(nn.Module):
+    """Zero-pad, optionally canonicalise the pose, then average-pool stored grids before a model.
+
+    Args:
+        model: the classifier (works on ``(S + 2 * pad) / factor`` cubes).
+        factor: integer pooling factor. pad: zero voxels added on every side first.
+        canonical: apply :class:`~equivox.nn.CanonicalPose` at the padded stored resolution.
+
+    Shapes: ``(B, C, S, S, S) -> model(...)``. Padding and pooling commute with the 24 cube rotations (exact), so
+    the wrapper keeps the model's invariance; rotations applied to its input act at the stored resolution.
+    Attributes ``group``, ``out_channels`` and ``in_channels`` mirror the wrapped model.
+    """
+
+    def __init__(self, model: nn.Module, factor: int, pad: int = 0, canonical: bool = False):
+        super().__init__()
+        from ..nn.canonical import CanonicalPose
+
+        self.model, self.factor, self.pad = model, int(factor), int(pad)
+        self.pose = CanonicalPose() if canonical else None
+        for attr in ("group", "out_channels", "in_channels"):
+            if hasattr(model, attr):
+                setattr(self, attr, getattr(model, attr))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad:
+            x = F.pad(x, (self.pad,) * 6)
+        if self.pose is not None:
+            x = self.pose(x)
+        return self.model(F.avg_pool3d(x, self.factor) if self.factor > 1 else x)
+
+
+def _geometry(stored: int, input_size: int, placement: str) -> Tuple[int, int]:
+    """``(pad, factor)`` so that ``(stored + 2 pad) / factor == input_size``."""
+    if placement not in ("box", "sphere"):
+        raise ValueError(f"placement must be 'box' or 'sphere', got {placement!r}")
+    padded = stored if placement == "box" else int(math.ceil(stored * 1.5 / input_size)) * input_size
+    if (padded - stored) % 2 or padded % input_size:
+        raise ValueError(f"input_size {input_size} does not fit stored size {stored} with placement={placement!r} "
+                         f"(padded size {padded} must be a multiple of input_size and differ by an even number)")
+    return (padded - stored) // 2, padded // input_size
+
+
+def so3_content_lost(x: torch.Tensor, rotations) -> List[float]:
+    """Mean fraction of occupancy mass lost per random rotation (``1 - sum(R x) / sum(x)``, items ``(N, 1, ...)``):
+    what rotating the box cut off (0 when everything lies inside the inscribed sphere)."""
+    total = x.sum(dim=(1, 2, 3, 4)).clamp_min(1e-12)
+    out = []
+    for r in rotations:
+        if r.kind == "so3":
+            out.append(float((1 - r.apply_image(x).sum(dim=(1, 2, 3, 4)) / total).clamp_min(0).mean()))
+    return out
+
+
+def learning_curve(metrics_csv: Optional[Path], key: str = "val_dice") -> List[Tuple[int, float]]:
+    """``[(global step, value)]`` of ``key`` from a Lightning ``metrics.csv`` (one point per validation)."""
+    if metrics_csv is None or not Path(metrics_csv).is_file():
+        return []
+    out = []
+    with open(metrics_csv, newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row.get(key):
+                out.append((int(float(row.get("step") or 0)) + 1, float(row[key])))
+    return out
+
+
+def _f(v) -> str:
+    return "  -  " if v is None else f"{v:.3f}"
+
+
+def _scores_line(rec: Dict) -> str:
+    ci = rec.get("upright_ci")
+    return (f"    {rec['metric']} upright {_f(rec['upright'])}"
+            + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+            + f"  cube mean {_f(rec['mean_grid'])} worst {_f(rec['worst_grid'])}  so3 mean {_f(rec['mean_so3'])} "
+              f"worst {_f(rec['worst_so3'])}  ({rec['train_seconds']:.0f} s train, {rec['n_test']} test items)")
+
+
+def _wrap_canonicalizer(model: nn.Module, comp, task: str, seed: int) -> nn.Module:
+    from ..canonicalization import canonicalize
+
+    torch.manual_seed(seed + 1)
+    kw = dict(canonical_pose=comp.canonical) if task == "classify" else {}
+    return canonicalize(model, comp.canonicalize, task, freeze_model=comp.frozen_of is not None, **kw,
+                        **CANONICALIZER)
+
+
+def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT_COMPETITORS,
+                       fractions: Sequence[float] = (1.0,), seeds: Sequence[int] = (0,), *, input_size: int = 16,
+                       placement: str = "box", channels: Sequence[int] = (4, 8, 16), strides: Sequence[int] = (2, 2),
+                       convs_per_level: int = 1, hidden_features: Sequence[int] = (64,), epochs: int = 30,
+                       batch_size: int = 16, lr: float = 3e-3, n_random: int = 8, max_test: Optional[int] = None,
+                       out: Optional[Path] = None, progress: bool = False, verbose: bool = True,
+                       keep_models: bool = False) -> Dict:
+    """Train and score every classification competitor for every train fraction and seed.
+
+    Args:
+        dataset: a name / path for :func:`~equivox.benchmark.load_classification_data`, or a
+            :class:`~equivox.benchmark.ClassificationData`.
+        competitors: registered names (:func:`~equivox.benchmark.competitor_names`); the ``octa``
+            ``InvariantClassifier(channels, strides, ...)`` is the reference the plain rows are matched to.
+        fractions: training fractions (nested, stratified; :func:`~equivox.benchmark.nested_fractions`). A data-
+            efficiency curve is ``fractions=DATA_EFFICIENCY_FRACTIONS`` with three or more seeds.
+        seeds: one run per seed (same seed: same subsets, initial weights and rotations for every competitor).
+        input_size: the cube the models see (stored grids are average-pooled to it). placement: ``"box"`` or
+            ``"sphere"`` (see the module docstring).
+        channels, strides, convs_per_level, hidden_features: the reference classifier (``channels`` are fields).
+        epochs, batch_size, lr: training (AdamW, best checkpoint by validation loss on the held-out val split);
+            a competitor's ``train`` options override them.
+        n_random: random SO(3) rotations (seeded by the run's seed); max_test: a stratified subsample of the test
+            split (fixed seed: the same items for every seed and competitor, so comparisons are paired).
+        out: folder for run outputs (checkpoints, logs); default a temporary folder.
+        keep_models: return the trained models in ``result["models"][(name, fraction, seed)]``.
+
+    Returns:
+        dict with ``records`` (:data:`~equivox.benchmark.RECORD_KEYS` plus ``content_lost_so3``,
+        ``identity_rate``, ...), ``reports`` (:class:`~equivox.evaluation.RotationReport` per record), ``config``,
+        ``caption``, ``models``.
+    """
+    from ..baselines import build_from_spec, count_parameters
+    from ..evaluation import GroupTTA, evaluate_classification, rotation_set
+    from ..training import ArrayClassificationDataset, DataInfo, TrainConfig, augmentation_transform, fit
+    from ..training.data import subsample_indices
+
+    quiet_lightning()
+    data = dataset if isinstance(dataset, ClassificationData) else load_classification_data(dataset)
+    comps = check_order(list(competitors), "classify")
+    out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="equivox-accuracy-"))
+    pad, factor = _geometry(int(data.x_train.shape[-1]), input_size, placement)
+    k, c_in = len(data.class_names), int(data.x_train.shape[1])
+    base_kwargs = dict(spatial_dims=3, in_channels=c_in, out_channels=k, channels=list(channels),
+                       strides=list(strides), convs_per_level=convs_per_level, hidden_features=list(hidden_features))
+    reference = build_from_spec({"cls": "InvariantClassifier", "kwargs": {**base_kwargs, "group": "octa"}})
+
+    def padded(x):  # rotations (evaluation and augmentation) act on the padded stored grid: nothing is cut
+        return F.pad(x, (pad,) * 6) if pad else x
+
+    x_train, x_test, y_test = padded(data.x_train), padded(data.x_test), data.y_test
+    if max_test is not None and max_test < len(y_test):
+        idx = subsample_indices(y_test, max_test, 2)
+        x_test, y_test = x_test[idx], y_test[idx]
+    val = ArrayClassificationDataset(padded(data.x_val), data.y_val, None, data.class_names)
+    records, reports, models = [], [], {}
+    n_runs, run = len(comps) * len(fractions) * len(seeds), 0
+    for seed in seeds:
+        rots = rotation_set("standard", group="octa", n_random=n_random, seed=seed)
+        lost = so3_content_lost(x_test, rots)
+        subsets = nested_fractions(data.y_train, fractions, seed)
+        for frac in fractions:
+            idx = subsets[frac]
+            trained: Dict[str, Tuple[nn.Module, float, int]] = {}
+            for comp in comps:
+                run += 1
+                tag = f"[{run}/{n_runs}] {comp.name}, fraction {frac:g}, seed {seed}"
+                if comp.tta_of:
+                    model, secs, steps = trained[comp.tta_of]
+                    model = GroupTTA(model, "octa")  # around the trained PooledInput: rotations at stored size
+                    say(f"{tag}: test-time augmentation of {comp.tta_of!r} (24 forward passes per item)", verbose)
+                else:
+                    if comp.frozen_of:
+                        model = trained[comp.frozen_of][0]
+                    else:
+                        ctx = BuildContext("classify", c_in, k, "octa", reference, base_kwargs, seed, input_size)
+                        net = build_network(comp, ctx)
+                        model = PooledInput(net, factor, 0, comp.canonical and not comp.canonicalize)
+                    if comp.canonicalize:
+                        model = _wrap_canonicalizer(model, comp, "classify", seed)
+                    aug = augmentation_transform(comp.augment, ["image"], "octa", seed)  # at stored resolution
+                    train = ArrayClassificationDataset(x_train[idx], data.y_train[idx], aug, data.class_names)
+                    info = DataInfo(c_in, k, data.class_names, len(train), len(val), (input_size,) * 3)
+                    opts = {"epochs": epochs, "batch_size": batch_size, "lr": lr, **comp.train}
+                    cfg = TrainConfig(task="classify", dataset=data.name, input_size=input_size, seed=seed,
+                                      progress=progress, **opts,
+                                      out_dir=str(out / f"{comp.name}-f{frac:g}-s{seed}".replace(" ", "_")),
+                                      extra={"model_summary": False})
+                    say(f"{tag}: training {count_parameters(model)} parameters on {len(train)} items", verbose)
+                    res = fit(cfg, model=model, train_data=train, val_data=val, info=info)
+                    model, secs, steps = res.model, res.seconds, res.global_step
+                    if comp.frozen_of:  # its cost: the frozen model's training and the canonicalizer's fitting
+                        secs += trained[comp.frozen_of][1]
+                    trained[comp.name] = (model, secs, steps)
+                t = time.time()
+                rep = evaluate_classification(model, (x_test, torch.as_tensor(y_test)), rots, batch_size=64,
+                                              num_classes=k, progress=progress, name=comp.name, metric=data.metric,
+                                              check_equivariance=True)
+                identity = model.identity_rate(x_test) if hasattr(model, "identity_rate") else None
+                rec = make_record(dataset=data.name, task="classify", comp=comp, report=rep, seed=seed,
+                                  train_fraction=frac, n_train=len(idx), params=count_parameters(model),
+                                  train_seconds=secs, train_steps=steps, eval_seconds=time.time() - t,
+                                  canonical_pose=comp.canonical, identity_rate=identity, input_size=input_size,
+                                  placement=placement, content_lost_so3=float(np.mean(lost)) if lost else None)
+                say(_scores_line(rec) + (f"; identity picked for {identity:.0%} of upright test items"
+                                         if identity is not None else ""), verbose)
+                records.append(rec)
+                reports.append(rep)
+                if keep_models:
+                    models[(comp.name, frac, seed)] = model
+    config = dict(task="classify", dataset=data.name, competitors=list(competitors), fractions=list(fractions),
+                  seeds=list(seeds), input_size=input_size, placement=placement, channels=list(channels),
+                  strides=list(strides), convs_per_level=convs_per_level, hidden_features=list(hidden_features),
+                  epochs=epochs, batch_size=batch_size, lr=lr, n_random=n_random, max_test=max_test,
+                  threads=torch.get_num_threads())
+    return {"records": records, "reports": reports, "config": config, "caption": data.caption, "models": models}
+
+
+def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEFAULT_COMPETITORS,
+                     seeds: Sequence[int] = (0,), *, downsample: int = 2, patch_size: int = 24, val_crop: int = 48,
+                     channels: Sequence[int] = (2, 4), strides: Sequence[int] = (2,), convs_per_level: int = 2,
+                     epochs: int = 20, patches_per_epoch: int = 32, batch_size: int = 16, lr: float = 3e-3,
+                     n_random: int = 4, out: Optional[Path] = None, progress: bool = False, verbose: bool = True,
+                     keep_models: bool = False) -> Dict:
+    """Train and score every segmentation competitor for every seed.
+
+    Args:
+        dataset: a registered segmentation dataset (``"chest_ct"``, ``"brain_atlas"``, ...), downsampled by
+            ``downsample``.
+        competitors: registered names; the ``octa`` ``EquivariantUNet(channels, strides)`` with the default head
+            is the reference the plain rows are matched to.
+        seeds: one run per seed and competitor (same seed: same initial patches and rotations for all).
+        patch_size, val_crop, epochs, patches_per_epoch, batch_size, lr: training (:class:`TrainConfig`; steps =
+            ``epochs * patches_per_epoch / batch_size``), best checkpoint by validation loss; a competitor's
+            ``train`` options override them. ``val_crop`` is also the centre crop of every scored test volume.
+        n_random: random SO(3) rotations of the test volumes (seeded by the run's seed).
+        out: folder for run outputs; default a temporary folder. keep_models: return ``result["models"]``.
+
+    Returns:
+        dict with ``records`` (:data:`~equivox.benchmark.RECORD_KEYS` plus ``upright_dice_<class>``, ``curve`` =
+        ``[(step, val Dice)]``, ``head``, ``identity_rate``), ``reports``, ``config``, ``caption``,
+        ``models[(name, seed)]`` (``keep_models``), ``volume`` (the first scored volume) and ``class_names``.
+    """
+    from ..baselines import build_from_spec, count_parameters
+    from ..evaluation import evaluate_segmentation, rotation_set
+    from ..training import TrainConfig, fit
+
+    quiet_lightning()
+    comps = check_order(list(competitors), "segment")
+    out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="equivox-segmentation-"))
+    data = load_segmentation_data(dataset, downsample, val_crop)
+    k, c_in = len(data.class_names), data.in_channels
+    base_kwargs = dict(spatial_dims=3, in_channels=c_in, out_channels=k, channels=list(channels),
+                       strides=list(strides), convs_per_level=convs_per_level)
+    reference = build_from_spec({"cls": "EquivariantUNet", "kwargs": {**base_kwargs, "group": "octa"}})
+    records, reports, models = [], [], {}
+    n_runs, run = len(comps) * len(seeds), 0
+    for seed in seeds:
+        rots = rotation_set("standard", group="octa", n_random=n_random, seed=seed)
+        trained: Dict[str, Tuple[nn.Module, float]] = {}
+        for comp in comps:
+            run += 1
+            if comp.tta_of:
+                raise ValueError(f"{comp.name!r}: test-time augmentation rows are classification only")
+            if comp.frozen_of:
+                model = trained[comp.frozen_of][0]
+            else:
+                model = build_network(comp, BuildContext("segment", c_in, k, "octa", reference, base_kwargs, seed))
+            if comp.canonicalize:
+                model = _wrap_canonicalizer(model, comp, "segment", seed)
+            opts = {"epochs": epochs, "batch_size": batch_size, "lr": lr, **comp.train}
+            cfg = TrainConfig(task="segment", dataset=dataset, downsample=downsample, patch_size=patch_size,
+                              val_crop=val_crop, patches_per_epoch=patches_per_epoch, seed=seed,
+                              augment=comp.augment, progress=progress, channels=tuple(channels),
+                              strides=tuple(strides), **opts,
+                              out_dir=str(out / f"{dataset}-{comp.name}-s{seed}".replace(" ", "_")),
+                              extra={"model_summary": False})
+            say(f"[{run}/{n_runs}] {comp.name}, seed {seed}: training {count_parameters(model)} parameters", verbose)
+            res = fit(cfg, model=model)
+            seconds = res.seconds + (trained[comp.frozen_of][1] if comp.frozen_of else 0.0)
+            trained[comp.name] = (res.model, seconds)
+            t = time.time()
+            rep = evaluate_segmentation(res.model, data.volumes, rots, num_classes=k, progress=progress,
+                                        name=comp.name, class_names=data.class_names, check_equivariance=True)
+            upright = rep.rows[0]
+            identity = (res.model.identity_rate(data.volumes[0]["image"][None])
+                        if hasattr(res.model, "identity_rate") else None)
+            rec = make_record(dataset=data.name, task="segment", comp=comp, report=rep, seed=seed,
+                              train_fraction=1.0, n_train=patches_per_epoch, params=count_parameters(res.model),
+                              train_seconds=seconds, train_steps=res.global_step, eval_seconds=time.time() - t,
+                              head=comp.head, identity_rate=identity, curve=learning_curve(res.metrics_csv),
+                              **{f"upright_{key}": v for key, v in upright.items() if key.startswith("dice_")})
+            say(_scores_line(rec) + f", {res.global_step} steps", verbose)
+            records.append(rec)
+            reports.append(rep)
+            if keep_models:
+                models[(comp.name, seed)] = res.model
+    config = dict(task="segment", dataset=dataset, competitors=list(competitors), seeds=list(seeds),
+                  downsample=downsample, patch_size=patch_size, val_crop=val_crop, channels=list(channels),
+                  strides=list(strides), convs_per_level=convs_per_level, epochs=epochs,
+                  patches_per_epoch=patches_per_epoch, batch_size=batch_size, lr=lr, n_random=n_random,
+                  threads=torch.get_num_threads())
+    caption = (f"{data.caption}, at {downsample}x the stored spacing: trained on random {patch_size}^3 patches of "
+               f"the training volumes; Dice = mean over {k - 1} foreground classes")
+    return {"records": records, "reports": reports, "config": config, "caption": caption, "models": models,
+            "volume": data.volumes[0], "class_names": data.class_names}

@@ -1,0 +1,194 @@
+"""The benchmark harness (equivox.benchmark): user competitors, one record schema for both tasks, one data path,
+paired verdicts, the data-efficiency curve, and the parameter-matched plain twin of label-permuting nets."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from equivox.benchmark import (COMPETITORS, RECORD_KEYS, ClassificationData, compare, data_efficiency,
+                               format_records, load_classification_data, plot_records, register_competitor,
+                               run_classification, run_segmentation, save_records, unregister_competitor)
+
+
+def _bars(n_per_class: int, seed: int, size: int = 8):
+    """Class 0: a bar along D, class 1: a bar along H, jittered (``size``^3)."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for label in (0, 1):
+        for _ in range(n_per_class):
+            x = np.zeros((size, size, size), np.float32)
+            c = rng.integers(size // 2 - 1, size // 2 + 1, size=3)
+            if label == 0:
+                x[1:size - 1, c[1], c[2]] = 1
+            else:
+                x[c[0], 1:size - 1, c[2]] = 1
+            xs.append(x)
+            ys.append(label)
+    return torch.from_numpy(np.stack(xs))[:, None], np.array(ys)
+
+
+def _bars_data(n_train=12, n_test=10):
+    xtr, ytr = _bars(n_train, 0)
+    xte, yte = _bars(n_test, 1)
+    return ClassificationData("bars", xtr, ytr, xte[::3], yte[::3], xte, yte, ["along D", "along H"])
+
+
+class TinyCNN(nn.Module):
+    def __init__(self, in_channels, n_out, segment):
+        super().__init__()
+        self.conv = nn.Conv3d(in_channels, 3, 3, padding=1)
+        self.out = nn.Conv3d(3, n_out, 1) if segment else nn.Linear(3, n_out)
+        self.segment = segment
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        return self.out(h) if self.segment else self.out(h.mean(dim=(2, 3, 4)))
+
+
+@pytest.fixture
+def user_row():
+    calls = []
+
+    def build(ctx):
+        calls.append((ctx.task, ctx.in_channels, ctx.n_classes, ctx.group))
+        return TinyCNN(ctx.in_channels, ctx.n_classes, ctx.task == "segment")
+
+    name = "my tiny CNN + grid aug"
+    register_competitor(name, build, augment="grid", train={"lr": 1e-2})
+    yield name, calls
+    unregister_competitor(name)
+
+
+TINY = dict(input_size=8, channels=(2, 2), strides=(2,), hidden_features=(8,), epochs=2, batch_size=8, n_random=1)
+
+
+def test_user_competitor_runs_through_the_harness_and_is_in_table_and_json(tmp_path, user_row, capsys):
+    name, calls = user_row
+    res = run_classification(_bars_data(), ["plain (matched params)", name], (1.0,), (0,), out=tmp_path / "runs",
+                             verbose=False, **TINY)
+    assert calls == [("classify", 1, 2, "octa")]  # the builder saw the task, channels, classes and group
+    table = format_records(res["records"])
+    assert name in table and "plain (matched params)" in table
+    paths = save_records(res, tmp_path, "accuracy", command="pytest")
+    doc = json.loads(paths[0].read_text())
+    rec = next(r for r in doc["records"] if r["model"] == name)
+    assert rec["augment"] == "grid" and rec["arch"] == "custom" and rec["params"] == sum(
+        p.numel() for p in TinyCNN(1, 2, False).parameters())
+    assert name in paths[2].read_text() and doc["command"] == "pytest" and doc["machine"]["cpu_count"] >= 1
+    assert res["config"]["competitors"] == ["plain (matched params)", name]
+
+
+def _check_schema(rec, n_test):
+    assert set(RECORD_KEYS) <= set(rec)
+    assert rec["n_test"] == n_test
+    for key in ("upright", "worst_grid", "mean_so3"):
+        lo, hi = rec[f"{key}_ci"]
+        assert lo <= rec[key] + 1e-9 and rec[key] - 1e-9 <= hi or rec["metric"] == "dice", (key, rec)
+    # per-item scores: one list per rotation, the upright one averaging to the upright score (classification)
+    assert all(len(v) == n_test for v in rec["per_item"].values())
+    assert {n.split(":")[0] for n in rec["per_item"]} >= {"grid", "so3"}
+
+
+def test_record_schema_is_the_same_for_both_tasks(tmp_path, user_row):
+    name, calls = user_row
+    data = _bars_data()
+    res = run_classification(data, [name], (1.0,), (0,), out=tmp_path / "c", verbose=False, **TINY)
+    rec = res["records"][0]
+    _check_schema(rec, len(data.y_test))
+    upright = rec["per_item"]["identity"] if "identity" in rec["per_item"] else rec["per_item"]["grid:[d,h,w]"]
+    assert np.mean(upright) == pytest.approx(rec["upright"])
+    seg = run_segmentation("chest_ct", [name], (0,), downsample=4, patch_size=16, val_crop=16, channels=(1, 2),
+                           epochs=1, patches_per_epoch=4, batch_size=2, n_random=1, out=tmp_path / "s",
+                           verbose=False)
+    srec = seg["records"][0]
+    _check_schema(srec, 1)
+    assert srec["task"] == "segment" and rec["task"] == "classify" and calls[-1][0] == "segment"
+    assert set(RECORD_KEYS) <= set(srec) and set(RECORD_KEYS) <= set(rec)
+
+
+def test_register_competitor_rejects_bad_rows():
+    with pytest.raises(ValueError, match="already registered"):
+        register_competitor("plain + grid aug", arch="baseline")
+    with pytest.raises(ValueError, match="unknown training options"):
+        register_competitor("x", lambda ctx: nn.Identity(), train={"learning_rate": 1})
+    with pytest.raises(ValueError, match="augment"):
+        register_competitor("x", lambda ctx: nn.Identity(), augment="rot")
+    with pytest.raises(ValueError, match="builder"):
+        register_competitor("x")
+    with pytest.raises(ValueError, match="built-in"):
+        unregister_competitor("plain (matched params)")
+    with pytest.raises(ValueError, match="list that competitor before it"):
+        run_classification(_bars_data(), ["plain + grid aug + TTA24", "plain + grid aug"], verbose=False, **TINY)
+    with pytest.raises(ValueError, match="unknown segment competitor"):
+        run_segmentation("chest_ct", ["MONAI ResNet + grid aug"], verbose=False)
+    assert "x" not in COMPETITORS
+
+
+def test_classification_data_follow_the_training_path_intensity_rule(tmp_path):
+    """8-bit images are divided by 255 (decided on the training split) as ``equivox train`` does; labels kept."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(40, 8, 8, 8), dtype=np.uint8)
+    y = np.repeat(np.arange(4), 10)
+    p = tmp_path / "toy.npz"
+    np.savez(p, train_images=x[:30], train_labels=y[:30], val_images=x[30:], val_labels=y[30:],
+             test_images=x[30:], test_labels=y[30:])
+    data = load_classification_data(str(p))
+    assert float(data.x_test.max()) <= 1.0 and data.metric == "accuracy"
+    assert torch.allclose(data.x_test[:, 0], torch.from_numpy(x[30:].astype(np.float32) / 255))
+    assert np.array_equal(data.y_test, y[30:])
+    assert len(data.y_train) + len(data.y_val) == 30 and len(data.y_val) >= 4  # 15 % held out, every class
+
+
+def _record(model, seed, correct):
+    correct = [int(c) for c in correct]
+    return {"dataset": "d", "model": model, "train_fraction": 1.0, "seed": seed, "metric": "accuracy",
+            "params": 1, "train_seconds": 1.0, "n_test": len(correct), "n_train": 10,
+            "upright": float(np.mean(correct)), "mean_grid": float(np.mean(correct)),
+            "worst_grid": float(np.mean(correct)), "mean_so3": None, "worst_so3": None,
+            "per_item": {"identity": correct, "grid:a": correct, "grid:b": correct}}
+
+
+def test_paired_verdicts_met_missed_and_unresolved_with_items_needed():
+    good, bad = [1] * 90 + [0] * 10, [1] * 50 + [0] * 50
+    close = [0] * 3 + [1] * 52 + [0] * 45  # 3 items B gets right wrong, 5 it gets wrong right
+    recs = [_record("A", s, good) for s in range(3)] + [_record("B", s, bad) for s in range(3)] + \
+           [_record("C", s, close) for s in range(3)]
+    met = compare(recs, "A", "B", "upright", 0.10)
+    assert met["verdict"] == "met" and met["difference"] == pytest.approx(0.4) and met["ci"][0] > 0.10
+    assert compare(recs, "B", "A", "worst_grid", 0.0)["verdict"] == "missed"
+    same = compare(recs, "A", "A", "upright", 0.0)
+    assert same["difference"] == 0.0 and same["ci"] == [0.0, 0.0]
+    unresolved = compare(recs, "C", "B", "upright", 0.0)  # +2 points on 100 items: noise
+    assert unresolved["verdict"] == "unresolved" and unresolved["needs"] > 100
+    assert unresolved["ci"][0] < 0 < unresolved["ci"][1]
+
+
+def test_data_efficiency_curve_down_to_5_percent_with_three_seeds(tmp_path):
+    xtr, ytr = _bars(20, 0)
+    xte, yte = _bars(6, 1)
+    data = ClassificationData("bars", xtr, ytr, xte[::3], yte[::3], xte, yte, ["along D", "along H"])
+    res = run_classification(data, ["plain (matched params)"], (0.05, 1.0), (0, 1, 2), out=tmp_path / "runs",
+                             verbose=False, **{**TINY, "epochs": 1})
+    curve = data_efficiency(res["records"])["plain (matched params)"]
+    assert [p["train_fraction"] for p in curve] == [0.05, 1.0]
+    assert [p["n_seeds"] for p in curve] == [3, 3]
+    assert curve[0]["n_train"] == 2 and curve[1]["n_train"] == 40  # 1 and 20 per class
+    for p in curve:
+        assert p["ci"][0] <= p["value"] <= p["ci"][1]
+    files = plot_records(res["records"], tmp_path)
+    assert (tmp_path / "data_efficiency.png") in files and (tmp_path / "data_efficiency.png").stat().st_size > 0
+
+
+def test_matched_baseline_of_a_class_swap_net_is_a_plain_twin_with_the_same_outputs():
+    from equivox.baselines import build_from_spec, count_parameters, matched_baseline
+
+    net = build_from_spec({"cls": "EquivariantUNet", "kwargs": dict(
+        spatial_dims=3, in_channels=1, out_channels=3, channels=[1, 2], strides=[2], group="full_octa",
+        class_swaps=[[1, 2]])})
+    twin = matched_baseline(net)
+    x = torch.randn(2, 1, 8, 8, 8)
+    assert twin(x).shape == net(x).shape == (2, 3, 8, 8, 8)
+    assert twin.group == "trivial" and twin.class_permutation is None and net.class_permutation == (0, 2, 1)
+    assert abs(count_parameters(twin) - count_parameters(net)) / count_parameters(net) < 0.1
