@@ -182,6 +182,16 @@ class FieldKind:
         """``None``, or ``(A (N, field_size), A_inv (field_size, N))`` for ``group`` (see the class docstring)."""
         raise NotImplementedError
 
+    def kernel_basis(self, group: "Group", in_repr, out_repr, kernel_size: int) -> Optional[Dict[str, torch.Tensor]]:
+        """The convolution kernel basis between two fields (``{"basis": (n, out, in, k**3), "bias": (out, n_bias)}``,
+        as :func:`equivox.nn.conv.pair_basis`), or ``None`` (default): escnn's ``R3Conv`` basis."""
+        return None
+
+    def norm_act(self, group: "Group", n_fields: int, norm, act) -> Optional[Tuple[torch.nn.Module, torch.nn.Module]]:
+        """``(norm, nonlinearity)`` modules on whole ``(B, n_fields * field_size, D, H, W)`` tensors replacing
+        :class:`~equivox.nn.FieldNormAct`'s per-field ones (e.g. the gated irreps fields), or ``None`` (default)."""
+        return None
+
 
 @dataclass(frozen=True)
 class RegularFields(FieldKind):
@@ -580,3 +590,14 @@ def get_group(group) -> Group:
     if group not in _INSTANCES:
         _INSTANCES[group] = Group(GROUPS[group])
     return _INSTANCES[group]
+
+
+def _register_irreps_groups() -> None:
+    """``so3_irreps`` / ``o3_irreps``: e3nn irreps fields (:mod:`equivox.irreps`; e3nn is imported on use)."""
+    from .irreps.fields import irreps_group_specs
+
+    for spec in irreps_group_specs():
+        GROUPS[spec.name] = spec
+
+
+_register_irreps_groups()
