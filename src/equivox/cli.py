@@ -558,8 +558,8 @@ def _cmd_check(args) -> int:
     if args.checkpoint:
         from .training import load_checkpoint
 
-        model, _ = load_checkpoint(args.checkpoint)
-        label = Path(args.checkpoint).stem
+        model, hp = load_checkpoint(args.checkpoint)
+        label = model_label(hp, model)
     else:
         torch.manual_seed(args.seed)
         cls = "EquivariantUNet" if args.model == "unet" else "InvariantClassifier"
@@ -580,7 +580,8 @@ def _cmd_check(args) -> int:
     _say(format_error_table(errs, title=f"{label}: relative equivariance error per element of {elements}"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    plot = plot_equivariance_errors({label: errs}, out / "equivariance_errors.png", title=f"{label} ({elements})")
+    plot = plot_equivariance_errors({label: errs}, out / "equivariance_errors.png",
+                                    title=f"{label}: elements of {elements}")
     js = out / "equivariance_errors.json"
     js.write_text(json.dumps({"model": label, "elements": elements, "input_size": args.size,
                               "errors": [e.__dict__ for e in errs]}, indent=2))

@@ -1,7 +1,7 @@
 """The main demo (``equivox demo``): an octa-equivariant model vs plain CNNs under rotations.
 
 :func:`run_demo` trains four models (equivariant, plain at matched parameters, plain + rotation augmentation,
-plain + canonicalizer) on bundled real data through the accuracy / segmentation suites, evaluates them upright,
+plain + canonicalizer) on bundled real data through the benchmark harness (:mod:`equivox.benchmark`), evaluates them upright,
 under the 24 cube rotations and under random SO(3) rotations, prints the comparison and saves reports, plots and
 ``summary.json``.
 """
@@ -12,12 +12,13 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from .accuracy import format_records, save_records
+from .benchmark import compare, format_records, format_verdicts, save_records
+from .benchmark import say as _say
 from .evaluation import plot_rotation_scores
 
 __all__ = ["run_demo"]
 
-#: classification demo: the accuracy suite's harness (:mod:`equivox.accuracy`) on the bundled furniture shapes
+#: classification demo: the harness's classification run (:func:`equivox.benchmark.run_classification`) on furniture
 _DEMO_CLASSIFY = dict(
     full=dict(dataset="furniture", input_size=16, channels=(4, 8, 16), strides=(2, 2), convs_per_level=1,
               hidden_features=(64,), epochs=25, batch_size=16, lr=3e-3, seed=0),
@@ -26,17 +27,13 @@ _DEMO_CLASSIFY = dict(
 )
 _DEMO_ROLES = ("equivariant (octa)", "plain (matched params)", "plain + grid aug", "plain + canonicalizer")
 _ROLE_FILES = ("equivariant", "plain", "plain_aug", "canonical")
-#: segmentation demo: the segmentation suite's harness (:mod:`equivox.segmentation_suite`) on the bundled chest CT
+#: segmentation demo: the harness's segmentation run (:func:`equivox.benchmark.run_segmentation`) on the chest CT
 _DEMO_SEGMENT = dict(
     full=dict(dataset="chest_ct", downsample=2, patch_size=24, val_crop=48, channels=(2, 4), strides=(2,),
               convs_per_level=2, epochs=20, patches_per_epoch=32, batch_size=16, lr=3e-3, seed=0),
     quick=dict(dataset="chest_ct", downsample=4, patch_size=16, val_crop=16, channels=(1, 2), strides=(2,),
                convs_per_level=1, epochs=1, patches_per_epoch=8, batch_size=4, lr=3e-3, seed=0),
 )
-
-
-def _say(msg: str = "") -> None:
-    print(msg, flush=True)
 
 
 def run_demo(task: str = "classify", quick: bool = False, out=None, config: Optional[str] = None,
@@ -49,15 +46,16 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
     (the twin trained with random cube rotations) and ``"plain + canonicalizer"`` (the twin behind an exactly
     equivariant canonicalizer, :func:`equivox.canonicalization.canonicalize`, trained with it upright).
     ``task="classify"`` (default): ``InvariantClassifier`` s on the
-    bundled furniture shapes (9 classes; ``dataset="lidc"`` for the LIDC nodules) through the accuracy suite
-    (:func:`equivox.accuracy.run_suite`); ``task="segment"``: ``EquivariantUNet`` s on the bundled chest CT organs
-    through the segmentation suite (:func:`equivox.segmentation_suite.run_segmentation_suite`). All are trained
+    bundled furniture shapes (9 classes; ``dataset="lidc"`` for the LIDC nodules) through
+    :func:`equivox.benchmark.run_classification`; ``task="segment"``: ``EquivariantUNet`` s on the bundled chest CT
+    organs through :func:`equivox.benchmark.run_segmentation`. All are trained
     upright and tested upright, under every cube rotation and under ``n_random`` random SO(3) rotations.
     ``quick=True`` uses tiny data and models (seconds); the full runs take about 2 (classify) and 4.5 (segment)
     minutes on 2 CPU cores.
 
     What it prints: the data and models, per-model training and scores, the comparison table (upright / cube
-    mean, worst / SO(3) mean, worst) and the files written.
+    mean, worst / SO(3) mean, worst, each with its 95 % bootstrap interval over test items) and the files
+    written.
 
     Where outputs go: ``out`` (default ``outputs/demo-<task>``): ``comparison.txt``, ``summary.json``
     (``summaries: {model name: {upright, mean_grid, worst_grid, mean_so3, worst_so3, ...}}``), per-role
@@ -135,6 +133,12 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
     _say(f"plain + canonicalizer: upright {canon['upright']:.3f} (best plain {best_upright:.3f}), worst cube rotation "
          f"{canon['worst_grid']:.3f} (= its upright: exact), {canon['worst_grid'] - best_plain['worst_grid']:+.3f} over "
          f"the best plain row's worst; identity picked for {canon['identity_rate']:.0%} of upright items")
+    paired = [compare(records, eq["model"], best_plain["model"], "worst_grid", 0.0),
+              compare(records, canon["model"], best_plain["model"], "worst_grid", 0.0)]
+    _say("paired on the same test items (difference [95 % interval] vs threshold; met / missed only when the "
+         "interval excludes it):\n" + format_verdicts(paired))
+    summary["paired"] = paired
+    sj.write_text(json.dumps(summary, indent=2, default=str))
     _say(f"finished in {summary['total_seconds']:.0f} s. Results in {out}/:")
     for f in files:
         _say(f"  {f}")
@@ -142,33 +146,33 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
 
 
 def _classify(s: Dict[str, Any], n_random: int, max_test: Optional[int], quick: bool, out: Path, progress: bool):
-    """The classification demo's runs: :func:`equivox.accuracy.run_suite` with the four roles."""
-    from .accuracy import run_suite
+    """The classification demo's runs: :func:`equivox.benchmark.run_classification` with the four roles."""
+    from .benchmark import run_classification
 
     max_test = max_test if max_test is not None else (16 if quick else None)
     _say(f"  data: {s['dataset']} (trained upright; tested upright, under all 24 cube rotations and under "
          f"{n_random} random SO(3) rotations, resampled at the stored 32^3 before pooling to {s['input_size']}^3)\n")
-    res = run_suite(s["dataset"], _DEMO_ROLES, (1.0,), (int(s["seed"]),), input_size=s["input_size"],
-                    channels=s["channels"], strides=s["strides"], convs_per_level=s["convs_per_level"],
-                    hidden_features=s["hidden_features"], epochs=s["epochs"], batch_size=s["batch_size"],
-                    lr=s["lr"], n_random=n_random, max_test=max_test, out=out / "runs", progress=progress)
+    res = run_classification(s["dataset"], _DEMO_ROLES, (1.0,), (int(s["seed"]),), input_size=s["input_size"],
+                             channels=s["channels"], strides=s["strides"], convs_per_level=s["convs_per_level"],
+                             hidden_features=s["hidden_features"], epochs=s["epochs"], batch_size=s["batch_size"],
+                             lr=s["lr"], n_random=n_random, max_test=max_test, out=out / "runs", progress=progress)
     return res, "accuracy", []
 
 
 def _segment(s: Dict[str, Any], n_random: int, out: Path, progress: bool):
-    """The segmentation demo's runs (:func:`equivox.segmentation_suite.run_segmentation_suite`) and the slices
+    """The segmentation demo's runs (:func:`equivox.benchmark.run_segmentation`) and the slices
     plot: each model's prediction upright and under one random rotation, mapped back."""
     from .evaluation import plot_segmentation_slices, predict_rotated, rotation_set
-    from .segmentation_suite import run_segmentation_suite
+    from .benchmark import run_segmentation
 
     _say(f"  data: bundled {s['dataset']} at {s['downsample']}x its spacing; trained on random {s['patch_size']}^3 "
          f"patches upright, scored on the central {s['val_crop']}^3 crop upright, under all 24 cube rotations and "
          f"under {n_random} random SO(3) rotations (image and label rotated together)\n")
-    res = run_segmentation_suite(s["dataset"], _DEMO_ROLES, (int(s["seed"]),), downsample=s["downsample"],
-                                 patch_size=s["patch_size"], val_crop=s["val_crop"], channels=s["channels"],
-                                 strides=s["strides"], convs_per_level=s["convs_per_level"], epochs=s["epochs"],
-                                 patches_per_epoch=s["patches_per_epoch"], batch_size=s["batch_size"], lr=s["lr"],
-                                 n_random=n_random, out=out / "runs", progress=progress, keep_models=True)
+    res = run_segmentation(s["dataset"], _DEMO_ROLES, (int(s["seed"]),), downsample=s["downsample"],
+                           patch_size=s["patch_size"], val_crop=s["val_crop"], channels=s["channels"],
+                           strides=s["strides"], convs_per_level=s["convs_per_level"], epochs=s["epochs"],
+                           patches_per_epoch=s["patches_per_epoch"], batch_size=s["batch_size"], lr=s["lr"],
+                           n_random=n_random, out=out / "runs", progress=progress, keep_models=True)
     rot = rotation_set("so3", n_random=1, seed=int(s["seed"]))[-1]
     img, lab = res["volume"]["image"], res["volume"]["label"]
     preds = {}
@@ -176,5 +180,5 @@ def _segment(s: Dict[str, Any], n_random: int, out: Path, progress: bool):
         preds[f"{name} upright"] = predict_rotated(model, img[None], rotation_set("identity")[0])[0]
         preds[f"{name} {rot.name} (mapped back)"] = predict_rotated(model, img[None], rot)[0]
     plot = plot_segmentation_slices(img, lab, preds, out / "segmentation_slices.png", rotation_name=rot.name,
-                                    num_classes=len(res["class_names"]))
+                                    num_classes=len(res["class_names"]), class_names=res["class_names"])
     return res, "segmentation", [plot]

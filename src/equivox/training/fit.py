@@ -155,7 +155,7 @@ def warn_if_wide(model: nn.Module) -> None:
     factor = max(widths) // max(fields)
     warnings.warn(f"{type(model).__name__}: channels={tuple(fields)} are fields of {factor} tensor channels each "
                   f"(group {getattr(model, 'group', '?')}): tensors up to {max(widths)} channels wide, "
-                  f"{count_parameters(model) / 1e6:.1f} M parameters; for a plain CNN's widths divide its channel "
+                  f"{count_parameters(model):,} parameters; for a plain CNN's widths divide its channel "
                   f"counts by {factor}", UserWarning, stacklevel=3)
 
 
