@@ -8,6 +8,7 @@ from equivox.groups import (GROUPS, GridElement, FourierFields, available_groups
                             get_group)
 
 EXPECTED_GRID_ELEMENTS = {"trivial": 1, "octa": 24, "octa_faces": 24, "octa_vertices": 24, "full_octa": 48, "ico": 12, "full_ico": 24, "so3": 24, "o3": 48,
+                          "so3_irreps": 24, "o3_irreps": 48,
                           **{f"c4_axial{s}": 4 for s in ("", "_d", "_h")},
                           **{f"d4_axial{s}": 8 for s in ("", "_d", "_h")}}
 
