@@ -375,3 +375,208 @@ def test_furniture_read_catalog_from_tiny_sh3f(tmp_path):
     assert 29 <= ext[2] <= 30 and abs(ext[1] - ext[2] / 2) <= 2 and abs(ext[0] - ext[2] / 4) <= 2
     assert g.sum() == ext.prod()  # a filled box
     assert not g[0].any() and not g[-1].any() and not g[:, :, 0].any() and not g[:, :, -1].any()
+
+
+# --------------------------------------------------------------------------- KiCad parts (VRML)
+import build_brain_atlas as brain  # noqa: E402
+import build_kicad_parts as kicad  # noqa: E402
+
+
+def _box_wrl(sx: float, sy: float, sz: float, x0: float = 0.0, extra: str = "") -> str:
+    """A closed box [x0, x0+sx] x [0, sy] x [0, sz] as one IndexedFaceSet of quads (kicad StepUp layout:
+    coordIndex before coord, comma separated, a material DEF and a USE), plus ``extra`` shapes."""
+    pts = [(x0 + x, y, z) for z in (0, sz) for y in (0, sy) for x in (0, sx)]
+    quads = [(0, 2, 3, 1), (4, 5, 7, 6), (0, 1, 5, 4), (2, 6, 7, 3), (0, 4, 6, 2), (1, 3, 7, 5)]
+    return ("#VRML V2.0 utf8\n# kicad StepUp wrl exported\n"
+            "Shape {\n appearance Appearance {material DEF BODY-01 Material {\n diffuseColor 0.1 0.1 0.1\n }\n}\n}\n"
+            "Shape { geometry IndexedFaceSet\n{ creaseAngle 0.50 coordIndex ["
+            + ",".join(f"{a},{b},{c},{d},-1" for a, b, c, d in quads) + "]\ncoord Coordinate { point ["
+            + ",".join(f"{x:.3f} {y:.3f} {z:.3f}" for x, y, z in pts) + "]\n}}\n"
+            "appearance Appearance{material USE BODY-01 }\n}\n" + extra)
+
+
+_TRIANGLE_SHAPE = ("Shape { geometry IndexedFaceSet\n{ coordIndex [0,1,2]\ncoord Coordinate { point "
+                   "[5 5 5,6 5 5,5 6 5]\n}}}\n")
+
+
+def test_parse_vrml_quads_offsets_and_errors():
+    from equivox.data import DataError, parse_vrml
+
+    v, f = parse_vrml(_box_wrl(2.0, 1.0, 0.5, extra=_TRIANGLE_SHAPE))
+    assert v.shape == (11, 3) and f.shape == (13, 3)  # 6 quads -> 12 triangles, + 1 (no trailing -1)
+    assert f[0].tolist() == [0, 2, 3] and f[1].tolist() == [0, 3, 1]  # fan (c0, c1, c2), (c0, c2, c3)
+    assert f[-1].tolist() == [8, 9, 10]  # indices of the second set are offset by the first set's points
+    assert np.allclose(v.max(0), [6, 6, 5]) and np.allclose(v[:8].max(0), [2, 1, 0.5])
+    with pytest.raises(DataError, match="VRML V2.0"):
+        parse_vrml("#VRML V1.0 ascii\n")
+    with pytest.raises(DataError, match="Transform"):
+        parse_vrml("#VRML V2.0 utf8\nTransform { children [ " + _TRIANGLE_SHAPE + "] }")
+    with pytest.raises(DataError, match="refers to point 7"):
+        parse_vrml("#VRML V2.0 utf8\nShape { geometry IndexedFaceSet { coordIndex [0,1,7,-1] "
+                   "coord Coordinate { point [0 0 0,1 0 0,0 1 0] } } }")
+    with pytest.raises(DataError, match="no IndexedFaceSet"):
+        parse_vrml("#VRML V2.0 utf8\nShape { }")
+    with pytest.raises(DataError, match="multiple of 3"):
+        parse_vrml("#VRML V2.0 utf8\nShape { geometry IndexedFaceSet { coordIndex [0,1,2] "
+                   "coord Coordinate { point [0 0 0,1 0 0,0 1] } } }")
+
+
+def test_load_and_voxelize_wrl_keeps_orientation(tmp_path):
+    from equivox.data import load_mesh, voxelize_mesh
+
+    p = tmp_path / "flat.wrl"
+    p.write_text(_box_wrl(4.0, 2.0, 1.0))
+    mesh = load_mesh(p)
+    assert mesh.is_watertight and np.isclose(abs(mesh.volume), 8.0)
+    g = voxelize_mesh(mesh, size=16, method="fill")
+    ext = np.ptp(np.argwhere(g), axis=0) + 1
+    # x (longest) spans the 14 voxels inside the margin; y half of it, z (up) a quarter; filled solid
+    assert 14 <= ext[0] <= 16 and abs(ext[1] - ext[0] / 2) <= 2 and abs(ext[2] - ext[0] / 4) <= 2
+    assert g.sum() == ext.prod()
+
+
+def test_kicad_family_names_and_dep5_licences():
+    assert kicad.family_of("Package_SO.3dshapes") == "Package_SO"
+    assert kicad.family_of("Connector_PinHeader_2.54mm.3dshapes") == "Connector_PinHeader"
+    assert kicad.family_of("Connector_PinSocket_1.00mm.3dshapes") == "Connector_PinSocket"
+    assert kicad.family_of("Connector_Phoenix_MC_HighVoltage.3dshapes") == "Connector_Phoenix"
+    assert kicad.family_of("Connector_FFC-FPC.3dshapes") == "Connector_FFC-FPC"
+    text = ("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+            "Files: *\nCopyright: 2018-2022, KiCad Community\nLicense: CC-BY-SA-4.0-with-exception\n\n"
+            "Files: Capacitor_THT.3dshapes/*\nCopyright: 2017, kicad StepUp\nLicense: GPL-3+\n"
+            "Comment: generated\n\n"
+            "Files: Capacitor_THT.3dshapes/C_Disc_A.wrl\n Capacitor_THT.3dshapes/C_Disc_A.step\n"
+            "Copyright: 2019, Someone\nLicense: CC-BY-SA-4.0-with-exception\n\n"
+            "License: GPL-3+\n On Debian systems ...\n")
+    st = kicad.parse_dep5(text)
+    assert len(st) == 3 and st[2][0] == ["Capacitor_THT.3dshapes/C_Disc_A.wrl", "Capacitor_THT.3dshapes/C_Disc_A.step"]
+    # the last matching stanza wins
+    assert kicad.licence_of("Package_SO.3dshapes/SOIC-8.wrl", st) == ("CC-BY-SA-4.0-with-exception",
+                                                                      "2018-2022, KiCad Community")
+    assert kicad.licence_of("Capacitor_THT.3dshapes/C_Disc_B.wrl", st) == ("GPL-3+", "2017, kicad StepUp")
+    assert kicad.licence_of("Capacitor_THT.3dshapes/C_Disc_A.wrl", st)[0] == "CC-BY-SA-4.0-with-exception"
+
+
+def test_kicad_split_by_hash_per_class_and_deterministic():
+    paths = [f"F{c}.3dshapes/m{i}.wrl" for c in range(2) for i in range(10)]
+    labels = [c for c in range(2) for _ in range(10)]
+    s1 = kicad.split_by_hash(paths, labels, test=0.3, val=0.1)
+    assert s1.tolist() == kicad.split_by_hash(paths, labels, test=0.3, val=0.1).tolist()
+    for c in range(2):
+        m = np.array(labels) == c
+        assert (s1[m] == "test").sum() == 3 and (s1[m] == "val").sum() == 1 and (s1[m] == "train").sum() == 6
+    # order of the input does not change which model goes where
+    rev = kicad.split_by_hash(paths[::-1], labels[::-1], test=0.3, val=0.1)
+    assert rev[::-1].tolist() == s1.tolist()
+
+
+def _kicad_tree(root: Path) -> tuple[Path, Path]:
+    """Fake /usr/share/kicad/3dmodels + debian/copyright: flat packages (Package_SO, 4 models), tall pin
+    headers in two pitch folders (3 + 1 models), one lone model (dropped) and two GPL-3+ models (left out)."""
+    models = root / "3dmodels"
+    for folder, boxes in {
+        "Package_SO.3dshapes": [(4, 3, 1), (5, 3, 1), (6, 4, 1), (4, 4, 1)],
+        "Connector_PinHeader_2.54mm.3dshapes": [(1, 1, 4), (1, 2, 4), (1, 1, 5)],
+        "Connector_PinHeader_1.27mm.3dshapes": [(1, 2, 5)],
+        "Lonely.3dshapes": [(1, 1, 1)],
+        "Capacitor_THT.3dshapes": [(2, 2, 2), (2, 3, 2)],
+    }.items():
+        (models / folder).mkdir(parents=True)
+        for i, (sx, sy, sz) in enumerate(boxes):
+            (models / folder / f"m{i}.wrl").write_text(_box_wrl(sx, sy, sz))
+            (models / folder / f"m{i}.step").write_text("ISO-10303-21;")  # ignored
+    (models / "Package_SO.3dshapes" / "broken.wrl").write_text("#VRML V2.0 utf8\nShape { }")
+    cr = root / "copyright"
+    cr.write_text("Files: *\nCopyright: 2018-2022, KiCad Community\nLicense: CC-BY-SA-4.0-with-exception\n\n"
+                  "Files: Capacitor_THT.3dshapes/*\nCopyright: 2017, kicad StepUp\nLicense: GPL-3+\n")
+    return models, cr
+
+
+def test_build_kicad_parts_end_to_end(tmp_path):
+    models, cr = _kicad_tree(tmp_path)
+    out = tmp_path / "out"
+    s = kicad.main(["--out", str(out), "--source", str(models), "--copyright", str(cr), "--size", "16",
+                    "--min-per-class", "3", "--cap", "5", "--workers", "1", "--test-fraction", "0.25",
+                    "--val-fraction", "0.25"])
+    assert s["classes"] == 2 and s["voxelised"] == 8 and s["failed"] == 1  # broken.wrl recorded, not fatal
+    assert s["licences_in_package"] == {"CC-BY-SA-4.0-with-exception": 10, "GPL-3+": 2}
+    z = np.load(out / "kicad_parts_16.npz")
+    assert list(z["class_names"]) == ["Connector_PinHeader", "Package_SO"]
+    assert np.bincount(z["label"]).tolist() == [4, 4]
+    assert not any(p.startswith(("Capacitor_THT", "Lonely")) for p in z["model_path"])
+    assert set(z["licence"]) == {"CC-BY-SA-4.0-with-exception"}
+    for c in range(2):
+        assert sorted(z["split"][z["label"] == c].tolist()) == ["test", "train", "train", "val"]
+    vox = np.unpackbits(z["voxels_packed"], axis=1, count=16 ** 3).reshape(-1, 16, 16, 16).astype(bool)
+    # designed orientation kept: packages are flat (z thinnest), pin headers stand up (z longest)
+    for g, lab in zip(vox, z["label"]):
+        ext = np.ptp(np.argwhere(g), axis=0) + 1
+        if z["class_names"][lab] == "Package_SO":
+            assert ext[2] < ext[0] and ext[2] <= 5
+        else:
+            assert ext[2] == ext.max() and ext[0] < ext[2]
+    # the grid is the library voxelizer's, bit for bit
+    from equivox.data import load_mesh, voxelize_mesh
+
+    i = 0
+    ref = voxelize_mesh(load_mesh(models / str(z["model_path"][i])), size=16, method="fill")
+    assert np.array_equal(vox[i], ref)
+    meta = json.loads((out / "kicad_parts_16.json").read_text())
+    assert "CC BY-SA 4.0" in meta["licence"] and meta["counts"]["per_split"] == {"train": 4, "val": 2, "test": 2}
+    assert meta["files"]["kicad_parts_16.npz"]["sha256"] == hashlib.sha256(
+        (out / "kicad_parts_16.npz").read_bytes()).hexdigest()
+
+
+def test_build_kicad_parts_missing_source(tmp_path):
+    with pytest.raises(SystemExit, match="kicad-packages3d"):
+        kicad.main(["--out", str(tmp_path), "--source", str(tmp_path / "nope")])
+
+
+# --------------------------------------------------------------------------- brain atlas left/right
+def test_brain_lr_classes_never_mix_hemispheres():
+    rows = [(1, "Precentral_L", 2001), (2, "Precentral_R", 2002), (3, "Insula_L", 3001), (4, "Insula_R", 3002),
+            (5, "Cerebelum_3_L", 9021), (6, "Cerebelum_3_R", 9022), (7, "Vermis_3", 9110),
+            (8, "Temporal_Pole_Mid_L", 8211), (9, "Temporal_Pole_Mid_R", 8212)]
+    names = brain.lr_class_names()
+    groups = brain.group_regions_lr(rows)
+    name_of = {v: n for v, n, _ in rows}
+    assert names[1] == "frontal_L" and names[2] == "frontal_R" and names[15] == "vermis" and len(names) == 16
+    assert groups[1] == [1] and groups[2] == [2] and groups[3] == [3] and groups[4] == [4]
+    assert groups[13] == [5] and groups[14] == [6] and groups[15] == [7] and groups[11] == [8]
+    for c, values in groups.items():
+        sides = {name_of[v][-2:] for v in values}
+        want = {"_L"} if names[c].endswith("_L") else {"_R"} if names[c].endswith("_R") else set()
+        assert not values or sides == want or (c == 15 and all(name_of[v].startswith("Vermis") for v in values))
+    swaps = brain.lr_class_swaps()
+    assert swaps == [[2 * g - 1, 2 * g] for g in range(1, 8)]
+    for a, b_ in swaps:
+        assert names[a][:-2] == names[b_][:-2] and {names[a][-2:], names[b_][-2:]} == {"_L", "_R"}
+    with pytest.raises(ValueError, match="no hemisphere"):
+        brain.group_regions_lr([(1, "Midbrain", 2001)])
+
+
+def test_build_brain_atlas_lr_on_tiny_volumes(tmp_path):
+    import nibabel as nib
+
+    src = tmp_path / "src"
+    src.mkdir()
+    aff = np.diag([1.0, 1.0, 1.0, 1.0])
+    aff[:3, 3] = [-4, -4, -4]
+    t1 = np.full((8, 8, 8), 10, np.uint8)
+    aal = np.zeros((8, 8, 8), np.int16)
+    aal[:4, :, 4:] = 1  # Precentral_L on the low-x (left, RAS) half
+    aal[4:, :, 4:] = 2  # Precentral_R
+    aal[:, :, :4] = 7  # vermis
+    nib.save(nib.Nifti1Image(t1, aff), str(src / "ch2.nii.gz"))
+    nib.save(nib.Nifti1Image(aal, aff), str(src / "aal.nii.gz"))
+    (src / "aal.nii.txt").write_text("1 Precentral_L 2001\n2 Precentral_R 2002\n7 Vermis_3 9110\n")
+    out = tmp_path / "out"
+    brain.main(["--out", str(out), "--source", str(src)])
+    lr = np.asarray(nib.load(str(out / "brain_atlas_lr_2mm_label.nii.gz")).dataobj)
+    coarse = np.asarray(nib.load(str(out / "brain_atlas_2mm_label.nii.gz")).dataobj)
+    assert lr.shape == coarse.shape == (4, 4, 4)
+    assert set(np.unique(lr[:2, :, 2:])) == {1} and set(np.unique(lr[2:, :, 2:])) == {2}
+    assert set(np.unique(lr[:, :, :2])) == {15} and set(np.unique(coarse[:, :, :2])) == {7}
+    meta = json.loads((out / "brain_atlas_lr_2mm.json").read_text())
+    assert meta["class_swaps"][0] == [1, 2] and meta["labels"]["15"] == "vermis"
+    assert set(meta["files"]) == {"brain_atlas_2mm_image.nii.gz", "brain_atlas_lr_2mm_label.nii.gz"}

@@ -1,4 +1,5 @@
-"""Meshes as occupancy grids: read a mesh file (OBJ/OFF/STL/PLY via trimesh) and voxelize it.
+"""Meshes as occupancy grids: read a mesh file (OBJ/OFF/STL/PLY via trimesh, VRML 2.0 ``.wrl`` by
+:func:`parse_vrml`) and voxelize it.
 
 Placement rule (:func:`voxelize_mesh`): grid voxel ``(i, j, k)`` is the unit cube ``[i, i+1) x [j, j+1) x [k, k+1)``
 in voxel coordinates (centre ``(i + 0.5, j + 0.5, k + 0.5)``); the mesh's axis-aligned bounding box is
@@ -23,15 +24,78 @@ import numpy as np
 
 from .errors import DataError, require_file
 
-__all__ = ["MESH_EXTENSIONS", "load_mesh", "mesh_to_grid_coordinates", "voxelize_mesh"]
+__all__ = ["MESH_EXTENSIONS", "load_mesh", "parse_vrml", "mesh_to_grid_coordinates", "voxelize_mesh"]
 
 PathLike = Union[str, Path]
-MESH_EXTENSIONS = (".off", ".obj", ".stl", ".ply")
+MESH_EXTENSIONS = (".off", ".obj", ".stl", ".ply", ".wrl")
 _OFF_FUSED = re.compile(rb"^\s*OFF\s*(\d+)\s+(\d+)\s+(\d+)\s*$")
+_VRML_HEADER = re.compile(r"^#VRML V2\.0")
+_VRML_UNSUPPORTED = re.compile(r"\b(Transform|Inline|PROTO|EXTERNPROTO|Group|Billboard|LOD|Switch)\s*\{|\bcoord\s+USE\b")
+_VRML_POINT = re.compile(r"\bpoint\s*\[([^\]]*)\]")
+_VRML_INDEX = re.compile(r"\bcoordIndex\s*\[([^\]]*)\]")
+
+
+def _numbers(text: str, dtype) -> np.ndarray:
+    text = text.replace(",", " ").strip()
+    return np.array(text.split(), dtype=dtype) if text else np.zeros(0, dtype=dtype)
+
+
+def _triangulate(index: np.ndarray, n_points: int, where: str) -> np.ndarray:
+    """Fan-triangulate a VRML ``coordIndex`` list (polygons ended by ``-1``; the last ``-1`` may be missing)."""
+    if len(index) and index[-1] != -1:
+        index = np.append(index, -1)
+    ends = np.flatnonzero(index == -1)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    sizes = ends - starts
+    if len(index) and (index.min() < -1 or index.max() >= n_points):
+        raise DataError(f"{where}: coordIndex refers to point {int(index.max() if index.max() >= n_points else index.min())}"
+                        f" but the set has {n_points} points")
+    tris = []
+    for k in np.unique(sizes[sizes >= 3]):  # polygon of k corners -> k - 2 triangles (c0, c_j, c_j+1)
+        s = starts[sizes == k]
+        j = np.arange(1, k - 1)
+        tris.append(np.stack([index[np.repeat(s, k - 2)], index[(s[:, None] + j).ravel()],
+                              index[(s[:, None] + j + 1).ravel()]], axis=1))
+    return np.concatenate(tris).astype(np.int64) if tris else np.zeros((0, 3), np.int64)
+
+
+def parse_vrml(text: str, where: str = "VRML text"):
+    """Vertices ``(V, 3)`` float64 and triangles ``(F, 3)`` int64 of every ``IndexedFaceSet`` of a flat VRML 2.0
+    scene (the form KiCad and FreeCAD export: ``Shape { geometry IndexedFaceSet { coordIndex [...] coord
+    Coordinate { point [...] } } }``), in the file's own coordinates and units. Polygons are fan-triangulated;
+    appearance, normals, colours and ``IndexedLineSet`` s are ignored.
+
+    Raises:
+        DataError: not VRML 2.0, a scene graph node that would move geometry (``Transform``, ``Inline``,
+            ``PROTO``, ...; not supported: the geometry would be misplaced), an index out of range, or no faces.
+    """
+    if not _VRML_HEADER.match(text):
+        raise DataError(f"{where}: not a VRML 2.0 file (first line must start with '#VRML V2.0')")
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    bad = _VRML_UNSUPPORTED.search(body)
+    if bad:
+        raise DataError(f"{where}: VRML node {bad.group(0).split()[0]!r} is not supported (only flat Shape / "
+                        "IndexedFaceSet scenes are read)")
+    verts, faces, offset = [], [], 0
+    for n, chunk in enumerate(body.split("IndexedFaceSet")[1:]):
+        pts, idx = _VRML_POINT.search(chunk), _VRML_INDEX.search(chunk)
+        if pts is None or idx is None:
+            raise DataError(f"{where}: IndexedFaceSet {n} lacks its 'point' or 'coordIndex' list")
+        p = _numbers(pts.group(1), np.float64)
+        if len(p) % 3:
+            raise DataError(f"{where}: IndexedFaceSet {n} has {len(p)} point coordinates (not a multiple of 3)")
+        p = p.reshape(-1, 3)
+        f = _triangulate(_numbers(idx.group(1), np.int64), len(p), f"{where} IndexedFaceSet {n}")
+        verts.append(p)
+        faces.append(f + offset)
+        offset += len(p)
+    if not faces or offset == 0 or sum(len(f) for f in faces) == 0:
+        raise DataError(f"{where}: no IndexedFaceSet faces in the file")
+    return np.concatenate(verts), np.concatenate(faces)
 
 
 def load_mesh(path: PathLike):
-    """Load a mesh file (``.off``, ``.obj``, ``.stl``, ``.ply``) read-only as one ``trimesh.Trimesh``.
+    """Load a mesh file (``.off``, ``.obj``, ``.stl``, ``.ply``, ``.wrl``) read-only as one ``trimesh.Trimesh``.
 
     Scenes are merged into one mesh. ModelNet's malformed OFF headers (``OFF490 518 0`` on one line) are
     repaired in memory (the file is never changed).
@@ -44,6 +108,9 @@ def load_mesh(path: PathLike):
     path = require_file(path, "mesh file")
     raw = path.read_bytes()
     ext = path.suffix.lower()
+    if ext == ".wrl":
+        v, f = parse_vrml(raw.decode("utf-8", errors="replace"), where=str(path))
+        return trimesh.Trimesh(v, f, process=True)
     if ext == ".off":
         first, sep, rest = raw.partition(b"\n")
         m = _OFF_FUSED.match(first)
