@@ -1,29 +1,173 @@
-"""Equivariance checker usable on any model (equivox, MONAI, plain torch).
+"""Equivariance checks: :func:`assert_equivariant` for equivox modules (reads their field types), and
+:func:`equivariance_errors` for any model (equivox, MONAI, plain torch).
 
-For each grid-exact element ``g`` it compares ``model(g.apply(x))`` with ``g.apply(model(x))`` (per-voxel outputs
-``(B, K, D, H, W)``) or with ``model(x)`` (invariant outputs ``(B, K)``), and reports the relative error
-``max|difference| / max|model(x)|``.
+A grid-exact element ``g`` of a group acts on a field tensor ``(B, C, D, H, W)`` in two parts: it moves the voxels
+(a signed permutation of the spatial axes, written here with ``torch.permute`` / ``torch.flip``) and mixes each
+field's channels by the field's escnn representation ``rho(g)`` (identity on scalar fields, a permutation on
+regular fields, an orthogonal matrix on Fourier fields). A module ``f`` from ``in_spec`` to ``out_spec`` fields is
+equivariant when ``f(g . x) == g . f(x)`` for every ``g``; hidden-field outputs are checked too.
+
+>>> import torch
+>>> from equivox.nn import EquivariantConv3d, FieldSpec
+>>> conv = EquivariantConv3d(FieldSpec.scalar("c4_axial", 1), FieldSpec.hidden("c4_axial", 2))
+>>> errors = assert_equivariant(conv)          # every grid element of c4_axial, hidden output fields
+>>> [e.element for e in errors]
+['[d,h,w]', '[-d,-h,w]', '[-h,d,w]', '[h,-d,w]']
+>>> max(e.relative for e in errors) < 1e-4
+True
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Union
 
 import torch
-from monai.networks import eval_mode
 
 from .groups import GridElement, cube_rotations, get_group
 
-__all__ = ["ElementError", "equivariance_errors", "format_error_table"]
+__all__ = ["ElementError", "TOLERANCES", "assert_equivariant", "equivariance_errors", "field_action",
+           "format_error_table", "voxel_action"]
+
+#: default relative tolerance (max |f(g x) - g f(x)| / max |g f(x)|) per dtype of the input
+TOLERANCES = {torch.float16: 1e-2, torch.bfloat16: 5e-2, torch.float32: 1e-4, torch.float64: 1e-10}
 
 
 @dataclass(frozen=True)
 class ElementError:
-    """Error of one group element: ``relative`` = max abs difference / max abs reference output."""
+    """Error of one group element on one output: ``relative`` = max abs difference / max abs reference output."""
 
     element: str
     max_abs: float
     relative: float
+    output: int = 0
+
+
+def voxel_action(element: GridElement, x: torch.Tensor) -> torch.Tensor:
+    """Move the voxels of ``x`` ``(..., D, H, W)`` by ``element``: output axis ``i`` is input axis ``p(i)``,
+    reversed where the matrix entry is -1 (the action on scalar fields)."""
+    m = element.matrix
+    lead = x.dim() - 3
+    src = [next(j for j in range(3) if m[i][j] != 0) for i in range(3)]
+    y = x.permute(*range(lead), *(lead + j for j in src))
+    flips = [lead + i for i in range(3) if m[i][src[i]] < 0]
+    return torch.flip(y, flips) if flips else y
+
+
+def field_action(spec, element: GridElement) -> torch.Tensor:
+    """``rho(g)``: the ``(C, C)`` matrix by which ``element`` mixes the channels of ``spec``'s fields (block
+    diagonal, one escnn representation per field). ``element`` must be one of ``spec``'s group's
+    :attr:`~equivox.groups.Group.grid_elements` (it carries the escnn element)."""
+    if element.escnn_element is None:
+        raise ValueError(f"grid element {element.name} has no escnn element: take it from "
+                         f"get_group({spec.group!r}).grid_elements")
+    blocks = [torch.as_tensor(rep(element.escnn_element), dtype=torch.float64) for rep in spec.representations()]
+    return torch.block_diag(*blocks)
+
+
+def _act(spec, element: GridElement, t: torch.Tensor) -> torch.Tensor:
+    """``g . t`` for a tensor of ``spec`` fields: ``(B, C, D, H, W)`` (voxels and channels) or ``(B, C)``."""
+    if spec is not None:
+        rho = field_action(spec, element).to(t)
+        if not torch.equal(rho, torch.eye(rho.shape[0], dtype=rho.dtype, device=rho.device)):
+            t = torch.einsum("ij,bj...->bi...", rho, t)
+    return voxel_action(element, t) if t.dim() == 5 else t
+
+
+def _multiple(module) -> int:
+    m = getattr(module, "size_multiple", 1)
+    m = [int(v) for v in m] if isinstance(m, (tuple, list)) else [int(m)]
+    return math.lcm(*m)
+
+
+def _out_specs(module, n: int) -> list:
+    specs = getattr(module, "out_specs", None)
+    if specs is None or len(specs) != n:
+        specs = [getattr(module, "out_spec", None)] * n
+    return list(specs)
+
+
+def _as_list(y) -> List[torch.Tensor]:
+    return list(y) if isinstance(y, (list, tuple)) else [y]
+
+
+@torch.no_grad()
+def _errors(model, x, elements, in_spec, out_specs, perm) -> List[ElementError]:
+    from monai.networks import eval_mode
+
+    with eval_mode(model):  # eval mode and no_grad for the check; the training flag is restored afterwards
+        refs = _as_list(model(x))
+        specs = out_specs(len(refs))
+        scales = [r.abs().max().clamp_min(1e-12) for r in refs]
+        out = []
+        for g in elements:
+            ys = _as_list(model(_act(in_spec, g, x)))
+            for k, (y, ref, spec, scale) in enumerate(zip(ys, refs, specs, scales)):
+                target = _act(spec, g, ref)
+                if perm is not None and g.determinant < 0:
+                    target = target[:, list(perm)]
+                diff = (y - target).abs().max() if y.shape == target.shape else torch.tensor(float("inf"))
+                out.append(ElementError(g.name, float(diff), float(diff / scale), k))
+        return out
+
+
+def assert_equivariant(module: torch.nn.Module, x: Optional[torch.Tensor] = None,
+                       elements: Optional[Sequence[GridElement]] = None, rtol: Optional[float] = None,
+                       size: Optional[int] = None) -> List[ElementError]:
+    """Check ``module(g . x) == g . module(x)`` for grid-exact elements of its group; raise if not.
+
+    Reads the module's ``in_spec`` and ``out_spec`` (or ``out_specs`` for a list of outputs): inputs and outputs
+    transform by their fields' representations and by the voxel permutation (hidden fields included); invariant
+    outputs ``(B, K)`` by their fields' representations only. A ``class_permutation`` attribute (label-permuting
+    heads) permutes the output classes under improper elements.
+
+    Args:
+        module: an equivox module (an :class:`~equivox.nn.EquivariantModule` or anything with ``in_spec`` /
+            ``out_spec``); put in eval mode for the check (restored afterwards).
+        x: input ``(B, in_spec.size, S, S, S)``; default: random, cubic, ``S`` a multiple of ``module.size_multiple``
+            (at least ``size``, default 8), on the module's device and dtype.
+        elements: grid elements of the module's group (default: all of ``get_group(in_spec.group).grid_elements``).
+        rtol: relative tolerance; default by the input's dtype (:data:`TOLERANCES`).
+
+    Returns:
+        the :class:`ElementError` of every element and output.
+
+    Raises:
+        AssertionError: naming the worst element, the output and how far it is (absolute and relative).
+        ValueError: the module has no ``in_spec``.
+    """
+    in_spec = getattr(module, "in_spec", None)
+    if in_spec is None:
+        raise ValueError(f"{type(module).__name__} has no in_spec: assert_equivariant needs the field types of an "
+                         "equivox module (use equivariance_errors for a model on scalar fields)")
+    group = get_group(in_spec.group)
+    if elements is None:
+        elements = group.grid_elements
+    if x is None:
+        ref = next((t for t in list(module.parameters()) + list(module.buffers()) if t.is_floating_point()), None)
+        dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
+        m = _multiple(module)
+        s = m * math.ceil((size or 8) / m)
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(2, in_spec.size, s, s, s, generator=gen, dtype=dtype)
+        if ref is not None:
+            x = x.to(ref.device)
+    tol = rtol if rtol is not None else TOLERANCES.get(x.dtype, 1e-4)
+    errors = _errors(module, x, elements, in_spec, lambda n: _out_specs(module, n),
+                     getattr(module, "class_permutation", None))
+    worst = max(errors, key=lambda e: e.relative)
+    if not worst.relative <= tol:
+        kind = "improper element" if next(g for g in elements if g.name == worst.element).determinant < 0 else \
+            "rotation"
+        spec = _out_specs(module, worst.output + 1)[worst.output]
+        what = f"{len(spec)} fields of {spec.group!r}, {spec.size} channels" if spec is not None else "no out_spec"
+        bad = sorted({e.element for e in errors if not e.relative <= tol})
+        bad = bad[:6] + [f"... ({len(bad)} in all)"] if len(bad) > 6 else bad
+        raise AssertionError(
+            f"{type(module).__name__} is not equivariant under {kind} {worst.element} of group {group.name!r}: "
+            f"output {worst.output} ({what}) differs from the transformed output by max abs {worst.max_abs:.3e}, "
+            f"relative {worst.relative:.3e} > tolerance {tol:.1e} ({x.dtype}); failing elements: {', '.join(bad)}")
+    return errors
 
 
 @torch.no_grad()
@@ -33,11 +177,12 @@ def equivariance_errors(
     elements: Union[str, Sequence[GridElement], None] = None,
     class_permutation: Optional[Sequence[int]] = None,
 ) -> List[ElementError]:
-    """Per-element equivariance (or invariance) errors of ``model`` on input ``x``.
+    """Per-element equivariance (or invariance) errors of any ``model`` on input ``x``.
 
     Args:
-        model: maps ``(B, C, D, H, W)`` to ``(B, K)`` (checked for invariance) or ``(B, K, D, H, W)`` (checked for
-            equivariance of scalar fields). It is put in eval mode for the check and restored afterwards.
+        model: maps ``(B, C, D, H, W)`` to ``(B, K)`` (checked for invariance) or ``(B, K, D, H, W)``. Inputs and
+            outputs are scalar fields unless the model declares ``in_spec`` / ``out_spec`` (equivox modules),
+            whose representations then act on the channels too. Put in eval mode for the check and restored.
         x: input ``(B, C, D, H, W)``; use a cube (``D == H == W``) for elements that swap axes.
         elements: a group name (its grid-exact elements), a list of :class:`GridElement`, or ``None`` for the
             model's own group (``model.group``) or, failing that, the 24 cube rotations.
@@ -45,7 +190,8 @@ def equivariance_errors(
             permutation improper elements apply to the outputs; default ``model.class_permutation`` if set.
 
     Returns:
-        one :class:`ElementError` per element, in order (identity first for registry groups).
+        one :class:`ElementError` per element (and output, for models returning a list), in order (identity first
+        for registry groups).
     """
     if elements is None:
         group = getattr(model, "group", None)
@@ -53,18 +199,12 @@ def equivariance_errors(
     elif isinstance(elements, str):
         elements = get_group(elements).grid_elements
     perm = class_permutation if class_permutation is not None else getattr(model, "class_permutation", None)
-    with eval_mode(model):  # eval mode and no_grad for the check; the training flag is restored afterwards
-        ref = model(x)
-        scale = ref.abs().max().clamp_min(1e-12)
-        out = []
-        for g in elements:
-            y = model(g.apply(x))
-            target = ref if ref.dim() == 2 else g.apply(ref)
-            if perm is not None and g.determinant < 0:
-                target = target[:, list(perm)]
-            diff = (y - target).abs().max()
-            out.append(ElementError(g.name, float(diff), float(diff / scale)))
-        return out
+    in_spec = getattr(model, "in_spec", None)
+    if in_spec is not None and any(g.escnn_element is None for g in elements):
+        in_spec = None  # elements outside the registry (cube_rotations()) act on scalar fields only
+    if in_spec is None:
+        return _errors(model, x, elements, None, lambda n: [None] * n, perm)
+    return _errors(model, x, elements, in_spec, lambda n: _out_specs(model, n), perm)
 
 
 def format_error_table(errors: Iterable[ElementError], title: Optional[str] = None) -> str:

@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from ..nn.fields import FieldSpec
 from ..nn.fieldwise import make_activation
 from ..nn.pooling import InvariantPooling
 from .encoder import EncoderNetwork
@@ -46,6 +47,7 @@ class InvariantClassifier(EncoderNetwork):
             width = h
         layers.append(nn.Linear(width, out_channels))
         self.head = nn.Sequential(*layers)
+        self.out_spec = FieldSpec.scalar(group, out_channels)  # invariant logits (B, K)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.encoder(x)

@@ -105,6 +105,8 @@ class EquivariantFeatureExtractor(EquivariantEncoder):
         if output == "invariant":
             self.pools = nn.ModuleList(InvariantPooling(group, n, pooling) for n in self.channels)
             self.feature_channels = tuple(p.out_channels for p in self.pools)
+            self.out_specs = [p.out_spec for p in self.pools]
+            self.out_spec = self.out_specs[-1]
         else:
             self.pools = nn.ModuleList(nn.Identity() for _ in self.channels)
             self.feature_channels = tuple(n * size for n in self.channels)

@@ -7,6 +7,7 @@ import torch
 from monai.networks.layers import SkipConnection
 from torch import nn
 
+from ..nn.fields import FieldSpec
 from .base import EquivariantNetwork
 from .monai_blocks import EquivariantConvolution, EquivariantResidualUnit
 
@@ -76,6 +77,7 @@ class EquivariantMonaiUNet(EquivariantNetwork):
         self.act, self.norm, self.dropout = act, norm, dropout
         self.input_check = self._make_input_check()
         self.model = self._create_block(in_channels, out_channels, channels, strides, True)
+        self.out_spec = FieldSpec.scalar(group, out_channels)
 
     def _common(self) -> dict:
         return dict(group=self.group, act=self.act, norm=self.norm, dropout=self.dropout)

@@ -77,6 +77,7 @@ class EquivariantUNet(EncoderNetwork):
         self.head_kind = head
         self.head = self._get_head_layer(spec, head, int(head_fields or 4 * self.channels[0]), norm, act,
                                          class_swaps)
+        self.out_spec = FieldSpec.scalar(self.group, self.out_channels)
         self.class_swaps = getattr(self.head, "class_swaps", None)
         self.class_permutation = getattr(self.head, "permutation", None)
 

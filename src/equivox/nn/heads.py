@@ -11,6 +11,7 @@ from ..export import to_plain
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
 from .fieldwise import make_norm
+from .module import EquivariantModule
 from .pooling import InvariantPooling
 
 __all__ = ["GroupStatsHead", "StatsHead"]
@@ -27,7 +28,7 @@ class StatsHead(PlainModule):
         return self.classes(self.norm(torch.cat([self.mean(x), self.pool(x), -self.pool(-x)], 1)))
 
 
-class GroupStatsHead(nn.Module):
+class GroupStatsHead(EquivariantModule):
     """Invariant per-voxel logits from three statistics of every field over the group: mean, max and min.
 
     A linear equivariant map from a regular field to a scalar sees only the field's mean, and after a pointwise
@@ -49,6 +50,7 @@ class GroupStatsHead(nn.Module):
     def __init__(self, in_spec: FieldSpec, out_channels: int, norm: Optional[str] = "batch"):
         super().__init__()
         n = len(in_spec)
+        self.in_spec, self.out_spec = in_spec, FieldSpec.scalar(in_spec.group, out_channels)
         self.mean = EquivariantConv3d(in_spec, FieldSpec.scalar(in_spec.group, n), 1, bias=False)
         self.pool = InvariantPooling(in_spec.group, n, "group")
         self.norm = make_norm(norm, 3 * n)

@@ -30,6 +30,7 @@ from ..groups import get_group
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
 from .fieldwise import FieldNormAct, per_field_activation
+from .module import EquivariantModule
 
 __all__ = ["ClassSwapHead", "CosetSwapHead", "class_permutation", "coset_channels", "groups_with_reflections",
            "permute_labels"]
@@ -133,7 +134,7 @@ class CosetSwapHead(PlainModule):
         return self.classes(torch.cat([p, q, (p - q).abs()], 1))
 
 
-class ClassSwapHead(nn.Module):
+class ClassSwapHead(EquivariantModule):
     """Per-voxel logits with label-permuting equivariance (left/right classes swap under improper elements).
 
     Lifts the input fields to ``hidden_fields`` regular fields (1x1x1 equivariant conv -> field norm ->
@@ -147,7 +148,8 @@ class ClassSwapHead(nn.Module):
         out_channels: number of classes K. class_swaps: disjoint class pairs (:func:`class_permutation`).
         hidden_fields: regular fields of the lift. norm, act: as :class:`FieldNormAct`.
 
-    Shapes: ``(B, in_spec.size, D, H, W) -> (B, K, D, H, W)``.
+    Shapes: ``(B, in_spec.size, D, H, W) -> (B, K, D, H, W)``; ``out_spec``: ``K`` scalar fields, with
+    ``class_permutation`` the permutation improper elements apply to them.
     Exactness: for every grid-exact element ``g``, ``head(g.apply(x)) == g.apply(head(x))[:, perm]`` if ``g`` is
     improper, ``== g.apply(head(x))`` if it is a rotation (float rounding).
     """
@@ -157,6 +159,8 @@ class ClassSwapHead(nn.Module):
         super().__init__()
         group = in_spec.group
         self.permutation = class_permutation(class_swaps, out_channels)
+        self.class_permutation = self.permutation
+        self.in_spec, self.out_spec = in_spec, FieldSpec.scalar(group, out_channels)
         self.class_swaps = tuple((c, p) for c, p in enumerate(self.permutation) if c < p)
         a, b = coset_channels(group)
         self.register_buffer("coset_a", a, persistent=False)

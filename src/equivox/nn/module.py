@@ -1,14 +1,24 @@
 """The one contract of equivox modules: :class:`EquivariantModule` (field types in and out, one input validator,
-``export()``), and :func:`as_field_spec`, the one coercion of field-type arguments.
+its own equivariance check, ``export()``), and :func:`as_field_spec`, the one coercion of field-type arguments.
 
-Modelled on escnn's ``EquivariantModule`` (``in_type`` / ``out_type``, ``export``; containers export by recursing)
-but on plain tensors: an equivox module takes and returns ``torch.Tensor`` s ``(B, C, D, H, W)``.
+Modelled on escnn's ``EquivariantModule`` (``in_type`` / ``out_type``, ``check_equivariance``, ``export``;
+containers export by recursing) but on plain tensors: an equivox module takes and returns ``torch.Tensor`` s
+``(B, C, D, H, W)``.
+
+>>> from equivox.nn import FieldNormAct
+>>> norm = FieldNormAct("c4_axial", n_fields=2)
+>>> norm.in_spec.size, norm.evaluate_output_shape((1, 8, 4, 4, 4))
+(8, (1, 8, 4, 4, 4))
+>>> errors = norm.check_equivariance()      # raises AssertionError naming the element if it is not
+>>> plain = norm.export()                   # torch.nn layers only
 """
 from __future__ import annotations
 
 import torch
 from monai.networks import eval_mode
 from torch import nn
+
+from typing import List, Optional, Sequence
 
 from ..core import InputCheck
 from ..export import export, export_children
@@ -59,6 +69,9 @@ class EquivariantModule(nn.Module):
     * inputs of networks and MONAI-style blocks are validated by one :class:`~equivox.export.InputCheck`
       submodule (``self.input_check``; the same module, with the same eager / TorchScript / ``torch.compile``
       behaviour, checks the exported model);
+    * :meth:`check_equivariance` checks ``f(g . x) == g . f(x)`` for the grid-exact elements of its group, the
+      output fields transformed by their representation (hidden fields included;
+      :func:`equivox.testing.assert_equivariant`);
     * :meth:`export` returns a plain-torch module computing the eval-mode function; a subclass defines what it
       becomes by overriding :meth:`_export`. The default keeps the class and exports every child, so a subclass
       whose ``forward`` only calls its children, ``torch`` functions and attributes of plain types exports
@@ -74,6 +87,18 @@ class EquivariantModule(nn.Module):
         input checks. The module itself is not modified.
         """
         return export(self, fold_batchnorm)
+
+    def check_equivariance(self, x: Optional[torch.Tensor] = None, elements: Optional[Sequence] = None,
+                           rtol: Optional[float] = None) -> List:
+        """Check ``self(g . x) == g . self(x)`` for grid-exact elements ``g`` of the module's group (default: all),
+        transforming input and output fields by their representations and moving the voxels.
+
+        Returns the per-element errors (:class:`equivox.testing.ElementError`); raises ``AssertionError`` naming
+        the element, the output and the error when one exceeds ``rtol`` (default by dtype). See
+        :func:`equivox.testing.assert_equivariant` for ``x`` / ``elements``."""
+        from ..testing import assert_equivariant
+
+        return assert_equivariant(self, x, elements, rtol)
 
     def _export(self) -> nn.Module:
         """The plain module replacing this one in an export (called in eval mode, under ``no_grad``).
