@@ -144,7 +144,7 @@ def predict_segmentation(model: torch.nn.Module, hparams: Dict, paths: Sequence[
             logits = sliding_window_inference(img.as_tensor()[None].float().to(device), roi, sw_batch_size, model,
                                               overlap=overlap)
         probs = torch.as_tensor(logits).float().softmax(1)[0].cpu()
-        pred = MetaTensor(probs, affine=img.affine, meta=dict(img.meta))
+        pred = MetaTensor(probs, meta=dict(img.meta))
         pred.applied_operations = list(img.applied_operations)
         back = inv({"pred": pred, "image": img})["pred"]
         back = back.as_tensor() if hasattr(back, "as_tensor") else torch.as_tensor(back)

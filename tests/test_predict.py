@@ -1,0 +1,178 @@
+"""``equivox predict`` and the journey own NIfTI folder -> train -> evaluate on a test folder -> predict: masks on the
+input's voxel grid with the input's affine, the training run's preprocessing, classification CSVs, checkpoints
+of re-runs, and MedMNIST-3D files at 28^3 with default settings."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import stat
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from equivox import cli
+from equivox.prediction import predict_segmentation
+
+nib = pytest.importorskip("nibabel")
+
+SEG = ["--task", "segment", "--group", "c4_axial", "--channels", "1,1", "--strides", "2", "--convs-per-level", "1",
+       "--epochs", "1", "--batch-size", "1", "--patch-size", "8", "--patches-per-epoch", "2", "--val-crop", "8",
+       "--no-progress"]
+
+
+def _affine():
+    """A voxel-to-world matrix that is not RAS: axes permuted and flipped, shifted (so orientation must be undone)."""
+    a = np.zeros((4, 4))
+    a[0, 1], a[1, 0], a[2, 2], a[3, 3] = -1.0, 1.0, -1.0, 1.0
+    a[:3, 3] = [7.0, -4.0, 3.0]
+    return a
+
+
+def write_pairs(root, n: int = 4, size=(12, 10, 8), offset: float = 40.0, scale: float = 120.0):
+    """``root/images`` and ``root/labels``: ``n`` MRI-like volumes (values 0..~300) with labels {0, 1, 2}."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i in range(n):
+        lab = np.zeros(size, np.uint8)
+        lab[2:7, 1 + i % 2:6, 2:6] = 1
+        lab[8:11, 6:9, 1:4] = 2
+        img = (lab * scale + rng.normal(0, 5, size) + offset).astype(np.float32)
+        nib.save(nib.Nifti1Image(img, _affine()), str(root / "images" / f"case{i}.nii.gz"))
+        nib.save(nib.Nifti1Image(lab, _affine()), str(root / "labels" / f"case{i}.nii.gz"))
+    return root / "images", root / "labels"
+
+
+def _digest(folder) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def _printed(text: str, key: str) -> str:
+    return next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith(key))
+
+
+class ThresholdNet(nn.Module):
+    """Per-voxel 3-class logits from the intensity alone, ``-(x / unit - k)^2`` for class k: class 1 above
+    ``0.5 * unit``, class 2 above ``1.5 * unit``, so the right mask is known without training."""
+
+    in_channels = 1
+    size_multiple = 1
+
+    def __init__(self, unit: float = 1.0):
+        super().__init__()
+        self.unit = unit
+
+    def forward(self, x):
+        x = x / self.unit
+        return torch.cat([-(x - k) ** 2 for k in range(3)], 1)
+
+
+def test_predicted_mask_is_on_the_input_grid_with_the_input_affine(tmp_path):
+    """Orientation (permuted, flipped axes) is undone exactly: the mask equals the threshold of the stored image,
+    voxel for voxel, in the file's own axis order."""
+    imgs, _ = write_pairs(tmp_path, n=1)
+    src = imgs / "case0.nii.gz"
+    stored = np.asarray(nib.load(str(src)).dataobj)
+    hp = {"config": {"task": "segment", "spacing": None, "intensity": None, "patch_size": 4}, "num_classes": 3}
+    # intensity none: the net sees the stored values (background ~40, class 1 ~160, class 2 ~280)
+    out = predict_segmentation(ThresholdNet(140.0), hp, [src], tmp_path / "pred", probabilities=True, say=None)
+    seg = nib.load(str(out[0]))
+    assert np.allclose(seg.affine, nib.load(str(src)).affine) and seg.shape == stored.shape
+    expected = (stored / 140.0 > 0.5).astype(int) + (stored / 140.0 > 1.5).astype(int)
+    assert len(np.unique(expected)) == 3 and np.array_equal(np.asarray(seg.dataobj), expected)
+    prob = np.asarray(nib.load(str(out[1])).dataobj)
+    assert prob.shape == stored.shape + (3,) and np.allclose(prob.sum(-1), 1.0, atol=1e-5)
+
+
+def test_own_folder_train_rerun_evaluate_elsewhere_and_predict(tmp_path, capsys, monkeypatch):
+    imgs, labs = write_pairs(tmp_path / "own")
+    before = {**_digest(imgs), **{"l" + k: v for k, v in _digest(labs).items()}}
+    out = tmp_path / "run"
+    base = ["train", *SEG, "--image-dir", str(imgs), "--label-dir", str(labs), "--num-classes", "3", "--out", str(out)]
+    assert cli.main(base) == 0
+    first = capsys.readouterr().out
+    assert "intensity mri" in first and "spacing 1x1x1 mm (from the headers)" in first  # MRI-like: no CT window
+    ck1 = _printed(first, "last checkpoint")
+    old_umask = os.umask(0o022)
+    try:
+        assert cli.main(base + ["--seed", "1"]) == 0  # a re-run into the same folder
+    finally:
+        os.umask(old_umask)
+    second = capsys.readouterr().out
+    ck2 = _printed(second, "last checkpoint")
+    assert ck2 != ck1 and os.path.isfile(ck1) and os.path.isfile(ck2)  # the old file is kept, the new one printed
+    assert os.path.getmtime(ck2) >= os.path.getmtime(ck1)
+    assert torch.load(ck2, weights_only=False)["hyper_parameters"]["config"]["seed"] == 1
+    assert stat.S_IMODE(os.stat(ck2).st_mode) == 0o644  # the user's umask, not 0600
+    hp = torch.load(ck2, weights_only=False)["hyper_parameters"]
+    assert hp["config"]["image_dir"] == str(imgs.resolve()) and hp["config"]["intensity"] == "mri"
+
+    # evaluate a labelled folder from another working directory, with names of the data actually used
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["evaluate", ck2, "--image-dir", str(imgs), "--label-dir", str(labs), "--rotations", "grid",
+                     "--out", "ev", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert f"on {imgs.resolve()}" in text and "(4 volumes)" in text and "EquivariantUNet (c4_axial)" in text
+    assert "lidc" not in text
+    rows = list(csv.DictReader(open(elsewhere / "ev" / "report.csv")))
+    assert len(rows) == 4 and {"dice_1", "dice_2"} <= set(rows[0])  # c4_axial: the 4 grid rotations
+    # the stored (absolute) training folder works from here too
+    assert cli.main(["evaluate", ck2, "--rotations", "identity", "--out", "ev2", "--no-progress"]) == 0
+    capsys.readouterr()
+
+    # predict the folder: one mask per image, the image's affine and shape, labels in range
+    assert cli.main(["predict", ck2, "--image-dir", str(imgs), "--out", str(tmp_path / "pred")]) == 0
+    text = capsys.readouterr().out
+    assert "intensity mri" in text and "wrote 4 mask(s)" in text
+    for src in sorted(imgs.iterdir()):
+        seg = nib.load(str(tmp_path / "pred" / src.name.replace(".nii.gz", "_seg.nii.gz")))
+        ref = nib.load(str(src))
+        assert np.allclose(seg.affine, ref.affine) and seg.shape == ref.shape
+        assert set(np.unique(np.asarray(seg.dataobj)).tolist()) <= {0, 1, 2}
+    after = {**_digest(imgs), **{"l" + k: v for k, v in _digest(labs).items()}}
+    assert after == before  # the user's files are untouched
+
+
+def test_predict_never_replaces_an_input(tmp_path):
+    from equivox.data import DataError
+
+    imgs, _ = write_pairs(tmp_path / "own", n=1)
+    clash = imgs / "case0_seg.nii.gz"  # an input named like case0's output
+    clash.write_bytes((imgs / "case0.nii.gz").read_bytes())
+    digest = _digest(imgs)
+    hp = {"config": {"task": "segment", "spacing": None, "intensity": None, "patch_size": 4}, "num_classes": 3}
+    with pytest.raises(DataError, match="would replace an input file"):
+        predict_segmentation(ThresholdNet(100.0), hp, [imgs / "case0.nii.gz", clash], imgs, say=None)
+    assert _digest(imgs) == digest
+
+
+def _medmnist(path, n: int = 12, side: int = 28):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, m in (("train", n), ("val", n // 2), ("test", n // 2)):
+        y = np.arange(m) % 2
+        x = rng.integers(0, 60, (m, side, side, side)).astype(np.uint8)
+        x[y == 1, 8:20, 8:20, 8:20] = 220  # class 1: a bright cube
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = x, y[:, None]
+    np.savez(path, **arrays)
+    return path
+
+
+def test_medmnist_28_trains_with_defaults_and_predicts_a_csv(tmp_path, capsys):
+    data = _medmnist(tmp_path / "organ3d.npz")
+    out = tmp_path / "run"
+    assert cli.main(["train", "--dataset", str(data), "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "28^3 -> zero-padded to 32^3 -> average-pooled x2 -> 16^3" in text
+    ck = _printed(text, "last checkpoint")
+    assert cli.main(["predict", ck, str(data), "--out", str(tmp_path / "pred")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "pred" / "predictions.csv")))
+    assert len(rows) == 6 and set(rows[0]) == {"input", "predicted", "p_0", "p_1"}
+    for r in rows:
+        p = [float(r["p_0"]), float(r["p_1"])]
+        assert abs(sum(p) - 1) < 1e-4 and r["predicted"] == str(int(np.argmax(p)))
