@@ -11,9 +11,11 @@ from torch import nn
 
 
 class PlainUNet(nn.Module):
-    """The equivox U-Net's topology as a plain CNN (its "twin"): per level 2 x (Conv3d 3^3 -> BatchNorm3d -> ELU),
-    average-pool down, trilinear up, concatenated skips, 1x1x1 head. Same tensor widths and FLOPs as the equivox
-    U-Net, no equivariance: the ratio to it is the cost of the equivariant layers themselves."""
+    """The equivox U-Net's topology as a hand-written plain CNN at the equivox U-Net's *tensor widths* (the
+    ``"plain (matched compute)"`` row of the harness, arch ``plain_compute``; not the parameter-matched
+    ``matched_baseline``): per level 2 x (Conv3d 3^3 -> BatchNorm3d -> ELU), average-pool down, trilinear up,
+    concatenated skips, 1x1x1 head. Same tensor widths and FLOPs as the equivox U-Net, no equivariance and no
+    escnn code path: the ratio to it is the cost of the equivariant layers themselves."""
 
     def __init__(self, widths, in_channels: int = 1, out_channels: int = 2):
         super().__init__()
@@ -59,7 +61,7 @@ def build(spec: Dict) -> Tuple[nn.Module, Dict]:
         if spec.get("export"):
             model = model.eval().export()
         width = list(model.tensor_channels) if hasattr(model, "tensor_channels") else spec.get("tensor_channels")
-    elif kind == "plain_twin":
+    elif kind == "plain_compute":
         model = PlainUNet(spec["tensor_channels"])
         width = list(spec["tensor_channels"])
     elif kind == "monai_unet":
@@ -105,7 +107,7 @@ def _match(fn, target: int) -> int:
 def matched_specs(quick: bool = False, group: str = "octa") -> List[Dict]:
     """The two equivox U-Nets (default width, or tiny in quick mode) and the nets they are compared with.
 
-    Each non-equivox spec names in ``"ref"`` the equivox model of the same layout: the plain twin and MONAI
+    Each non-equivox spec names in ``"ref"`` the equivox model of the same layout: the plain matched-compute U-Net and MONAI
     ``BasicUNet`` (full-resolution first level) compare with ``EquivariantUNet``; MONAI ``UNet`` (every level
     strided) with ``EquivariantMonaiUNet``. Ratios in the tables are ``ref / this``.
     """
@@ -122,7 +124,8 @@ def matched_specs(quick: bool = False, group: str = "octa") -> List[Dict]:
     monai = f"equivox {group} MonaiUNet {list(channels)}"
     return [
         {"kind": "equivox", "name": classic, "channels": list(channels), "strides": s, "group": group},
-        {"kind": "plain_twin", "name": f"plain twin of UNet {width}", "tensor_channels": width, "ref": classic},
+        {"kind": "plain_compute", "name": f"plain (matched compute) UNet {width}", "tensor_channels": width,
+         "ref": classic},
         {"kind": "monai_basicunet", "name": f"MONAI BasicUNet same params c={c_basic}",
          "features": [c_basic, c_basic, 2 * c_basic, 4 * c_basic, 8 * c_basic, c_basic], "ref": classic},
         {"kind": "equivox", "layout": "monai", "name": monai, "channels": list(channels), "strides": unet_strides,

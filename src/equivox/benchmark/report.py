@@ -319,6 +319,10 @@ def plot_records(records: Sequence[Dict], out: Path, x_keys: Sequence[str] = ("t
                 ax.errorbar([r[key] for r in rs], [r[score] or 0 for r in rs], yerr=_err(rs, score), marker="o",
                             label=m, capsize=3)
             ax.set_xscale("log")
+            if key == "train_fraction":
+                fracs = sorted({r[key] for r in rows})
+                ax.set_xticks(fracs, [f"{f:g}" for f in fracs])
+                ax.minorticks_off()
             ax.set_xlabel(xlabel)
             ax.set_ylim(floor, 1)
             ax.set_ylabel(f"{metric} (axis from {floor:g})")
