@@ -154,3 +154,161 @@ def test_demo_quick(task, tmp_path, capsys):
     else:
         assert (out / "accuracy.json").is_file()
     assert (out / "report_plain_aug.csv").is_file() and (out / "report_canonical.csv").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ own data (issue 23)
+SEG = ["--task", "segment", "--channels", "1,1", "--strides", "2", "--convs-per-level", "1", "--epochs", "1",
+       "--batch-size", "1", "--patch-size", "8", "--patches-per-epoch", "2", "--val-crop", "8", "--no-progress"]
+
+
+def _pairs(root, n=3, size=(8, 8, 8), zooms=(1.0, 1.0, 1.0), ct=False, channels=None):
+    """``root/images`` + ``root/labels``: MRI-like (0..~300) or CT-like (HU, -1000..1000) volumes, labels {0, 1}.
+    ``channels``: {case index: number of channels} for odd cases."""
+    import nibabel as nib
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    aff = np.diag(list(zooms) + [1.0])
+    for i in range(n):
+        lab = np.zeros(size, np.uint8)
+        lab[2:6, 1 + i % 2:5, 2:6] = 1
+        img = (lab * (1800.0 if ct else 150.0) + rng.normal(0, 5, size) + (-900.0 if ct else 40.0)).astype(np.float32)
+        c = (channels or {}).get(i, 1)
+        if c > 1:
+            img = np.stack([img] * c, -1)
+        nib.save(nib.Nifti1Image(img, aff), str(root / "images" / f"case{i}.nii.gz"))
+        nib.save(nib.Nifti1Image(lab, aff), str(root / "labels" / f"case{i}.nii.gz"))
+    return root / "images", root / "labels"
+
+
+def _hashes(*folders):
+    import hashlib
+
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for f in folders for p in sorted(f.iterdir())}
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("problem", ["two_channel_image", "truncated_nifti"])
+def test_bad_nifti_folder_one_line_naming_the_file(problem, tmp_path, capsys):
+    imgs, labs = _pairs(tmp_path, n=4, channels={2: 2} if problem == "two_channel_image" else None)
+    if problem == "truncated_nifti":
+        _truncate(imgs / "case2.nii.gz")
+    before = _hashes(imgs, labs)
+    out = tmp_path / "new" / "run"
+    assert cli.main(["train", *SEG, "--group", "c4_axial", "--image-dir", str(imgs), "--label-dir", str(labs),
+                     "--num-classes", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert str(imgs / "case2.nii.gz") in err and "{" not in err
+    assert ("2 channel(s)" in err) if problem == "two_channel_image" else ("truncated" in err)
+    assert _hashes(imgs, labs) == before  # the user's files are unchanged
+    assert not (tmp_path / "new").exists()  # a failed run leaves no empty output folder
+
+
+def test_truncated_npz_one_line(tmp_path, capsys):
+    import numpy as np
+
+    f = tmp_path / "data.npz"
+    np.savez(f, train_images=np.zeros((4, 8, 8, 8), np.uint8), train_labels=np.zeros((4, 1)),
+             test_images=np.zeros((2, 8, 8, 8), np.uint8), test_labels=np.zeros((2, 1)))
+    _truncate(f)
+    assert cli.main(["train", "--dataset", str(f), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    line = _error_line(capsys)
+    assert str(f) in line and "truncated" in line and "BadZipFile" in line
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "--channels", "2,0"], "channels must be a list of positive integers, got [2, 0]"),
+    (["train", "--group", "octo"], "group 'octo' is not a group name; did you mean 'octa'?"),
+    (["train", "--intensity", "hu"], "intensity must be 'ct', 'mri' or 'none', or 'auto'"),
+    (["train", "--resize", "squash"], "resize must be one of auto, pool, pad, crop"),
+    (["train", "--spacing", "1,2"], "expected 1 or 3 positive comma-separated numbers"),
+    (["train", "--model-arg", "head"], "--model-arg expects key=value"),
+    (["train", "--model-arg", "nohead=1", "--dataset", "lidc", "--out", "/nonexistent/x"],
+     "unknown model argument nohead for InvariantClassifier; valid: spatial_dims, in_channels"),
+    (["predict", "/no/such.ckpt", "--out", "x"], "checkpoint not found: /no/such.ckpt"),
+])
+def test_more_bad_arguments_exit_2(argv, expected, capsys):
+    assert cli.main(argv) == 2
+    assert expected in _error_line(capsys)
+
+
+def test_check_equivariance_help_is_true(capsys):
+    assert cli.main(["check-equivariance", "--help"]) == 0
+    assert "15-60" not in capsys.readouterr().out
+    import inspect
+
+    assert "15-60" not in inspect.getsource(cli._cmd_check)
+
+
+def test_model_section_and_model_args_reach_the_constructor(tmp_path, capsys):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("model:\n  head: linear\n  norm: null\n")
+    args = cli.build_parser().parse_args(["train", "--config", str(cfg_file), "--model-arg", "head=oriented",
+                                          "--model-arg", "class_swaps=[[1, 2]]"])
+    assert cli.train_config_from_args(args).model == {"head": "oriented", "norm": None, "class_swaps": [[1, 2]]}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extra:\n  head: oriented\n")  # was accepted and silently ignored
+    assert cli.main(["train", "--config", str(bad)]) == 2
+    assert "unknown extra keys ['head']" in _error_line(capsys)
+
+    # trained and evaluated from the CLI with the option, which the checkpoint keeps
+    imgs, labs = _pairs(tmp_path / "own")
+    (tmp_path / "m.yaml").write_text("model:\n  head: oriented\n")
+    out = tmp_path / "run"
+    assert cli.main(["train", *SEG, "--group", "c4_axial", "--config", str(tmp_path / "m.yaml"), "--image-dir",
+                     str(imgs), "--label-dir", str(labs), "--num-classes", "2", "--out", str(out)]) == 0
+    assert "model={'head': 'oriented'}" in capsys.readouterr().out
+    from equivox.training import load_checkpoint
+
+    ck = out / "checkpoints" / "last.ckpt"
+    model, hp = load_checkpoint(ck)
+    assert model.head_kind == "oriented" and hp["model_spec"]["kwargs"]["head"] == "oriented"
+    assert cli.main(["evaluate", str(ck), "--rotations", "grid", "--out", str(tmp_path / "ev"), "--no-progress"]) == 0
+
+
+def test_intensity_auto_and_group_auto_from_the_headers(tmp_path, capsys):
+    import warnings
+
+    from equivox.training import TrainConfig
+    from equivox.training.data import resolve_data_settings
+
+    ct_imgs, ct_labs = _pairs(tmp_path / "ct", ct=True)
+    cfg, notes = resolve_data_settings(TrainConfig(task="segment", image_dir=str(ct_imgs), label_dir=str(ct_labs),
+                                                   num_classes=2, group="c4_axial"))
+    assert cfg.intensity == "ct" and any("Hounsfield" in n for n in notes)
+
+    imgs, labs = _pairs(tmp_path / "aniso", zooms=(0.7, 0.7, 3.0))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        cfg, _ = resolve_data_settings(TrainConfig(task="segment", image_dir=str(imgs), label_dir=str(labs),
+                                                   num_classes=2, group="octa"))
+    msg = str(w[0].message)
+    assert "(0.7, 0.7, 3.0)" in msg and "trivial, c4_axial, d4_axial" in msg
+    assert cli._one_line_warning(w[0].message, UserWarning, "x.py", 1).count("\n") == 1
+    assert cfg.intensity == "mri"
+
+    out = tmp_path / "run"
+    assert cli.main(["train", *SEG, "--group", "auto", "--image-dir", str(imgs), "--label-dir", str(labs),
+                     "--num-classes", "2", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "group auto -> d4_axial" in text and "spacing 0.7x0.7x3 mm (from the headers)" in text
+    assert "intensity mri" in text
+    ck = str(out / "checkpoints" / "last.ckpt")
+    from equivox.training import load_checkpoint
+
+    model, hp = load_checkpoint(ck)
+    assert model.group == "d4_axial" and hp["data_info"]["spacing"] == [0.7, 0.7, 3.0]
+    # random rotations of anisotropic voxels are not rotations: refused, and the standard set keeps the exact ones
+    assert cli.main(["evaluate", ck, "--rotations", "so3", "--out", str(tmp_path / "ev")]) == 2
+    assert "anisotropic (0.7x0.7x3 mm)" in _error_line(capsys)
+    assert cli.main(["evaluate", ck, "--out", str(tmp_path / "ev"), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "no random SO(3) rotations" in text and "so3:" not in text

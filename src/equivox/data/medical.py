@@ -223,7 +223,7 @@ def scan_images(paths: Sequence[PathLike]) -> List[Dict[str, object]]:
         try:
             img = nib.load(str(p))
             shape = tuple(int(n) for n in img.shape)
-            zooms = [float(z) for z in img.header.get_zooms()[:3]]
+            zooms = [round(float(z), 5) for z in img.header.get_zooms()[:3]]  # float32 headers: 0.699999988
             ornt = nib.orientations.io_orientation(img.affine)
         except Exception as err:
             raise DataError(f"cannot read image file {p} (unreadable, truncated or not a NIfTI file): "
