@@ -355,3 +355,52 @@ def test_plots_are_written(tmp_path, small_model, seg_data):
     preds = {"upright": predict_rotated(model.eval(), x[:1], rotation_set("identity")[0])[0],
              "rotated, mapped back": predict_rotated(model, x[:1], rot)[0]}
     _assert_png(plot_segmentation_slices(x[0], y[0], preds, tmp_path / "slices.png", rotation_name=rot.name))
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The matplotlib figures the plot functions save, in order (the PNGs are still written)."""
+    from equivox.evaluation import plots
+
+    saved = []
+    real = plots._save
+
+    def keep(fig, path, rect=None):
+        saved.append(fig)
+        return real(fig, path, rect)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return saved
+
+
+def test_plots_are_readable_and_honest(tmp_path, figures):
+    from equivox.testing import ElementError
+
+    # scores: a 0-1 axis (not autoscaled to 0.279-0.289), model names and n in the legend, series side by side
+    a = _fake_report("EquivariantUNet (octa)", [0.284] * 24, [0.281, 0.289], 0.284)
+    b = _fake_report("plain UNet", [0.284] * 24, [0.281, 0.289], 0.284)
+    a.meta, b.meta = {"n_samples": 1}, {"n_samples": 1}
+    _assert_png(plot_rotation_scores([a, b], tmp_path / "scores.png"))
+    ax = figures[-1].axes[0]
+    assert ax.get_ylim() == (0.0, 1.0)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "EquivariantUNet (octa) (n=1)" in legend and "plain UNet (n=1)" in legend
+    xs = {tuple(line.get_xdata()) for line in ax.get_lines() if len(line.get_xdata()) == 24}
+    assert len(xs) >= 2  # equal scores of two models are not drawn on top of each other
+    assert min(t.get_fontsize() for t in ax.get_xticklabels() + ax.get_yticklabels()) >= 8
+
+    # equivariance errors: an exact zero is marked, not drawn at 1e-12; the threshold is drawn
+    errs = [ElementError("[d,h,w]", 0.0, 0.0), ElementError("[h,-d,w]", 3e-7, 3e-7)]
+    _assert_png(plot_equivariance_errors({"EquivariantUNet (octa)": errs}, tmp_path / "errors.png"))
+    ax = figures[-1].axes[0]
+    assert ax.get_ylim()[0] > 1e-9
+    assert any(np.allclose(line.get_ydata(), 1e-4) for line in ax.get_lines())  # threshold line
+    assert any("exactly zero" in t.get_text() for t in ax.get_legend().get_texts())
+
+    # segmentation slices: a class legend with the class names
+    lab = torch.zeros(1, 8, 8, 8, dtype=torch.long)
+    lab[0, 2:6, 2:5, 2:6], lab[0, 2:6, 5:7, 2:6] = 1, 2
+    _assert_png(plot_segmentation_slices(torch.rand(1, 8, 8, 8), lab, {"model": lab}, tmp_path / "s.png",
+                                         class_names=["background", "left lung", "right lung"]))
+    texts = [t.get_text() for leg in figures[-1].legends for t in leg.get_texts()]
+    assert texts == ["left lung", "right lung"]

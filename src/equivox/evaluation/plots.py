@@ -21,10 +21,10 @@ def _figure(figsize):
     return fig
 
 
-def _save(fig, path) -> Path:
+def _save(fig, path, rect=None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     fig.savefig(path, format="png")
     return path
 
@@ -152,11 +152,7 @@ def plot_segmentation_slices(image, label, predictions: Mapping[str, object], pa
     if rotation_name:
         sup += f" - rotation {rotation_name}"
     fig.suptitle(sup, fontsize=MIN_FONT + 1)
-    fig.tight_layout(rect=(0, 0, 1 - 1.5 / (3.0 * len(panels) + 1.6), 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return _save(fig, path, rect=(0, 0, 1 - 1.5 / (3.0 * len(panels) + 1.6), 1))
 
 
 def plot_equivariance_errors(errors, path, title: Optional[str] = None, threshold: float = 1e-4) -> Path:
