@@ -189,3 +189,89 @@ def test_arch_takes_any_registered_model(tmp_path):
     assert type(model).__name__ == "EquivariantMonaiUNet"
     with pytest.raises(ValueError, match="registered model"):
         TrainConfig(task="segment", arch="NoSuchNet").validate()
+
+
+# ------------------------------------------------------------------------------------------------ issue 23
+def test_resize_auto_pads_then_pools_and_says_so():
+    from equivox.training.data import describe_resize, resize_plan
+
+    x = torch.zeros(1, 1, 28, 28, 28)
+    x[..., 2:26, 2:26, 2:26] = 1.0
+    out = resize_grids(x, 16)  # default "auto": 28 -> zero-pad to 32 -> pool x2
+    assert out.shape[-3:] == (16, 16, 16)
+    assert float(out.sum()) * 8 == pytest.approx(float(x.sum()))  # padding adds zeros only: total mass kept
+    assert describe_resize(28, 16) == "28^3 -> zero-padded to 32^3 -> average-pooled x2 -> 16^3"
+    assert resize_plan(32, 16, "pool") == (32, 2, None)
+    with pytest.raises(ValueError, match="must divide the stored grid size 28"):
+        resize_grids(x, 16, "pool")
+    y = torch.rand(1, 1, 28, 28, 28)
+    for r in cube_rotations()[:6]:  # still commutes with the cube rotations
+        assert torch.allclose(resize_grids(r.apply(y), 16), r.apply(resize_grids(y, 16)), atol=1e-6)
+
+
+def test_model_args_reach_the_constructor_and_unknown_keys_fail():
+    cfg = TrainConfig(task="segment", group="c4_axial", channels=(1, 1), strides=(2,), convs_per_level=1,
+                      model={"head": "oriented", "norm": None})
+    model = build_model(cfg, 1, 3)
+    assert model.head_kind == "oriented" and model.equivox_spec["kwargs"]["head"] == "oriented"
+    with pytest.raises(ValueError, match="unknown model argument hed for EquivariantUNet; valid: .*head"):
+        build_model(TrainConfig(task="segment", group="c4_axial", model={"hed": "oriented"}), 1, 3)
+    with pytest.raises(ValueError, match=r"unknown extra keys \['head'\]"):
+        TrainConfig(extra={"head": "oriented"})
+    with pytest.raises(ValueError, match="did you mean 'c4_axial'"):
+        TrainConfig(group="c4_axal")
+
+
+def test_fit_with_a_directly_built_class_swap_model_loads_back(tmp_path):
+    """``fit(cfg, model=EquivariantUNet(..., class_swaps=[(1, 2)]))``: the checkpoint rebuilds the same network."""
+    from equivox.nets import EquivariantUNet
+
+    imgs, labs = tmp_path / "img", tmp_path / "lab"
+    imgs.mkdir(), labs.mkdir()
+    nib = pytest.importorskip("nibabel")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        lab = np.zeros((8, 8, 8), np.uint8)
+        lab[1:4, 2:6, 2:6], lab[5:8, 2:6, 2:6] = 1, 2
+        nib.save(nib.Nifti1Image(lab * 100.0 + rng.normal(0, 5, lab.shape).astype(np.float32), np.eye(4)),
+                 str(imgs / f"c{i}.nii.gz"))
+        nib.save(nib.Nifti1Image(lab, np.eye(4)), str(labs / f"c{i}.nii.gz"))
+    torch.manual_seed(0)
+    net = EquivariantUNet(3, 1, 3, channels=(1, 1), strides=(2,), group="full_octa", convs_per_level=1,
+                          class_swaps=[(1, 2)])
+    cfg = TrainConfig(task="segment", image_dir=str(imgs), label_dir=str(labs), num_classes=3, patch_size=8,
+                      patches_per_epoch=2, val_crop=8, epochs=1, batch_size=1, progress=False, group="full_octa",
+                      out_dir=str(tmp_path / "run"))
+    res = fit(cfg, model=net)
+    model, hp = load_checkpoint(res.last_checkpoint)
+    assert hp["model_spec"]["kwargs"]["class_swaps"] == [[1, 2]]
+    x = torch.randn(1, 1, 8, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(model(x), res.model.eval()(x), atol=1e-5)
+    assert model.class_permutation is not None and list(model.class_permutation) == [0, 2, 1]
+
+
+def test_wide_equivariant_net_warns_in_one_line():
+    from equivox.nets import EquivariantMonaiUNet
+    from equivox.training.fit import warn_if_wide
+
+    narrow = EquivariantMonaiUNet(3, 1, 2, channels=(2, 4), strides=(2,), group="octa")
+    with warnings_as_list() as w:
+        warn_if_wide(narrow)
+    assert not w
+    wide = EquivariantMonaiUNet(3, 1, 2, channels=(2, 44), strides=(2,), group="octa")  # 44 fields x 24 = 1056
+    with warnings_as_list() as w:
+        warn_if_wide(wide)
+    assert len(w) == 1 and "tensors up to 1056 channels wide" in str(w[0].message) and "\n" not in str(w[0].message)
+
+
+def warnings_as_list():
+    import warnings
+
+    class _Ctx(warnings.catch_warnings):
+        def __enter__(self):
+            out = super().__enter__()
+            warnings.simplefilter("always")
+            return out
+
+    return _Ctx(record=True)
