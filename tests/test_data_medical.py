@@ -224,3 +224,47 @@ def test_decathlon_errors(tmp_path):
         decathlon_items(root)
     with pytest.raises(DataError, match="no 'labels'"):
         decathlon_labels(root)
+
+
+# ------------------------------------------------------------------------------------------------ header facts
+def test_scan_images_spacing_along_ras_axes_and_channels(tmp_path):
+    from equivox.data import check_same_channels, common_spacing, scan_images
+
+    # voxel axes (i, j, k) stored as (A, R, S): zooms (2, 3, 4) -> RAS spacing (3, 2, 4)
+    aff = np.zeros((4, 4))
+    aff[1, 0], aff[0, 1], aff[2, 2], aff[3, 3] = 2.0, -3.0, 4.0, 1.0
+    a = _save(tmp_path / "a.nii.gz", np.zeros((5, 6, 7), np.float32), aff)
+    b = _save(tmp_path / "b.nii.gz", np.zeros((5, 6, 7, 2), np.float32), aff)
+    infos = scan_images([a, b])
+    assert infos[0]["spacing"] == (3.0, 2.0, 4.0) and infos[0]["shape"] == (5, 6, 7)
+    assert [i["channels"] for i in infos] == [1, 2]
+    assert common_spacing(infos) == (3.0, 2.0, 4.0)
+    c = _save(tmp_path / "c.nii.gz", np.zeros((5, 6, 7), np.float32), aff)
+    with pytest.raises(DataError, match=r"image .*b\.nii\.gz has 2 channel\(s\) .* 2 other image\(s\) have 1"):
+        check_same_channels(scan_images([a, b, c]))
+    d = _save(tmp_path / "d.nii.gz", np.zeros((5, 6, 7), np.float32), np.diag([1.0, 1.0, 1.0, 1.0]))
+    assert common_spacing(scan_images([a, d])) is None
+
+
+def test_choose_intensity_from_the_value_range(tmp_path):
+    from equivox.data import choose_intensity
+
+    ct = _save(tmp_path / "ct.nii.gz", np.linspace(-1024, 1500, 64, dtype=np.float32).reshape(4, 4, 4), np.eye(4))
+    mr = _save(tmp_path / "mr.nii.gz", np.linspace(0, 900, 64, dtype=np.float32).reshape(4, 4, 4), np.eye(4))
+    assert choose_intensity([ct])[0] == "ct"
+    assert choose_intensity([mr])[0] == "mri"  # large positive values alone are not HU
+    name, why = choose_intensity([mr, ct])
+    assert name == "ct" and "-1024..1500" in why
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(ct.read_bytes()[:200])
+    with pytest.raises(DataError, match="broken.nii.gz"):
+        choose_intensity([broken])
+
+
+def test_truncated_file_is_named_alone(tmp_path):
+    ip, lp, _, _ = _pair(tmp_path)
+    ip.write_bytes(ip.read_bytes()[: ip.stat().st_size // 2])
+    with pytest.raises(DataError) as err:
+        segmentation_transforms(spacing=None, intensity=None, num_classes=2)({"image": str(ip), "label": str(lp)})
+    msg = str(err.value)
+    assert str(ip) in msg and str(lp) not in msg and "{" not in msg.split(":")[0]
