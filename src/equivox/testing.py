@@ -29,8 +29,9 @@ from .groups import GridElement, cube_rotations, get_group
 __all__ = ["ElementError", "TOLERANCES", "assert_equivariant", "equivariance_errors", "field_action",
            "format_error_table", "voxel_action"]
 
-#: default relative tolerance (max |f(g x) - g f(x)| / max |g f(x)|) per dtype of the input
-TOLERANCES = {torch.float16: 1e-2, torch.bfloat16: 5e-2, torch.float32: 1e-4, torch.float64: 1e-10}
+#: default relative tolerance (max |f(g x) - g f(x)| / max |g f(x)|) per dtype of the input; float64 is bounded by
+#: the kernel bases, which are stored in float32 (a double module reaches ~1e-9)
+TOLERANCES = {torch.float16: 1e-2, torch.bfloat16: 5e-2, torch.float32: 1e-4, torch.float64: 1e-7}
 
 
 @dataclass(frozen=True)
