@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -26,15 +25,17 @@ class CLIError(Exception):
 
 
 def _say(msg: str = "") -> None:
-    print(msg, flush=True)
+    from .benchmark.progress import say
+
+    say(msg)
 
 
 def _quiet_libraries() -> None:
     """Hide Lightning banners and third-party deprecation chatter (progress bars and results stay)."""
-    import pytorch_lightning  # noqa: F401  (sets its loggers to INFO on import: lower them afterwards)
+    from .benchmark.progress import quiet_lightning
 
-    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_lightning()
+    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)  # a DICOM plugin notice
     for mod in ("pytorch_lightning", "lightning_fabric", "torchmetrics", "monai", "escnn", "torch"):
         warnings.filterwarnings("ignore", module=mod)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")

@@ -15,8 +15,8 @@ accuracy (classification) and segmentation suites, ``equivox demo`` and ``benchm
 from .competitors import (ARCHS, CANONICALIZER, COMPETITORS, TRAIN_OPTIONS, BuildContext, Competitor,
                           build_network, competitor_names, get_competitor, register_competitor,
                           unregister_competitor)
-from .data import (DATA_EFFICIENCY_FRACTIONS, ClassificationData, SegmentationData, load_classification_data,
-                   load_segmentation_data, nested_fractions)
+from .data import (DATA_EFFICIENCY_FRACTIONS, ClassificationData, SegmentationData, left_right_pairs,
+                   load_classification_data, load_segmentation_data, nested_fractions)
 from .progress import quiet_lightning, say
 from .records import RECORD_KEYS, SCORE_KEYS, make_record
 from .report import (compare, data_efficiency, format_records, format_verdicts, machine_info,
@@ -26,7 +26,8 @@ from .run import (DEFAULT_COMPETITORS, PooledInput, learning_curve, run_classifi
 
 __all__ = ["ARCHS", "CANONICALIZER", "COMPETITORS", "TRAIN_OPTIONS", "BuildContext", "Competitor", "build_network",
            "competitor_names", "get_competitor", "register_competitor", "unregister_competitor",
-           "DATA_EFFICIENCY_FRACTIONS", "ClassificationData", "SegmentationData", "load_classification_data",
+           "DATA_EFFICIENCY_FRACTIONS", "ClassificationData", "SegmentationData", "left_right_pairs",
+           "load_classification_data",
            "load_segmentation_data", "nested_fractions", "quiet_lightning", "say", "RECORD_KEYS", "SCORE_KEYS",
            "make_record", "compare", "data_efficiency", "format_records", "format_verdicts", "machine_info",
            "plot_learning_curves", "plot_records", "save_records", "summarize_records", "DEFAULT_COMPETITORS",

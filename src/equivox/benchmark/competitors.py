@@ -54,6 +54,7 @@ class BuildContext:
         base_kwargs: the reference's constructor arguments (without ``group``).
         seed: the run's seed (``torch.manual_seed(seed)`` was called before the builder).
         input_size: side of the cube the classification model sees (``None`` for segmentation).
+        class_swaps: segmentation: the dataset's left/right class pairs (``()`` when it has none).
     """
 
     task: str
@@ -64,6 +65,7 @@ class BuildContext:
     base_kwargs: Mapping[str, Any]
     seed: int
     input_size: Optional[int] = None
+    class_swaps: Tuple[Tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class Competitor:
             (:func:`equivox.canonicalization.canonicalize`, :data:`CANONICALIZER` settings, trained jointly).
         frozen_of: with ``canonicalize``: the trained model of that competitor (listed before it), frozen; only
             the canonicalizer is fitted (its training time counts the frozen model's too).
+        class_swaps: segmentation, ``"equivariant"`` with a group with reflections: label-permuting logits
+            (:class:`~equivox.nn.ClassSwapHead`) over the dataset's left/right class pairs.
         tasks: the tasks the competitor exists for.
         builder: ``builder(ctx: BuildContext) -> nn.Module`` of an ``arch="custom"`` competitor.
         train: training options overriding the suite's (keys in :data:`TRAIN_OPTIONS`).
@@ -105,6 +109,7 @@ class Competitor:
     tta_of: Optional[str] = None
     canonicalize: Optional[str] = None
     frozen_of: Optional[str] = None
+    class_swaps: bool = False
     tasks: Tuple[str, ...] = TASKS
     builder: Optional[Callable[[BuildContext], nn.Module]] = None
     train: Mapping[str, Any] = field(default_factory=dict)
@@ -169,6 +174,8 @@ COMPETITORS: Dict[str, Competitor] = {c.name: c for c in [
     Competitor("equivariant (octa) + orientation + canonicalizer", "equivariant", head="oriented",
                canonicalize="octa", tasks=_S),
     Competitor("equivariant (d4_axial)", "equivariant", "d4_axial", match_params=True, tasks=_S),
+    Competitor("equivariant (full_octa) + class swaps", "equivariant", "full_octa", match_params=True,
+               class_swaps=True, tasks=_S),
     Competitor("plain (matched params)", "baseline"),
     Competitor("plain (matched compute)", "plain_compute"),
     Competitor("plain + grid aug", "baseline", augment="grid"),
@@ -276,6 +283,11 @@ def build_network(comp: Competitor, ctx: BuildContext) -> nn.Module:
     if comp.arch == "monai":
         return _monai(ctx, count_parameters(ctx.reference))
     kwargs = {**base, "group": comp.group, **({"head": comp.head} if comp.head else {})}
+    if comp.class_swaps:
+        if not ctx.class_swaps:
+            raise ValueError(f"competitor {comp.name!r} needs left/right class pairs; the dataset's class names "
+                             "declare none (names ending in _L / _R)")
+        kwargs["class_swaps"] = [list(p) for p in ctx.class_swaps]
     kwargs["channels"] = [c * comp.field_scale for c in (comp.channels or base["channels"])]
     if comp.match_params and comp.group != ctx.group:
         def build(ch):

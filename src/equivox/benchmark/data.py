@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 __all__ = ["ClassificationData", "SegmentationData", "load_classification_data", "load_segmentation_data",
+           "left_right_pairs",
            "nested_fractions", "stratified_holdout", "VAL_FRACTION", "DATA_EFFICIENCY_FRACTIONS"]
 
 #: share of the training split held out (stratified, seed 1234) for checkpoint selection
@@ -48,13 +49,15 @@ class ClassificationData:
 @dataclass
 class SegmentationData:
     """Scored volumes of a segmentation dataset: ``volumes`` = ``[{"image": (C, D, H, W), "label": (1, D, H, W)}]``
-    (each one item of the per-item scores), ``class_names`` (index = class, background first)."""
+    (each one item of the per-item scores), ``class_names`` (index = class, background first), ``class_swaps``: the
+    left/right class pairs a mirror reflection exchanges (:func:`left_right_pairs` of the names)."""
 
     name: str
     volumes: List[Dict[str, torch.Tensor]]
     class_names: List[str]
     in_channels: int
     caption: str = ""
+    class_swaps: Tuple[Tuple[int, int], ...] = ()
 
 
 def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -94,6 +97,28 @@ def load_classification_data(name: str) -> ClassificationData:
                               x_te, y_te, names, "auroc" if k == 2 else "accuracy", caption)
 
 
+def left_right_pairs(class_names: Sequence[str]) -> Tuple[Tuple[int, int], ...]:
+    """Class pairs ``(left, right)`` whose names differ only by a ``_L`` / ``_R`` suffix or a ``left`` / ``right``
+    word (case-insensitive), e.g. ``frontal_L`` / ``frontal_R``: the classes a mirror image swaps."""
+    def key(name: str):
+        n = str(name)
+        for side, suffixes in (("L", ("_L", "_l")), ("R", ("_R", "_r"))):
+            if n.endswith(suffixes):
+                return n[:-2].lower(), side
+        words = n.lower().replace("_", " ").split()
+        for side, word in (("L", "left"), ("R", "right")):
+            if word in words:
+                return " ".join(w for w in words if w != word), side
+        return None
+
+    sides: Dict[str, Dict[str, int]] = {}
+    for i, n in enumerate(class_names):
+        k = key(n)
+        if k is not None:
+            sides.setdefault(k[0], {})[k[1]] = i
+    return tuple(sorted((d["L"], d["R"]) for d in sides.values() if set(d) == {"L", "R"}))
+
+
 def load_segmentation_data(name: str, downsample: int, val_crop: int) -> SegmentationData:
     """The scored volumes of a registered segmentation dataset (its ``test`` split, downsampled like training,
     centre-cropped to ``val_crop``)."""
@@ -108,8 +133,9 @@ def load_segmentation_data(name: str, downsample: int, val_crop: int) -> Segment
     crop = (val_crop,) * 3
     volumes = [{"image": center_crop(img, crop), "label": center_crop(lab, crop)} for img, lab in vols]
     about = spec.metadata()["description"].rstrip(".")
-    return SegmentationData(spec.name, volumes, [label_names.get(i, str(i)) for i in range(k)],
-                            int(vols[0][0].shape[0]), f"{about}; {len(volumes)} test volume(s), centre {val_crop}^3")
+    names = [label_names.get(i, str(i)) for i in range(k)]
+    return SegmentationData(spec.name, volumes, names, int(vols[0][0].shape[0]),
+                            f"{about}; {len(volumes)} test volume(s), centre {val_crop}^3", left_right_pairs(names))
 
 
 def nested_fractions(labels: np.ndarray, fractions: Sequence[float], seed: int) -> Dict[float, np.ndarray]:

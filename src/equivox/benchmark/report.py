@@ -2,8 +2,9 @@
 
 Every interval is a percentile bootstrap over the scored items (:mod:`equivox.statistics`), with the seeds of a row
 averaged and the items resampled jointly across seeds (the same items were scored for every seed). A row whose
-records each score a single item (one segmentation volume) has no spread over items: there the seeds are the
-resampled units, and fewer than 3 of them give no interval (``None``, verdicts "unresolved").
+records each score fewer than 3 items (one or two segmentation volumes) has too little spread over items: there
+the (seed, item) pairs are the resampled units, and fewer than 3 of them give no interval (``None``, verdicts
+"unresolved").
 
 A comparison (:func:`compare`) is always paired: the same items and the same seeds for both models (seeds only
 one of them has are left out), the difference of the statistic with its interval, and a verdict from
@@ -51,7 +52,8 @@ def _matrix(per_item: Dict[str, list], kind: str) -> np.ndarray:
 
 def score_units(records: Sequence[Dict], key: str) -> Optional[List[np.ndarray]]:
     """Per-seed matrices ``[(N, R), ...]`` (records sorted by seed) behind ``key`` of :data:`SCORE_KEYS`; one
-    ``(S, R)`` matrix with the seeds as items when every record scores one item. ``None`` when a record has no
+    ``(S * N, R)`` matrix with the (seed, item) pairs as units when every record scores fewer than
+    :data:`MIN_UNITS` items (one or two test volumes). ``None`` when a record has no
     per-item scores, the metric is AUROC (not a mean over items), or there are fewer than :data:`MIN_UNITS`
     units."""
     kind = _KINDS[key][0]
@@ -61,7 +63,7 @@ def score_units(records: Sequence[Dict], key: str) -> Optional[List[np.ndarray]]
     mats = [_matrix(r["per_item"], kind) for r in recs]
     if any(m.shape[1] == 0 for m in mats) or len({m.shape for m in mats}) > 1:
         return None
-    if mats[0].shape[0] == 1:
+    if mats[0].shape[0] < MIN_UNITS:
         mats = [np.concatenate(mats, 0)]
     return mats if mats[0].shape[0] >= MIN_UNITS else None
 

@@ -247,8 +247,8 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
                      seeds: Sequence[int] = (0,), *, downsample: int = 2, patch_size: int = 24, val_crop: int = 48,
                      channels: Sequence[int] = (2, 4), strides: Sequence[int] = (2,), convs_per_level: int = 2,
                      epochs: int = 20, patches_per_epoch: int = 32, batch_size: int = 16, lr: float = 3e-3,
-                     n_random: int = 4, out: Optional[Path] = None, progress: bool = False, verbose: bool = True,
-                     keep_models: bool = False) -> Dict:
+                     n_random: int = 4, rotation_group: str = "octa", out: Optional[Path] = None,
+                     progress: bool = False, verbose: bool = True, keep_models: bool = False) -> Dict:
     """Train and score every segmentation competitor for every seed.
 
     Args:
@@ -261,6 +261,8 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
             ``epochs * patches_per_epoch / batch_size``), best checkpoint by validation loss; a competitor's
             ``train`` options override them. ``val_crop`` is also the centre crop of every scored test volume.
         n_random: random SO(3) rotations of the test volumes (seeded by the run's seed).
+        rotation_group: the grid-exact elements scored (``"octa"``: the 24 rotations; ``"full_octa"``: the 48
+            rotations and reflections, under which the dataset's left/right labels are swapped for every model).
         out: folder for run outputs; default a temporary folder. keep_models: return ``result["models"]``.
 
     Returns:
@@ -282,8 +284,11 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
     reference = build_from_spec({"cls": "EquivariantUNet", "kwargs": {**base_kwargs, "group": "octa"}})
     records, reports, models = [], [], {}
     n_runs, run = len(comps) * len(seeds), 0
+    perm = list(range(k))  # what a reflection does to the labels: a property of the data, the same for all
+    for left, right in data.class_swaps:
+        perm[left], perm[right] = right, left
     for seed in seeds:
-        rots = rotation_set("standard", group="octa", n_random=n_random, seed=seed)
+        rots = rotation_set("standard", group=rotation_group, n_random=n_random, seed=seed)
         trained: Dict[str, Tuple[nn.Module, float]] = {}
         for comp in comps:
             run += 1
@@ -292,7 +297,8 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
             if comp.frozen_of:
                 model = trained[comp.frozen_of][0]
             else:
-                model = build_network(comp, BuildContext("segment", c_in, k, "octa", reference, base_kwargs, seed))
+                model = build_network(comp, BuildContext("segment", c_in, k, "octa", reference, base_kwargs, seed,
+                                                         class_swaps=data.class_swaps))
             if comp.canonicalize:
                 model = _wrap_canonicalizer(model, comp, "segment", seed)
             opts = {"epochs": epochs, "batch_size": batch_size, "lr": lr, **comp.train}
@@ -308,7 +314,8 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
             trained[comp.name] = (res.model, seconds)
             t = time.time()
             rep = evaluate_segmentation(res.model, data.volumes, rots, num_classes=k, progress=progress,
-                                        name=comp.name, class_names=data.class_names, check_equivariance=True)
+                                        name=comp.name, class_names=data.class_names, check_equivariance=True,
+                                        class_permutation=perm)
             upright = rep.rows[0]
             identity = (res.model.identity_rate(data.volumes[0]["image"][None])
                         if hasattr(res.model, "identity_rate") else None)
@@ -326,6 +333,7 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
                   downsample=downsample, patch_size=patch_size, val_crop=val_crop, channels=list(channels),
                   strides=list(strides), convs_per_level=convs_per_level, epochs=epochs,
                   patches_per_epoch=patches_per_epoch, batch_size=batch_size, lr=lr, n_random=n_random,
+                  rotation_group=rotation_group, class_swaps=[list(p) for p in data.class_swaps],
                   threads=torch.get_num_threads())
     caption = (f"{data.caption}, at {downsample}x the stored spacing: trained on random {patch_size}^3 patches of "
                f"the training volumes; Dice = mean over {k - 1} foreground classes")
