@@ -234,6 +234,7 @@ def test_truncated_npz_one_line(tmp_path, capsys):
     (["train", "--model-arg", "nohead=1", "--dataset", "lidc", "--out", "/nonexistent/x"],
      "unknown model argument nohead for InvariantClassifier; valid: spatial_dims, in_channels"),
     (["predict", "/no/such.ckpt", "--out", "x"], "checkpoint not found: /no/such.ckpt"),
+    (["check-equivariance", "--group", "full_octo"], "did you mean 'full_octa'?"),
 ])
 def test_more_bad_arguments_exit_2(argv, expected, capsys):
     assert cli.main(argv) == 2

@@ -563,6 +563,15 @@ def _cmd_check(args) -> int:
         model, hp = load_checkpoint(args.checkpoint)
         label = model_label(hp, model)
     else:
+        import difflib
+
+        from .groups import available_groups
+
+        if args.group not in available_groups():
+            close = difflib.get_close_matches(args.group, available_groups(), n=1)
+            raise CLIError(f"--group {args.group!r} is not a group name; " + (f"did you mean {close[0]!r}? " if close
+                                                                              else "") +
+                           f"valid: {', '.join(available_groups())}")
         torch.manual_seed(args.seed)
         cls = "EquivariantUNet" if args.model == "unet" else "InvariantClassifier"
         _say(f"building {cls}(group={args.group}, channels={args.channels}, strides={args.strides}) "
