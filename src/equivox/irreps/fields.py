@@ -106,7 +106,8 @@ class IrrepsFields(FieldKind):
         from .layers import IrrepsGate, IrrepsNorm, field_layout
 
         layout = field_layout(self.field_irreps())
-        return IrrepsNorm(layout, n_fields, norm), IrrepsGate(layout, n_fields, act)
+        gate = IrrepsGate(layout, n_fields, act) if act is not None else torch.nn.Identity()  # None: no nonlinearity
+        return IrrepsNorm(layout, n_fields, norm), gate
 
 
 def irreps_group_specs() -> List[GroupSpec]:

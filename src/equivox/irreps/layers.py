@@ -115,25 +115,25 @@ class IrrepsNorm(nn.Module):
         if self.mode != "none":
             self.weight = nn.Parameter(torch.ones(self.n_instances))
             self.bias = nn.Parameter(torch.zeros(self.scalars.numel()))
-        if self.mode == "batch":
-            self.register_buffer("running_mean", torch.zeros(self.scalars.numel()))
-            self.register_buffer("running_var", torch.ones(self.n_instances))
+        # saved in batch mode only; present in every mode so that one forward scripts for all
+        self.register_buffer("running_mean", torch.zeros(self.scalars.numel()), persistent=self.mode == "batch")
+        self.register_buffer("running_var", torch.ones(self.n_instances), persistent=self.mode == "batch")
 
     def _affine(self, y: torch.Tensor):
         """Per-channel ``(scale, shift)`` (``(C,)`` in batch mode, ``(B, C)`` per sample) for ``y (B, C, S)``."""
-        c = y.shape[1]
         per_sample = self.mode == "instance"
         if self.mode == "batch" and not self.training:
             mean_sc = self.running_mean
             var = self.running_var
         else:
             dims = [2] if per_sample else [0, 2]
-            mean_sc = y.index_select(1, self.scalars).mean(dim=dims)
-            lead = [y.shape[0]] if per_sample else []
-            mean = torch.zeros(lead + [c], dtype=y.dtype, device=y.device).index_copy(-1, self.scalars, mean_sc)
+            chan_mean = y.mean(dim=dims)  # (C,) or (B, C)
+            mean_sc = chan_mean.index_select(-1, self.scalars)
+            mean = torch.zeros_like(chan_mean).index_copy(-1, self.scalars, mean_sc)
             sq = (y - mean.unsqueeze(-1)).pow(2).mean(dim=dims)
-            var = torch.zeros(lead + [self.n_instances], dtype=y.dtype, device=y.device).index_add(
-                -1, self.instance, sq) / self.instance_dims
+            shape = list(sq.shape[:-1])
+            shape.append(self.n_instances)
+            var = sq.new_zeros(shape).index_add(-1, self.instance, sq) / self.instance_dims
             if self.mode == "batch":
                 with torch.no_grad():
                     self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean_sc.detach())
