@@ -153,7 +153,9 @@ def _repr_layout(gspace, rep) -> Tuple[List[Tuple[int, int]], np.ndarray]:
 
     irs = [_e3nn_ir(gspace.fibergroup, i) for i in rep.irreps]
     q = block_diag(*[intertwiner(gspace, l, p) for l, p in irs])
-    return irs, q @ np.asarray(rep.change_of_basis_inv, dtype=float)
+    b = q @ np.asarray(rep.change_of_basis_inv, dtype=float)
+    b[np.abs(b) < 1e-12] = 0.0  # exact zeros (and an exact identity for fields already in e3nn's basis)
+    return irs, b
 
 
 def _irreps_of(pairs: List[Tuple[int, int]]):
