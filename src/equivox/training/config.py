@@ -284,7 +284,8 @@ class TrainConfig:
         """Build from a dict; unknown keys raise ``ValueError`` listing them (typos fail loudly)."""
         unknown = sorted(set(d) - set(cls.field_names()))
         if unknown:
-            raise ValueError(f"unknown config keys {unknown}; valid keys: {', '.join(cls.field_names())}")
+            raise ValueError(f"unknown config keys {unknown}; valid keys: {', '.join(cls.field_names())} (the "
+                             "network's own constructor options go in the model: section)")
         return cls(**d)
 
     def merged(self, overrides: Dict[str, Any]) -> "TrainConfig":
