@@ -3,8 +3,9 @@
 Classification: :func:`equivox.training.data.classification_arrays` reads a registered dataset
 (:func:`equivox.data.dataset_names`), a ``.npz`` file (MedMNIST-3D keys, or ``images``/``labels``) or a mesh folder,
 at the stored resolution (``input_size=None``), with the training path's label checks and intensity rule (integer
-images up to 255 divided by 255, decided on the training split for every split). The harness then holds out 15 % of
-the training split (stratified, fixed seed) for checkpoint selection; scores are on the ``test`` split only.
+images up to 255 divided by 255, decided on the training split for every split). Checkpoints are selected on the
+dataset's ``val`` split, unless that split is the test split (the bundled furniture, a ``.npz`` without one): then
+15 % of the training split (stratified, fixed seed) is held out instead. Scores are on the ``test`` split only.
 
 Segmentation: the registered dataset's ``test`` volumes (the training path's loader and downsampling), each centre
 cropped to ``val_crop``; every volume is one scored item. Training uses ``equivox train``'s own datasets
@@ -82,19 +83,25 @@ def load_classification_data(name: str) -> ClassificationData:
     from ..training.data import _classification_raw, classification_arrays, intensity_scale
 
     cfg = TrainConfig(task="classify", dataset=str(name), input_size=None, augment="none")
-    raw_tr, raw_te = _classification_raw(cfg, "train"), _classification_raw(cfg, "test")
+    raw_tr, raw_va, raw_te = (_classification_raw(cfg, s) for s in ("train", "val", "test"))
     scale = intensity_scale(raw_tr[0])
     x, y, names = classification_arrays(cfg, "train", scale, raw_tr)
     x_te, y_te, _ = classification_arrays(cfg, "test", scale, raw_te)
-    keep, hold = stratified_holdout(y, VAL_FRACTION, seed=1234)
+    own_val = not (raw_va[0].shape == raw_te[0].shape and np.array_equal(raw_va[0], raw_te[0]))
+    if own_val:  # the dataset's own validation split
+        x_va, y_va, _ = classification_arrays(cfg, "val", scale, raw_va)
+    else:  # its "val" is the test split: hold out part of train instead, never select on test items
+        keep, hold = stratified_holdout(y, VAL_FRACTION, seed=1234)
+        x, y, x_va, y_va = x[keep], y[keep], x[hold], y[hold]
     k = max(len(names), int(max(y.max(), y_te.max())) + 1)
     names = list(names) + [str(i) for i in range(len(names), k)]
     spec = find_dataset(str(name))
     about = (get_dataset(spec.name).metadata()["description"].rstrip(".") if spec is not None else str(name))
-    caption = (f"{about} (val = {VAL_FRACTION:.0%} of train, held out; scores on the test split"
+    val = "its val split" if own_val else f"val = {VAL_FRACTION:.0%} of train, held out"
+    caption = (f"{about} ({len(y)} train / {len(y_va)} val / {len(y_te)} test; {val}; scores on the test split"
                + (f"; intensities / {scale:g}" if scale != 1 else "") + ")")
-    return ClassificationData(spec.name if spec is not None else str(name), x[keep], y[keep], x[hold], y[hold],
-                              x_te, y_te, names, "auroc" if k == 2 else "accuracy", caption)
+    return ClassificationData(spec.name if spec is not None else str(name), x, y, x_va, y_va, x_te, y_te, names,
+                              "auroc" if k == 2 else "accuracy", caption)
 
 
 def left_right_pairs(class_names: Sequence[str]) -> Tuple[Tuple[int, int], ...]:
