@@ -5,6 +5,7 @@ import torch
 from equivox.evaluation import evaluate_segmentation, predict_rotated, rotation_set
 from equivox.nets import EquivariantUNet
 from equivox.nn import class_permutation, permute_labels
+from equivox.testing import assert_equivariant
 
 SWAP = [0, 2, 1]  # background stays, classes 1 and 2 (left, right) swap
 
@@ -36,9 +37,11 @@ def x():
 @torch.no_grad()
 def test_swap_model_permutes_classes_under_reflections_only(x):
     net = _net([(1, 2)])
+    errors = assert_equivariant(net, x)  # all 48 elements; the head's class_permutation under improper ones
+    assert len(errors) == 48
     ref = net(x)
     scale = ref.abs().max()
-    for name, act in IMPROPER.items():
+    for name, act in IMPROPER.items():  # the same, with the actions written here
         err = (net(act(x)) - act(ref)[:, SWAP]).abs().max() / scale
         assert err < 1e-4, f"{name}: {err}"
     for name, act in PROPER.items():

@@ -15,6 +15,7 @@ from equivox.groups import GROUPS as REGISTRY, get_group
 from equivox.nets import (EquivariantConvolution, EquivariantFeatureExtractor, EquivariantHead,
                           EquivariantResidualUnit, EquivariantUNet)
 from equivox.nn import EquivarianceError
+from equivox.testing import assert_equivariant
 
 # every registered group but the axial ones (test_axial_groups.py): trivial, octa, full_octa, ico, full_ico, so3, o3
 GROUPS = [n for n, s in REGISTRY.items() if s.exact_spacing != "axial"]
@@ -39,8 +40,7 @@ def test_unet_shapes_and_equivariance_under_eval_mode(small_model, cube_input, g
         assert y.shape == (2, 3, 8, 8, 8) and y.dtype == torch.float32 and torch.isfinite(y).all()
         g = _non_identity(group)
         if g is not None:
-            y_rot = net(g.apply(cube_input))
-            torch.testing.assert_close(y_rot, g.apply(y), atol=1e-4, rtol=1e-4)
+            assert_equivariant(net, cube_input, [g])
         else:  # trivial group: at least the output must depend on the input
             assert not torch.allclose(net(cube_input.flip(-1)), y)
 
@@ -50,8 +50,7 @@ def test_classifier_invariant_under_eval_mode(small_model, cube_input):
     with eval_mode(net):
         y = net(cube_input)
         assert y.shape == (2, 3)
-        for g in get_group("octa").grid_elements[::5]:
-            torch.testing.assert_close(net(g.apply(cube_input)), y, atol=1e-4, rtol=1e-4)
+    assert_equivariant(net, cube_input, get_group("octa").grid_elements[::5])  # (B, K): invariant logits
 
 
 def test_metatensor_input_gives_same_plain_output(small_model, cube_input):
@@ -94,8 +93,7 @@ def test_block_stack_shapes_and_equivariance(block_stack, cube_input):
     y = block_stack(cube_input)
     assert y.shape == (2, 3, 4, 4, 4)
     assert block_stack[0].out_tensor_channels == 2 * 24 and block_stack[2].out_tensor_channels == 3
-    for g in get_group("octa").grid_elements[1::6]:
-        torch.testing.assert_close(block_stack(g.apply(cube_input)), g.apply(y), atol=1e-4, rtol=1e-4)
+    assert_equivariant(block_stack, cube_input, get_group("octa").grid_elements[1::6])  # scalar in, scalar out
 
 
 def test_block_residual_unit_is_residual(block_stack, cube_input):
@@ -116,9 +114,8 @@ def test_feature_extractor_multiscale_invariant_features(cube_input):
                                                (2, fx.feature_channels[1], 4, 4, 4)]
     assert fx.reductions == (1, 2)
     # invariant features: only the voxels move under a rotation, so any ordinary layer may consume them
-    g = _non_identity("octa")
-    for f_rot, f in zip(fx(g.apply(cube_input)), feats):
-        torch.testing.assert_close(f_rot, g.apply(f), atol=1e-4, rtol=1e-4)
+    assert [s.reprs for s in fx.out_specs] == [("irrep_0",) * c for c in fx.feature_channels]  # scalar fields
+    assert_equivariant(fx, cube_input, [_non_identity("octa")])
     hidden = EquivariantFeatureExtractor(3, 1, channels=(2, 2), strides=(2,), group="octa", output="hidden")
     assert hidden.feature_channels == (48, 48)
 
@@ -127,8 +124,7 @@ def test_blocks_in_monai_sequential_with_scalar_layers(block_stack, cube_input):
     """Scalar-field outputs may be followed by ordinary MONAI/torch layers (1x1x1 conv, softmax)."""
     net = nn.Sequential(block_stack, nn.Conv3d(3, 2, 1), nn.Softmax(dim=1)).eval()
     g = _non_identity("octa")
-    with torch.no_grad():
-        torch.testing.assert_close(net(g.apply(cube_input)), g.apply(net(cube_input)), atol=1e-4, rtol=1e-4)
+    assert_equivariant(net, cube_input, [g])
 
 
 # ------------------------------------------------------------------ clear errors

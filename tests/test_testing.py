@@ -87,3 +87,9 @@ def test_assert_equivariant_fails_naming_the_element_output_and_error():
 def test_assert_equivariant_needs_field_types():
     with pytest.raises(ValueError, match="has no in_spec"):
         assert_equivariant(torch.nn.Conv3d(1, 1, 3))
+    # a plain model on scalar fields is checked with the elements named: a random 3x3x3 kernel is not rotation
+    # equivariant, a 1x1x1 one is
+    x = torch.randn(1, 1, 6, 6, 6)
+    with pytest.raises(AssertionError, match=r"Conv3d is not equivariant under rotation"):
+        assert_equivariant(torch.nn.Conv3d(1, 1, 3, padding=1), x, "octa")
+    assert_equivariant(torch.nn.Conv3d(1, 2, 1), x, "octa")

@@ -113,7 +113,7 @@ def _errors(model, x, elements, in_spec, out_specs, perm) -> List[ElementError]:
 
 
 def assert_equivariant(module: torch.nn.Module, x: Optional[torch.Tensor] = None,
-                       elements: Optional[Sequence[GridElement]] = None, rtol: Optional[float] = None,
+                       elements: Union[str, Sequence[GridElement], None] = None, rtol: Optional[float] = None,
                        size: Optional[int] = None) -> List[ElementError]:
     """Check ``module(g . x) == g . module(x)`` for grid-exact elements of its group; raise if not.
 
@@ -124,10 +124,12 @@ def assert_equivariant(module: torch.nn.Module, x: Optional[torch.Tensor] = None
 
     Args:
         module: an equivox module (an :class:`~equivox.nn.EquivariantModule` or anything with ``in_spec`` /
-            ``out_spec``); put in eval mode for the check (restored afterwards).
+            ``out_spec``), or any model on scalar fields (an ``nn.Sequential`` of blocks ending in logits: then
+            pass ``x`` and ``elements``); put in eval mode for the check (restored afterwards).
         x: input ``(B, in_spec.size, S, S, S)``; default: random, cubic, ``S`` a multiple of ``module.size_multiple``
             (at least ``size``, default 8), on the module's device and dtype.
-        elements: grid elements of the module's group (default: all of ``get_group(in_spec.group).grid_elements``).
+        elements: grid elements of the module's group, or a group name (default: all of
+            ``get_group(in_spec.group).grid_elements``).
         rtol: relative tolerance; default by the input's dtype (:data:`TOLERANCES`).
 
     Returns:
@@ -138,13 +140,17 @@ def assert_equivariant(module: torch.nn.Module, x: Optional[torch.Tensor] = None
         ValueError: the module has no ``in_spec``.
     """
     in_spec = getattr(module, "in_spec", None)
-    if in_spec is None:
-        raise ValueError(f"{type(module).__name__} has no in_spec: assert_equivariant needs the field types of an "
-                         "equivox module (use equivariance_errors for a model on scalar fields)")
-    group = get_group(in_spec.group)
+    if isinstance(elements, str):
+        elements = get_group(elements).grid_elements
+    if in_spec is None and elements is None:
+        raise ValueError(f"{type(module).__name__} has no in_spec: pass elements= (a group name or grid elements) "
+                         "to check it as a model on scalar fields, or give it field types (an equivox module)")
+    group = get_group(in_spec.group) if in_spec is not None else None
     if elements is None:
         elements = group.grid_elements
     if x is None:
+        if in_spec is None:
+            raise ValueError(f"{type(module).__name__} has no in_spec: pass the input x")
         ref = next((t for t in list(module.parameters()) + list(module.buffers()) if t.is_floating_point()), None)
         dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
         m = _multiple(module)
@@ -154,18 +160,22 @@ def assert_equivariant(module: torch.nn.Module, x: Optional[torch.Tensor] = None
         if ref is not None:
             x = x.to(ref.device)
     tol = rtol if rtol is not None else TOLERANCES.get(x.dtype, 1e-4)
-    errors = _errors(module, x, elements, in_spec, lambda n: _out_specs(module, n),
-                     getattr(module, "class_permutation", None))
+    if in_spec is not None and any(g.escnn_element is None for g in elements):
+        raise ValueError("elements outside the module's group (no escnn element): take them from "
+                         f"get_group({in_spec.group!r}).grid_elements")
+    out_specs = (lambda n: _out_specs(module, n)) if in_spec is not None else (lambda n: [None] * n)
+    errors = _errors(module, x, elements, in_spec, out_specs, getattr(module, "class_permutation", None))
     worst = max(errors, key=lambda e: e.relative)
     if not worst.relative <= tol:
         kind = "improper element" if next(g for g in elements if g.name == worst.element).determinant < 0 else \
             "rotation"
-        spec = _out_specs(module, worst.output + 1)[worst.output]
-        what = f"{len(spec)} fields of {spec.group!r}, {spec.size} channels" if spec is not None else "no out_spec"
+        spec = out_specs(worst.output + 1)[worst.output]
+        what = f"{len(spec)} fields of {spec.group!r}, {spec.size} channels" if spec is not None else "scalar fields"
+        where = f" of group {group.name!r}" if group is not None else ""
         bad = sorted({e.element for e in errors if not e.relative <= tol})
         bad = bad[:6] + [f"... ({len(bad)} in all)"] if len(bad) > 6 else bad
         raise AssertionError(
-            f"{type(module).__name__} is not equivariant under {kind} {worst.element} of group {group.name!r}: "
+            f"{type(module).__name__} is not equivariant under {kind} {worst.element}{where}: "
             f"output {worst.output} ({what}) differs from the transformed output by max abs {worst.max_abs:.3e}, "
             f"relative {worst.relative:.3e} > tolerance {tol:.1e} ({x.dtype}); failing elements: {', '.join(bad)}")
     return errors
