@@ -308,3 +308,33 @@ def test_kernel_basis_paths():
     k = vv.reshape(-1, 3, 3, 3, 3, 3)
     assert torch.allclose(k, k.flip(3, 4, 5), atol=1e-6)
     assert so3["bias"].shape == (12, 4)  # bias on the four 0e channels (scalars and gates)
+
+
+# ------------------------------------------------------------------ benchmark rows
+def test_irreps_competitors_build_matched_and_equivariant(monkeypatch):
+    """The harness rows: the MELBA-layout U-Net (kernel 5, fields 4x0e+2x1o+1x2e) and the so3_irreps classifier
+    build through the competitor registry at about the reference's parameter count; the U-Net is equivariant."""
+    from equivox import groups
+    from equivox.baselines import count_parameters
+    from equivox.benchmark import BuildContext, build_network, get_competitor
+    from equivox.benchmark import competitors as registry
+    from equivox.nets import EquivariantUNet, InvariantClassifier
+
+    monkeypatch.setattr(groups, "GROUPS", dict(groups.GROUPS))  # the MELBA group stays out of other tests
+    monkeypatch.setattr(registry, "COMPETITORS", dict(registry.COMPETITORS))
+    from equivox.irreps import competitors
+
+    competitors.register_irreps_competitors()
+    base = dict(spatial_dims=3, in_channels=1, out_channels=2, channels=[2, 4], strides=[2])
+    ref = EquivariantUNet(**base, group="octa")
+    net = build_network(get_competitor(competitors.MELBA_UNET, "segment"),
+                        BuildContext("segment", 1, 2, "octa", ref, base, 0)).eval()
+    assert net.group == competitors.MELBA_GROUP and net.encoder.levels[0].layers[0].kernel_size == 5
+    assert abs(count_parameters(net) / count_parameters(ref) - 1) < 0.35
+    with torch.no_grad():  # its field is 4x0e + 3 gates + 2x1o + 1x2e
+        x = torch.randn(1, 1, 8, 8, 8)
+        assert max_rel_error(net, x, "1x0e", "2x0e", "so3_irreps", every=4) < 1e-4
+    ref = InvariantClassifier(**base, group="octa")
+    clf = build_network(get_competitor(competitors.IRREPS_CLASSIFIER, "classify"),
+                        BuildContext("classify", 1, 2, "octa", ref, base, 0, 16))
+    assert clf.group == "so3_irreps" and abs(count_parameters(clf) / count_parameters(ref) - 1) < 0.35

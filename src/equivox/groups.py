@@ -593,11 +593,9 @@ def get_group(group) -> Group:
 
 
 def _register_irreps_groups() -> None:
-    """``so3_irreps`` / ``o3_irreps``: e3nn irreps fields (:mod:`equivox.irreps`; e3nn is imported on use)."""
-    from .irreps.fields import irreps_group_specs
-
-    for spec in irreps_group_specs():
-        GROUPS[spec.name] = spec
+    """``so3_irreps`` / ``o3_irreps``: e3nn irreps fields; :mod:`equivox.irreps.fields` adds them to the registry
+    when it is imported (whichever of the two modules is imported first; e3nn itself is imported on use)."""
+    from .irreps import fields  # noqa: F401
 
 
 _register_irreps_groups()

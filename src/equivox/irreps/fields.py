@@ -25,7 +25,7 @@ from typing import ClassVar, Dict, List, Optional, Tuple
 
 import torch
 
-from ..groups import FieldKind, GroupSpec, cube_rotations, cube_symmetries
+from ..groups import GROUPS, FieldKind, GroupSpec, cube_rotations, cube_symmetries
 
 __all__ = ["IrrepsFields", "irreps_group_specs"]
 
@@ -124,3 +124,7 @@ def irreps_group_specs() -> List[GroupSpec]:
                   IrrepsFields("2x0e+1x1o+1x2e", reflections=True), continuous=True,
                   listed_grid_elements=cube_symmetries),
     ]
+
+
+for _spec in irreps_group_specs():  # the registry entries (equivox.groups imports this module at its end)
+    GROUPS.setdefault(_spec.name, _spec)
