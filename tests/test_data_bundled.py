@@ -22,7 +22,8 @@ def _load_module():
 
 b = _load_module()
 D = b.BUNDLED_DIR
-NAMES = ["lidc_nodules_32", "chest_ct_3mm", "furniture_shapes_32", "brain_atlas_2mm"]
+NAMES = ["lidc_nodules_32", "chest_ct_3mm", "furniture_shapes_32", "brain_atlas_2mm", "kicad_parts_32",
+         "brain_atlas_lr_2mm"]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_provenance_md_mentions_every_dataset_and_licence():
     text = (D / "PROVENANCE.md").read_text()
     for name in NAMES:
         assert name in text
-    for lic in ("CC BY 3.0", "MIT", "CC0", "BSD-3-clause"):
+    for lic in ("CC BY 3.0", "MIT", "CC0", "BSD-3-clause", "CC BY-SA 4.0"):
         assert lic in text
 
 
@@ -238,3 +239,86 @@ def test_furniture_shapes():
     train = b.FurnitureShapesDataset("train")
     assert len(train) == int((d["split"] == "train").sum())
     assert train[0]["image"].shape == (1, 32, 32, 32)
+
+
+# --------------------------------------------------------------------------- brain, left/right
+def test_brain_atlas_lr_left_and_right_never_share_a_class():
+    s = b.load_brain_atlas_lr_sample()
+    coarse = b.load_brain_atlas_sample()
+    lab = s["label"]
+    assert lab.shape == (90, 108, 90) and np.array_equal(s["image"], coarse["image"])
+    assert set(np.unique(lab)) == set(range(16)) == set(s["label_names"])
+    assert s["class_swaps"] == [[2 * g - 1, 2 * g] for g in range(1, 8)]
+    names = s["label_names"]
+    x = s["affine"][0, 0] * np.arange(lab.shape[0]) + s["affine"][0, 3]  # world x (mm, RAS): left < 0 < right
+    for a, r in s["class_swaps"]:
+        assert names[a].endswith("_L") and names[r].endswith("_R") and names[a][:-2] == names[r][:-2]
+        xl, xr = x[np.argwhere(lab == a)[:, 0]], x[np.argwhere(lab == r)[:, 0]]
+        # each lateral class lies in its own hemisphere (AAL's midline is within a few mm of x = 0)
+        assert (xl < 0).mean() > 0.95 and xl.max() <= 6, names[a]
+        assert (xr > 0).mean() > 0.95 and xr.min() >= -6, names[r]
+        assert 0.8 < (lab == a).sum() / (lab == r).sum() < 1.25  # the hemispheres are of similar size
+    assert names[15] == "vermis" and abs(x[np.argwhere(lab == 15)[:, 0]].mean()) < 4
+    # refining the coarse map: group g -> 2g - 1 / 2g, vermis inside cerebellum (7)
+    both = (lab > 0) & (coarse["label"] > 0)
+    assert np.array_equal(np.where(lab == 15, 7, (lab + 1) // 2)[both], coarse["label"][both])
+    ds = b.BrainAtlasLRDataset()
+    assert ds[0]["label"].max().item() == 15 and ds.class_swaps == s["class_swaps"]
+
+
+# --------------------------------------------------------------------------- KiCad parts
+@pytest.fixture(scope="module")
+def kicad():
+    return b.load_kicad_parts()
+
+
+def test_kicad_parts_classes_splits_and_licences(kicad):
+    n = len(kicad["label"])
+    assert kicad["voxels"].shape == (n, 32, 32, 32) and kicad["voxels"].dtype == bool
+    assert len(kicad["class_names"]) == 31 and set(np.unique(kicad["label"])) == set(range(31))
+    counts = np.bincount(kicad["label"])
+    print("KiCad class counts:", dict(zip(kicad["class_names"], counts.tolist())))
+    assert counts.min() >= 30 and counts.max() <= 150
+    for c in range(31):
+        m = kicad["label"] == c
+        assert set(kicad["split"][m]) == {"train", "val", "test"}, kicad["class_names"][c]
+        assert all(p.split("/")[0].startswith(kicad["class_names"][c]) for p in kicad["model_path"][m])
+    sizes = {s: int((kicad["split"] == s).sum()) for s in ("train", "val", "test")}
+    assert sizes["test"] >= 800 and sizes == kicad["metadata"]["counts"]["per_split"]
+    assert len(set(kicad["model_path"])) == n
+    assert set(kicad["licence"]) == {"CC-BY-SA-4.0-with-exception"} and all(kicad["copyright"])
+    test = b.load_kicad_parts("test")
+    assert set(test["split"]) == {"test"} and len(test["label"]) == sizes["test"]
+    with pytest.raises(ValueError, match="split"):
+        b.load_kicad_parts("testing")
+
+
+def test_kicad_parts_grids_are_placed_and_upright(kicad):
+    occ = kicad["voxels"]
+    # the mesh's longest extent is scaled to 30 voxels inside a 1-voxel margin; the "fill" voxelizer's
+    # conservative surface shell may add the voxel below it (index 0), never the one above (index 31)
+    assert not occ[:, -1].any() and not occ[:, :, -1].any() and not occ[:, :, :, -1].any()
+    ext = np.array([np.ptp(np.argwhere(g), axis=0) + 1 for g in occ])
+    assert set(ext.max(1)) <= {30, 31}
+    # designed orientation: surface-mount IC packages lie flat (z, the last axis, is out of the board)
+    for fam in ("Package_SO", "Package_QFP", "Package_BGA", "Package_DFN_QFN"):
+        g = occ[kicad["label"] == kicad["class_names"].index(fam)]
+        flat = [np.ptp(np.argwhere(x)[:, 2]) < 0.6 * np.ptp(np.argwhere(x)[:, :2], axis=0).max() for x in g]
+        assert np.mean(flat) > 0.9, fam
+
+
+def test_kicad_parts_torch_dataset_and_meshes(tmp_path):
+    ds = b.KiCadPartsDataset("val")
+    item = ds[0]
+    assert item["image"].shape == (1, 32, 32, 32) and item["model_path"].endswith(".wrl")
+    assert sum(ds.class_counts().values()) == len(ds)
+    with pytest.raises(FileNotFoundError, match="kicad-packages3d"):
+        b.kicad_part_meshes("val", root=tmp_path)
+    if not Path(b.load_kicad_parts("val")["metadata"]["mesh_root"]).is_dir():
+        pytest.skip("Debian package kicad-packages3d not installed: the mesh-level check needs it")
+    from equivox.data import voxelize_mesh
+
+    paths = b.kicad_part_meshes("val")
+    assert len(paths) == len(ds)
+    # re-voxelising a mesh reproduces the bundled grid: the mesh-level rotation protocol starts from it
+    assert np.array_equal(voxelize_mesh(paths[0], size=32, method="fill"), item["image"][0].numpy() > 0.5)

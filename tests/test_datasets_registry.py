@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from equivox import cli
 from equivox.data import (BUNDLED_DIR, DataError, DatasetSpec, bundled_datasets, bundled_path, dataset_names,
@@ -18,7 +19,9 @@ from equivox.training import TrainConfig, build_datasets, classification_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = {"lidc": "lidc_nodules_32", "furniture": "furniture_shapes_32", "chest_ct": "chest_ct_3mm",
-           "brain_atlas": "brain_atlas_2mm"}
+           "brain_atlas": "brain_atlas_2mm", "kicad_parts": "kicad_parts_32", "brain_atlas_lr": "brain_atlas_lr_2mm"}
+#: second views of bundled files (no file-stem alias): name -> the dataset whose files they cut
+HELDOUT = {"chest_ct_heldout": "chest_ct", "brain_atlas_heldout": "brain_atlas"}
 TINY_ARGS = ["--task", "classify", "--input-size", "4", "--channels", "2,2", "--strides", "2", "--convs-per-level",
              "1", "--epochs", "1", "--batch-size", "4", "--no-progress"]
 
@@ -69,9 +72,11 @@ def _error_line(capsys) -> str:
 
 # ------------------------------------------------------------------------------------------------ the registry
 def test_bundled_datasets_are_registered_with_provenance_from_their_json():
-    assert dataset_names() [:4] == ("lidc", "furniture", "chest_ct", "brain_atlas")
-    assert dataset_names("classify") == ("lidc", "furniture") and dataset_names("segmentation") == ("chest_ct",
-                                                                                                  "brain_atlas")
+    assert dataset_names()[:8] == ("lidc", "furniture", "chest_ct", "brain_atlas", "kicad_parts", "brain_atlas_lr",
+                                   "chest_ct_heldout", "brain_atlas_heldout")
+    assert dataset_names("classify")[:3] == ("lidc", "furniture", "kicad_parts")
+    assert dataset_names("segmentation")[:5] == ("chest_ct", "brain_atlas", "brain_atlas_lr", "chest_ct_heldout",
+                                                 "brain_atlas_heldout")
     for name, stem in BUNDLED.items():
         spec = get_dataset(name)
         assert get_dataset(stem) is spec and find_dataset(stem) is spec  # the file stem is an alias
@@ -87,6 +92,50 @@ def test_bundled_datasets_are_registered_with_provenance_from_their_json():
         assert bundled_datasets()[stem]["loader"] == meta["loader"] == spec.loader
     with pytest.raises(FileNotFoundError, match="data_scripts/build_furniture_shapes.py"):
         bundled_path("furniture_shapes_32_missing.npz")
+    for name, base in HELDOUT.items():  # same files and records as the whole-volume dataset, no alias taken
+        spec, whole = get_dataset(name), get_dataset(base)
+        assert spec.aliases == () and spec.provenance == whole.provenance
+        assert spec.metadata()["licence"] == whole.metadata()["licence"] and spec.metadata()["available"] is True
+    assert bundled_datasets()["chest_ct_3mm"]["loader"] == get_dataset("chest_ct").loader
+
+
+def test_kicad_parts_registry_splits():
+    spec = get_dataset("kicad_parts", "classification")
+    sizes = {}
+    for split in ("train", "val", "test"):
+        d = spec.load_split(split)
+        n = len(d["labels"])
+        assert d["images"].shape == (n, 32, 32, 32) and d["images"].dtype == bool
+        assert len(d["class_names"]) == 31 and d["class_names"][0] == "Button_Switch_SMD"
+        assert set(np.unique(d["labels"])) == set(range(31)), f"{split} lacks a class"
+        sizes[split] = n
+    assert sizes["test"] >= 800 and sizes["train"] > sizes["test"] > sizes["val"]
+    record = json.loads((BUNDLED_DIR / "kicad_parts_32.json").read_text())
+    assert record["counts"]["per_split"] == sizes
+
+
+def test_heldout_segmentation_views_cut_the_volume_into_disjoint_parts():
+    for name, base in HELDOUT.items():
+        (whole_img, whole_lab), = get_dataset(base).load_split("train")["volumes"]
+        parts = {s: get_dataset(name).load_split(s)["volumes"] for s in ("train", "val", "test")}
+        assert [len(parts[s]) for s in ("train", "val", "test")] == [1, 2, 2]
+        n = whole_img.shape[1]
+        (train_img, train_lab), = parts["train"]
+        assert torch.equal(train_img, whole_img[:, : n // 2]) and torch.equal(train_lab, whole_lab[:, : n // 2])
+        # val + test tiles hold every voxel of the other half exactly once, in a checkerboard
+        held = whole_lab[:, n // 2:]
+        H, W = held.shape[2:]
+        rows, cols = (slice(0, H // 2), slice(H // 2, H)), (slice(0, W // 2), slice(W // 2, W))
+        want = [held[:, :, rows[a], cols[b]] for a, b in ((0, 0), (1, 1), (0, 1), (1, 0))]
+        got = [lab for _, lab in parts["val"]] + [lab for _, lab in parts["test"]]
+        assert all(torch.equal(g, w) for g, w in zip(got, want))
+        assert sum(int(g.numel()) for g in got) == int(held.numel())
+        assert torch.equal(parts["val"][0][0], whole_img[:, n // 2:, rows[0], cols[0]])
+        present = {s: set().union(*(torch.unique(lab).tolist() for _, lab in parts[s])) for s in ("val", "test")}
+        every = set(range(int(whole_lab.max()) + 1))
+        assert present["val"] == every
+        # the brain's held-out test tiles (upper half of axis 1, crossing axis 2) miss the cerebellum (7)
+        assert present["test"] == (every - {7} if base == "brain_atlas" else every)
 
 
 def test_register_rejects_bad_specs_and_taken_names(tiny):

