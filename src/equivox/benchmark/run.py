@@ -239,8 +239,17 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                   seeds=list(seeds), input_size=input_size, placement=placement, channels=list(channels),
                   strides=list(strides), convs_per_level=convs_per_level, hidden_features=list(hidden_features),
                   epochs=epochs, batch_size=batch_size, lr=lr, n_random=n_random, max_test=max_test,
-                  threads=torch.get_num_threads())
+                  n_train=len(data.y_train), n_val=len(data.y_val), n_test=len(y_test),
+                  dataset_files=_dataset_files(data.name), threads=torch.get_num_threads())
     return {"records": records, "reports": reports, "config": config, "caption": data.caption, "models": models}
+
+
+def _dataset_files(name: str) -> Dict:
+    """``{file: {"bytes", "sha256"}}`` of a registered dataset's provenance record (which data were run)."""
+    from ..data.registry import find_dataset
+
+    spec = find_dataset(name)
+    return dict(spec.metadata().get("files") or {}) if spec is not None else {}
 
 
 def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEFAULT_COMPETITORS,
@@ -334,7 +343,7 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
                   strides=list(strides), convs_per_level=convs_per_level, epochs=epochs,
                   patches_per_epoch=patches_per_epoch, batch_size=batch_size, lr=lr, n_random=n_random,
                   rotation_group=rotation_group, class_swaps=[list(p) for p in data.class_swaps],
-                  threads=torch.get_num_threads())
+                  n_test=len(data.volumes), dataset_files=_dataset_files(data.name), threads=torch.get_num_threads())
     caption = (f"{data.caption}, at {downsample}x the stored spacing: trained on random {patch_size}^3 patches of "
                f"the training volumes; Dice = mean over {k - 1} foreground classes")
     return {"records": records, "reports": reports, "config": config, "caption": caption, "models": models,
