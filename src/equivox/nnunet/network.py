@@ -14,89 +14,96 @@ import math
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..core import InputCheck
 from ..groups import get_group
 from ..nn.blocks import EquivariantConvBlock
 from ..nn.conv import EquivariantConv3d
-from ..nn.fields import EquivarianceError, FieldSpec
+from ..nn.fields import FieldSpec
+from ..nn.module import EquivariantModule
 from ..nn.sampling import EquivariantDownsample, EquivariantUpsample
 from . import rules
 
-__all__ = ["EquivariantNnUNet"]
+__all__ = ["EquivariantNnUNet", "NnUNetDecoder", "NnUNetEncoder"]
 
 
-class _Down(nn.Module):
-    """Average pooling by a per-axis stride ``(sd, sh, sw)`` (:class:`EquivariantDownsample` when isotropic)."""
+class NnUNetEncoder(EquivariantModule):
+    """nnU-Net's encoder layout: ``stages[i]`` = ``nn.Sequential([EquivariantDownsample(strides[i]),]
+    EquivariantConvBlock)``. Forward: ``x`` -> list of skips, one per stage (bottleneck last).
 
-    def __init__(self, stride: Tuple[int, int, int]):
+    ``out_specs`` are the hidden fields of every stage; ``output_channels`` their tensor channels (as
+    ``dynamic_network_architectures``' encoders)."""
+
+    def __init__(self, in_spec: FieldSpec, fields: Sequence[int], kernel_sizes: Sequence[int],
+                 strides: Sequence[Tuple[int, int, int]], n_convs: Sequence[int], norm, act, dropout: float):
         super().__init__()
-        self.stride = tuple(int(s) for s in stride)
-        self.iso = EquivariantDownsample(self.stride[0]) if len(set(self.stride)) == 1 else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.iso is not None:
-            return self.iso(x)
-        return F.avg_pool3d(x, self.stride)  # sizes were checked by the network's input check
-
-
-class _Up(nn.Module):
-    """Trilinear upsampling (align_corners=False) by a per-axis stride (:class:`EquivariantUpsample` if isotropic)."""
-
-    def __init__(self, stride: Tuple[int, int, int]):
-        super().__init__()
-        self.stride = tuple(int(s) for s in stride)
-        self.iso = EquivariantUpsample(self.stride[0]) if len(set(self.stride)) == 1 else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.iso is not None:
-            return self.iso(x)
-        return F.interpolate(x, scale_factor=self.stride, mode="trilinear", align_corners=False)
-
-
-class _Encoder(nn.Module):
-    """``stages[i]`` = pool by ``strides[i]`` -> conv block. Forward: ``x`` -> list of skips (bottleneck last)."""
-
-    def __init__(self, stages: List[nn.Module], out_specs: List[FieldSpec], strides, kernel_sizes):
-        super().__init__()
-        self.stages = nn.ModuleList(stages)
-        self.out_specs = out_specs
+        self.in_spec = spec = in_spec
+        self.stages = nn.ModuleList()
+        self.out_specs: List[FieldSpec] = []
+        for i, n in enumerate(fields):
+            block = EquivariantConvBlock(spec, n, kernel_sizes[i], norm, act, dropout, int(n_convs[i]))
+            layers = ([EquivariantDownsample(strides[i], spec)] if max(strides[i]) > 1 else []) + [block]
+            self.stages.append(nn.Sequential(*layers))
+            spec = block.out_spec
+            self.out_specs.append(spec)
+        self.out_spec = spec
         self.strides = [list(s) for s in strides]
-        self.kernel_sizes = [list(k) for k in kernel_sizes]
-        self.output_channels = [s.size for s in out_specs]  # tensor channels, as dynamic_network_architectures
+        self.output_channels = [s.size for s in self.out_specs]
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        skips = []
+        skips: List[torch.Tensor] = []
         for stage in self.stages:
             x = stage(x)
             skips.append(x)
         return skips
 
 
-class _Decoder(nn.Module):
-    """nnU-Net's ``UNetDecoder`` interface: ``forward(skips)`` returns the full-resolution logits, or with
+class NnUNetDecoder(EquivariantModule):
+    """nnU-Net's ``UNetDecoder`` interface: ``transpconvs[s]`` (a 1x1x1 equivariant convolution to the skip's field
+    count, then :class:`EquivariantUpsample` by the stride: equivox's exact replacement of a transposed
+    convolution), ``stages[s]`` (an :class:`EquivariantConvBlock` on ``[up, skip]``), ``seg_layers[s]`` (a 1x1x1
+    equivariant convolution to scalar logits). ``forward(skips)`` returns the full-resolution logits, or with
     ``deep_supervision`` a list of logits, one per decoder stage, highest resolution first."""
 
-    def __init__(self, transpconvs, stages, seg_layers, deep_supervision: bool):
+    def __init__(self, skip_specs: Sequence[FieldSpec], kernel_sizes: Sequence[int],
+                 strides: Sequence[Tuple[int, int, int]], n_convs: Sequence[int], num_classes: int, conv_bias: bool,
+                 norm, act, dropout: float, deep_supervision: bool):
         super().__init__()
-        self.transpconvs = nn.ModuleList(transpconvs)
-        self.stages = nn.ModuleList(stages)
-        self.seg_layers = nn.ModuleList(seg_layers)
+        group = skip_specs[-1].group
+        self.in_spec = skip_specs[-1]
+        self.transpconvs, self.stages, self.seg_layers = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        below = skip_specs[-1]
+        n = len(skip_specs)
+        for s in range(1, n):
+            skip = skip_specs[-(s + 1)]
+            up_spec = FieldSpec.hidden(group, len(skip))
+            self.transpconvs.append(nn.Sequential(EquivariantConv3d(below, up_spec, 1, bias=bool(conv_bias)),
+                                                  EquivariantUpsample(strides[-s], "trilinear", up_spec)))
+            block = EquivariantConvBlock(up_spec + skip, len(skip), kernel_sizes[-(s + 1)], norm, act, dropout,
+                                         int(n_convs[s - 1]))
+            self.stages.append(block)
+            self.seg_layers.append(EquivariantConv3d(block.out_spec, FieldSpec.scalar(group, num_classes), 1,
+                                                     bias=True))
+            below = block.out_spec
+        self.out_spec = FieldSpec.scalar(group, num_classes)
         self.deep_supervision = bool(deep_supervision)
 
     def forward(self, skips: List[torch.Tensor]) -> Union[torch.Tensor, List[torch.Tensor]]:
         x = skips[-1]
-        outs = []
-        for s in range(len(self.stages)):
-            x = self.stages[s](torch.cat([self.transpconvs[s](x), skips[-(s + 2)]], dim=1))
-            if self.deep_supervision or s == len(self.stages) - 1:
-                outs.append(self.seg_layers[s](x))
+        outs: List[torch.Tensor] = []
+        n = len(self.stages)
+        for s, (up, stage, seg) in enumerate(zip(self.transpconvs, self.stages, self.seg_layers)):
+            x = stage(torch.cat([up(x), skips[-(s + 2)]], dim=1))
+            if self.deep_supervision or s == n - 1:
+                outs.append(seg(x))
         outs = outs[::-1]
-        return outs if self.deep_supervision else outs[0]
+        if self.deep_supervision:
+            return outs
+        return outs[0]
 
 
-class EquivariantNnUNet(nn.Module):
+class EquivariantNnUNet(EquivariantModule):
     """Rotation-equivariant U-Net built from nnU-Net v2 ``arch_kwargs`` (drop-in for ``PlainConvUNet``).
 
     Args (nnU-Net's, as in ``nnUNetPlans.json``; classes may be given as dotted names too):
@@ -123,16 +130,22 @@ class EquivariantNnUNet(nn.Module):
         keep: ``"width"`` (default: nnU-Net's tensor width, so its memory plan holds) or ``"params"``.
         fields_per_stage: explicit hidden fields per stage (overrides ``keep``).
 
+    Built from the shared blocks (:class:`NnUNetEncoder` / :class:`NnUNetDecoder` of
+    :class:`~equivox.nn.EquivariantConvBlock`, per-axis :class:`~equivox.nn.EquivariantDownsample` /
+    :class:`~equivox.nn.EquivariantUpsample`); ``export()`` gives the same network on plain ``torch.nn`` layers.
+
     Forward: ``(B, input_channels, D, H, W)`` -> logits ``(B, num_classes, D, H, W)``, or with deep supervision a
     list ``[(B, K, D, H, W), (B, K, D / s1, ...), ...]`` of ``n_stages - 1`` tensors (``s1`` the product of
     ``strides[:2]``, as nnU-Net's deep-supervision scales). Every spatial size must be a multiple of the product of
-    the strides on its axis (:class:`~equivox.nn.EquivarianceError` otherwise); nnU-Net's patch sizes are.
+    the strides on its axis (:class:`~equivox.core.EquivarianceError` otherwise); nnU-Net's patch sizes are.
 
     Equivariance: every output is an invariant (scalar) field: for every grid-exact element ``g`` of ``group``
     (all 24 cube rotations for ``octa``), ``net(g x) == g net(x)`` to float rounding, deep-supervision outputs
     included. nnU-Net's ``initialize`` hook (He init of ``nn.Conv*`` weights) touches no layer of this network
     (equivox convolutions initialise their basis coefficients themselves), so it keeps equivariance.
     """
+
+    __jit_unused_properties__ = ["out_tensor_channels", "out_specs", "deep_supervision"]
 
     def __init__(self, input_channels: int, n_stages: int, features_per_stage, conv_op, kernel_sizes, strides,
                  n_conv_per_stage, num_classes: int, n_conv_per_stage_decoder, conv_bias: bool = False,
@@ -181,30 +194,12 @@ class EquivariantNnUNet(nn.Module):
                                  f"be exactly equivariant")
         self.size_multiple = tuple(math.prod(s[a] for s in strides_t) for a in range(3))
 
-        stages, specs = [], []
-        spec = FieldSpec.scalar(self.group, self.input_channels)
-        for i in range(n):
-            block = EquivariantConvBlock(spec, fields[i], self.conv_kernel_sizes[i], norm, act, p, int(enc_convs[i]))
-            stages.append(nn.Sequential(_Down(strides_t[i]), block) if max(strides_t[i]) > 1 else
-                          nn.Sequential(block))
-            spec = block.out_spec
-            specs.append(spec)
-        self.encoder = _Encoder(stages, specs, strides_t, kernels)
-
-        ups, dec_stages, segs = [], [], []
-        below = specs[-1]
-        for s in range(1, n):
-            skip = specs[-(s + 1)]
-            up_spec = FieldSpec.hidden(self.group, fields[-(s + 1)])
-            ups.append(nn.Sequential(EquivariantConv3d(below, up_spec, 1, bias=bool(conv_bias)),
-                                     _Up(strides_t[-s])))
-            block = EquivariantConvBlock(up_spec + skip, fields[-(s + 1)], self.conv_kernel_sizes[-(s + 1)], norm,
-                                         act, p, int(dec_convs[s - 1]))
-            dec_stages.append(block)
-            segs.append(EquivariantConv3d(block.out_spec, FieldSpec.scalar(self.group, self.num_classes), 1,
-                                          bias=True))
-            below = block.out_spec
-        self.decoder = _Decoder(ups, dec_stages, segs, deep_supervision)
+        in_spec = FieldSpec.scalar(self.group, self.input_channels)
+        self.encoder = NnUNetEncoder(in_spec, fields, self.conv_kernel_sizes, strides_t, enc_convs, norm, act, p)
+        self.decoder = NnUNetDecoder(self.encoder.out_specs, self.conv_kernel_sizes, strides_t, dec_convs,
+                                     self.num_classes, conv_bias, norm, act, p, deep_supervision)
+        self.in_spec, self.out_spec = in_spec, self.decoder.out_spec
+        self.input_check = InputCheck(self.input_channels, self.size_multiple, type(self).__name__)
         # keys dynamic_network_architectures' pretraining utilities look for
         self.key_to_encoder = "encoder.stages"
         self.key_to_stem = "encoder.stages.0"
@@ -212,19 +207,12 @@ class EquivariantNnUNet(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
-        if hasattr(x, "as_tensor"):  # MONAI MetaTensor
-            x = x.as_tensor()
-        if x.dim() != 5 or x.shape[1] != self.input_channels:
-            raise ValueError(f"{type(self).__name__} expects (B, {self.input_channels}, D, H, W), got shape "
-                             f"{tuple(x.shape)}")
-        if not torch.jit.is_scripting() and not torch.compiler.is_compiling():
-            bad = [a for a in range(3) if int(x.shape[2 + a]) % self.size_multiple[a]]
-            if bad:
-                raise EquivarianceError(
-                    f"{type(self).__name__} input spatial size {tuple(x.shape[2:])} is not a multiple of the stride "
-                    f"product {list(self.size_multiple)} on axis {bad}: pooling would not be exactly equivariant; "
-                    f"use nnU-Net patch sizes (multiples of the stride product) or pad the input")
-        return self.decoder(self.encoder(x))
+        return self.decoder(self.encoder(self.input_check(x)))
+
+    @property
+    def out_specs(self) -> List[FieldSpec]:
+        """Field types of the outputs: scalar logits, one per deep-supervision output when it is on."""
+        return [self.out_spec] * (len(self.decoder.stages) if self.decoder.deep_supervision else 1)
 
     @property
     def deep_supervision(self) -> bool:

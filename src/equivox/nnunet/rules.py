@@ -2,11 +2,13 @@
 
 * **Group from the plan** (:func:`choose_group`): a grid element of a group permutes (and reverses) the tensor axes
   ``(D, H, W)``. The network is exactly equivariant for it only if every kernel size, stride (and the training
-  patch) is the same on axes the element swaps. Isotropic plans (kernels ``(3, 3, 3)``, strides ``(2, 2, 2)``)
-  allow every cube group (``octa`` default, ``full_octa``, ...). Anisotropic plans (kernel ``(1, 3, 3)``, stride
-  ``(1, 2, 2)``: nnU-Net's choice for thick-slice data, thick axis first) only allow groups that keep the first
-  axis in place: an *axial* group (``d4_axial`` / ``c4_axial``) when :mod:`equivox.groups` has one; until then such
-  plans raise ``ValueError`` naming the stage, kernel and stride that break cube exactness.
+  patch) is the same on axes the element swaps. The plan's axes play the role of voxel spacings: axes with the same
+  kernels and strides at every stage are interchangeable, and the group registry says which groups are exact for
+  that pattern (:func:`equivox.groups.exact_groups_for_spacing`, :func:`equivox.groups.auto_group`). Isotropic
+  plans (kernels ``(3, 3, 3)``, strides ``(2, 2, 2)``) allow every cube group (``octa`` default, ``full_octa``,
+  ...); anisotropic plans (kernel ``(1, 3, 3)``, stride ``(1, 2, 2)``: nnU-Net's choice for thick-slice data,
+  thick axis first) get the axial group about the odd axis (``d4_axial_d``); a plan with three different axes has
+  no rotation and raises ``ValueError`` naming the stage, kernel and stride.
 * **Fields from features** (:func:`fields_for_features`): ``keep="width"`` (default) keeps nnU-Net's tensor width,
   ``fields = ceil(features / field_size)``; ``keep="params"`` keeps its parameter count,
   ``fields = round(features / sqrt(field_size))`` (a regular-field convolution between ``n`` fields of size ``|G|``
@@ -14,30 +16,23 @@
 * **Layers** (:func:`norm_kind`, :func:`activation_spec`, :func:`dropout_p`): nnU-Net's ``norm_op`` /
   ``nonlin`` / ``dropout_op`` (classes or their dotted names) -> the field-wise equivalents of
   :class:`equivox.nn.FieldNormAct`.
+
+>>> plan_spacing([[1, 3, 3], [1, 3, 3]], [[1, 1, 1], [1, 2, 2]])
+(1.0, 2.0, 2.0)
+>>> choose_group([[1, 3, 3], [1, 3, 3]], [[1, 1, 1], [1, 2, 2]])
+'d4_axial_d'
+>>> choose_group([[3, 3, 3], [3, 3, 3]], [[1, 1, 1], [2, 2, 2]])
+'octa'
 """
 from __future__ import annotations
 
 import math
 from typing import List, Optional, Sequence, Tuple
 
-__all__ = ["AXIAL_GROUPS", "CUBE_GROUPS", "as_triples", "axial_candidates", "axis_permutations", "check_plan_for_group", "choose_group",
+__all__ = ["as_triples", "axis_permutations", "check_plan_for_group", "choose_group", "plan_spacing",
            "fields_for_features", "norm_kind", "activation_spec", "dropout_p", "check_patch_size", "symmetric_patch",
            "KEEP_RULES"]
 
-#: groups that need isotropic kernels/strides (their grid elements swap all three axes)
-CUBE_GROUPS = ("octa", "full_octa", "ico", "full_ico", "so3", "o3")
-#: axial groups (rotations about one tensor axis), preferred in this order for anisotropic plans; nnU-Net puts the
-#: thick axis first (D), so ``d4_axial_d`` is the usual fit. Any other registered group whose name contains
-#: ``"axial"`` is tried afterwards.
-AXIAL_GROUPS = ("d4_axial_d", "d4_axial_h", "d4_axial", "c4_axial_d", "c4_axial_h", "c4_axial")
-
-
-def axial_candidates() -> List[str]:
-    """Registered axial groups, in the order :func:`choose_group` tries them."""
-    from ..groups import available_groups
-
-    avail = available_groups()
-    return [g for g in AXIAL_GROUPS if g in avail] + sorted(g for g in avail if "axial" in g and g not in AXIAL_GROUPS)
 KEEP_RULES = ("width", "params")
 
 
@@ -101,50 +96,49 @@ def check_plan_for_group(group: str, kernels, strides) -> None:
                     + _advice(kernels, strides))
 
 
-def _anisotropic(kernels, strides) -> bool:
-    return any(len(set(t)) > 1 for t in list(kernels) + list(strides))
+def plan_spacing(kernels, strides) -> Tuple[float, float, float]:
+    """The plan's axes as a pseudo voxel spacing ``(D, H, W)``: axes with the same kernel and stride at every stage
+    get the same value (1.0, 2.0, 3.0 in order of first appearance), so the registry's spacing rules
+    (:func:`equivox.groups.exact_groups_for_spacing`) say which groups may swap them."""
+    signatures = [tuple((int(k[a]), int(s[a])) for k, s in zip(kernels, strides)) for a in range(3)]
+    values: dict = {}
+    return tuple(float(values.setdefault(sig, len(values) + 1)) for sig in signatures)
 
 
 def _advice(kernels, strides) -> str:
-    axial = axial_candidates()
-    if not _anisotropic(kernels, strides):
-        return "Use a cube group (octa, full_octa) for isotropic plans."
-    if axial:
-        return f"Anisotropic plans need an axial group about the odd axis (available: {axial})."
-    return ("Anisotropic plans (thick axis first, e.g. kernel [1, 3, 3] / stride [1, 2, 2]) need an axial group "
-            f"(rotations about the first axis, such as d4_axial_d), which this equivox installation does "
-            "not provide yet; plan an isotropic configuration instead (e.g. nnUNetv2_plan_experiment with "
-            "-overwrite_target_spacing to isotropic spacing) or wait for the axial groups.")
+    from ..groups import auto_group
+
+    name, why = auto_group(plan_spacing(kernels, strides))
+    if name == "trivial":
+        return ("No rotation keeps every kernel and stride of this plan (three different axes); plan an isotropic "
+                "or axial configuration instead (e.g. nnUNetv2_plan_experiment -overwrite_target_spacing).")
+    return f"Use group {name!r} (the plan's axes as spacings: {why})."
 
 
 def choose_group(kernels, strides, group: Optional[str] = None, cube_group: str = "octa") -> str:
     """The group an nnU-Net plan is built for.
 
-    ``group`` given: checked with :func:`check_plan_for_group` and returned. ``group=None``: ``cube_group`` for
-    isotropic plans; for anisotropic ones the first available axial group whose axis permutations keep every
-    kernel and stride (``ValueError`` naming the stage, kernel and stride otherwise).
+    ``group`` given: checked with :func:`check_plan_for_group` and returned. ``group=None``: the registry's choice
+    for the plan's axes (:func:`plan_spacing`): ``cube_group`` when it is exact for them (isotropic plans), else
+    :func:`equivox.groups.auto_group`'s largest exact group (the axial group about the odd axis). ``ValueError``
+    naming the stage, kernel and stride when no rotation fits.
     """
-    from ..groups import get_group
+    from ..groups import auto_group, exact_groups_for_spacing, get_group
 
     if group is not None:
         name = get_group(group).name
         check_plan_for_group(name, kernels, strides)
         return name
-    if not _anisotropic(kernels, strides):
-        name = get_group(cube_group).name
-        check_plan_for_group(name, kernels, strides)
-        return name
-    errors = []
-    for g in axial_candidates():
-        try:
-            check_plan_for_group(g, kernels, strides)
-            return g
-        except ValueError as err:
-            errors.append(str(err))
-    if errors:
-        raise ValueError(errors[0])
-    check_plan_for_group(get_group(cube_group).name, kernels, strides)  # raises, naming stage/kernel/stride
-    raise AssertionError("unreachable")  # pragma: no cover
+    spacing = plan_spacing(kernels, strides)
+    cube = get_group(cube_group).name
+    if cube in exact_groups_for_spacing(spacing):
+        check_plan_for_group(cube, kernels, strides)
+        return cube
+    name, _ = auto_group(spacing)
+    if name == "trivial":
+        check_plan_for_group(cube, kernels, strides)  # raises, naming stage, kernel and stride
+    check_plan_for_group(name, kernels, strides)
+    return name
 
 
 def fields_for_features(features: Sequence[int], field_size: int, keep: str = "width") -> Tuple[int, ...]:
