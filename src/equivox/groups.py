@@ -18,6 +18,7 @@ the grid centre. escnn's own R^3 coordinates are ``(x, y, z) = (w, -h, -d)``; th
 from __future__ import annotations
 
 import functools
+import importlib
 import itertools
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Dict, List, Optional, Tuple
@@ -250,7 +251,7 @@ class FourierFields(FieldKind):
                 a = np.stack([group.hidden_repr(x) @ kernel for x in grid])
             return {"A": torch.from_numpy(a).float(), "Ainv": torch.from_numpy(np.linalg.pinv(a)).float()}
 
-        grid = ("cube_orbits", self.n_seeds, self.seed)  # key kept as before the strategy objects: same cache
+        grid = ("cube_orbits", self.n_seeds, self.seed)  # part of the cache key of shipped and cached matrices
         key = f"fourier|escnn={ESCNN_VERSION}|{group.name}|L={self.band_limit}|grid={grid}"
         mats = cached_tensors(key, build)
         return mats["A"], mats["Ainv"]
@@ -545,14 +546,6 @@ class Group:
         return self.spec.fields.sampling_matrices(self)
 
     @property
-    def fourier_matrices(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(A, A_inv)`` of a group whose fields are sampled (:attr:`sampling_matrices`); ValueError otherwise."""
-        mats = self.sampling_matrices
-        if mats is None:
-            raise ValueError(f"group {self.name!r} uses {self.kind} fields; it has no Fourier sampling matrices")
-        return mats
-
-    @property
     def default_pooling(self) -> str:
         """Invariant pooling mode used when a model does not choose (``"group"`` or ``"norm"``)."""
         return self.spec.fields.default_pooling
@@ -592,10 +585,9 @@ def get_group(group) -> Group:
     return _INSTANCES[group]
 
 
-def _register_irreps_groups() -> None:
-    """``so3_irreps`` / ``o3_irreps``: e3nn irreps fields; :mod:`equivox.irreps.fields` adds them to the registry
-    when it is imported (whichever of the two modules is imported first; e3nn itself is imported on use)."""
-    from .irreps import fields  # noqa: F401
-
-
-_register_irreps_groups()
+#: modules that register groups whose field kinds live above this module (they import it): loaded by name at its
+#: end, so that ``get_group`` knows their groups whichever module is imported first. ``equivox.irreps.fields`` adds
+#: ``so3_irreps`` and ``o3_irreps`` (e3nn itself is imported only when one is built).
+_BUILTIN_PLUGINS = ("equivox.irreps.fields",)
+for _plugin in _BUILTIN_PLUGINS:
+    importlib.import_module(_plugin)
