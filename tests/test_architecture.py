@@ -120,12 +120,15 @@ def test_no_import_cycle_in_equivox():
 
 
 def test_no_group_name_or_field_kind_switch_outside_groups():
-    """Group knowledge lives in the registry: no ``kind == "fourier"``, ``name == "so3"`` or dict keyed by group
-    names in any other module of ``src/equivox``."""
+    """Group knowledge lives in the registry: no ``kind == "fourier"``, ``name == "so3"``, dict keyed by group
+    names, tuple / list literal of group names (``CUBE_GROUPS = ("octa", "full_octa")``) or substring test on a
+    name (``"axial" in g``) in any other module of ``src/equivox``."""
     import re
 
+    names = r"(trivial|octa|full_octa|ico|full_ico|so3|o3|[a-z0-9]*_axial\w*)"
     pattern = re.compile(r'kind\s*(==|!=)\s*"(fourier|regular)"|(name|group)\s*(==|!=|in)\s*\(?"(trivial|octa|'
-                         r'full_octa|ico|full_ico|so3|o3)"|"(octa|full_octa|ico|full_ico|so3|o3)"\s*:\s*[a-z_]')
+                         r'full_octa|ico|full_ico|so3|o3)"|"(octa|full_octa|ico|full_ico|so3|o3)"\s*:\s*[a-z_]'
+                         rf'|[(\[]\s*"{names}"\s*,\s*"{names}"|"(axial|octa|ico|so3|o3)"\s+(not\s+)?in\s+\w')
     hits = [f"{p.relative_to(SRC)}:{i}: {line.strip()}" for p in SRC.rglob("*.py") if p.name != "groups.py"
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not hits, "\n".join(hits)

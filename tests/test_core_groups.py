@@ -64,7 +64,7 @@ def test_cube_sets_and_element_algebra():
 @pytest.mark.parametrize("name", [n for n, s in GROUPS.items() if isinstance(s.fields, FourierFields)])
 def test_fourier_sampling_is_invertible_and_permuted_by_grid_elements(name):
     group = get_group(name)
-    a, a_inv = group.fourier_matrices
+    a, a_inv = group.sampling_matrices
     assert torch.allclose(a_inv @ a, torch.eye(group.field_size), atol=1e-4)
     coeffs = torch.randn(group.field_size, dtype=torch.float64)
     samples = a.double() @ coeffs

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..nn.fields import FieldSpec
-from ..nn.fieldwise import make_activation
+from ..nn.fieldwise import ActSpec, NormSpec, make_activation
 from ..nn.pooling import InvariantPooling
 from .encoder import EncoderNetwork
 
@@ -32,7 +32,7 @@ class InvariantClassifier(EncoderNetwork):
 
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, out_channels: int = 2,
                  channels: Sequence[int] = (4, 8, 16), strides: Sequence[int] = (2, 2), group: str = "octa",
-                 kernel_size: int = 3, norm: Optional[str] = "batch", act="elu", dropout: float = 0.0,
+                 kernel_size: int = 3, norm: NormSpec = "batch", act: ActSpec = "elu", dropout: float = 0.0,
                  convs_per_level: int = 2, pooling: Optional[str] = None, hidden_features: Sequence[int] = (64,),
                  head_dropout: float = 0.0):
         super().__init__()

@@ -1,7 +1,7 @@
 """Multi-scale equivariant encoders (feature extractors), and the base of networks built on one."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -9,6 +9,7 @@ from torch import nn
 from ..groups import get_group
 from ..nn.blocks import EquivariantConvBlock
 from ..nn.fields import FieldSpec
+from ..nn.fieldwise import ActSpec, NormSpec
 from ..nn.pooling import InvariantPooling
 from ..nn.sampling import EquivariantDownsample
 from .base import EquivariantNetwork
@@ -29,6 +30,9 @@ class EquivariantEncoder(EquivariantNetwork):
         group: registered group name (see :func:`equivox.groups.available_groups`).
         kernel_size: odd convolution size. norm: ``"batch"``, ``"instance"`` or ``None``. act: MONAI activation.
         dropout: field dropout probability. convs_per_level: convolutions per level.
+        make_level: ``(level, in_spec, fields) -> module`` building each level's block (default an
+            :class:`~equivox.nn.EquivariantConvBlock`); how :class:`~equivox.nets.EquivariantUNet`'s
+            ``_get_down_layer`` / ``_get_bottom_layer`` hooks reach the encoder.
 
     Forward: ``(B, in_channels, D, H, W)`` -> list of hidden feature maps, one per level, level ``i`` of shape
     ``(B, channels[i] * field_size, D / s_i, H / s_i, W / s_i)`` with ``s_i`` the product of the first ``i``
@@ -39,7 +43,8 @@ class EquivariantEncoder(EquivariantNetwork):
 
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, channels: Sequence[int] = (4, 8, 16),
                  strides: Sequence[int] = (2, 2), group: str = "octa", kernel_size: int = 3,
-                 norm: Optional[str] = "batch", act="elu", dropout: float = 0.0, convs_per_level: int = 2):
+                 norm: NormSpec = "batch", act: ActSpec = "elu", dropout: float = 0.0, convs_per_level: int = 2,
+                 make_level: Optional[Callable[[int, FieldSpec, int], nn.Module]] = None):
         super().__init__()
         self.channels, self.strides = self._check_args(spatial_dims, in_channels, 1, channels, strides, group,
                                                        len(tuple(channels)) - 1)
@@ -51,7 +56,8 @@ class EquivariantEncoder(EquivariantNetwork):
         self.downs = nn.ModuleList()
         for i, n in enumerate(self.channels):
             self.downs.append(EquivariantDownsample(self.strides[i - 1], spec) if i else nn.Identity())
-            block = EquivariantConvBlock(spec, n, kernel_size, norm, act, dropout, convs_per_level)
+            block = (make_level(i, spec, n) if make_level is not None else
+                     EquivariantConvBlock(spec, n, kernel_size, norm, act, dropout, convs_per_level))
             self.levels.append(block)
             spec = block.out_spec
             self.out_specs.append(spec)
@@ -94,7 +100,7 @@ class EquivariantFeatureExtractor(EquivariantEncoder):
 
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, channels: Sequence[int] = (4, 8, 16),
                  strides: Sequence[int] = (2, 2), group: str = "octa", kernel_size: int = 3,
-                 norm: Optional[str] = "batch", act="elu", dropout: float = 0.0, convs_per_level: int = 2,
+                 norm: NormSpec = "batch", act: ActSpec = "elu", dropout: float = 0.0, convs_per_level: int = 2,
                  output: str = "invariant", pooling: Optional[str] = None):
         super().__init__(spatial_dims, in_channels, channels, strides, group, kernel_size, norm, act, dropout,
                          convs_per_level)
@@ -128,13 +134,13 @@ class EncoderNetwork(EquivariantNetwork):
     """Base of networks built on an :class:`EquivariantEncoder` (``EquivariantUNet``, ``InvariantClassifier``)."""
 
     def _build_encoder(self, spatial_dims, in_channels, out_channels, channels, strides, group, kernel_size, norm,
-                       act, dropout, convs_per_level) -> None:
+                       act, dropout, convs_per_level, make_level=None) -> None:
         """Check the MONAI-style arguments, build ``self.encoder`` and take over its settings; the encoder's input
         check names this network in its messages."""
         self._check_args(spatial_dims, in_channels, out_channels, channels, strides, group,
                          len(tuple(channels)) - 1)
         self.encoder = EquivariantEncoder(spatial_dims, in_channels, channels, strides, group, kernel_size, norm, act,
-                                          dropout, convs_per_level)
+                                          dropout, convs_per_level, make_level)
         self.group, self.in_channels, self.out_channels = group, in_channels, out_channels
         self.channels, self.strides = self.encoder.channels, self.encoder.strides
         self.encoder.input_check = self._make_input_check()

@@ -71,7 +71,7 @@ from ..groups import get_group
 from ..nn.blocks import FieldResidualUnit
 from ..nn.conv import EquivariantConv3d
 from ..nn.fields import FieldSpec
-from ..nn.fieldwise import FieldNormAct, make_activation
+from ..nn.fieldwise import ActSpec, FieldNormAct, NormSpec, make_activation, make_norm
 from ..nn.module import EquivariantModule, input_check
 from ..nn.sampling import EquivariantDownsample, EquivariantUpsample
 
@@ -94,14 +94,11 @@ def field_spec(group: str, n: int, kind: str) -> FieldSpec:
     return FieldSpec.scalar(group, n) if kind == "scalar" else FieldSpec.hidden(group, n)
 
 
-def scalar_norm_act(channels: int, norm: Optional[str], act, dropout: float = 0.0) -> nn.Module:
+def scalar_norm_act(channels: int, norm: NormSpec, act: ActSpec, dropout: float = 0.0) -> nn.Module:
     """Norm -> activation -> dropout on **scalar** channels (any per-channel norm and pointwise activation is
     equivariant there). ``(B, channels, D, H, W)`` -> same."""
-    norms = {"batch": nn.BatchNorm3d(channels), "instance": nn.InstanceNorm3d(channels, affine=True),
-             None: nn.Identity()}
-    if norm not in norms:
-        raise ValueError(f"norm must be 'batch', 'instance' or None, got {norm!r}")
-    return nn.Sequential(norms[norm], make_activation(act), nn.Dropout3d(dropout) if dropout else nn.Identity())
+    return nn.Sequential(make_norm(norm, channels), make_activation(act),
+                         nn.Dropout3d(dropout) if dropout else nn.Identity())
 
 
 def _check_spatial_dims(spatial_dims: int) -> None:
@@ -172,8 +169,8 @@ class EquivariantConvolution(_MonaiBlock):
     """
 
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, out_channels: int = 1, group: str = "octa",
-                 strides: Union[int, Sequence[int]] = 1, kernel_size: int = 3, act="elu",
-                 norm: Optional[str] = "batch", dropout: float = 0.0, in_fields: str = "scalar",
+                 strides: Union[int, Sequence[int]] = 1, kernel_size: int = 3, act: ActSpec = "elu",
+                 norm: NormSpec = "batch", dropout: float = 0.0, in_fields: str = "scalar",
                  out_fields: str = "hidden", conv_only: bool = False, bias: bool = True, is_transposed: bool = False,
                  upsample_mode: str = "trilinear"):
         super().__init__()
@@ -231,8 +228,8 @@ class EquivariantResidualUnit(_MonaiBlock):
     """
 
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, out_channels: int = 1, group: str = "octa",
-                 strides: Union[int, Sequence[int]] = 1, kernel_size: int = 3, subunits: int = 2, act="elu",
-                 norm: Optional[str] = "batch", dropout: float = 0.0, in_fields: str = "scalar"):
+                 strides: Union[int, Sequence[int]] = 1, kernel_size: int = 3, subunits: int = 2, act: ActSpec = "elu",
+                 norm: NormSpec = "batch", dropout: float = 0.0, in_fields: str = "scalar"):
         super().__init__()
         _check_spatial_dims(spatial_dims)
         if int(subunits) < 1:

@@ -8,6 +8,7 @@ from monai.networks.layers import SkipConnection
 from torch import nn
 
 from ..nn.fields import FieldSpec
+from ..nn.fieldwise import ActSpec, NormSpec
 from .base import EquivariantNetwork
 from .monai_blocks import EquivariantConvolution, EquivariantResidualUnit
 
@@ -60,8 +61,8 @@ class EquivariantMonaiUNet(EquivariantNetwork):
 
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, out_channels: int = 2,
                  channels: Sequence[int] = (4, 8, 16), strides: Sequence[int] = (2, 2), group: str = "octa",
-                 kernel_size: int = 3, up_kernel_size: int = 3, num_res_units: int = 0, act="prelu",
-                 norm: Optional[str] = "instance", dropout: float = 0.0, bias: bool = True,
+                 kernel_size: int = 3, up_kernel_size: int = 3, num_res_units: int = 0, act: ActSpec = "prelu",
+                 norm: NormSpec = "instance", dropout: float = 0.0, bias: bool = True,
                  upsample_mode: str = "trilinear"):
         super().__init__()
         channels, strides = self._check_args(spatial_dims, in_channels, out_channels, channels, strides, group,

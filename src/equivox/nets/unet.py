@@ -1,7 +1,7 @@
 """Equivariant U-Net for segmentation with per-voxel invariant logits."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -9,6 +9,7 @@ from torch import nn
 from ..nn.blocks import EquivariantConvBlock, invariant_voxel_head
 from ..nn.conv import EquivariantConv3d
 from ..nn.fields import FieldSpec
+from ..nn.fieldwise import ActSpec, NormSpec
 from ..nn.heads import GroupStatsHead
 from ..nn.label_swap import ClassSwapHead
 from ..nn.sampling import EquivariantUpsample
@@ -50,6 +51,16 @@ class EquivariantUNet(EncoderNetwork):
     For ``ico``/``so3``/``o3`` the same holds exactly for the grid-exact elements and approximately for others.
     With ``class_swaps``, improper elements also permute the classes: ``net(g.apply(x)) ==
     g.apply(net(x))[:, net.class_permutation]`` (the evaluation permutes labels alike).
+
+    Built as MONAI's ``UNet``: override :meth:`_get_down_layer`, :meth:`_get_bottom_layer`, :meth:`_get_up_layer`
+    or :meth:`_get_head_layer` to change a layer kind (the state-dict layout stays as long as the layers do);
+    check the result with ``net.check_equivariance()``.
+
+    >>> import torch
+    >>> net = EquivariantUNet(out_channels=2, channels=(1, 2), strides=(2,), group="c4_axial")
+    >>> net(torch.randn(1, 1, 8, 8, 8)).shape
+    torch.Size([1, 2, 8, 8, 8])
+    >>> errors = net.check_equivariance()
     """
 
     #: the ``head`` choices
@@ -57,29 +68,58 @@ class EquivariantUNet(EncoderNetwork):
 
     def __init__(self, spatial_dims: int = 3, in_channels: int = 1, out_channels: int = 2,
                  channels: Sequence[int] = (4, 8, 16), strides: Sequence[int] = (2, 2), group: str = "octa",
-                 kernel_size: int = 3, norm: Optional[str] = "batch", act="elu", dropout: float = 0.0,
+                 kernel_size: int = 3, norm: NormSpec = "batch", act: ActSpec = "elu", dropout: float = 0.0,
                  convs_per_level: int = 2, upsample_mode: str = "trilinear", head: str = "stats",
                  head_fields: Optional[int] = None, class_swaps: Optional[Sequence[Sequence[int]]] = None):
         super().__init__()
+        if head not in self.HEADS:
+            raise ValueError(f"head must be one of {self.HEADS}, got {head!r}")
+        self.kernel_size, self.norm, self.act, self.dropout = kernel_size, norm, act, dropout
+        self.convs_per_level, self.upsample_mode = convs_per_level, upsample_mode
+        n_levels = len(tuple(channels))
+
+        def level(i: int, spec: FieldSpec, fields: int) -> nn.Module:
+            return self._get_bottom_layer(spec, fields) if i == n_levels - 1 else self._get_down_layer(spec, fields)
+
         self._build_encoder(spatial_dims, in_channels, out_channels, channels, strides, group, kernel_size, norm, act,
-                            dropout, convs_per_level)
+                            dropout, convs_per_level, level)
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
         spec = self.encoder.out_specs[-1]
         for i in range(len(self.channels) - 2, -1, -1):
-            self.ups.append(EquivariantUpsample(self.strides[i], upsample_mode))
-            block = EquivariantConvBlock(spec + self.encoder.out_specs[i], self.channels[i], kernel_size, norm, act, dropout,
-                                         convs_per_level)
+            up, block = self._get_up_layer(spec, self.encoder.out_specs[i], self.channels[i], self.strides[i])
+            self.ups.append(up)
             self.decoders.append(block)
             spec = block.out_spec
-        if head not in self.HEADS:
-            raise ValueError(f"head must be one of {self.HEADS}, got {head!r}")
         self.head_kind = head
         self.head = self._get_head_layer(spec, head, int(head_fields or 4 * self.channels[0]), norm, act,
                                          class_swaps)
         self.out_spec = FieldSpec.scalar(self.group, self.out_channels)
         self.class_swaps = getattr(self.head, "class_swaps", None)
         self.class_permutation = getattr(self.head, "permutation", None)
+
+    # ------------------------------------------------------------------ layer hooks (override to customise)
+    def _get_down_layer(self, in_spec: FieldSpec, out_fields: int) -> nn.Module:
+        """One encoder level: ``in_spec`` fields (the input's scalar channels at the top) -> ``out_fields`` hidden
+        fields at the same resolution (the shared :class:`~equivox.nn.EquivariantDownsample` comes before it).
+        Default: an :class:`~equivox.nn.EquivariantConvBlock` of ``convs_per_level`` convolutions. The module must
+        set ``out_spec``."""
+        return EquivariantConvBlock(in_spec, out_fields, self.kernel_size, self.norm, self.act, self.dropout,
+                                    self.convs_per_level)
+
+    def _get_bottom_layer(self, in_spec: FieldSpec, out_fields: int) -> nn.Module:
+        """The bottom (coarsest) level; default: :meth:`_get_down_layer`."""
+        return self._get_down_layer(in_spec, out_fields)
+
+    def _get_up_layer(self, in_spec: FieldSpec, skip_spec: FieldSpec, out_fields: int,
+                      stride: int) -> Tuple[nn.Module, nn.Module]:
+        """One decoder level: ``(up, block)`` with ``up`` upsampling the ``in_spec`` fields by ``stride`` and
+        ``block`` mapping ``[up(x), skip]`` (``in_spec + skip_spec`` fields) to ``out_fields`` hidden fields.
+        Default: :class:`~equivox.nn.EquivariantUpsample` and an :class:`~equivox.nn.EquivariantConvBlock`."""
+        up = EquivariantUpsample(stride, self.upsample_mode, in_spec)
+        block = EquivariantConvBlock(in_spec + skip_spec, out_fields, self.kernel_size, self.norm, self.act,
+                                     self.dropout, self.convs_per_level)
+        return up, block
 
     def _get_head_layer(self, spec: FieldSpec, head: str, head_fields: int, norm, act,
                         class_swaps: Optional[Sequence[Sequence[int]]] = None) -> nn.Module:

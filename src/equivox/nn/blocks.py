@@ -13,7 +13,7 @@ from ..core import PlainModule
 from ..export import to_plain
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
-from .fieldwise import FieldNormAct, per_field_activation
+from .fieldwise import ActSpec, FieldNormAct, NormSpec, per_field_activation
 from .module import EquivariantModule, as_field_spec
 from .pooling import InvariantPooling
 
@@ -45,8 +45,8 @@ class EquivariantConvBlock(EquivariantModule):
     ``nn.Sequential`` of ``Conv3d`` / norm / activation layers.
     """
 
-    def __init__(self, in_type, out_fields: int, kernel_size: int = 3, norm: Optional[str] = "batch", act="elu",
-                 dropout: float = 0.0, n_convs: int = 2):
+    def __init__(self, in_type, out_fields: int, kernel_size: int = 3, norm: NormSpec = "batch",
+                 act: ActSpec = "elu", dropout: float = 0.0, n_convs: int = 2):
         super().__init__()
         in_spec = as_field_spec(in_type)
         conv0 = EquivariantConv3d(in_spec, FieldSpec.hidden(in_spec.group, out_fields), kernel_size, bias=norm is None)
@@ -73,8 +73,8 @@ class FieldResidualUnit(EquivariantModule):
     :class:`Residual`. (The MONAI-signature residual unit is :class:`equivox.nets.EquivariantResidualUnit`.)
     """
 
-    def __init__(self, in_type, out_fields: int, kernel_size: int = 3, norm: Optional[str] = "batch", act="elu",
-                 dropout: float = 0.0, n_convs: int = 2):
+    def __init__(self, in_type, out_fields: int, kernel_size: int = 3, norm: NormSpec = "batch",
+                 act: ActSpec = "elu", dropout: float = 0.0, n_convs: int = 2):
         super().__init__()
         self.block = EquivariantConvBlock(in_type, out_fields, kernel_size, norm, act, dropout, n_convs)
         self.in_spec, self.out_spec = self.block.in_spec, self.block.out_spec
@@ -88,8 +88,9 @@ class FieldResidualUnit(EquivariantModule):
         return Residual(to_plain(self.block), to_plain(self.skip))
 
 
-def invariant_voxel_head(in_spec: FieldSpec, out_channels: int, hidden_fields: int, norm: Optional[str] = "batch",
-                         act="elu", pooling: Optional[str] = None) -> nn.Sequential:
+def invariant_voxel_head(in_spec: FieldSpec, out_channels: int, hidden_fields: int,
+                         norm: NormSpec = "batch", act: ActSpec = "elu",
+                         pooling: Optional[str] = None) -> nn.Sequential:
     """Per-voxel invariant logits through a *nonlinear* invariant map (a segmentation head).
 
     A linear equivariant map from a regular field to a scalar has one degree of freedom (the field's mean), so a

@@ -234,7 +234,6 @@ class EquivariantConv3d(EquivariantModule):
                 self.register_buffer("bias_expansion", expansion, persistent=False)
                 self.bias = nn.Parameter(torch.zeros(expansion.shape[1]))
         self._single = len(self._pairs) == 1 and len(in_reps) == 1 and len(out_reps) == 1
-        self._filter_cache: Optional[Tuple[tuple, torch.Tensor, Optional[torch.Tensor]]] = None
         self._register_load_state_dict_pre_hook(self._remap_on_load, with_module=False)
 
     # ------------------------------------------------------------------ filter
@@ -266,10 +265,9 @@ class EquivariantConv3d(EquivariantModule):
         return filt, bias
 
     def _filter(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        # Expanded afresh on every call, in every mode. An eval-mode cache keyed on tensor versions missed weight
-        # writes through ``p.data`` (EMA, ``vector_to_parameters``), and the expansion costs ~1% of an eval forward
+        # Expanded afresh on every call, in every mode: a cache keyed on tensor versions would miss weight writes
+        # through ``p.data`` (EMA, ``vector_to_parameters``), and the expansion costs ~1% of an eval forward
         # (EquivariantUNet at 32^3, CPU); ``export()`` gives a plain Conv3d for deployment.
-        self._filter_cache = None
         return self.expand_parameters()
 
     def forward(self, x):
@@ -320,15 +318,6 @@ class EquivariantConv3d(EquivariantModule):
             w = state_dict[w_key]
             state_dict[w_key] = w[..., perm] * sign[:, 0].to(w.dtype)
             state_dict[fp_key] = ours.to(state_dict[fp_key].dtype)
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._filter_cache = None
-        super()._load_from_state_dict(*args, **kwargs)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_filter_cache"] = None
-        return state
 
     # ------------------------------------------------------------------ export
     def _export(self) -> nn.Conv3d:

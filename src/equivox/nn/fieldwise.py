@@ -12,12 +12,12 @@ them and approximate for other rotations. Which of the two a group uses is its f
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import copy
 
 import torch
-from monai.networks.layers.factories import Act
+from monai.networks.layers.factories import Act, Norm
 from torch import nn
 
 from ..core import ExportError, bn_affine, grouped_1x1
@@ -25,18 +25,47 @@ from ..groups import get_group
 from .fields import FieldSpec
 from .module import EquivariantModule
 
-__all__ = ["FieldNormAct", "make_activation", "make_norm", "per_field_activation"]
+__all__ = ["ActSpec", "FieldNormAct", "NormSpec", "make_activation", "make_norm", "per_field_activation"]
+
+#: a MONAI-style activation: a name of MONAI's ``Act`` factory (``"elu"``), ``(name, kwargs)`` or ``None``
+ActSpec = Union[str, Tuple[str, Dict[str, Any]], None]
+#: a MONAI-style norm: ``"batch"``, ``"instance"``, ``"group"``, ``(name, kwargs)`` or ``None``
+NormSpec = Union[str, Tuple[str, Dict[str, Any]], None]
+#: norms whose statistics can be shared by a field's channels (per channel over space, or over groups of them)
+FIELD_NORMS = ("batch", "instance", "group")
 
 
-def make_norm(norm: Optional[str], channels: int) -> nn.Module:
-    """``"batch"`` / ``"instance"`` (affine) / ``None`` -> a 3D norm over ``channels`` (or ``nn.Identity``)."""
-    if norm == "batch":
-        return nn.BatchNorm3d(channels)
-    if norm == "instance":
-        return nn.InstanceNorm3d(channels, affine=True)
+def _split_spec(spec) -> Tuple[str, Dict[str, Any]]:
+    if isinstance(spec, str):
+        return spec.lower(), {}
+    if isinstance(spec, (tuple, list)) and len(spec) in (1, 2) and isinstance(spec[0], str):
+        return spec[0].lower(), dict(spec[1]) if len(spec) > 1 else {}
+    raise ValueError(f"expected a name or (name, kwargs), got {spec!r}")
+
+
+def make_norm(norm: NormSpec, channels: int) -> nn.Module:
+    """A MONAI-style norm spec -> a 3D norm over ``channels`` through MONAI's ``Norm`` factory (``nn.Identity``
+    for ``None``). ``"instance"`` is affine unless its kwargs say otherwise; ``("group", {"num_groups": g})``
+    normalizes groups of ``channels / g`` channels.
+
+    >>> make_norm(("batch", {"momentum": 0.01}), 4).momentum
+    0.01
+    >>> make_norm("instance", 4).affine
+    True
+    """
     if norm is None:
         return nn.Identity()
-    raise ValueError(f"norm must be 'batch', 'instance' or None, got {norm!r}")
+    name, kwargs = _split_spec(norm)
+    if name not in FIELD_NORMS:
+        raise ValueError(f"norm must be one of {FIELD_NORMS} (or (name, kwargs)) or None, got {norm!r}")
+    if name == "instance":
+        kwargs.setdefault("affine", True)
+    try:
+        if name == "group":
+            return Norm[name, 3](num_channels=channels, **kwargs)
+        return Norm[name, 3](channels, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"norm {norm!r}: {err}") from err
 
 
 def per_field_activation(act, n_fields: int):
@@ -47,7 +76,7 @@ def per_field_activation(act, n_fields: int):
     return act
 
 
-def make_activation(act: Union[str, Tuple, None]) -> nn.Module:
+def make_activation(act: ActSpec) -> nn.Module:
     """MONAI-style activation spec (``"relu"``, ``("elu", {"alpha": 1.0})``, ``None``) -> module.
 
     Any *pointwise* activation is allowed: it is applied to regular-field channels or to grid samples.
@@ -68,7 +97,8 @@ class FieldNormAct(EquivariantModule):
         group: registered group name.
         n_fields: number of hidden fields (tensor channels ``n_fields * field_size``).
         norm: ``"batch"`` (statistics per field over batch, space and the field's channels/samples),
-            ``"instance"`` (per sample), or ``None``.
+            ``"instance"`` (per sample), ``"group"`` (groups of whole fields, ``("group", {"num_groups": g})``),
+            any of them as ``(name, kwargs)`` for MONAI's ``Norm`` factory, or ``None``.
         act: MONAI-style activation spec; ``None`` for none.
         dropout: probability of zeroing a whole field (keeps equivariance in distribution).
 
@@ -79,7 +109,8 @@ class FieldNormAct(EquivariantModule):
     norm / activation, and one back.
     """
 
-    def __init__(self, group: str, n_fields: int, norm: Optional[str] = "batch", act="elu", dropout: float = 0.0):
+    def __init__(self, group: str, n_fields: int, norm: NormSpec = "batch", act: ActSpec = "elu",
+                 dropout: float = 0.0):
         super().__init__()
         g = get_group(group)
         self.group = g.name
@@ -158,6 +189,12 @@ class FieldNormAct(EquivariantModule):
                 b = norm.bias.detach() if norm.affine else torch.zeros(n)
                 gn.weight.copy_(w.repeat_interleave(per_field))
                 gn.bias.copy_(b.repeat_interleave(per_field))
+            layers.append(gn)
+        elif isinstance(norm, nn.GroupNorm):  # groups of whole fields: the same statistics on the channels
+            gn = nn.GroupNorm(norm.num_groups, n * per_field, eps=norm.eps, affine=True)
+            with torch.no_grad():
+                gn.weight.copy_(norm.weight.detach().repeat_interleave(per_field) if norm.affine else 1.0)
+                gn.bias.copy_(norm.bias.detach().repeat_interleave(per_field) if norm.affine else 0.0)
             layers.append(gn)
         elif not isinstance(norm, (nn.Identity, nn.BatchNorm3d)):
             raise ExportError(f"unsupported normalization {type(norm).__name__} in {self}")

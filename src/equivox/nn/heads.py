@@ -10,7 +10,7 @@ from ..core import PlainModule
 from ..export import to_plain
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
-from .fieldwise import make_norm
+from .fieldwise import NormSpec, make_norm
 from .module import EquivariantModule
 from .pooling import InvariantPooling
 
@@ -47,7 +47,7 @@ class GroupStatsHead(EquivariantModule):
     element (the statistics are; everything after them is per voxel).
     """
 
-    def __init__(self, in_spec: FieldSpec, out_channels: int, norm: Optional[str] = "batch"):
+    def __init__(self, in_spec: FieldSpec, out_channels: int, norm: NormSpec = "batch"):
         super().__init__()
         n = len(in_spec)
         self.in_spec, self.out_spec = in_spec, FieldSpec.scalar(in_spec.group, out_channels)

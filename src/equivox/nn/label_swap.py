@@ -29,7 +29,7 @@ from ..export import to_plain
 from ..groups import get_group
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
-from .fieldwise import FieldNormAct, per_field_activation
+from .fieldwise import ActSpec, FieldNormAct, NormSpec, per_field_activation
 from .module import EquivariantModule
 
 __all__ = ["ClassSwapHead", "CosetSwapHead", "class_permutation", "coset_channels", "groups_with_reflections",
@@ -155,7 +155,7 @@ class ClassSwapHead(EquivariantModule):
     """
 
     def __init__(self, in_spec: FieldSpec, out_channels: int, class_swaps: Sequence[Sequence[int]],
-                 hidden_fields: int, norm: Optional[str] = "batch", act="elu"):
+                 hidden_fields: int, norm: NormSpec = "batch", act: ActSpec = "elu"):
         super().__init__()
         group = in_spec.group
         self.permutation = class_permutation(class_swaps, out_channels)

@@ -106,10 +106,10 @@ def plan_spacing(kernels, strides) -> Tuple[float, float, float]:
 
 
 def _advice(kernels, strides) -> str:
-    from ..groups import auto_group
+    from ..groups import auto_group, grid_elements_of_name
 
     name, why = auto_group(plan_spacing(kernels, strides))
-    if name == "trivial":
+    if len(grid_elements_of_name(name)) == 1:  # the registry's choice has no rotation
         return ("No rotation keeps every kernel and stride of this plan (three different axes); plan an isotropic "
                 "or axial configuration instead (e.g. nnUNetv2_plan_experiment -overwrite_target_spacing).")
     return f"Use group {name!r} (the plan's axes as spacings: {why})."
@@ -123,7 +123,7 @@ def choose_group(kernels, strides, group: Optional[str] = None, cube_group: str 
     :func:`equivox.groups.auto_group`'s largest exact group (the axial group about the odd axis). ``ValueError``
     naming the stage, kernel and stride when no rotation fits.
     """
-    from ..groups import auto_group, exact_groups_for_spacing, get_group
+    from ..groups import auto_group, exact_groups_for_spacing, get_group, grid_elements_of_name
 
     if group is not None:
         name = get_group(group).name
@@ -135,7 +135,7 @@ def choose_group(kernels, strides, group: Optional[str] = None, cube_group: str 
         check_plan_for_group(cube, kernels, strides)
         return cube
     name, _ = auto_group(spacing)
-    if name == "trivial":
+    if len(grid_elements_of_name(name)) == 1:  # no rotation fits the plan
         check_plan_for_group(cube, kernels, strides)  # raises, naming stage, kernel and stride
     check_plan_for_group(name, kernels, strides)
     return name
