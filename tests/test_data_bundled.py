@@ -23,7 +23,7 @@ def _load_module():
 b = _load_module()
 D = b.BUNDLED_DIR
 NAMES = ["lidc_nodules_32", "chest_ct_3mm", "furniture_shapes_32", "brain_atlas_2mm", "kicad_parts_32",
-         "brain_atlas_lr_2mm"]
+         "brain_atlas_lr_2mm", "lidc_attributes_32"]
 
 
 @pytest.fixture(scope="module")
@@ -322,3 +322,28 @@ def test_kicad_parts_torch_dataset_and_meshes(tmp_path):
     assert len(paths) == len(ds)
     # re-voxelising a mesh reproduces the bundled grid: the mesh-level rotation protocol starts from it
     assert np.array_equal(voxelize_mesh(paths[0], size=32, method="fill"), item["image"][0].numpy() > 0.5)
+
+
+# --------------------------------------------------------------------------- LIDC shape attributes
+@pytest.mark.parametrize("attribute,threshold", [("spiculation", 2), ("lobulation", 2), ("sphericity", 4),
+                                                 ("margin", 4)])
+def test_lidc_attributes_follow_the_stated_rule(lidc, attribute, threshold):
+    d = b.load_lidc_attributes(attribute)
+    assert np.array_equal(d["masks"], lidc["masks"]) and np.array_equal(d["split"], lidc["split"])
+    r = d["ratings"].astype(float)
+    n = len(d["label"])
+    few = lidc["n_annotations"] <= 4  # clusters of > 4 annotations store only 4 ratings
+    assert few.mean() > 0.95
+    for i in np.flatnonzero(few):  # the median of the stored reader ratings, and the label from it
+        rr = r[i][r[i] > 0]
+        assert len(rr) == lidc["n_annotations"][i] and np.median(rr) == d["median"][i]
+        assert 1 <= rr.min() and rr.max() <= 5
+    assert np.array_equal(d["label"], (d["median"] >= threshold).astype(np.int64))
+    assert d["metadata"]["labels"][attribute]["threshold"] == threshold
+    assert d["metadata"]["masks_sha256"] == hashlib.sha256((D / "lidc_nodules_32.npz").read_bytes()).hexdigest()
+    for s in ("train", "val", "test"):
+        part = b.load_lidc_attributes(attribute, s)
+        assert set(part["split"]) == {s} and 0.15 < part["label"].mean() < 0.85, (attribute, s)
+        assert part["label"].tolist() == d["label"][d["split"] == s].tolist()
+    with pytest.raises(ValueError, match="attribute must be one of"):
+        b.load_lidc_attributes("texture")

@@ -580,3 +580,96 @@ def test_build_brain_atlas_lr_on_tiny_volumes(tmp_path):
     meta = json.loads((out / "brain_atlas_lr_2mm.json").read_text())
     assert meta["class_swaps"][0] == [1, 2] and meta["labels"]["15"] == "vermis"
     assert set(meta["files"]) == {"brain_atlas_2mm_image.nii.gz", "brain_atlas_lr_2mm_label.nii.gz"}
+
+
+# --------------------------------------------------------------------------- LIDC shape attributes
+import types  # noqa: E402
+
+import build_lidc_attributes as lattr  # noqa: E402
+
+
+def test_lidc_attribute_labels_and_ratings_table():
+    med = np.array([1, 1.5, 2, 2.5, 3, 4, 5])
+    assert lattr.binary_label(med, "spiculation").tolist() == [0, 0, 1, 1, 1, 1, 1]  # >= 2
+    assert lattr.binary_label(med, "margin").tolist() == [0, 0, 0, 0, 0, 1, 1]  # >= 4
+    with pytest.raises(KeyError):
+        lattr.binary_label(med, "texture")
+    t = lattr.ratings_table([[3, 1, 2], [5], [4, 4, 4, 4, 4]])
+    assert t.dtype == np.int8 and t.tolist() == [[1, 2, 3, 0], [5, 0, 0, 0], [4, 4, 4, 4]]
+
+
+class _Col:
+    def __init__(self, name):
+        self.name = name
+
+    def __eq__(self, value):
+        return lambda obj: getattr(obj, self.name) == value
+
+    __hash__ = object.__hash__
+
+
+class _Query:
+    def __init__(self, items):
+        self.items = list(items)
+
+    def order_by(self, col):
+        return _Query(sorted(self.items, key=lambda s: getattr(s, col.name)))
+
+    def filter(self, pred):
+        return _Query([s for s in self.items if pred(s)])
+
+    def first(self):
+        return self.items[0] if self.items else None
+
+    def count(self):
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+
+def _fake_pylidc(scans):
+    mod = types.ModuleType("pylidc")
+    mod.Scan = type("Scan", (), {"id": _Col("id")})
+    mod.query = lambda cls: _Query(scans)
+    return mod
+
+
+def _ann(mal, spic, lob, sph, mar):
+    return types.SimpleNamespace(malignancy=mal, spiculation=spic, lobulation=lob, sphericity=sph, margin=mar)
+
+
+def _scan(sid, patient, clusters):
+    return types.SimpleNamespace(id=sid, patient_id=patient, cluster_annotations=lambda verbose=False: clusters)
+
+
+def test_build_lidc_attributes_with_a_fake_pylidc(tmp_path, monkeypatch):
+    scans = [
+        _scan(2, "LIDC-IDRI-0002", [[_ann(5, 4, 3, 2, 1), _ann(4, 3, 3, 2, 2)],     # malignant, spiculated
+                                    [_ann(3, 1, 1, 5, 5)]]),                       # indeterminate: dropped
+        _scan(1, "LIDC-IDRI-0001", [[_ann(1, 1, 1, 5, 5), _ann(2, 1, 2, 4, 4), _ann(1, 2, 1, 5, 4)]]),
+    ]
+    monkeypatch.setitem(sys.modules, "pylidc", _fake_pylidc(scans))
+    out = tmp_path / "bundled"
+    out.mkdir()
+    masks = dict(patient_id=np.array(["LIDC-IDRI-0001", "LIDC-IDRI-0002"]), scan_id=np.array([1, 2], np.int32),
+                 n_annotations=np.array([3, 2], np.int8), malignancy_median=np.array([1, 4.5], np.float32),
+                 split=np.array(["train", "test"]))
+    np.savez(out / "lidc_nodules_32.npz", **masks)
+    counts = lattr.main(["--out", str(out), "--workers", "1"])
+    z = np.load(out / "lidc_attributes_32.npz")
+    assert z["patient_id"].tolist() == ["LIDC-IDRI-0001", "LIDC-IDRI-0002"]
+    assert z["spiculation_median"].tolist() == [1.0, 3.5] and z["margin_median"].tolist() == [4.0, 1.5]
+    assert z["lobulation_ratings"].tolist() == [[1, 1, 2, 0], [3, 3, 0, 0]]
+    assert counts["spiculation"]["test"] == {"not_spiculated": 0, "spiculated": 1}
+    assert counts["margin"]["train"] == {"not_sharp": 0, "sharp": 1}
+    meta = json.loads((out / "lidc_attributes_32.json").read_text())
+    assert meta["labels"]["sphericity"]["threshold"] == 4.0 and meta["labels"]["sphericity"]["1"] == "round"
+    assert meta["masks_sha256"] == hashlib.sha256((out / "lidc_nodules_32.npz").read_bytes()).hexdigest()
+    # a mask file of other nodules is refused, naming the first difference
+    masks["n_annotations"] = np.array([3, 4], np.int8)
+    np.savez(out / "lidc_nodules_32.npz", **masks)
+    with pytest.raises(SystemExit, match="nodule 1 differs"):
+        lattr.main(["--out", str(out), "--workers", "1"])
+    with pytest.raises(SystemExit, match="build_lidc_nodules.py"):
+        lattr.main(["--out", str(tmp_path / "empty"), "--workers", "1"])

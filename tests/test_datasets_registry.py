@@ -72,9 +72,11 @@ def _error_line(capsys) -> str:
 
 # ------------------------------------------------------------------------------------------------ the registry
 def test_bundled_datasets_are_registered_with_provenance_from_their_json():
-    assert dataset_names()[:8] == ("lidc", "furniture", "chest_ct", "brain_atlas", "kicad_parts", "brain_atlas_lr",
-                                   "chest_ct_heldout", "brain_atlas_heldout")
-    assert dataset_names("classify")[:3] == ("lidc", "furniture", "kicad_parts")
+    assert dataset_names()[:12] == ("lidc", "furniture", "chest_ct", "brain_atlas", "kicad_parts", "brain_atlas_lr",
+                                    "chest_ct_heldout", "brain_atlas_heldout", "lidc_spiculation", "lidc_lobulation",
+                                    "lidc_sphericity", "lidc_margin")
+    assert dataset_names("classify")[:7] == ("lidc", "furniture", "kicad_parts", "lidc_spiculation", "lidc_lobulation",
+                                             "lidc_sphericity", "lidc_margin")
     assert dataset_names("segmentation")[:5] == ("chest_ct", "brain_atlas", "brain_atlas_lr", "chest_ct_heldout",
                                                  "brain_atlas_heldout")
     for name, stem in BUNDLED.items():
@@ -97,6 +99,17 @@ def test_bundled_datasets_are_registered_with_provenance_from_their_json():
         assert spec.aliases == () and spec.provenance == whole.provenance
         assert spec.metadata()["licence"] == whole.metadata()["licence"] and spec.metadata()["available"] is True
     assert bundled_datasets()["chest_ct_3mm"]["loader"] == get_dataset("chest_ct").loader
+
+
+def test_lidc_attribute_datasets_share_the_lidc_split():
+    lidc_test = get_dataset("lidc").load_split("test")
+    for attribute in ("spiculation", "lobulation", "sphericity", "margin"):
+        spec = get_dataset(f"lidc_{attribute}", "classification")
+        assert spec.aliases == () and spec.metadata()["available"] is True
+        d = spec.load_split("test")
+        assert np.array_equal(d["images"], lidc_test["images"]) and set(np.unique(d["labels"])) == {0, 1}
+        assert len(d["class_names"]) == 2 and d["class_names"][1] in ("spiculated", "lobulated", "round", "sharp")
+    assert "lidc_attributes_32" in bundled_datasets()
 
 
 def test_kicad_parts_registry_splits():
