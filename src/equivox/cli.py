@@ -674,7 +674,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as e:  # argparse: --help (0) or a usage error (2, message already printed)
         return int(e.code or 0)
     _quiet_libraries()
-    warnings.formatwarning = _one_line_warning
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     from .data import DataError
 
     try:
@@ -688,6 +688,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"equivox: error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = formatwarning  # main() called from Python leaves the caller's format as it was
 
 
 if __name__ == "__main__":  # pragma: no cover
