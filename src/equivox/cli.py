@@ -605,13 +605,15 @@ def _cmd_data(args) -> int:
     from .data import BUNDLED_DIR, get_dataset, list_datasets
 
     if args.data_command == "list":
-        _say(f"{'name':<13}{'file stem':<22}{'task':<16}{'size':>10}  available  licence")
-        for spec in list_datasets():
+        specs = list_datasets()
+        w = max([len("name")] + [len(spec.name) for spec in specs]) + 2
+        _say(f"{'name':<{w}}{'file stem':<22}{'task':<16}{'size':>10}  available  licence")
+        for spec in specs:
             d = spec.metadata()
             stem = spec.aliases[0] if spec.aliases else "-"
             size = f"{sum(f.get('bytes', 0) for f in d['files'].values()) / 1e6:>8.2f}MB" if d["files"] else \
                 f"{'-':>10}"
-            _say(f"{spec.name:<13}{stem:<22}{d['task']:<16}{size}  {str(d['available']):<9}  {d['licence']}")
+            _say(f"{spec.name:<{w}}{stem:<22}{d['task']:<16}{size}  {str(d['available']):<9}  {d['licence']}")
         _say(f"(bundled files in {BUNDLED_DIR})")
         return 0
     spec = get_dataset(args.name)
