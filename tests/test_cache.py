@@ -1,9 +1,22 @@
 """equivox.cache: entries are keyed, validated, rebuilt when corrupt or stale, never trusted blindly."""
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
 import pytest
 import torch
 
 from equivox import cache
 from equivox.cache import cached_tensors
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    """Reset equivox's warn-once memory so this test sees its own cache warnings."""
+    monkeypatch.setattr(cache, "_warned", set())
 
 
 @pytest.fixture
@@ -124,3 +137,115 @@ def test_basis_key_names_everything_the_basis_depends_on():
         assert part in key
     assert _pair_key(g.name, r, r, 5) != key
     assert _pair_key("octa", r, r, 3) != key
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONWARNINGS": "default", **extra}
+    env.pop("EQUIVOX_NO_CACHE", None)
+    return env
+
+
+def test_import_and_build_with_an_unusable_cache_folder(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("a regular file: nothing can be created below it")
+    code = textwrap.dedent("""
+        import torch, equivox
+        from equivox.nn import EquivariantConv3d, FieldSpec
+        conv = EquivariantConv3d(FieldSpec.scalar("trivial", 1), FieldSpec.hidden("trivial", 2))
+        print("OUT", tuple(conv(torch.randn(1, 1, 5, 5, 5)).shape))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=_env(EQUIVOX_CACHE_DIR=str(blocker / "cache")), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "OUT (1, 2, 5, 5, 5)" in proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if "CacheWarning" in ln]
+    assert len(lines) == 1 and str(blocker / "cache") in lines[0], proc.stderr[-2000:]
+    assert blocker.read_text().startswith("a regular file")
+
+
+def test_kernel_cache_read_and_write_failures_warn_once(tmp_path, monkeypatch, fresh_warnings):
+    monkeypatch.setenv("EQUIVOX_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"a": torch.arange(5.0)}
+
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc] . PytorchStreamWriter failed writing file")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.warns(cache.CacheWarning, match="could not write") as rec:
+        for key in ("k1", "k2", "k3"):
+            assert torch.equal(cache.cached_tensors(key, build)["a"], torch.arange(5.0))
+    assert len([w for w in rec if issubclass(w.category, cache.CacheWarning)]) == 1 and len(calls) == 3
+    assert not list((tmp_path / "tensors").iterdir())  # no partial entry, no temporary file left
+    monkeypatch.setattr(torch, "save", real_save)
+    cache.cached_tensors("k1", build)  # now written
+    monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(PermissionError(13, "denied")))
+    with pytest.warns(cache.CacheWarning, match="cannot read"):
+        assert torch.equal(cache.cached_tensors("k1", build)["a"], torch.arange(5.0))
+    assert len(calls) == 5
+
+
+def _fork(child) -> int:
+    """Run ``child()`` in a forked process (equivox already imported: no start-up cost); return its pid."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            torch.set_num_threads(1)
+            child()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def test_two_processes_build_the_same_basis_into_one_empty_cache(tmp_path, monkeypatch):
+    from equivox.groups import get_group
+    from equivox.nn import conv
+
+    root = tmp_path / "cache"
+    monkeypatch.setenv("EQUIVOX_CACHE_DIR", str(root))  # empty: the kernel basis is new to it
+    monkeypatch.setenv("EQUIVOX_NO_SHIPPED", "1")  # ... and not read from equivox's shipped bases: both solve it
+    go = tmp_path / "go"
+    r = get_group("octa").gspace.regular_repr
+
+    def child(i):
+        def run():
+            conv._PAIR_MEMO.clear()  # no in-process shortcut: read or build through the disk cache
+            (tmp_path / f"ready{i}").touch()
+            while not go.exists():
+                time.sleep(0.005)
+            b = conv.pair_basis("octa", r, r, 3)["basis"]
+            (tmp_path / f"sum{i}").write_text(repr(float(b.double().abs().sum())))
+        return run
+
+    pids = [_fork(child(i)) for i in range(2)]
+    deadline = time.time() + 60
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)) and time.time() < deadline:
+        time.sleep(0.01)
+    go.touch()  # both start building at the same moment
+    codes = [os.waitpid(pid, 0)[1] for pid in pids]
+    assert codes == [0, 0]
+    # float64 sums of the same tensor: equal up to the order of the reduction (thread counts differ between processes)
+    assert float((tmp_path / "sum0").read_text()) == pytest.approx(float((tmp_path / "sum1").read_text()), rel=1e-12)
+    entries = list((root / "tensors").iterdir())
+    assert all(e.suffix == ".pt" for e in entries), entries  # no temporary files
+    # one basis entry (escnn's regular representations of groups built on the way are cached beside it)
+    basis = [e for e in entries if torch.load(e, map_location="cpu", weights_only=True)["key"].startswith("basis|")]
+    assert len(basis) == 1, entries
+    raw = torch.load(basis[0], map_location="cpu", weights_only=True)
+    assert raw["digest"] == cache._digest(raw["payload"])  # complete and valid
+    assert float(raw["payload"]["basis"].double().abs().sum()) == pytest.approx(float((tmp_path / "sum0").read_text()),
+                                                                               rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------------- 3. filter cache

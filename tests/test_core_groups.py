@@ -72,3 +72,54 @@ def test_fourier_sampling_is_invertible_and_permuted_by_grid_elements(name):
         rho = torch.as_tensor(group.hidden_repr(g.escnn_element), dtype=torch.float64)
         moved = a.double() @ (rho @ coeffs)
         assert torch.allclose(moved.sort().values, samples.sort().values, atol=1e-4), g.name
+
+
+def _registry_groups():
+    import os
+
+    from equivox.groups import GROUPS
+
+    heavy = set() if os.environ.get("EQUIVOX_TEST_FULL_ICO") == "1" else {"full_ico"}
+    return [n for n in GROUPS if n not in heavy]
+
+
+@pytest.mark.parametrize("name", _registry_groups())
+def test_every_group_field_kind_supplies_norm_act_pooling_and_their_export(name):
+    """For every registered group its field-kind strategy decides the hidden representation, the sampling
+    matrices and the default pooling; FieldNormAct and InvariantPooling built from it export to plain layers
+    computing the same eval function (batch norm with trained statistics)."""
+    from torch import nn
+
+    from equivox.groups import FieldKind, GROUPS, get_group, grid_elements_of_name
+    from equivox.nn import FieldNormAct, InvariantPooling
+
+    spec = GROUPS[name]
+    assert isinstance(spec.fields, FieldKind) and spec.kind == spec.fields.name
+    g = get_group(name)
+    assert g.hidden_repr.size == g.field_size
+    mats = g.sampling_matrices
+    if mats is not None:
+        a, a_inv = mats
+        assert a.shape[1] == g.field_size and a_inv.shape == (g.field_size, a.shape[0])
+        assert torch.allclose(a_inv @ a, torch.eye(g.field_size), atol=1e-4)
+    assert {e.name for e in grid_elements_of_name(name)} == {e.name for e in g.grid_elements}
+    torch.manual_seed(0)
+    block = nn.Sequential(FieldNormAct(name, 2, "batch", "elu"), InvariantPooling(name, 2))
+    assert block[1].mode == spec.fields.default_pooling
+    with torch.no_grad():
+        block.train()(torch.randn(4, 2 * g.field_size, 3, 3, 3) * 2 + 1)
+        block[0].norm.weight.uniform_(0.5, 1.5)
+    block.eval()
+    x = torch.randn(2, 2 * g.field_size, 3, 3, 3)
+    plain = block[0].export(), block[1].export()
+    with torch.no_grad():
+        assert (plain[0](x) - block[0](x)).abs().max().item() < 1e-4
+        assert (plain[1](x) - block[1](x)).abs().max().item() < 1e-4
+
+
+def test_register_group_refuses_a_spec_without_field_kind():
+    from equivox._escnn import gspaces
+    from equivox.groups import GroupSpec, register_group
+
+    with pytest.raises(ValueError, match="GroupSpec.fields must be a FieldKind"):
+        register_group(GroupSpec("bad_kind", "x", lambda: gspaces.trivialOnR3(), fields="fourier"))

@@ -146,3 +146,37 @@ def test_inference_benchmark_quick_smoke(tmp_path, monkeypatch):
     assert any("exported" in r["name"] for r in rows) and any("MONAI" in r["name"] for r in rows)
     assert (tmp_path / "smoke.png").stat().st_size > 0
     assert "inference" in sys.modules
+
+
+def test_user_module_tree_exports_by_recursion_and_escnn_modules_are_refused():
+    from torch import nn
+
+    from equivox._escnn import enn
+    from equivox.export import ExportError, export
+    from equivox.groups import get_group
+    from equivox.nn import EquivariantConv3d, EquivariantConvBlock, FieldSpec, InvariantPooling
+
+    class Mine(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([EquivariantConvBlock(FieldSpec.scalar("octa", 1), 1, n_convs=1)])
+            self.pool = InvariantPooling("octa", 1)
+            self.scale = nn.Parameter(torch.tensor(2.0))
+
+        def forward(self, x):
+            for b in self.blocks:
+                x = b(x)
+            return self.pool(x) * self.scale
+
+    torch.manual_seed(0)
+    m = Mine().eval()
+    plain = export(m)
+    assert type(plain) is Mine and plain.scale.item() == 2.0
+    assert not any(isinstance(c, (EquivariantConv3d, InvariantPooling)) for c in plain.modules())
+    x = torch.randn(1, 1, 6, 6, 6)
+    with torch.no_grad():
+        assert (plain(x) - m(x)).abs().max().item() < 1e-5
+        assert (torch.jit.script(plain)(x) - m(x)).abs().max().item() < 1e-5
+    g = get_group("trivial")
+    with pytest.raises(ExportError, match="escnn module"):
+        export(nn.Sequential(enn.IdentityModule(g.scalar_type(1))))

@@ -8,6 +8,7 @@ import torch
 from monai.inferers import sliding_window_inference
 from monai.networks.nets import UNet
 
+from equivox.core import PlainModule
 from equivox.groups import get_group
 from equivox.nets import EquivariantMonaiUNet
 from equivox.nn import EquivarianceError
@@ -53,7 +54,8 @@ def test_export_matches_and_scripts(config):
     net = _net("octa", config)
     x = torch.randn(2, 1, 8, 8, 8)
     plain = net.export()
-    assert not any(type(m).__module__.startswith("equivox.nn") for m in plain.modules())
+    leaves = {type(m) for m in plain.modules() if not list(m.children())}
+    assert all(t.__module__.startswith(("torch.nn", "monai.")) or issubclass(t, PlainModule) for t in leaves), leaves
     ref = net(x)
     torch.testing.assert_close(plain(x), ref, atol=1e-4, rtol=0)
     torch.testing.assert_close(torch.jit.script(plain)(x), ref, atol=1e-4, rtol=0)
@@ -112,3 +114,25 @@ def test_export_keeps_batch_norm_exact_or_folds_it_on_request():
     n_bn = sum(isinstance(m, torch.nn.BatchNorm3d) for m in exact.modules())
     assert n_bn > 0 and not any(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules())
     torch.testing.assert_close(folded(x), ref, atol=1e-4, rtol=1e-5)
+
+
+def test_monai_unet_layers_come_from_overridable_methods():
+    """A subclass replaces the bottom layer through ``_get_bottom_layer`` (as with MONAI's UNet); the network
+    stays equivariant (torch.rot90 written here) and exports."""
+    from equivox.nets import EquivariantConvolution, EquivariantMonaiUNet
+
+    class PointwiseBottom(EquivariantMonaiUNet):
+        def _get_bottom_layer(self, in_channels, out_channels):
+            return EquivariantConvolution(3, in_channels, out_channels, kernel_size=1, in_fields="hidden",
+                                          **self._common())
+
+    torch.manual_seed(0)
+    net = PointwiseBottom(channels=(1, 2), strides=(2,), norm=None).eval()
+    bottom = net.model[1].submodule
+    assert isinstance(bottom, EquivariantConvolution) and bottom.conv.kernel_size == 1
+    x = torch.randn(1, 1, 8, 8, 8)
+    turn = lambda t: torch.rot90(t, 1, (3, 4))  # noqa: E731
+    with torch.no_grad():
+        y = net(x)
+        assert (net(turn(x)) - turn(y)).abs().max().item() < 1e-4 * max(1.0, y.abs().max().item())
+        assert (net.export()(x) - y).abs().max().item() < 1e-4

@@ -1,0 +1,139 @@
+"""equivox.training.fit: checkpoints survive interrupted saves, bad output folders are reported first, the
+MONAI U-Net architecture trains and evaluates from the CLI."""
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from equivox import cli
+from equivox.training import TrainConfig, fit, load_checkpoint
+
+
+
+TINY_CLS = dict(task="classify", input_size=8, channels=(2, 2), strides=(2,), convs_per_level=1, hidden_features=(8,),
+                epochs=1, batch_size=4, progress=False, accelerator="cpu")
+
+
+def _fork(child) -> int:
+    """Run ``child()`` in a forked process (equivox already imported: no start-up cost); return its pid."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            torch.set_num_threads(1)
+            child()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _npz(path: Path, **arrays) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+def test_interrupted_checkpoint_save_keeps_the_previous_one_and_resume_works(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    data = _npz(tmp_path / "d.npz", images=rng.random((12, 8, 8, 8)).astype(np.float32), labels=np.arange(12) % 2)
+    cfg = TrainConfig(**{**TINY_CLS, "dataset": str(data), "input_size": None}, out_dir=str(tmp_path / "out"))
+    res = fit(cfg)
+    last = res.last_checkpoint
+    good, names = last.read_bytes(), sorted(p.name for p in last.parent.iterdir())
+    real_save = torch.save
+
+    def half_then_fail(obj, f, *args, **kwargs):  # a full disk (or a kill) halfway through writing epoch 2
+        if isinstance(obj, dict) and obj.get("epoch") == 1:
+            buf = io.BytesIO()
+            real_save(obj, buf, *args, **kwargs)
+            f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        fit(cfg.merged({"epochs": 2, "resume": str(last)}))
+    monkeypatch.setattr(torch, "save", real_save)
+    assert last.read_bytes() == good  # the previous checkpoint is untouched ...
+    assert sorted(p.name for p in last.parent.iterdir()) == names  # ... and no partial file is left
+    model, hp = load_checkpoint(last)
+    res2 = fit(cfg.merged({"epochs": 2, "resume": str(last)}))  # ... and training resumes from it
+    assert res2.global_step == 2 * res.global_step and res2.trainer.current_epoch == 2
+
+
+def test_killed_during_a_checkpoint_save_leaves_the_previous_file(tmp_path, monkeypatch):
+    import signal
+
+    from equivox.training.fit import atomic_checkpoint_io
+
+    target = tmp_path / "last.ckpt"
+    torch.save({"epoch": 0, "w": torch.zeros(10)}, target)
+    good = target.read_bytes()
+    real = torch.save
+
+    def save_and_die(obj, f, *args, **kwargs):  # the process is killed with the new checkpoint half written
+        buf = io.BytesIO()
+        real(obj, buf)
+        f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def child():
+        torch.save = save_and_die
+        atomic_checkpoint_io().save_checkpoint({"epoch": 1, "w": torch.ones(100_000)}, str(target))
+
+    _, status = os.waitpid(_fork(child), 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert target.read_bytes() == good
+    assert torch.load(target, weights_only=True)["epoch"] == 0
+    # the interrupted write left at most its hidden temporary file, never a partial last.ckpt
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["last.ckpt"]
+
+
+def test_unwritable_output_folder_is_reported_before_training(tmp_path, capsys):
+    from equivox import cli
+
+    (tmp_path / "afile").write_text("x")
+    bad = tmp_path / "afile" / "out"
+    t0 = time.time()
+    assert cli.main(["train", "--dataset", "/no/such/data.npz", "--out", str(bad), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("equivox: error: output folder") and str(bad) in err[0], err
+    assert time.time() - t0 < 10
+    with pytest.raises(OSError, match="output folder .* is not writable"):
+        fit(TrainConfig(**TINY_CLS, out_dir=str(bad)))
+
+
+def test_evaluate_split_for_segmentation_is_a_clear_error(tmp_path, capsys):
+    from equivox import cli
+    from equivox.training import build_model
+
+    cfg = TrainConfig(task="segment", dataset="chest_ct", channels=(2, 2), strides=(2,), convs_per_level=1)
+    model = build_model(cfg, 1, 6)
+    ckpt = tmp_path / "seg.ckpt"
+    torch.save({"hyper_parameters": {"model_spec": model.equivox_spec, "config": cfg.to_dict(), "num_classes": 6},
+                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, ckpt)
+    assert cli.main(["evaluate", str(ckpt), "--split", "test", "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--split test" in err and "validation split" in err
+
+
+def test_monai_unet_arch_trains_and_evaluates_from_the_cli(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--task", "segment", "--dataset", "chest_ct", "--downsample", "4", "--patch-size", "8",
+            "--patches-per-epoch", "4", "--val-crop", "16", "--channels", "2,2", "--strides", "2", "--epochs", "1",
+            "--batch-size", "2", "--arch", "monai_unet", "--out", str(out), "--no-progress"]
+    assert cli.main(args) == 0
+    ckpt = out / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    ev = tmp_path / "eval"
+    assert cli.main(["evaluate", str(ckpt), "--n-random", "1", "--out", str(ev), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "UNet" in text or "dice" in text
+    assert any(ev.glob("*.json"))
