@@ -326,11 +326,17 @@ def fit(cfg: TrainConfig, model: Optional[nn.Module] = None, train_data=None, va
     """Train ``model`` (default: :func:`build_model` from ``cfg``) on ``cfg``'s data (or the given datasets).
 
     Args:
-        cfg: the configuration; ``cfg.out_dir`` receives ``checkpoints/`` (``best-*.ckpt``, ``last.ckpt``),
+        cfg: the configuration; ``cfg.out_dir`` receives ``checkpoints/`` (``best-*.ckpt``, ``last.ckpt``; a
+            second run into the same folder keeps the earlier files and writes Lightning's versioned names,
+            ``last-v1.ckpt``: ``FitResult.best_checkpoint`` / ``last_checkpoint`` are always this run's files),
             ``logs/version_<n>/metrics.csv`` (one row per logged step/epoch; a new version per run, so a resumed
-            run keeps the earlier log) and ``logs/version_<n>/hparams.yaml``.
+            run keeps the earlier log) and ``logs/version_<n>/hparams.yaml``. Checkpoints hold the config with what
+            the data decided (:func:`~equivox.training.resolve_data_settings`: absolute data paths, the intensity
+            rule, the group) and ``data_info`` (class names, channels, spacing), and are written with the user's
+            umask. A run that fails leaves no empty output folder.
         model: any ``nn.Module`` with the task's shapes (classify: ``(B, C, D, H, W) -> (B, K)``; segment:
-            ``-> (B, K, D, H, W)``).
+            ``-> (B, K, D, H, W)``); an equivox network built directly records its constructor arguments, so its
+            checkpoint rebuilds it (:func:`spec_of`).
         train_data, val_data, info: datasets of ``{"image", "label"}`` dicts or ``(image, label)`` tuples and their
             :class:`DataInfo`; default :func:`equivox.training.build_datasets`.
 
