@@ -338,3 +338,16 @@ def test_irreps_competitors_build_matched_and_equivariant(monkeypatch):
     clf = build_network(get_competitor(competitors.IRREPS_CLASSIFIER, "classify"),
                         BuildContext("classify", 1, 2, "octa", ref, base, 0, 16))
     assert clf.group == "so3_irreps" and abs(count_parameters(clf) / count_parameters(ref) - 1) < 0.35
+
+
+def test_library_checker_agrees_on_irreps_layers():
+    """equivox.testing.assert_equivariant (escnn representations of the fields) passes on irreps layers too: the
+    fields' escnn representations act as e3nn's D (tests/test_irreps_bridge.py checks that directly)."""
+    import equivox.testing as testing
+
+    if not hasattr(testing, "assert_equivariant"):
+        pytest.skip("equivox.testing.assert_equivariant not available")
+    torch.manual_seed(0)
+    h = FieldSpec.hidden("o3_irreps", 2)
+    testing.assert_equivariant(EquivariantConv3d(FieldSpec.scalar("o3_irreps", 1), h, 3), size=5)
+    testing.assert_equivariant(FieldNormAct("o3_irreps", 2, "batch", "elu"), size=3)
