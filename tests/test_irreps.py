@@ -351,3 +351,19 @@ def test_library_checker_agrees_on_irreps_layers():
     h = FieldSpec.hidden("o3_irreps", 2)
     testing.assert_equivariant(EquivariantConv3d(FieldSpec.scalar("o3_irreps", 1), h, 3), size=5)
     testing.assert_equivariant(FieldNormAct("o3_irreps", 2, "batch", "elu"), size=3)
+
+
+def test_nnunet_network_on_irreps_fields_is_equivariant():
+    """The nnU-Net entry point takes group="o3_irreps" from a plan like any group (checked on the 48 elements)."""
+    from equivox.nnunet.network import EquivariantNnUNet
+
+    plan = dict(input_channels=1, n_stages=2, features_per_stage=[24, 48], conv_op="torch.nn.Conv3d",
+                kernel_sizes=[[3, 3, 3], [3, 3, 3]], strides=[[1, 1, 1], [2, 2, 2]], n_conv_per_stage=1,
+                num_classes=2, n_conv_per_stage_decoder=1, norm_op="torch.nn.InstanceNorm3d",
+                norm_op_kwargs={"affine": True}, nonlin="torch.nn.LeakyReLU", nonlin_kwargs={"inplace": True},
+                deep_supervision=False, group="o3_irreps")
+    torch.manual_seed(0)
+    net = EquivariantNnUNet(**plan).eval()
+    assert net.group == "o3_irreps"
+    with torch.no_grad():
+        assert max_rel_error(net, torch.randn(1, 1, 8, 8, 8), "1x0e", "2x0e", "o3_irreps") < 1e-4
