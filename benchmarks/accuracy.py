@@ -93,6 +93,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--n-random", type=int, default=None, help="random SO(3) rotations")
     p.add_argument("--max-test", type=int, default=None, help="score a stratified subsample of the test split")
+    p.add_argument("--metric", default=None, choices=["accuracy", "auroc"],
+                   help="default: AUROC for two classes (no intervals), else accuracy")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (it may register competitors or datasets); repeatable")
     p.add_argument("--quick", action="store_true", help="reduced grid: 4 competitors, 2 fractions, tiny models")
@@ -111,7 +113,7 @@ def main(argv=None) -> int:
               channels=a.channels or ([2, 2] if q else [4, 8, 16]), strides=[2] if q else [2, 2],
               hidden_features=[8] if q else [64], epochs=a.epochs or (1 if q else 20), batch_size=a.batch_size,
               n_random=a.n_random if a.n_random is not None else (2 if q else 8),
-              max_test=a.max_test if a.max_test is not None else (16 if q else None))
+              max_test=a.max_test if a.max_test is not None else (16 if q else None), metric=a.metric)
     out = Path(a.out)
     command = "python benchmarks/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:])
     records, result = [], None

@@ -130,8 +130,8 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                        placement: str = "box", channels: Sequence[int] = (4, 8, 16), strides: Sequence[int] = (2, 2),
                        convs_per_level: int = 1, hidden_features: Sequence[int] = (64,), epochs: int = 30,
                        batch_size: int = 16, lr: float = 3e-3, n_random: int = 8, max_test: Optional[int] = None,
-                       out: Optional[Path] = None, progress: bool = False, verbose: bool = True,
-                       keep_models: bool = False) -> Dict:
+                       metric: Optional[str] = None, out: Optional[Path] = None, progress: bool = False,
+                       verbose: bool = True, keep_models: bool = False) -> Dict:
     """Train and score every classification competitor for every train fraction and seed.
 
     Args:
@@ -149,6 +149,8 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
             a competitor's ``train`` options override them.
         n_random: random SO(3) rotations (seeded by the run's seed); max_test: a stratified subsample of the test
             split (fixed seed: the same items for every seed and competitor, so comparisons are paired).
+        metric: ``"accuracy"`` or ``"auroc"`` (two classes); default the dataset's (AUROC for two classes). AUROC
+            is not a mean over items, so its records carry no intervals: pass ``"accuracy"`` for paired verdicts.
         out: folder for run outputs (checkpoints, logs); default a temporary folder.
         keep_models: return the trained models in ``result["models"][(name, fraction, seed)]``.
 
@@ -165,6 +167,10 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
     quiet_lightning()
     data = dataset if isinstance(dataset, ClassificationData) else load_classification_data(dataset)
     comps = check_order(list(competitors), "classify")
+    if metric is not None:
+        if metric not in ("accuracy", "auroc"):
+            raise ValueError(f"metric must be 'accuracy' or 'auroc', got {metric!r}")
+        data.metric = metric
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="equivox-accuracy-"))
     pad, factor = _geometry(int(data.x_train.shape[-1]), input_size, placement)
     k, c_in = len(data.class_names), int(data.x_train.shape[1])
@@ -235,7 +241,8 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                 reports.append(rep)
                 if keep_models:
                     models[(comp.name, frac, seed)] = model
-    config = dict(task="classify", dataset=data.name, competitors=list(competitors), fractions=list(fractions),
+    config = dict(task="classify", dataset=data.name, metric=data.metric, competitors=list(competitors),
+                  fractions=list(fractions),
                   seeds=list(seeds), input_size=input_size, placement=placement, channels=list(channels),
                   strides=list(strides), convs_per_level=convs_per_level, hidden_features=list(hidden_features),
                   epochs=epochs, batch_size=batch_size, lr=lr, n_random=n_random, max_test=max_test,
