@@ -2,7 +2,7 @@
 
 Main entry points: :func:`equivox.canonicalize` (any model, exactly rotation-robust), :mod:`equivox.groups`
 (``get_group``), :mod:`equivox.nets` (``EquivariantUNet``, ``InvariantClassifier``, ``EquivariantEncoder``,
-MONAI-style blocks), :mod:`equivox.export` (plain PyTorch), :mod:`equivox.testing` (``equivariance_errors``),
+MONAI-style blocks), :mod:`equivox.export` (plain PyTorch), :mod:`equivox.testing` (``assert_equivariant``, ``equivariance_errors``),
 :mod:`equivox.data` (loaders, bundled datasets, rotations), :mod:`equivox.training`, :mod:`equivox.evaluation` and
 the ``equivox`` command (:mod:`equivox.cli`).
 """

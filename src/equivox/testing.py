@@ -75,6 +75,16 @@ def _act(spec, element: GridElement, t: torch.Tensor) -> torch.Tensor:
     return voxel_action(element, t) if t.dim() == 5 else t
 
 
+def _of_group(elements, spec) -> bool:
+    """Whether every element carries an escnn element of ``spec``'s group (so its representations apply)."""
+    group = spec.group_obj.gspace.fibergroup
+    return all(g.escnn_element is not None and g.escnn_element.group == group for g in elements)
+
+
+def _scalar(spec) -> bool:
+    return all(name == spec.group_obj.gspace.trivial_repr.name for name in spec.reprs)
+
+
 def _multiple(module) -> int:
     m = getattr(module, "size_multiple", 1)
     m = [int(v) for v in m] if isinstance(m, (tuple, list)) else [int(m)]
@@ -160,9 +170,13 @@ def assert_equivariant(module: torch.nn.Module, x: Optional[torch.Tensor] = None
         if ref is not None:
             x = x.to(ref.device)
     tol = rtol if rtol is not None else TOLERANCES.get(x.dtype, 1e-4)
-    if in_spec is not None and any(g.escnn_element is None for g in elements):
-        raise ValueError("elements outside the module's group (no escnn element): take them from "
-                         f"get_group({in_spec.group!r}).grid_elements")
+    if in_spec is not None and not _of_group(elements, in_spec):
+        specs = [in_spec] + [sp for sp in _out_specs(module, 1) + list(getattr(module, "out_specs", None) or [])
+                             if sp is not None]
+        if not all(_scalar(sp) for sp in specs):
+            raise ValueError("elements outside the module's group act on its hidden fields by no representation: "
+                             f"take them from get_group({in_spec.group!r}).grid_elements")
+        in_spec, group = None, None  # scalar fields in and out: elements of another group move the voxels only
     out_specs = (lambda n: _out_specs(module, n)) if in_spec is not None else (lambda n: [None] * n)
     errors = _errors(module, x, elements, in_spec, out_specs, getattr(module, "class_permutation", None))
     worst = max(errors, key=lambda e: e.relative)
@@ -211,8 +225,8 @@ def equivariance_errors(
         elements = get_group(elements).grid_elements
     perm = class_permutation if class_permutation is not None else getattr(model, "class_permutation", None)
     in_spec = getattr(model, "in_spec", None)
-    if in_spec is not None and any(g.escnn_element is None for g in elements):
-        in_spec = None  # elements outside the registry (cube_rotations()) act on scalar fields only
+    if in_spec is not None and not _of_group(elements, in_spec):
+        in_spec = None  # elements of another group (or cube_rotations()) act on the voxels only, as on scalar fields
     if in_spec is None:
         return _errors(model, x, elements, None, lambda n: [None] * n, perm)
     return _errors(model, x, elements, in_spec, lambda n: _out_specs(model, n), perm)

@@ -62,6 +62,8 @@ class EquivariantEncoder(EquivariantNetwork):
             spec = block.out_spec
             self.out_specs.append(spec)
         self.out_spec = spec
+        # a builder function is no constructor setting a checkpoint could record: the network passing it is rebuilt
+        self.__dict__.get("_init_arguments", {}).pop("make_level", None)
 
     def features(self, x: torch.Tensor) -> List[torch.Tensor]:
         """The hidden feature maps of every level (validated input)."""
