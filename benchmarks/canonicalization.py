@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in a.seeds.split(",")]
     seg_seeds = [int(s) for s in a.seg_seeds.split(",")]
-    command = "python benchmarks/canonicalization.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = shlex.join(["python", "benchmarks/canonicalization.py", *(argv if argv is not None else sys.argv[1:])])
     acc = seg = []
     if a.skip != "classify":
         kw = dict(input_size=8, channels=(2, 2), strides=(2,), hidden_features=(8,), epochs=1, max_test=16,

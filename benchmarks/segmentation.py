@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
     models = a.models.split(";") if a.models else (QUICK if q else FULL)
     seeds = a.seeds or ([0] if q else [0, 1, 2])
     out = Path(a.out)
-    command = "python benchmarks/segmentation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = shlex.join(["python", "benchmarks/segmentation.py", *(argv if argv is not None else sys.argv[1:])])
     records, result = [], None
     for ds in a.datasets.split(","):
         down, crop = GEOMETRY.get(ds, (2, 48))
