@@ -29,7 +29,7 @@ FULL = ["equivariant (octa, stats head)", "equivariant (octa, linear head)",
         "MONAI UNet (matched params)"]
 QUICK = ["equivariant (octa)", "plain (matched params)", "plain + grid aug", "MONAI UNet (matched params)"]
 #: per dataset: (downsample, test crop) so that a crop fits the downsampled volume
-GEOMETRY = {"chest_ct": (2, 48), "brain_atlas": (2, 40)}
+GEOMETRY = {"chest_ct": (2, 48), "brain_atlas": (2, 40), "brain_atlas_lr": (2, 40)}
 
 
 def targets(records) -> list:
@@ -64,6 +64,8 @@ def main(argv=None) -> int:
     p.add_argument("--downsample", type=int, default=None, help="downsampling factor (default per dataset)")
     p.add_argument("--val-crop", type=int, default=None, help="centre crop of the test volumes")
     p.add_argument("--n-random", type=int, default=None, help="random SO(3) rotations")
+    p.add_argument("--rotation-group", default="octa", help="grid-exact elements scored: octa (24 rotations) or "
+                                                            "full_octa (48, reflections swap left/right labels)")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (it may register competitors or datasets); repeatable")
     p.add_argument("--quick", action="store_true", help="tiny models, 1 epoch, 16^3 patches")
@@ -82,7 +84,8 @@ def main(argv=None) -> int:
         kw = dict(downsample=a.downsample or (4 if q else down), patch_size=16 if q else 24,
                   val_crop=a.val_crop or (16 if q else crop), channels=a.channels or ([1, 2] if q else [2, 4]),
                   strides=[2], epochs=a.epochs or (1 if q else 20), patches_per_epoch=8 if q else 32,
-                  batch_size=4 if q else 16, n_random=a.n_random if a.n_random is not None else (1 if q else 4))
+                  batch_size=4 if q else 16, n_random=a.n_random if a.n_random is not None else (1 if q else 4),
+                  rotation_group=a.rotation_group)
         for seed in seeds:
             result = run_segmentation(ds, models, [seed], out=out / "runs", **kw)
             records += result["records"]
