@@ -33,8 +33,9 @@ class EquivariantUNet(EncoderNetwork):
         upsample_mode: ``"trilinear"`` or ``"nearest"``.
         head: how the last decoder fields become per-voxel logits (docs/segmentation.md has the measurements):
             ``"stats"`` (default): mean, max and min of every field over the group, normalized, then a 1x1x1 conv
-            (:class:`~equivox.nn.GroupStatsHead`); ``"linear"`` (the default before spec version 2): one 1x1x1
-            equivariant conv to the classes (it sees one invariant per regular field, the field's mean); ``"pool"``: a nonlinear invariant map
+            (:class:`~equivox.nn.GroupStatsHead`); ``"linear"`` (what checkpoints of spec version 1 are rebuilt
+            with, :func:`equivox.baselines.upgrade_spec`): one 1x1x1 equivariant conv to the classes (it sees one
+            invariant per regular field, the field's mean); ``"pool"``: a nonlinear invariant map
             (:func:`~equivox.nn.invariant_voxel_head`: 1x1x1 lift to ``head_fields`` fields, norm, nonlinearity,
             invariant pooling, 1x1x1 linear); ``"oriented"``: a plain 1x1x1 conv on all tensor channels, which reads
             the features' absolute orientation: **not** invariant (a choice for upright scans: equivariant features

@@ -79,6 +79,8 @@ class EquivariantModule(nn.Module):
     """
 
     __jit_unused_properties__ = ["out_tensor_channels"]
+    # field types are Python-side metadata: TorchScript would try to compile the FieldSpec dataclass
+    __jit_ignored_attributes__ = ["in_spec", "out_spec", "out_specs"]
 
     def export(self, fold_batchnorm: bool = False) -> nn.Module:
         """Plain PyTorch module (``torch.nn`` layers only) computing this module's eval-mode function.
