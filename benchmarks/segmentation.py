@@ -63,6 +63,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="epochs of 2 steps (32 patches, batch 16)")
     p.add_argument("--downsample", type=int, default=None, help="downsampling factor (default per dataset)")
     p.add_argument("--val-crop", type=int, default=None, help="centre crop of the test volumes")
+    p.add_argument("--patch-size", type=int, default=None, help="training patch side (default 24, quick 16)")
     p.add_argument("--n-random", type=int, default=None, help="random SO(3) rotations")
     p.add_argument("--rotation-group", default="octa", help="grid-exact elements scored: octa (24 rotations) or "
                                                             "full_octa (48, reflections swap left/right labels)")
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
     records, result = [], None
     for ds in a.datasets.split(","):
         down, crop = GEOMETRY.get(ds, (2, 48))
-        kw = dict(downsample=a.downsample or (4 if q else down), patch_size=16 if q else 24,
+        kw = dict(downsample=a.downsample or (4 if q else down), patch_size=a.patch_size or (16 if q else 24),
                   val_crop=a.val_crop or (16 if q else crop), channels=a.channels or ([1, 2] if q else [2, 4]),
                   strides=[2], epochs=a.epochs or (1 if q else 20), patches_per_epoch=8 if q else 32,
                   batch_size=4 if q else 16, n_random=a.n_random if a.n_random is not None else (1 if q else 4),
