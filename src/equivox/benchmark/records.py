@@ -9,7 +9,8 @@ A record is a JSON-able dict per (dataset, competitor, train fraction, seed) wit
   (over the 24 cube rotations), ``mean_so3``, ``worst_so3`` (random SO(3) rotations), ``std_grid``;
 * 95 % bootstrap intervals over the test items (:func:`equivox.statistics.record_intervals`): ``upright_ci``,
   ``worst_grid_ci``, ``mean_so3_ci`` (``[low, high]``; ``None`` where the per-item scores do not define the
-  metric: AUROC);
+  metric (AUROC) or the record scores fewer than :data:`MIN_ITEMS` items: then the report's interval over the
+  (seed, item) pairs of several seeds is the one to read);
 * ``per_item``: ``{rotation name: [score of item 0, item 1, ...]}`` (0/1 correctness or per-volume Dice), so
   paired intervals between any two records can be recomputed (:mod:`equivox.benchmark.report`).
 """
@@ -17,7 +18,11 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-__all__ = ["RECORD_KEYS", "SCORE_KEYS", "make_record"]
+__all__ = ["RECORD_KEYS", "SCORE_KEYS", "MIN_ITEMS", "make_record"]
+
+#: fewest scored items for a per-record interval (one or two volumes give none: a bootstrap over one item is a
+#: zero-width interval that says nothing; the report pools them with the seeds instead)
+MIN_ITEMS = 3
 
 SCORE_KEYS = ("upright", "mean_grid", "worst_grid", "mean_so3", "worst_so3")
 RECORD_KEYS = ("dataset", "task", "model", "arch", "group", "augment", "train_fraction", "seed", "n_train", "n_test",
@@ -34,7 +39,7 @@ def make_record(*, dataset: str, task: str, comp, report, seed: int, train_fract
 
     s = report.summary()
     n_test = len(next(iter(report.per_item.values()))) if report.per_item else 0
-    ci = (record_intervals(report, seed=seed) if report.metric != "auroc"
+    ci = (record_intervals(report, seed=seed) if report.metric != "auroc" and n_test >= MIN_ITEMS
           else dict.fromkeys(("upright_ci", "worst_grid_ci", "mean_so3_ci")))
     return {"dataset": dataset, "task": task, "model": comp.name, "arch": comp.arch, "group": comp.model_group,
             "augment": comp.augment, "train_fraction": float(train_fraction), "seed": int(seed),
