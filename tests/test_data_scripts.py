@@ -24,6 +24,17 @@ import download_decathlon as msd  # noqa: E402
 import download_medmnist3d as mm  # noqa: E402
 import download_modelnet10 as mn  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _no_pkg_resources_stand_in_left_behind():
+    """The LIDC builds install a ``pkg_resources`` stand-in for pylidc; later tests in the same process must not
+    see it (pytest's ``syspath_prepend`` calls into a real ``pkg_resources`` when one is imported)."""
+    had = "pkg_resources" in sys.modules
+    yield
+    if not had:
+        sys.modules.pop("pkg_resources", None)
+
+
 CUBE_OFF = """OFF
 # a unit cube
 8 6 0

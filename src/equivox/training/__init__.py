@@ -8,14 +8,14 @@
   MONAI bundle, pickled or TorchScript model).
 """
 from .canonical import fit_canonicalizer, load_model
-from .config import CLASSIFICATION_DATASETS, SEGMENTATION_DATASETS, TrainConfig, load_yaml_config
+from .config import TrainConfig, load_yaml_config
 from .data import (ArrayClassificationDataset, DataInfo, augmentation_transform, build_datasets, bundled_volume,
                    center_crop, classification_arrays, resize_grids, resolve_data_settings, subsample_indices)
 from .fit import FitResult, build_model, default_precision, fit, load_checkpoint, make_trainer
 from .modules import ClassificationModule, SegmentationModule, split_batch
 
 __all__ = [
-    "TrainConfig", "load_yaml_config", "CLASSIFICATION_DATASETS", "SEGMENTATION_DATASETS",
+    "TrainConfig", "load_yaml_config",
     "ArrayClassificationDataset", "DataInfo", "augmentation_transform", "build_datasets", "bundled_volume",
     "center_crop", "classification_arrays", "resize_grids", "resolve_data_settings", "subsample_indices",
     "FitResult", "build_model", "default_precision", "fit", "load_checkpoint", "make_trainer",

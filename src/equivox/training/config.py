@@ -6,24 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-__all__ = ["TrainConfig", "CLASSIFICATION_DATASETS", "SEGMENTATION_DATASETS", "load_yaml_config"]
+__all__ = ["TrainConfig", "load_yaml_config"]
 
 _TASK_OF = {"classify": "classification", "segment": "segmentation"}
 #: what ``dataset`` may be besides a registered name, per task (for error messages)
 _FILE_FORMS = {"classify": "or give a path: a .npz file (MedMNIST-3D layout or 'images'/'labels' arrays) or a "
                            "ModelNet-style mesh folder",
                "segment": "or give a path: a Decathlon folder (with dataset.json), or image_dir + label_dir"}
-
-
-def __getattr__(name: str):
-    """``CLASSIFICATION_DATASETS`` / ``SEGMENTATION_DATASETS``: the registered dataset names of each task, read
-    from :mod:`equivox.data.registry` when accessed (kept for older code; use
-    :func:`equivox.data.dataset_names` in new code)."""
-    if name in ("CLASSIFICATION_DATASETS", "SEGMENTATION_DATASETS"):
-        from ..data.registry import dataset_names
-
-        return dataset_names("classification" if name.startswith("CLASS") else "segmentation")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _looks_like_path(name: str) -> bool:

@@ -264,21 +264,18 @@ class FitResult:
     skipped_files: Dict[str, str] = field(default_factory=dict)
 
 
-class _EpochSetter:
-    """Calls ``dataset.set_epoch(epoch)`` on training datasets that have it (fresh random patches per epoch)."""
+def epoch_setter_callback():
+    """A Lightning callback that calls ``dataset.set_epoch(epoch)`` on training datasets that have it (fresh random
+    patches per epoch). Built in a function so that importing this module does not import Lightning."""
+    import pytorch_lightning as pl
 
-    @staticmethod
-    def make():
-        import pytorch_lightning as pl
+    class EpochSetter(pl.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            ds = getattr(trainer.train_dataloader, "dataset", None)
+            if hasattr(ds, "set_epoch"):
+                ds.set_epoch(trainer.current_epoch)
 
-        class EpochSetter(pl.Callback):
-            def on_train_epoch_start(self, trainer, pl_module):
-                dl = trainer.train_dataloader
-                ds = getattr(dl, "dataset", None)
-                if hasattr(ds, "set_epoch"):
-                    ds.set_epoch(trainer.current_epoch)
-
-        return EpochSetter()
+    return EpochSetter()
 
 
 def make_trainer(cfg: TrainConfig, out_dir: Path, monitor: str, mode: str):
@@ -297,7 +294,7 @@ def make_trainer(cfg: TrainConfig, out_dir: Path, monitor: str, mode: str):
         strategy = "ddp"
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best-{epoch:02d}-{step}", monitor=monitor,
                            mode=mode, save_last=True, save_top_k=1)
-    callbacks = [ckpt, _EpochSetter.make()]
+    callbacks = [ckpt, epoch_setter_callback()]
     if cfg.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     return pl.Trainer(
