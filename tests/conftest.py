@@ -43,3 +43,23 @@ def small_model():
 def cube_input():
     """A fixed random input (2, 1, 8, 8, 8)."""
     return torch.randn(2, 1, 8, 8, 8, generator=torch.Generator().manual_seed(7))
+
+
+@pytest.fixture
+def fork_child():
+    """``fork_child(child) -> pid``: run ``child()`` in a forked process (equivox already imported: no start-up
+    cost), one torch thread; the child exits 0 when ``child()`` returns, 1 when it raises."""
+
+    def run(child) -> int:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            code = 1
+            try:
+                torch.set_num_threads(1)
+                child()
+                code = 0
+            finally:
+                os._exit(code)
+        return pid
+
+    return run

@@ -194,21 +194,7 @@ def test_kernel_cache_read_and_write_failures_warn_once(tmp_path, monkeypatch, f
     assert len(calls) == 5
 
 
-def _fork(child) -> int:
-    """Run ``child()`` in a forked process (equivox already imported: no start-up cost); return its pid."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        code = 1
-        try:
-            torch.set_num_threads(1)
-            child()
-            code = 0
-        finally:
-            os._exit(code)
-    return pid
-
-
-def test_two_processes_build_the_same_basis_into_one_empty_cache(tmp_path, monkeypatch):
+def test_two_processes_build_the_same_basis_into_one_empty_cache(tmp_path, monkeypatch, fork_child):
     from equivox.groups import get_group
     from equivox.nn import conv
 
@@ -228,7 +214,7 @@ def test_two_processes_build_the_same_basis_into_one_empty_cache(tmp_path, monke
             (tmp_path / f"sum{i}").write_text(repr(float(b.double().abs().sum())))
         return run
 
-    pids = [_fork(child(i)) for i in range(2)]
+    pids = [fork_child(child(i)) for i in range(2)]
     deadline = time.time() + 60
     while not all((tmp_path / f"ready{i}").exists() for i in range(2)) and time.time() < deadline:
         time.sleep(0.01)

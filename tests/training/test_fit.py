@@ -15,23 +15,8 @@ from equivox import cli
 from equivox.training import TrainConfig, fit, load_checkpoint
 
 
-
 TINY_CLS = dict(task="classify", input_size=8, channels=(2, 2), strides=(2,), convs_per_level=1, hidden_features=(8,),
                 epochs=1, batch_size=4, progress=False, accelerator="cpu")
-
-
-def _fork(child) -> int:
-    """Run ``child()`` in a forked process (equivox already imported: no start-up cost); return its pid."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        code = 1
-        try:
-            torch.set_num_threads(1)
-            child()
-            code = 0
-        finally:
-            os._exit(code)
-    return pid
 
 
 def _npz(path: Path, **arrays) -> Path:
@@ -67,7 +52,7 @@ def test_interrupted_checkpoint_save_keeps_the_previous_one_and_resume_works(tmp
     assert res2.global_step == 2 * res.global_step and res2.trainer.current_epoch == 2
 
 
-def test_killed_during_a_checkpoint_save_leaves_the_previous_file(tmp_path, monkeypatch):
+def test_killed_during_a_checkpoint_save_leaves_the_previous_file(tmp_path, monkeypatch, fork_child):
     import signal
 
     from equivox.training.fit import atomic_checkpoint_io
@@ -88,7 +73,7 @@ def test_killed_during_a_checkpoint_save_leaves_the_previous_file(tmp_path, monk
         torch.save = save_and_die
         atomic_checkpoint_io().save_checkpoint({"epoch": 1, "w": torch.ones(100_000)}, str(target))
 
-    _, status = os.waitpid(_fork(child), 0)
+    _, status = os.waitpid(fork_child(child), 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     assert target.read_bytes() == good
     assert torch.load(target, weights_only=True)["epoch"] == 0
