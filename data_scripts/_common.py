@@ -174,3 +174,12 @@ def install_pkg_resources_shim() -> None:
 
     mod.resource_filename = resource_filename
     sys.modules["pkg_resources"] = mod
+
+
+def print_build_summary(npz: Path, seconds: float, summary: dict, failures: list) -> None:
+    """The closing lines of a dataset build: the file written, its size and time, the counts, the first failures."""
+    print(f"\nwrote {npz} ({human_size(npz.stat().st_size)}), {seconds:.0f} s")
+    for k, v in summary.items():
+        print(f"  {k}: {v}")
+    for f in failures[:10]:
+        print("  failed:", f)

@@ -278,11 +278,7 @@ def main(argv=None):
         test_fraction=args.test_fraction, counts=summary, failures=failures[:50],
         build_seconds=round(time.time() - t0, 1),
     )
-    print(f"\nwrote {npz} ({_common.human_size(npz.stat().st_size)}), {time.time() - t0:.0f} s")
-    for k, v in summary.items():
-        print(f"  {k}: {v}")
-    for f in failures[:10]:
-        print("  failed:", f)
+    _common.print_build_summary(npz, time.time() - t0, summary, failures)
     return summary
 
 
