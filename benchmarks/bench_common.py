@@ -116,3 +116,25 @@ def bar_plot(path: Path, labels: List[str], series: Dict[str, List[float]], ylab
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+#: code for a child process's peak memory on the CPU (pasted into the benchmarks' child scripts; no braces, so it
+#: survives ``str.format``): ``rss_start()`` resets the kernel's peak-RSS counter where Linux allows it and returns
+#: ``(baseline MiB, use_hwm)``; ``rss_peak(use_hwm)`` is the peak since then (``VmHWM``), else the process maximum.
+PEAK_RSS_CODE = """
+import resource
+def status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+def rss_start():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return status("VmRSS"), True
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, False
+def rss_peak(use_hwm):
+    return status("VmHWM") if use_hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""

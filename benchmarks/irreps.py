@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import RESULTS, machine_info, run_isolated, table  # noqa: E402
+from bench_common import PEAK_RSS_CODE, RESULTS, machine_info, run_isolated, table  # noqa: E402
 
 OUT = RESULTS / "irreps"
 
@@ -72,22 +72,13 @@ def step():
     opt.zero_grad(set_to_none=True)
     torch.nn.functional.cross_entropy(model(x), y).backward()
     opt.step()
-def status(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-try:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    rss0, hwm = status("VmRSS"), True
-except OSError:
-    rss0, hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, False
+""" + PEAK_RSS_CODE + r"""
+rss0, hwm = rss_start()
 step()
 times = []
 for _ in range(repeats):
     t = time.perf_counter(); step(); times.append(time.perf_counter() - t)
-rss1 = status("VmHWM") if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rss1 = rss_peak(hwm)
 times.sort()
 print(json.dumps(dict(build_s=build_s, step_s=times[len(times) // 2], memory_mib=rss1 - rss0, params=params,
                       tensor_channels=[level.out_spec.size for level in model.encoder.levels])))

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import RESULTS, bar_plot, run_isolated, save, table  # noqa: E402
+from bench_common import PEAK_RSS_CODE, RESULTS, bar_plot, run_isolated, save, table  # noqa: E402
 
 STEP_CODE = """
 import json, resource, time, torch
@@ -44,20 +44,11 @@ def step():
     opt.zero_grad(set_to_none=True)
     torch.nn.functional.cross_entropy(model(x), y).backward()
     opt.step()
-def status(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
+""" + PEAK_RSS_CODE + """
 if device == "cuda":
     torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); use_hwm = False; rss0 = 0
 else:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        rss0, use_hwm = status("VmRSS"), True
-    except OSError:
-        rss0, use_hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, False
+    rss0, use_hwm = rss_start()
 step()
 times = []
 for _ in range({repeats!r}):
@@ -68,7 +59,7 @@ for _ in range({repeats!r}):
 if device == "cuda":
     mem = torch.cuda.max_memory_allocated() / 2**20
 else:
-    mem = (status("VmHWM") if use_hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024) - rss0
+    mem = rss_peak(use_hwm) - rss0
 times.sort()
 print(json.dumps(dict(size=size, batch=batch, checkpointing=bool({ckpt!r}), step_s=times[len(times) // 2],
                       step_min_s=times[0], memory_mib=mem, device=device,
