@@ -117,7 +117,7 @@ def test_own_folder_train_rerun_evaluate_elsewhere_and_predict(tmp_path, capsys,
     assert cli.main(["evaluate", ck2, "--image-dir", str(imgs), "--label-dir", str(labs), "--rotations", "grid",
                      "--out", "ev", "--no-progress"]) == 0
     text = capsys.readouterr().out
-    assert f"on {imgs.resolve()}" in text and "(4 volumes)" in text and "EquivariantUNet (c4_axial)" in text
+    assert f"on {imgs.resolve()}" in text and "(4 volumes, whole)" in text and "EquivariantUNet (c4_axial)" in text
     assert "lidc" not in text
     rows = list(csv.DictReader(open(elsewhere / "ev" / "report.csv")))
     assert len(rows) == 4 and {"dice_1", "dice_2"} <= set(rows[0])  # c4_axial: the 4 grid rotations
@@ -176,3 +176,23 @@ def test_medmnist_28_trains_with_defaults_and_predicts_a_csv(tmp_path, capsys):
     for r in rows:
         p = [float(r["p_0"]), float(r["p_1"])]
         assert abs(sum(p) - 1) < 1e-4 and r["predicted"] == str(int(np.argmax(p)))
+
+
+def test_folder_evaluation_scores_whole_volumes_unless_a_crop_is_asked(tmp_path, capsys):
+    """``evaluate --image-dir`` prepares whole volumes (every labelled voxel is scored); ``--crop`` is the opt-in
+    centre crop, and is refused where it would not apply."""
+    from equivox.data import folder_pair_items
+    from equivox.training import TrainConfig
+    from equivox.training.data import segmentation_eval_dataset
+
+    imgs, labs = write_pairs(tmp_path, n=1)
+    stored = np.asarray(nib.load(str(labs / "case0.nii.gz")).dataobj)
+    items = folder_pair_items(str(imgs), str(labs))
+    cfg = TrainConfig(task="segment", intensity="none", strides=(2,), val_crop=None)
+    whole = segmentation_eval_dataset(cfg, items, 3)[0]["label"]
+    assert [int((whole == k).sum()) for k in (1, 2)] == [int((stored == k).sum()) for k in (1, 2)]
+    cfg.val_crop = 6
+    cropped = segmentation_eval_dataset(cfg, items, 3)[0]["label"]
+    assert tuple(cropped.shape[1:]) == (6, 6, 6) and int((cropped == 2).sum()) < int((stored == 2).sum())
+    assert cli.main(["evaluate", str(tmp_path / "missing.ckpt"), "--crop", "8"]) == 2
+    assert "--crop is for scoring a labelled folder" in capsys.readouterr().err

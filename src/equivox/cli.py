@@ -204,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="segmentation: score every image of this folder (with --label-dir; same names), prepared "
                         "as in training (spacing, intensity from the checkpoint)")
     p.add_argument("--label-dir", dest="label_dir", default=None, help="segmentation: the label folder for --image-dir")
+    p.add_argument("--crop", type=int, default=None,
+                   help="segmentation with --image-dir: score a centre crop of this side (to bound memory); default: "
+                        "whole volumes (padded to the model's size multiple, one direct forward per rotation)")
     p.add_argument("--split", default=None, choices=["train", "val", "test"],
                    help="split to score (default: test for classification; segmentation scores val only)")
     p.add_argument("--rotations", default="standard", choices=["standard", "identity", "grid", "so3"],
@@ -447,6 +450,9 @@ def _cmd_evaluate(args) -> int:
     from .training import TrainConfig, build_datasets, classification_arrays, load_checkpoint, subsample_indices
     from .training.data import segmentation_eval_dataset
 
+    if args.crop is not None and not args.image_dir:
+        raise CLIError("--crop is for scoring a labelled folder (--image-dir / --label-dir); the training data is "
+                       "scored as the run validated it (its val_crop)")
     model, hp = load_checkpoint(args.checkpoint)
     cfg_d = dict(hp.get("config") or {})
     data_info = dict(hp.get("data_info") or {})
@@ -485,10 +491,11 @@ def _cmd_evaluate(args) -> int:
             intensity, why = choose_intensity([it["image"] for it in items])
             _say(f"intensity auto -> {intensity} ({why})")
             cfg.intensity = intensity
+        cfg.val_crop = args.crop
         ds = segmentation_eval_dataset(cfg, items, hp["num_classes"])
         where = f"{Path(args.image_dir).resolve()} + {Path(args.label_dir).resolve()}"
         seg_items = [ds[i] for i in range(min(len(ds), args.max_items or len(ds)))]
-        items_desc = f"{len(seg_items)} volumes"
+        items_desc = f"{len(seg_items)} volumes, " + (f"centre {args.crop}^3 crops" if args.crop else "whole")
     else:
         try:
             _, val, info = build_datasets(cfg)
