@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import subprocess
 import sys
 import warnings
@@ -49,6 +48,13 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 # ============================================================================================ arguments
+def _names(text: str) -> List[str]:
+    vals = [v.strip() for v in str(text).split(",")]
+    if not all(vals):
+        raise argparse.ArgumentTypeError(f"expected comma-separated non-empty names, got {text!r}")
+    return vals
+
+
 def _ints(text: str) -> List[int]:
     try:
         vals = [int(v) for v in str(text).replace(" ", "").split(",") if v]
@@ -114,6 +120,8 @@ _TRAIN_FLAGS = [
     ("--image-dir", "image_dir", str, "segmentation: folder of image NIfTI files (with --label-dir)"),
     ("--label-dir", "label_dir", str, "segmentation: folder of label NIfTI files, same names as the images"),
     ("--num-classes", "num_classes", int, "number of classes (segmentation: including background)"),
+    ("--class-names", "class_names", _names,
+     "segmentation folder pair: class names, background first, comma-separated (e.g. background,liver,tumour)"),
     ("--input-size", "input_size", int, "classification: reduce grids to this cube side"),
     ("--max-train", "max_train", int, "subsample the training split to this many items"),
     ("--max-val", "max_val", int, "subsample the validation split"),

@@ -12,7 +12,6 @@ from equivox.data import DataError
 from equivox.training import TrainConfig, build_datasets, fit
 
 
-
 TINY_CLS = dict(task="classify", input_size=8, channels=(2, 2), strides=(2,), convs_per_level=1, hidden_features=(8,),
                 epochs=1, batch_size=4, progress=False, accelerator="cpu")
 
@@ -100,3 +99,28 @@ def test_so3_augmentation_trains_and_changes_what_the_model_sees(tmp_path):
     w0 = torch.cat([p.flatten() for p in res_none.model.parameters()])
     w1 = torch.cat([p.flatten() for p in res_so3.model.parameters()])
     assert (w0 - w1).abs().max() > 1e-6  # same seed, rotated patches: different updates
+
+
+def test_folder_pair_class_names_from_config_and_cli(tmp_path, capsys):
+    """A folder pair's classes get the user's names (tables, CSV columns, legends); a count that does not match
+    ``num_classes`` is one clear error, and so is an empty name on the command line."""
+    nib = pytest.importorskip("nibabel")
+    from equivox import cli
+    from equivox.training.data import segmentation_file_items
+
+    for sub in ("images", "labels"):
+        (tmp_path / sub).mkdir()
+    lab = np.zeros((8, 8, 8), np.uint8)
+    lab[2:5, 2:5, 2:5] = 1
+    nib.save(nib.Nifti1Image(lab.astype(np.float32), np.eye(4)), str(tmp_path / "images" / "a.nii.gz"))
+    nib.save(nib.Nifti1Image(lab, np.eye(4)), str(tmp_path / "labels" / "a.nii.gz"))
+    dirs = dict(task="segment", image_dir=str(tmp_path / "images"), label_dir=str(tmp_path / "labels"))
+    _, k, names = segmentation_file_items(TrainConfig(**dirs, num_classes=2, class_names=["background", "ball"]))
+    assert (k, names) == (2, ["background", "ball"])
+    assert segmentation_file_items(TrainConfig(**dirs, num_classes=2))[2] == ["0", "1"]
+    with pytest.raises(DataError, match="class_names has 3 name"):
+        segmentation_file_items(TrainConfig(**dirs, num_classes=2, class_names=["a", "b", "c"]))
+    with pytest.raises(ValueError, match="class_names must be a list"):
+        TrainConfig(**dirs, num_classes=2, class_names="background,ball")
+    assert cli.main(["train", "--task", "segment", "--class-names", "background,,ball"]) == 2
+    assert "non-empty names" in capsys.readouterr().err

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 __all__ = ["TrainConfig", "load_yaml_config"]
 
@@ -39,6 +39,8 @@ class TrainConfig:
             Checked by :meth:`validate_dataset`.
         image_dir, label_dir: an image/label NIfTI folder pair for segmentation (instead of ``dataset``).
         num_classes: classes (segmentation: including background); ``None`` = from the dataset.
+        class_names: names of an image/label folder pair's classes, background first (one per class; shown in
+            tables, CSV columns and legends); ``None`` = ``"0", "1", ...``. Other datasets carry their own names.
         input_size: classification grids are reduced to this cube size; ``None`` keeps the stored size.
         resize: how: ``"auto"`` (default: average pooling by the integer factor when the stored side is a
             multiple of ``input_size``, else zero-padding to the next multiple first, e.g. MedMNIST 28^3 -> 32^3 ->
@@ -96,6 +98,7 @@ class TrainConfig:
     image_dir: Optional[str] = None
     label_dir: Optional[str] = None
     num_classes: Optional[int] = None
+    class_names: Optional[List[str]] = None
     input_size: Optional[int] = 16
     resize: str = "auto"
     max_train: Optional[int] = None
@@ -174,6 +177,10 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.class_names is not None:
+            if isinstance(self.class_names, str) or not all(isinstance(n, str) and n for n in self.class_names):
+                raise ValueError(f"class_names must be a list of non-empty strings, got {self.class_names!r}")
+            self.class_names = [str(n) for n in self.class_names]
         for name in ("input_size", "max_train", "max_val", "val_crop", "num_classes"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):

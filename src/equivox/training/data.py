@@ -444,7 +444,10 @@ def segmentation_file_items(cfg: TrainConfig) -> Tuple[List[Dict[str, str]], int
         items = folder_pair_items(cfg.image_dir, cfg.label_dir)
         if cfg.num_classes is None:
             raise DataError("num_classes is required for an image/label folder pair (count the background)")
-        k, names = cfg.num_classes, [str(i) for i in range(cfg.num_classes)]
+        k, names = cfg.num_classes, cfg.class_names or [str(i) for i in range(cfg.num_classes)]
+        if len(names) != k:
+            raise DataError(f"class_names has {len(names)} name(s) ({', '.join(names)}) but num_classes is {k} "
+                            "(background included)")
     else:
         root = Path(cfg.dataset)
         if not root.is_dir():
