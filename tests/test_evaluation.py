@@ -5,14 +5,11 @@ real inputs with real group elements, and each has a counterpart model on which 
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from equivox.data.rotations import rotate_volume
 from equivox.evaluation import (GroupTTA, Rotation, RotationReport, compare_reports, evaluate_classification,
                                 evaluate_segmentation, plot_equivariance_errors, plot_rotation_scores,
                                 plot_segmentation_slices, predict_rotated, rotation_set)
@@ -404,3 +401,27 @@ def test_plots_are_readable_and_honest(tmp_path, figures):
                                          class_names=["background", "left lung", "right lung"]))
     texts = [t.get_text() for leg in figures[-1].legends for t in leg.get_texts()]
     assert texts == ["left lung", "right lung"]
+
+
+def test_segmentation_evaluation_refuses_rotations_that_are_not_physical_on_anisotropic_voxels():
+    """On 3 x 1 x 1 mm voxels a random rotation, or a quarter turn that swaps the 3 mm axis with a 1 mm one, is not
+    a rotation of the scan: refused, naming the rotation; the rotations of the group exact for the spacing run."""
+    from equivox.groups import auto_group
+
+    class Ones(nn.Module):
+        def forward(self, x):
+            return torch.cat([torch.zeros_like(x[:, :1]), torch.ones_like(x[:, :1])], 1)
+
+    vol = torch.zeros(1, 1, 4, 4, 4)
+    lab = torch.zeros(1, 1, 4, 4, 4, dtype=torch.long)
+    lab[..., 1:3, 1:3, 1:3] = 1
+    spacing = (3.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match=r"rotation (grid|so3):.* not a rotation of the scan on anisotropic voxels \(3x1x1"):
+        evaluate_segmentation(Ones(), (vol, lab), rotation_set("standard", group="octa", n_random=1),
+                              num_classes=2, progress=False, spacing=spacing)
+    exact = rotation_set("grid", group=auto_group(spacing)[0])
+    rep = evaluate_segmentation(Ones(), (vol, lab), exact, num_classes=2, progress=False, spacing=spacing)
+    assert len(rep.rows) == len(exact) >= 4
+    iso = evaluate_segmentation(Ones(), (vol, lab), rotation_set("grid", group="octa"), num_classes=2,
+                                progress=False, spacing=(2.0, 2.0, 2.0))
+    assert len(iso.rows) == 24

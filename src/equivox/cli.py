@@ -526,7 +526,7 @@ def _cmd_evaluate(args) -> int:
             class_names = None
         rep = evaluate_segmentation(model, seg_items, rots, num_classes=hp["num_classes"],
                                     progress=not args.no_progress, name=name, check_equivariance=True,
-                                    class_names=class_names)
+                                    class_names=class_names, spacing=spacing)
     _say(rep.table())
     _say(compare_reports([rep]))
     files = _save_report(rep, out, "report") + [plot_rotation_scores([rep], out / "rotation_scores.png")]

@@ -105,6 +105,22 @@ def predict_rotated(model: torch.nn.Module, image: torch.Tensor, rotation: Rotat
     return pred
 
 
+def _check_physical(rotations: Sequence[Rotation], spacing: Optional[Sequence[float]]) -> None:
+    """Refuse rotations of the voxel array that are not rotations of the scan on voxels of ``spacing``."""
+    if spacing is None:
+        return
+    sp = np.asarray([float(v) for v in spacing])
+    if np.allclose(sp, sp[0], rtol=1e-3):
+        return
+    for r in rotations:
+        m = np.abs(np.asarray(r.matrix, dtype=float))
+        if not r.exact or not np.allclose(m @ sp, sp, rtol=1e-3):
+            raise ValueError(f"rotation {r.name} is not a rotation of the scan on anisotropic voxels "
+                             f"({'x'.join(f'{v:g}' for v in sp)} mm); score only the rotations exact for this "
+                             "spacing (rotation_set('grid', group=equivox.groups.auto_group(spacing)[0])) or resample "
+                             "to isotropic voxels first")
+
+
 def evaluate_segmentation(
     model: torch.nn.Module,
     data,
@@ -119,6 +135,7 @@ def evaluate_segmentation(
     check_equivariance: bool = False,
     class_names: Optional[Sequence[str]] = None,
     class_permutation: Optional[Sequence[int]] = None,
+    spacing: Optional[Sequence[float]] = None,
 ) -> RotationReport:
     """Dice of a segmentation model on every rotation, image and label rotated together, scored in the rotated
     frame.
@@ -144,6 +161,10 @@ def evaluate_segmentation(
             left/right lung: the rotated label of an improper rotation is mapped through it (a reflected left lung
             is a right lung). Default ``model.class_permutation`` (set by ``EquivariantUNet(class_swaps=...)``);
             ``None``: labels keep their classes.
+        spacing: the volumes' voxel spacing ``(D, H, W)`` in mm, when known. On anisotropic voxels a rotation of
+            the voxel array is a rotation of the scan only when it maps every axis onto an axis of the same
+            spacing: any other rotation in the set (random SO(3), or a grid element swapping axes of different
+            spacing) raises ``ValueError`` naming it (use :func:`equivox.groups.auto_group` for the exact group).
 
     Returns:
         :class:`RotationReport` with primary metric ``"dice"`` (mean Dice over foreground classes, averaged over
@@ -161,6 +182,7 @@ def evaluate_segmentation(
         raise ValueError(f"class_names has {len(class_names)} names, expected num_classes={num_classes}")
     names = [str(c) for c in (class_names or range(num_classes))][1:]
     rotations = default_rotations(model, rotations)
+    _check_physical(rotations, spacing)
     perm = _model_permutation(model, class_permutation)
     if perm is not None and sorted(perm) != list(range(num_classes)):
         raise ValueError(f"class_permutation {tuple(perm)} is not a permutation of the {num_classes} classes")
