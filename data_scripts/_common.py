@@ -6,6 +6,7 @@ the build date and the sha256 of every output file.
 """
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import hashlib
 import importlib.util
@@ -183,3 +184,10 @@ def print_build_summary(npz: Path, seconds: float, summary: dict, failures: list
         print(f"  {k}: {v}")
     for f in failures[:10]:
         print("  failed:", f)
+
+
+def script_parser(doc: str) -> argparse.ArgumentParser:
+    """The argument parser of a data script: its docstring's first paragraph as the description, the rest as the
+    epilog (verbatim)."""
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0], epilog=doc.split("\n\n", 1)[1],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -26,7 +26,6 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -125,9 +124,7 @@ def lr_class_swaps() -> list[list[int]]:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap = _common.script_parser(__doc__)
     ap.add_argument("--out", type=Path, default=_common.DEFAULT_OUT, help="output directory")
     ap.add_argument("--spacing", type=float, default=2.0, help="isotropic output spacing in mm")
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
@@ -177,15 +174,17 @@ def main(argv=None):
     names = {"0": "background", **{str(c): g[0] for c, g in GROUPS.items()}}
     value_to_name = {v: n for v, n, _ in rows}
     counts = {names[str(c)]: int((lab == c).sum()) for c in range(len(names))}
+    source_fields = dict(
+        task="segmentation",
+        source="/usr/share/mricron/templates/{ch2.nii.gz, aal.nii.gz, aal.nii.txt}",
+        source_package=f"mricron-data {_common.debian_package_version('mricron-data')} (Debian)",
+        licence=LICENCE, citation=CITATION, url="https://www.nitrc.org/projects/mricron",
+    )
     _common.write_provenance(
         args.out, name, [img_p, lab_p],
         description=(f"Colin27 T1 (whole head) with AAL regions grouped into {len(GROUPS)} coarse "
                      f"classes, resampled to {args.spacing:g} mm isotropic, MNI space."),
-        task="segmentation",
-        source="/usr/share/mricron/templates/{ch2.nii.gz, aal.nii.gz, aal.nii.txt}",
-        source_package=f"mricron-data {_common.debian_package_version('mricron-data')} (Debian)",
-        licence=LICENCE, citation=CITATION,
-        url="https://www.nitrc.org/projects/mricron",
+        **source_fields,
         labels=names,
         classes={names[str(c)]: {"index": c, "rule": GROUPS[c][1],
                                  "aal_regions": [value_to_name[v] for v in groups[c]]}
@@ -202,11 +201,7 @@ def main(argv=None):
         description=(f"Colin27 T1 (whole head) with AAL regions grouped into {len(GROUPS)} coarse classes per "
                      f"hemisphere (left and right separate) + vermis, {args.spacing:g} mm isotropic, MNI space; "
                      f"the image is {img_p.name}, shared with {name}."),
-        task="segmentation",
-        source="/usr/share/mricron/templates/{ch2.nii.gz, aal.nii.gz, aal.nii.txt}",
-        source_package=f"mricron-data {_common.debian_package_version('mricron-data')} (Debian)",
-        licence=LICENCE, citation=CITATION,
-        url="https://www.nitrc.org/projects/mricron",
+        **source_fields,
         labels=names_lr,
         class_swaps=lr_class_swaps(),
         classes={names_lr[str(c)]: {"index": c, "aal_regions": [value_to_name[v] for v in groups_lr[c]]}

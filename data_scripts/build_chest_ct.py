@@ -27,7 +27,6 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -128,9 +127,7 @@ def build(src_dir: Path, spacing: float):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap = _common.script_parser(__doc__)
     ap.add_argument("--out", type=Path, default=_common.DEFAULT_OUT, help="output directory")
     ap.add_argument("--spacing", type=float, default=3.0, help="isotropic output spacing in mm")
     ap.add_argument("--source", type=Path, default=None,

@@ -25,7 +25,6 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import math
@@ -178,9 +177,7 @@ def split_by_hash(ids, classes, test_fraction=0.2):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap = _common.script_parser(__doc__)
     ap.add_argument("--out", type=Path, default=_common.DEFAULT_OUT, help="output directory")
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="directory of .sh3f files")
     ap.add_argument("--size", type=int, default=32, help="grid side in voxels")

@@ -33,7 +33,6 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import hashlib
 import math
@@ -173,9 +172,7 @@ def _voxelize_chunk(args):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap = _common.script_parser(__doc__)
     ap.add_argument("--out", type=Path, default=_common.DEFAULT_OUT, help="output directory")
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="folder of <Family>.3dshapes folders")
     ap.add_argument("--copyright", type=Path, default=DEFAULT_COPYRIGHT, help="DEP-5 copyright file")

@@ -23,7 +23,6 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -101,9 +100,7 @@ def check_same_nodules(keep: list[dict], masks: dict) -> None:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap = _common.script_parser(__doc__)
     ap.add_argument("--out", type=Path, default=_common.DEFAULT_OUT, help="output directory (holds the masks too)")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = ap.parse_args(argv)

@@ -31,7 +31,6 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -149,9 +148,7 @@ def _process_scans(args):
 
 # --------------------------------------------------------------------------- main
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap = _common.script_parser(__doc__)
     ap.add_argument("--out", type=Path, default=_common.DEFAULT_OUT, help="output directory")
     ap.add_argument("--size", type=int, default=32, help="grid side in voxels (default 32)")
     ap.add_argument("--voxel-mm", type=float, default=1.0, help="isotropic voxel size in mm")

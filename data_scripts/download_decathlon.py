@@ -18,7 +18,6 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
 import _download  # noqa: E402
 
 BASE = "https://msd-for-monai.s3-us-west-2.amazonaws.com"
@@ -121,9 +121,7 @@ def download_decathlon(task: str = "Task09_Spleen", root: str | Path | None = No
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap = _common.script_parser(__doc__)
     ap.add_argument("task", nargs="?", default="Task09_Spleen", choices=sorted(MD5))
     ap.add_argument("--root", type=Path, default=None)
     ap.add_argument("--tar", type=Path, default=None, help="use an already downloaded tar")

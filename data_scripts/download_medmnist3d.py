@@ -16,13 +16,13 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
 import _download  # noqa: E402
 
 RECORD = "https://zenodo.org/records/10519652/files"
@@ -93,9 +93,7 @@ def download_medmnist3d(flag: str, root: str | Path | None = None, size: int = 2
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap = _common.script_parser(__doc__)
     ap.add_argument("flags", nargs="+", choices=sorted(DATASETS))
     ap.add_argument("--size", type=int, default=28, choices=(28, 64))
     ap.add_argument("--root", type=Path, default=None)

@@ -23,7 +23,6 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import zipfile
@@ -137,9 +136,7 @@ def build_modelnet_npz(zip_path: str | Path, out: str | Path, size: int = 32,
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap = _common.script_parser(__doc__)
     ap.add_argument("--root", type=Path, default=None,
                     help="download directory (default: $EQUIVOX_DATA_DIR or the equivox cache)")
     ap.add_argument("--zip", type=Path, default=None, help="use an already downloaded ModelNet10.zip")

@@ -314,13 +314,20 @@ def load_furniture_shapes(split: str | None = None) -> dict[str, Any]:
     CC BY 3.0 (other catalogs) -- attribute the creators when redistributing.
     """
     _check_split(split, ("train", "test"))
-    z = _npz("furniture_shapes_32")
+    return _packed_shapes("furniture_shapes_32", split,
+                          ("split", "model_id", "model_name", "room_category", "creator", "archive", "licence"))
+
+
+def _packed_shapes(name: str, split: str | None, per_item: tuple) -> dict[str, Any]:
+    """A bundled shape-classification set stored as packed occupancy bits: ``voxels`` bool, ``label`` int64,
+    ``class_names``, ``metadata`` and the ``per_item`` arrays, restricted to ``split`` (None: all)."""
+    z = _npz(name)
     sel = slice(None) if split is None else (z["split"] == split)
     out = {"voxels": _unpack(z["voxels_packed"][sel], z["shape"]),
            "label": z["label"][sel].astype(np.int64),
            "class_names": [str(c) for c in z["class_names"]],
-           "metadata": _metadata("furniture_shapes_32")}
-    for k in ("split", "model_id", "model_name", "room_category", "creator", "archive", "licence"):
+           "metadata": _metadata(name)}
+    for k in per_item:
         out[k] = z[k][sel]
     return out
 
@@ -343,15 +350,7 @@ def load_kicad_parts(split: str | None = None) -> dict[str, Any]:
     holders), see ``metadata["licence"]``.
     """
     _check_split(split)
-    z = _npz("kicad_parts_32")
-    sel = slice(None) if split is None else (z["split"] == split)
-    out = {"voxels": _unpack(z["voxels_packed"][sel], z["shape"]),
-           "label": z["label"][sel].astype(np.int64),
-           "class_names": [str(c) for c in z["class_names"]],
-           "metadata": _metadata("kicad_parts_32")}
-    for k in ("split", "model_path", "licence", "copyright"):
-        out[k] = z[k][sel]
-    return out
+    return _packed_shapes("kicad_parts_32", split, ("split", "model_path", "licence", "copyright"))
 
 
 def kicad_part_meshes(split: str | None = None, root: str | Path | None = None) -> list[Path]:
