@@ -1,10 +1,11 @@
 """Segmentation suite: equivariant U-Nets vs plain U-Nets on registered scans, upright and rotated.
 
 A thin caller of the harness (``equivox.benchmark.run_segmentation``): trains every competitor for the same steps
-and seeds on random patches of each dataset's training volumes, scores it on the test volumes (centre crop)
+and seeds on random patches of each dataset's training volumes, scores it on the test volumes (the held-out tiles
+of ``chest_ct_heldout`` / ``brain_atlas_heldout`` whole, one item each; single-volume sets by a centre crop)
 upright / under the 24 cube rotations / under random SO(3) rotations (image and label together), and writes
 ``OUT/segmentation.json`` (command, machine, config, records with the accuracy suite's schema: ``n_test`` volumes,
-scores with 95 % intervals (over volumes, or over seeds when there is one volume), ``per_item`` Dice, per-class
+scores with 95 % intervals over the scored volumes (tiles), ``per_item`` Dice, per-class
 Dice, the learning curve; paired verdicts), ``segmentation.csv``, ``segmentation_table.txt`` and plots
 (``<dataset>_rotation_scores.png``, ``<dataset>_score_vs_train_time.png``, ``learning_curves.png``). Results are
 saved after every dataset and seed.
@@ -28,8 +29,10 @@ FULL = ["equivariant (octa, stats head)", "equivariant (octa, linear head)",
         "plain (matched params)", "plain (matched compute)", "plain + grid aug", "plain + so3 aug",
         "MONAI UNet (matched params)"]
 QUICK = ["equivariant (octa)", "plain (matched params)", "plain + grid aug", "MONAI UNet (matched params)"]
-#: per dataset: (downsample, test crop) so that a crop fits the downsampled volume
-GEOMETRY = {"chest_ct": (2, 48), "brain_atlas": (2, 40), "brain_atlas_lr": (2, 40)}
+#: per dataset: (downsample, validation crop, test crop) so that a crop fits the downsampled volume; test crop None:
+#: the held-out tiles are scored whole
+GEOMETRY = {"chest_ct": (2, 48, 48), "brain_atlas": (2, 40, 40), "brain_atlas_lr": (2, 40, 40),
+            "chest_ct_heldout": (1, 28, None), "brain_atlas_heldout": (1, 22, None)}
 
 
 def targets(records) -> list:
@@ -55,14 +58,16 @@ def _ints(s: str):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", default="chest_ct,brain_atlas", help="comma-separated registered datasets")
+    p.add_argument("--datasets", default="chest_ct_heldout,brain_atlas_heldout", help="comma-separated registered datasets")
     p.add_argument("--models", default=None,
                    help=f"';'-separated competitors (known: {'; '.join(competitor_names('segment'))})")
     p.add_argument("--seeds", type=_ints, default=None, help="seeds, e.g. 0,1,2")
     p.add_argument("--channels", type=_ints, default=None, help="fields per level of the reference U-Net")
     p.add_argument("--epochs", type=int, default=None, help="epochs of 2 steps (32 patches, batch 16)")
     p.add_argument("--downsample", type=int, default=None, help="downsampling factor (default per dataset)")
-    p.add_argument("--val-crop", type=int, default=None, help="centre crop of the test volumes")
+    p.add_argument("--val-crop", type=int, default=None, help="centre crop of the validation volumes")
+    p.add_argument("--test-crop", type=int, default=None,
+                   help="centre crop of the test volumes (0: whole volumes; default per dataset)")
     p.add_argument("--patch-size", type=int, default=None, help="training patch side (default 24, quick 16)")
     p.add_argument("--n-random", type=int, default=None, help="random SO(3) rotations")
     p.add_argument("--rotation-group", default="octa", help="grid-exact elements scored: octa (24 rotations) or "
@@ -81,9 +86,13 @@ def main(argv=None) -> int:
     command = shlex.join(["python", "benchmarks/segmentation.py", *(argv if argv is not None else sys.argv[1:])])
     records, result = [], None
     for ds in a.datasets.split(","):
-        down, crop = GEOMETRY.get(ds, (2, 48))
+        down, val_crop, test_crop = GEOMETRY.get(ds, (2, 48, 48))
+        if a.test_crop is not None:
+            test_crop = a.test_crop or None
+        elif q and test_crop:
+            test_crop = 16
         kw = dict(downsample=a.downsample or (4 if q else down), patch_size=a.patch_size or (16 if q else 24),
-                  val_crop=a.val_crop or (16 if q else crop), channels=a.channels or ([1, 2] if q else [2, 4]),
+                  val_crop=a.val_crop or (16 if q else val_crop), test_crop=test_crop, channels=a.channels or ([1, 2] if q else [2, 4]),
                   strides=[2], epochs=a.epochs or (1 if q else 20), patches_per_epoch=8 if q else 32,
                   batch_size=4 if q else 16, n_random=a.n_random if a.n_random is not None else (1 if q else 4),
                   rotation_group=a.rotation_group)

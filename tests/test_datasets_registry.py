@@ -131,24 +131,31 @@ def test_heldout_segmentation_views_cut_the_volume_into_disjoint_parts():
     for name, base in HELDOUT.items():
         (whole_img, whole_lab), = get_dataset(base).load_split("train")["volumes"]
         parts = {s: get_dataset(name).load_split(s)["volumes"] for s in ("train", "val", "test")}
-        assert [len(parts[s]) for s in ("train", "val", "test")] == [1, 2, 2]
+        assert [len(parts[s]) for s in ("train", "val", "test")] == [1, 8, 8]
         n = whole_img.shape[1]
         (train_img, train_lab), = parts["train"]
         assert torch.equal(train_img, whole_img[:, : n // 2]) and torch.equal(train_lab, whole_lab[:, : n // 2])
-        # val + test tiles hold every voxel of the other half exactly once, in a checkerboard
-        held = whole_lab[:, n // 2:]
+        # val + test tiles hold every voxel of the other half exactly once, in a 4 x 4 checkerboard
+        held, held_img = whole_lab[:, n // 2:], whole_img[:, n // 2:]
         H, W = held.shape[2:]
-        rows, cols = (slice(0, H // 2), slice(H // 2, H)), (slice(0, W // 2), slice(W // 2, W))
-        want = [held[:, :, rows[a], cols[b]] for a, b in ((0, 0), (1, 1), (0, 1), (1, 0))]
-        got = [lab for _, lab in parts["val"]] + [lab for _, lab in parts["test"]]
-        assert all(torch.equal(g, w) for g, w in zip(got, want))
-        assert sum(int(g.numel()) for g in got) == int(held.numel())
-        assert torch.equal(parts["val"][0][0], whole_img[:, n // 2:, rows[0], cols[0]])
+        rows = [slice(k * H // 4, (k + 1) * H // 4) for k in range(4)]
+        cols = [slice(k * W // 4, (k + 1) * W // 4) for k in range(4)]
+        cells = [(a, b) for a in range(4) for b in range(4)]
+        want = {s: [(held_img[:, :, rows[a], cols[b]], held[:, :, rows[a], cols[b]]) for a, b in cells
+                    if (a + b) % 2 == (s == "test")] for s in ("val", "test")}
+        for s in ("val", "test"):
+            assert all(torch.equal(gi, wi) and torch.equal(gl, wl) for (gi, gl), (wi, wl) in zip(parts[s], want[s]))
+        assert sum(int(lab.numel()) for s in ("val", "test") for _, lab in parts[s]) == int(held.numel())
         present = {s: set().union(*(torch.unique(lab).tolist() for _, lab in parts[s])) for s in ("val", "test")}
         every = set(range(int(whole_lab.max()) + 1))
-        assert present["val"] == every
-        # the brain's held-out test tiles (upper half of axis 1, crossing axis 2) miss the cerebellum (7)
-        assert present["test"] == (every - {7} if base == "brain_atlas" else every)
+        assert present["val"] == every and present["test"] == every
+
+
+def test_heldout_regions_refuses_a_grid_without_test_tiles():
+    from equivox.data.bundled import heldout_regions
+
+    with pytest.raises(ValueError, match="grid >= 2"):
+        heldout_regions(np.zeros((4, 4, 4)), np.zeros((4, 4, 4)), "test", grid=1)
 
 
 def test_register_rejects_bad_specs_and_taken_names(tiny):

@@ -8,13 +8,14 @@ dataset's ``val`` split, unless that split is the test split (the bundled furnit
 15 % of the training split (stratified, fixed seed) is held out instead. Scores are on the ``test`` split only.
 
 Segmentation: the registered dataset's ``test`` volumes (the training path's loader and downsampling), each centre
-cropped to ``val_crop``; every volume is one scored item. Training uses ``equivox train``'s own datasets
+cropped to a cube or whole; every volume is one scored item, except crops without any foreground voxel (no Dice is
+defined there; the run's description counts them). Training uses ``equivox train``'s own datasets
 (random patches of the ``train`` volumes, validation on the ``val`` volumes).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -126,9 +127,10 @@ def left_right_pairs(class_names: Sequence[str]) -> Tuple[Tuple[int, int], ...]:
     return tuple(sorted((d["L"], d["R"]) for d in sides.values() if set(d) == {"L", "R"}))
 
 
-def load_segmentation_data(name: str, downsample: int, val_crop: int) -> SegmentationData:
-    """The scored volumes of a registered segmentation dataset (its ``test`` split, downsampled like training,
-    centre-cropped to ``val_crop``)."""
+def load_segmentation_data(name: str, downsample: int, crop: Optional[int], multiple: int = 1) -> SegmentationData:
+    """The scored volumes of a registered segmentation dataset (its ``test`` split, downsampled like training),
+    centre-cropped to a ``crop``-sided cube, or with ``crop=None`` whole, each axis centre-trimmed to a multiple of
+    ``multiple`` (the network's total stride)."""
     from ..data import get_dataset
     from ..training.data import _registered_volumes, center_crop
 
@@ -137,12 +139,21 @@ def load_segmentation_data(name: str, downsample: int, val_crop: int) -> Segment
     train_names = _registered_volumes(spec, "train", downsample)[1] if not label_names else {}
     label_names = {**train_names, **label_names}
     k = max([max(label_names, default=0)] + [int(lab.max()) for _, lab in vols]) + 1
-    crop = (val_crop,) * 3
-    volumes = [{"image": center_crop(img, crop), "label": center_crop(lab, crop)} for img, lab in vols]
+
+    def size(img):
+        return (crop,) * 3 if crop is not None else tuple(n // multiple * multiple for n in img.shape[-3:])
+
+    crops = [{"image": center_crop(img, size(img)), "label": center_crop(lab, size(img))} for img, lab in vols]
+    volumes = [v for v in crops if bool((v["label"] > 0).any())]
+    if not volumes:
+        raise ValueError(f"dataset {name!r}: no scored test volume has foreground")
     about = spec.metadata()["description"].rstrip(".")
     names = [label_names.get(i, str(i)) for i in range(k)]
+    skipped = f", {len(crops) - len(volumes)} background-only crop(s) skipped" if len(volumes) < len(crops) else ""
     return SegmentationData(spec.name, volumes, names, int(vols[0][0].shape[0]),
-                            f"{about}; {len(volumes)} test volume(s), centre {val_crop}^3", left_right_pairs(names))
+                            f"{about}; {len(volumes)} test volume(s), "
+                            f"{f'centre {crop}^3' if crop else 'whole'}{skipped}",
+                            left_right_pairs(names))
 
 
 def nested_fractions(labels: np.ndarray, fractions: Sequence[float], seed: int) -> Dict[float, np.ndarray]:

@@ -261,7 +261,7 @@ def _dataset_files(name: str) -> Dict:
 
 def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEFAULT_COMPETITORS,
                      seeds: Sequence[int] = (0,), *, downsample: int = 2, patch_size: int = 24, val_crop: int = 48,
-                     channels: Sequence[int] = (2, 4), strides: Sequence[int] = (2,), convs_per_level: int = 2,
+                     test_crop: Optional[int] = 48, channels: Sequence[int] = (2, 4), strides: Sequence[int] = (2,), convs_per_level: int = 2,
                      epochs: int = 20, patches_per_epoch: int = 32, batch_size: int = 16, lr: float = 3e-3,
                      n_random: int = 4, rotation_group: str = "octa", out: Optional[Path] = None,
                      progress: bool = False, verbose: bool = True, keep_models: bool = False) -> Dict:
@@ -275,7 +275,9 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
         seeds: one run per seed and competitor (same seed: same initial patches and rotations for all).
         patch_size, val_crop, epochs, patches_per_epoch, batch_size, lr: training (:class:`TrainConfig`; steps =
             ``epochs * patches_per_epoch / batch_size``), best checkpoint by validation loss; a competitor's
-            ``train`` options override them. ``val_crop`` is also the centre crop of every scored test volume.
+            ``train`` options override them (``val_crop``: centre crop of the validation volumes).
+        test_crop: centre crop (cube side) of every scored test volume; ``None``: whole test volumes, each axis
+            centre-trimmed to a multiple of the total stride (held-out tiles are scored whole).
         n_random: random SO(3) rotations of the test volumes (seeded by the run's seed).
         rotation_group: the grid-exact elements scored (``"octa"``: the 24 rotations; ``"full_octa"``: the 48
             rotations and reflections, under which the dataset's left/right labels are swapped for every model).
@@ -293,7 +295,7 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
     quiet_lightning()
     comps = check_order(list(competitors), "segment")
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="equivox-segmentation-"))
-    data = load_segmentation_data(dataset, downsample, val_crop)
+    data = load_segmentation_data(dataset, downsample, test_crop, multiple=math.prod(strides))
     k, c_in = len(data.class_names), data.in_channels
     base_kwargs = dict(spatial_dims=3, in_channels=c_in, out_channels=k, channels=list(channels),
                        strides=list(strides), convs_per_level=convs_per_level)
@@ -346,8 +348,8 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
             if keep_models:
                 models[(comp.name, seed)] = res.model
     config = dict(task="segment", dataset=dataset, competitors=list(competitors), seeds=list(seeds),
-                  downsample=downsample, patch_size=patch_size, val_crop=val_crop, channels=list(channels),
-                  strides=list(strides), convs_per_level=convs_per_level, epochs=epochs,
+                  downsample=downsample, patch_size=patch_size, val_crop=val_crop, test_crop=test_crop,
+                  channels=list(channels), strides=list(strides), convs_per_level=convs_per_level, epochs=epochs,
                   patches_per_epoch=patches_per_epoch, batch_size=batch_size, lr=lr, n_random=n_random,
                   rotation_group=rotation_group, class_swaps=[list(p) for p in data.class_swaps],
                   n_test=len(data.volumes), dataset_files=_dataset_files(data.name), threads=torch.get_num_threads())

@@ -263,18 +263,21 @@ def load_brain_atlas_lr_sample() -> dict[str, Any]:
     return s
 
 
-def heldout_regions(image: np.ndarray, label: np.ndarray, split: str, axis: int = 0) -> list[tuple]:
+def heldout_regions(image: np.ndarray, label: np.ndarray, split: str, axis: int = 0, grid: int = 4) -> list[tuple]:
     """Spatially held-out parts of one volume, so a segmentation model is scored on voxels it never trained on.
 
     The volume (image ``(..., D, H, W)``, label ``(D, H, W)`` or ``(1, D, H, W)``) is cut at the middle of
     spatial ``axis``: ``train`` is the half with index ``< n // 2`` (one volume); the other half is cut into
-    2 x 2 tiles at the middle of the two remaining spatial axes, and the tiles alternate in a checkerboard:
-    ``val`` gets tiles (0, 0) and (1, 1), ``test`` tiles (0, 1) and (1, 0) (two volumes each, scored
-    separately). Returns ``[(image part, label part), ...]`` (views of the inputs).
+    ``grid x grid`` tiles along the two remaining spatial axes (edges at ``k * n // grid``), and the tiles alternate
+    in a checkerboard: ``val`` gets the tiles ``(i, j)`` with ``i + j`` even, ``test`` those with ``i + j`` odd
+    (``grid**2 // 2`` volumes each, row-major, scored separately: with ``grid=4`` eight test items, enough for a
+    bootstrap interval over tiles). Returns ``[(image part, label part), ...]`` (views of the inputs).
     """
     _check_split(split)
     if split is None:
         raise ValueError("heldout_regions needs a split ('train', 'val' or 'test')")
+    if grid < 2:
+        raise ValueError(f"heldout_regions needs grid >= 2 (one val and one test tile at least), got {grid}")
     ax = axis % 3
     n = image.shape[-3 + ax]
 
@@ -288,12 +291,14 @@ def heldout_regions(image: np.ndarray, label: np.ndarray, split: str, axis: int 
     img, lab = part(image, ax, n // 2, n), part(label, ax, n // 2, n)
     a, b = [k for k in range(3) if k != ax]
     na, nb = img.shape[-3 + a], img.shape[-3 + b]
-    tiles = [(0, 0), (1, 1)] if split == "val" else [(0, 1), (1, 0)]
+    parity = 0 if split == "val" else 1
     out = []
-    for ta, tb in tiles:
-        ra = (0, na // 2) if ta == 0 else (na // 2, na)
-        rb = (0, nb // 2) if tb == 0 else (nb // 2, nb)
-        out.append((part(part(img, a, *ra), b, *rb), part(part(lab, a, *ra), b, *rb)))
+    for i in range(grid):
+        for j in range(grid):
+            if (i + j) % 2 != parity:
+                continue
+            ra, rb = (i * na // grid, (i + 1) * na // grid), (j * nb // grid, (j + 1) * nb // grid)
+            out.append((part(part(img, a, *ra), b, *rb), part(part(lab, a, *ra), b, *rb)))
     return out
 
 
@@ -582,8 +587,8 @@ def _heldout_split(dataset_cls) -> Callable[[str], dict[str, Any]]:
         return {"volumes": heldout_regions(item["image"], item["label"], split), "label_names": dict(ds.label_names)}
 
     load.__doc__ = (f"Registry loader: the normalised {dataset_cls.__name__} volume cut by "
-                    ":func:`heldout_regions` (train: one half along voxel axis 0; val, test: two tiles each of "
-                    "the other half).")
+                    ":func:`heldout_regions` (train: one half along voxel axis 0; val, test: eight tiles each "
+                    "of the other half, a 4 x 4 checkerboard).")
     return load
 
 
