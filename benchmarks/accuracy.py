@@ -92,6 +92,8 @@ def main(argv=None) -> int:
     p.add_argument("--channels", type=_ints, default=None, help="fields per level of the reference model")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--equal-steps", action="store_true",
+                   help="train fraction f for epochs / f epochs: the same optimizer steps for every fraction")
     p.add_argument("--n-random", type=int, default=None, help="random SO(3) rotations")
     p.add_argument("--max-test", type=int, default=None, help="score a stratified subsample of the test split")
     p.add_argument("--metric", default=None, choices=["accuracy", "auroc"],
@@ -113,6 +115,7 @@ def main(argv=None) -> int:
     kw = dict(input_size=a.input_size or (8 if q else 16), placement=a.placement,
               channels=a.channels or ([2, 2] if q else [4, 8, 16]), strides=[2] if q else [2, 2],
               hidden_features=[8] if q else [64], epochs=a.epochs or (1 if q else 20), batch_size=a.batch_size,
+              equal_steps=a.equal_steps,
               n_random=a.n_random if a.n_random is not None else (2 if q else 8),
               max_test=a.max_test if a.max_test is not None else (16 if q else None), metric=a.metric)
     out = Path(a.out)

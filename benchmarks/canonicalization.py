@@ -1,17 +1,19 @@
 """Canonicalization benchmark: a plain model behind an exactly equivariant canonicalizer, against the plain model
 and what users do otherwise, with paired verdicts on the targets of docs/canonicalization.md.
 
-Runs the accuracy suite (furniture) and the segmentation suite (chest CT) through their one harness with the
-canonicalized competitors (joint training, and a frozen trained model with only the canonicalizer fitted), then
-compares models **paired** (same items, same seeds): the difference of each target with a 95 % bootstrap interval
-over test items (segmentation: one test volume, so the seeds are the resampled units and the interval is only
-as wide as the seed spread; fewer than 3 units give "unresolved"), and a verdict "met" / "missed" only when the
+Runs the accuracy suite (furniture) and the segmentation suite (held-out tiles of the chest CT,
+``chest_ct_heldout``: each tile one scored item) through their one harness with the canonicalized competitors
+(joint training, and a frozen trained model with only the canonicalizer fitted), then compares models **paired**
+(same items, same seeds): the difference of each target with a 95 % bootstrap interval over (seed, item) pairs,
+and a verdict "met" / "missed" only when the
 interval excludes the threshold, otherwise "unresolved" (``equivox.benchmark.compare``). Writes
 ``OUT/accuracy.json``, ``OUT/segmentation.json`` (records with per-item scores and the verdicts),
 ``OUT/verdicts.json``, ``OUT/verdicts.txt`` and ``OUT/{classify,segment}_rotation_scores.png`` (95 % intervals).
 
     python benchmarks/canonicalization.py --out benchmarks/results/canonicalization          # ~20 min, 2 CPU cores
     python benchmarks/canonicalization.py --quick --out /tmp/canon                            # ~2 min smoke run
+    python benchmarks/canonicalization.py --skip classify \
+        --seg-records benchmarks/results/segmentation/segmentation.json --out ...   # segment targets, no training
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from equivox.benchmark import (compare, format_records, format_verdicts, plot_records, run_classification,
                                run_segmentation, save_records)
+from segmentation import GEOMETRY
 
 CLASSIFY = ["plain (matched params)", "plain + grid aug", "plain + canonicalizer",
             "plain (frozen) + fitted canonicalizer", "plain + PCA pose + canonicalizer"]
@@ -67,8 +70,11 @@ def _verdicts(acc, seg):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0,1,2", help="classification seeds")
-    p.add_argument("--seg-seeds", default="0,1,2", help="segmentation seeds (3 or more for an interval over "
-                                                        "seeds: the chest CT has one test volume)")
+    p.add_argument("--seg-seeds", default="0,1,2", help="segmentation seeds")
+    p.add_argument("--seg-dataset", default="chest_ct_heldout", help="registered segmentation dataset")
+    p.add_argument("--seg-records", default=None, metavar="JSON",
+                   help="score the segmentation targets on the records of a segmentation suite run "
+                        "(benchmarks/segmentation.py output holding these competitors) instead of training again")
     p.add_argument("--skip", choices=["classify", "segment"], default=None)
     p.add_argument("--models", default=None, help=f"';'-separated classification competitors (default: "
                                                   f"{'; '.join(CLASSIFY)})")
@@ -93,10 +99,19 @@ def main(argv=None) -> int:
         print(format_records(acc))
         plot_records(acc, out, ("train_seconds",), "classify_")
     if a.skip != "segment":
-        kw = dict(downsample=4, patch_size=16, val_crop=16, channels=(1, 2), epochs=1, patches_per_epoch=8,
-                  batch_size=4, n_random=2) if a.quick else dict(n_random=4)
         models = a.seg_models.split(";") if a.seg_models else SEGMENT
-        res = run_segmentation("chest_ct", models, seg_seeds, out=out / "runs", **kw)
+        if a.seg_records:
+            res = json.loads(Path(a.seg_records).read_text())
+            res["records"] = [r for r in res["records"] if r["model"] in models and r["dataset"] == a.seg_dataset
+                              and r["seed"] in seg_seeds]
+            if not res["records"]:
+                raise SystemExit(f"{a.seg_records}: no records of {a.seg_dataset!r} for {models}")
+        else:
+            down, val_crop, test_crop = GEOMETRY.get(a.seg_dataset, (2, 48, 48))
+            kw = dict(downsample=4, patch_size=16, val_crop=16, test_crop=test_crop and 16, channels=(1, 2),
+                      epochs=1, patches_per_epoch=8, batch_size=4, n_random=2) if a.quick else dict(
+                downsample=down, val_crop=val_crop, test_crop=test_crop, n_random=4)
+            res = run_segmentation(a.seg_dataset, models, seg_seeds, out=out / "runs", **kw)
         seg = res["records"]
         save_records(res, out, "segmentation", command=command, verdicts=_verdicts([], seg))
         print(format_records(seg, "dice"))

@@ -68,3 +68,17 @@ def test_mesh_rotation_keeps_content_where_grid_resampling_loses_some():
         resampled = rotate_volume(torch.from_numpy(upright.astype(np.float32))[None, None], m)[0, 0] > 0.5
         # the mesh path agrees with rotating the voxels of the sphere placement (same convention)
         assert (resampled.numpy() & rotated).sum() > 0.7 * rotated.sum()
+
+
+def test_equal_steps_trains_every_fraction_for_the_steps_of_the_full_set(tmp_path):
+    xtr, ytr = _bars(16, 0)
+    xte, yte = _bars(2, 1)
+    data = ClassificationData("bars", xtr, ytr, xte, yte, xte, yte, ["along D", "along H"])
+    kw = dict(input_size=16, channels=(1, 1), strides=(2,), hidden_features=(4,), epochs=2, batch_size=8,
+              n_random=0, out=tmp_path, verbose=False)
+    steps = {}
+    for equal in (False, True):
+        res = run_classification(data, ["plain (matched params)"], (0.5, 1.0), (0,), equal_steps=equal, **kw)
+        steps[equal] = {r["train_fraction"]: r["train_steps"] for r in res["records"]}
+    assert steps[False][0.5] < steps[False][1.0]  # fixed epochs: half the data, fewer steps
+    assert steps[True][0.5] == steps[True][1.0] == steps[False][1.0]

@@ -129,9 +129,9 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                        fractions: Sequence[float] = (1.0,), seeds: Sequence[int] = (0,), *, input_size: int = 16,
                        placement: str = "box", channels: Sequence[int] = (4, 8, 16), strides: Sequence[int] = (2, 2),
                        convs_per_level: int = 1, hidden_features: Sequence[int] = (64,), epochs: int = 30,
-                       batch_size: int = 16, lr: float = 3e-3, n_random: int = 8, max_test: Optional[int] = None,
-                       metric: Optional[str] = None, out: Optional[Path] = None, progress: bool = False,
-                       verbose: bool = True, keep_models: bool = False) -> Dict:
+                       batch_size: int = 16, lr: float = 3e-3, equal_steps: bool = False, n_random: int = 8,
+                       max_test: Optional[int] = None, metric: Optional[str] = None, out: Optional[Path] = None,
+                       progress: bool = False, verbose: bool = True, keep_models: bool = False) -> Dict:
     """Train and score every classification competitor for every train fraction and seed.
 
     Args:
@@ -147,6 +147,8 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
         channels, strides, convs_per_level, hidden_features: the reference classifier (``channels`` are fields).
         epochs, batch_size, lr: training (AdamW, best checkpoint by validation loss on the held-out val split);
             a competitor's ``train`` options override them.
+        equal_steps: train a fraction ``f`` for ``ceil(epochs / f)`` epochs, so every fraction gets the optimizer
+            steps of the full set (a data-efficiency curve then measures data, not training length).
         n_random: random SO(3) rotations (seeded by the run's seed); max_test: a stratified subsample of the test
             split (fixed seed: the same items for every seed and competitor, so comparisons are paired).
         metric: ``"accuracy"`` or ``"auroc"`` (two classes); default the dataset's (AUROC for two classes). AUROC
@@ -214,7 +216,8 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                     aug = augmentation_transform(comp.augment, ["image"], "octa", seed)  # at stored resolution
                     train = ArrayClassificationDataset(x_train[idx], data.y_train[idx], aug, data.class_names)
                     info = DataInfo(c_in, k, data.class_names, len(train), len(val), (input_size,) * 3)
-                    opts = {"epochs": epochs, "batch_size": batch_size, "lr": lr, **comp.train}
+                    opts = {"epochs": math.ceil(epochs / frac - 1e-9) if equal_steps else epochs,
+                            "batch_size": batch_size, "lr": lr, **comp.train}
                     cfg = TrainConfig(task="classify", dataset=data.name, input_size=input_size, seed=seed,
                                       progress=progress, **opts,
                                       out_dir=str(out / f"{comp.name}-f{frac:g}-s{seed}".replace(" ", "_")),
@@ -245,8 +248,8 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                   fractions=list(fractions),
                   seeds=list(seeds), input_size=input_size, placement=placement, channels=list(channels),
                   strides=list(strides), convs_per_level=convs_per_level, hidden_features=list(hidden_features),
-                  epochs=epochs, batch_size=batch_size, lr=lr, n_random=n_random, max_test=max_test,
-                  n_train=len(data.y_train), n_val=len(data.y_val), n_test=len(y_test),
+                  epochs=epochs, equal_steps=equal_steps, batch_size=batch_size, lr=lr, n_random=n_random,
+                  max_test=max_test, n_train=len(data.y_train), n_val=len(data.y_val), n_test=len(y_test),
                   dataset_files=_dataset_files(data.name), threads=torch.get_num_threads())
     return {"records": records, "reports": reports, "config": config, "caption": data.caption, "models": models}
 
