@@ -174,6 +174,7 @@ COMPETITORS: Dict[str, Competitor] = {c.name: c for c in [
     Competitor("equivariant (octa) + orientation + canonicalizer", "equivariant", head="oriented",
                canonicalize="octa", tasks=_S),
     Competitor("equivariant (d4_axial)", "equivariant", "d4_axial", match_params=True, tasks=_S),
+    Competitor("equivariant (so3, matched params)", "equivariant", "so3", match_params=True, tasks=_S),
     Competitor("equivariant (full_octa) + class swaps", "equivariant", "full_octa", match_params=True,
                class_swaps=True, tasks=_S),
     Competitor("plain (matched params)", "baseline"),

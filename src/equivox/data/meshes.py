@@ -233,7 +233,7 @@ def voxelize_mesh(mesh, size: int = 32, margin: int = 1, method: str = "auto", p
             See the module docstring for the placement rule.
         placement, rotation: see :func:`mesh_to_grid_coordinates` (``placement="sphere"`` with a ``rotation``:
             the rotated object voxelized at the same scale, nothing cut off: the mesh-level SO(3) protocol of
-            :mod:`equivox.accuracy`).
+            :func:`equivox.benchmark.run_classification`).
 
     Raises:
         DataError: empty mesh, zero extent, or nothing occupied.

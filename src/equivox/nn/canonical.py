@@ -22,7 +22,7 @@ class CanonicalPose(nn.Module):
     Shapes: ``(B, C, S, S, S) -> (B, C, S, S, S)`` (cubic volumes). The frame is computed from the sum over
     channels of the non-negative part of the input (occupancy / intensity mass). Trilinear resampling with zero
     padding (``align_corners=True``: sample points on voxel centres); a pose that moves mass outside the box cuts it
-    off, so pad the volume first when objects fill it (e.g. ``placement="sphere"`` in :mod:`equivox.accuracy`).
+    off, so pad the volume first when objects fill it (e.g. ``placement="sphere"`` in :func:`equivox.benchmark.run_classification`).
 
     Group assumption: output is invariant to any rotation of the input up to one of the 24 cube rotations (see the
     module docstring); put a model invariant to ``octa`` after it. No parameters; not part of ``export()``.
