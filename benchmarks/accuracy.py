@@ -12,6 +12,7 @@ machine, the config, records with ``n_test``, every score with its 95 % bootstra
     python benchmarks/accuracy.py --out benchmarks/results/accuracy  # furniture, 3 seeds, fractions 0.1 and 1
     python benchmarks/accuracy.py --data-efficiency ...              # fractions 0.05 .. 1, at least 3 seeds
     python benchmarks/accuracy.py --dataset $EQUIVOX_DATA_DIR/organmnist3d.npz --input-size 28 ...  # MedMNIST-3D
+    python benchmarks/accuracy.py --dataset kicad_parts --so3-protocol mesh ...  # SO(3) rows: rotated meshes
 """
 from __future__ import annotations
 
@@ -95,6 +96,11 @@ def main(argv=None) -> int:
     p.add_argument("--equal-steps", action="store_true",
                    help="train fraction f for epochs / f epochs: the same optimizer steps for every fraction")
     p.add_argument("--n-random", type=int, default=None, help="random SO(3) rotations")
+    p.add_argument("--so3-protocol", default="grid", choices=["grid", "mesh"],
+                   help="how the random SO(3) rows rotate a test item: 'grid' resamples the stored grid "
+                        "(trilinear, corners cut); 'mesh' rotates the item's mesh and voxelizes it again with the "
+                        "stored grids' rule (no blur, nothing cut; datasets that offer meshes, e.g. kicad_parts; "
+                        "voxelized grids are cached on disk)"),
     p.add_argument("--max-test", type=int, default=None, help="score a stratified subsample of the test split")
     p.add_argument("--metric", default=None, choices=["accuracy", "auroc"],
                    help="default: AUROC for two classes (no intervals), else accuracy")
@@ -116,7 +122,7 @@ def main(argv=None) -> int:
               channels=a.channels or ([2, 2] if q else [4, 8, 16]), strides=[2] if q else [2, 2],
               hidden_features=[8] if q else [64], epochs=a.epochs or (1 if q else 20), batch_size=a.batch_size,
               equal_steps=a.equal_steps,
-              n_random=a.n_random if a.n_random is not None else (2 if q else 8),
+              n_random=a.n_random if a.n_random is not None else (2 if q else 8), so3_protocol=a.so3_protocol,
               max_test=a.max_test if a.max_test is not None else (16 if q else None), metric=a.metric)
     out = Path(a.out)
     command = shlex.join(["python", "benchmarks/accuracy.py", *(argv if argv is not None else sys.argv[1:])])

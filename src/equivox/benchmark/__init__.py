@@ -4,7 +4,7 @@ accuracy (classification) and segmentation suites, ``equivox demo`` and ``benchm
 * :mod:`.competitors`: :class:`Competitor`, :data:`COMPETITORS`, :func:`register_competitor` (users' own rows),
   :func:`build_network`;
 * :mod:`.data`: :func:`load_classification_data` / :func:`load_segmentation_data` (the ``equivox train`` loaders and
-  intensity rules), :func:`nested_fractions`;
+  intensity rules), :func:`nested_fractions`, :func:`rotated_mesh_grids` (the mesh-level SO(3) protocol);
 * :mod:`.run`: :func:`run_classification`, :func:`run_segmentation`;
 * :mod:`.records`: :data:`RECORD_KEYS` (scores with ``upright_ci``, ``worst_grid_ci``, ``mean_so3_ci`` and
   ``per_item``);
@@ -16,19 +16,21 @@ from .competitors import (ARCHS, CANONICALIZER, COMPETITORS, TRAIN_OPTIONS, Buil
                           build_network, competitor_names, get_competitor, register_competitor,
                           unregister_competitor)
 from .data import (DATA_EFFICIENCY_FRACTIONS, ClassificationData, SegmentationData, left_right_pairs,
-                   load_classification_data, load_segmentation_data, nested_fractions)
+                   load_classification_data, load_segmentation_data, nested_fractions, rotated_mesh_grids)
 from .progress import quiet_lightning, say
 from .records import RECORD_KEYS, SCORE_KEYS, make_record
 from .report import (compare, data_efficiency, format_records, format_verdicts, machine_info,
                      plot_learning_curves, plot_records, save_records, summarize_records)
-from .run import (DEFAULT_COMPETITORS, PooledInput, learning_curve, run_classification, run_segmentation,
-                  so3_content_lost)
+from .run import (DEFAULT_COMPETITORS, SO3_PROTOCOLS, PooledInput, learning_curve, run_classification,
+                  run_segmentation, so3_content_lost)
 
 __all__ = ["ARCHS", "CANONICALIZER", "COMPETITORS", "TRAIN_OPTIONS", "BuildContext", "Competitor", "build_network",
            "competitor_names", "get_competitor", "register_competitor", "unregister_competitor",
            "DATA_EFFICIENCY_FRACTIONS", "ClassificationData", "SegmentationData", "left_right_pairs",
            "load_classification_data",
-           "load_segmentation_data", "nested_fractions", "quiet_lightning", "say", "RECORD_KEYS", "SCORE_KEYS",
+           "load_segmentation_data", "nested_fractions", "rotated_mesh_grids", "quiet_lightning", "say",
+           "RECORD_KEYS", "SCORE_KEYS",
            "make_record", "compare", "data_efficiency", "format_records", "format_verdicts", "machine_info",
            "plot_learning_curves", "plot_records", "save_records", "summarize_records", "DEFAULT_COMPETITORS",
-           "PooledInput", "learning_curve", "run_classification", "run_segmentation", "so3_content_lost"]
+           "PooledInput", "learning_curve", "run_classification", "run_segmentation", "so3_content_lost",
+           "SO3_PROTOCOLS"]

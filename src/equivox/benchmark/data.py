@@ -7,6 +7,10 @@ images up to 255 divided by 255, decided on the training split for every split).
 dataset's ``val`` split, unless that split is the test split (the bundled furniture, a ``.npz`` without one): then
 15 % of the training split (stratified, fixed seed) is held out instead. Scores are on the ``test`` split only.
 
+Mesh-level SO(3) protocol (:func:`rotated_mesh_grids`): for a dataset that offers its meshes (``DatasetSpec.meshes``,
+e.g. ``kicad_parts``), every test item is re-voxelized from its mesh rotated by each random rotation, with the
+dataset's own voxelization rule (``DatasetSpec.mesh_options``, grid side = the stored one): no resampling blur.
+
 Segmentation: the registered dataset's ``test`` volumes (the training path's loader and downsampling), each centre
 cropped to a cube or whole; every volume is one scored item, except crops without any foreground voxel (no Dice is
 defined there; the run's description counts them). Training uses ``equivox train``'s own datasets
@@ -14,14 +18,16 @@ defined there; the run's description counts them). Training uses ``equivox train
 """
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 __all__ = ["ClassificationData", "SegmentationData", "load_classification_data", "load_segmentation_data",
-           "left_right_pairs",
+           "left_right_pairs", "rotated_mesh_grids", "mesh_dataset",
            "nested_fractions", "stratified_holdout", "VAL_FRACTION", "DATA_EFFICIENCY_FRACTIONS"]
 
 #: share of the training split held out (stratified, seed 1234) for checkpoint selection
@@ -103,6 +109,82 @@ def load_classification_data(name: str) -> ClassificationData:
                + (f"; intensities / {scale:g}" if scale != 1 else "") + ")")
     return ClassificationData(spec.name if spec is not None else str(name), x, y, x_va, y_va, x_te, y_te, names,
                               "auroc" if k == 2 else "accuracy", caption)
+
+
+def mesh_dataset(name: str):
+    """The registered classification dataset ``name`` that offers meshes (its :class:`~equivox.data.DatasetSpec`).
+
+    Raises:
+        DataError: ``name`` is no registered dataset (a file, a folder, an unregistered
+            :class:`ClassificationData`), or its spec has no ``meshes`` (one line naming it).
+    """
+    from ..data import DataError
+    from ..data.registry import find_dataset
+
+    spec = find_dataset(str(name))
+    if spec is None:
+        raise DataError(f"dataset {name!r} is not a registered dataset, so it offers no meshes: the mesh-level SO(3) "
+                        "protocol needs a DatasetSpec with meshes=...; use so3_protocol='grid'")
+    if spec.meshes is None:
+        spec.mesh_paths("test")  # raises the one-line error naming the dataset
+    return spec
+
+
+def rotated_mesh_grids(name: str, rotations: Mapping[str, np.ndarray], size: int,
+                       index: Optional[Sequence[int]] = None, verbose: bool = True) -> Dict[str, torch.Tensor]:
+    """Test items of a registered dataset voxelized from their meshes under each rotation.
+
+    Args:
+        name: a registered classification dataset offering meshes (:func:`mesh_dataset`).
+        rotations: ``{rotation name: 3x3 matrix}`` in the grid's ``(d, h, w)`` frame (the convention of
+            :class:`~equivox.evaluation.Rotation` ``.matrix``: the object moves by ``M`` about its bounding-box
+            centre), e.g. the ``so3`` rotations of :func:`~equivox.evaluation.rotation_set`.
+        size: grid side (the stored one). index: the test items to voxelize (default all), in this order.
+        verbose: progress lines (:func:`~equivox.benchmark.progress.say`) about every tenth of the items.
+
+    Returns:
+        ``{rotation name: float32 (N, 1, size, size, size)}`` occupancies (0 / 1), voxelized by
+        :func:`~equivox.data.voxelize_mesh` with the dataset's ``mesh_options`` (the placement rule of its stored
+        grids: under ``placement="box"`` each rotated mesh's bounding box is re-fitted to the grid, so nothing is
+        cut off). Each grid is cached on disk (:func:`equivox.cache.cached_tensors`, keyed by the SHA-256 of the
+        mesh file, the matrix, the options and the trimesh version), so a rerun voxelizes nothing.
+    """
+    import trimesh
+
+    from ..cache import cached_tensors
+    from ..data import load_mesh, voxelize_mesh
+    from .progress import say
+
+    spec = mesh_dataset(name)
+    paths = spec.mesh_paths("test")
+    opts = dict(spec.mesh_options)
+    items = list(range(len(paths))) if index is None else [int(i) for i in index]
+    mats = {r: np.asarray(m, dtype=np.float64).reshape(3, 3) for r, m in rotations.items()}
+    grids = {r: np.zeros((len(items), size, size, size), dtype=bool) for r in mats}
+    rule = ",".join(f"{k}={opts[k]}" for k in sorted(opts))
+    built, t0, step = 0, time.time(), max(1, len(items) // 10)
+    say(f"mesh protocol: voxelizing {len(items)} {spec.name} test meshes under {len(mats)} rotation(s) at {size}^3 "
+        f"({rule}; cached on disk)", verbose and bool(mats))
+    for n, i in enumerate(items):
+        digest = hashlib.sha256(paths[i].read_bytes()).hexdigest()
+        mesh = None
+        for r, m in mats.items():
+            key = (f"equivox-mesh-grid-v1|{digest}|size={size}|{rule}|rotation={m.tobytes().hex()}"
+                   f"|trimesh={trimesh.__version__}")
+
+            def build(m=m, path=paths[i]):
+                nonlocal mesh, built
+                mesh = load_mesh(path) if mesh is None else mesh
+                built += 1
+                occ = voxelize_mesh(mesh, size=size, rotation=m, **opts)
+                return {"packed": torch.from_numpy(np.packbits(occ.ravel()))}
+
+            packed = cached_tensors(key, build)["packed"].numpy()
+            grids[r][n] = np.unpackbits(packed, count=size ** 3).reshape((size,) * 3).astype(bool)
+        if mats and ((n + 1) % step == 0 or n + 1 == len(items)):
+            say(f"  {n + 1}/{len(items)} meshes: {built} grids voxelized, "
+                f"{(n + 1) * len(mats) - built} from the cache, {time.time() - t0:.0f} s", verbose)
+    return {r: torch.from_numpy(g[:, None].astype(np.float32)) for r, g in grids.items()}
 
 
 def left_right_pairs(class_names: Sequence[str]) -> Tuple[Tuple[int, int], ...]:

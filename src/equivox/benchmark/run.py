@@ -7,7 +7,10 @@ Classification (:func:`run_classification`), rotation-safe protocol: data stay a
 an integer factor), so random rotations (and ``augment="so3"`` during training) resample the full-resolution grid
 *before* any pooling. ``placement="sphere"`` zero-pads the stored grid by ``3/2`` first, so the bounding sphere of a
 centred object fits in the box and no rotation cuts anything off (content lost per rotation is reported either
-way). Grid rotations commute with the pooling and padding, so they stay exact.
+way). Grid rotations commute with the pooling and padding, so they stay exact. ``so3_protocol="mesh"`` (datasets
+that offer their meshes, e.g. ``kicad_parts``) scores the random rotations on test items re-voxelized from the
+rotated mesh (:func:`~equivox.benchmark.data.rotated_mesh_grids`: no resampling blur, nothing cut off) instead of
+resampled grids; the upright and grid rows are the same under both protocols.
 
 Segmentation (:func:`run_segmentation`): training on random patches of the dataset's training volumes (the
 ``equivox train`` datasets, same seeds and steps for every competitor), scored on its test volumes, image and
@@ -28,13 +31,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .competitors import CANONICALIZER, BuildContext, build_network, check_order
-from .data import ClassificationData, load_classification_data, load_segmentation_data, nested_fractions
+from .data import (ClassificationData, load_classification_data, load_segmentation_data, mesh_dataset,
+                   nested_fractions, rotated_mesh_grids)
 from .progress import quiet_lightning, say
 from .records import make_record
 
 __all__ = ["run_classification", "run_segmentation", "PooledInput", "so3_content_lost", "learning_curve",
-           "DEFAULT_COMPETITORS"]
+           "DEFAULT_COMPETITORS", "SO3_PROTOCOLS"]
 
+#: how the random SO(3) rows of a classification run rotate a test item: ``"grid"`` resamples the stored grid
+#: (trilinear, corners cut), ``"mesh"`` rotates the item's mesh and voxelizes it again (datasets with meshes)
+SO3_PROTOCOLS = ("grid", "mesh")
 #: the rows of a run that names none: the reference, its parameter-matched twin, the twin + grid augmentation
 DEFAULT_COMPETITORS = ("equivariant (octa)", "plain (matched params)", "plain + grid aug")
 
@@ -116,6 +123,29 @@ def _scores_line(rec: Dict) -> str:
               f"worst {_f(rec['worst_so3'])}  ({rec['train_seconds']:.0f} s train, {rec['n_test']} test items)")
 
 
+def _evaluate_classifier(model: nn.Module, x: torch.Tensor, y: np.ndarray, rotations, mesh_x, **kw):
+    """:func:`~equivox.evaluation.evaluate_classification` of ``model`` on ``(x, y)`` under ``rotations``; with
+    ``mesh_x`` (``{so3 rotation name: (N, C, S, S, S)}``, the mesh protocol) each ``so3`` row is scored instead on
+    its re-voxelized items, unrotated, keeping the row's name, kind and place (rows and per-item scores)."""
+    from ..evaluation import Rotation, RotationReport, evaluate_classification
+
+    y = torch.as_tensor(y)
+    if mesh_x is None:
+        return evaluate_classification(model, (x, y), rotations, **kw)
+    rep = evaluate_classification(model, (x, y), [r for r in rotations if r.kind != "so3"], **kw)
+    kw = {**kw, "check_equivariance": False}
+    rows, per_item, seconds = {r["rotation"]: r for r in rep.rows}, dict(rep.per_item), rep.meta["seconds"]
+    for r in rotations:
+        if r.kind == "so3":
+            part = evaluate_classification(model, (mesh_x[r.name], y), [Rotation.identity()], **kw)
+            rows[r.name] = {**part.rows[0], "rotation": r.name, "kind": "so3", "exact": False}
+            per_item[r.name] = part.per_item["identity"]
+            seconds += part.meta["seconds"]
+    meta = {**rep.meta, "n_rotations": len(rotations), "seconds": round(seconds, 3), "so3_protocol": "mesh"}
+    return RotationReport(rep.name, rep.metric, [rows[r.name] for r in rotations], rep.equivariance_error,
+                          rep.element_errors, meta, {r.name: per_item[r.name] for r in rotations})
+
+
 def _wrap_canonicalizer(model: nn.Module, comp, task: str, seed: int) -> nn.Module:
     from ..canonicalization import canonicalize
 
@@ -130,8 +160,9 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                        placement: str = "box", channels: Sequence[int] = (4, 8, 16), strides: Sequence[int] = (2, 2),
                        convs_per_level: int = 1, hidden_features: Sequence[int] = (64,), epochs: int = 30,
                        batch_size: int = 16, lr: float = 3e-3, equal_steps: bool = False, n_random: int = 8,
-                       max_test: Optional[int] = None, metric: Optional[str] = None, out: Optional[Path] = None,
-                       progress: bool = False, verbose: bool = True, keep_models: bool = False) -> Dict:
+                       so3_protocol: str = "grid", max_test: Optional[int] = None, metric: Optional[str] = None,
+                       out: Optional[Path] = None, progress: bool = False, verbose: bool = True,
+                       keep_models: bool = False) -> Dict:
     """Train and score every classification competitor for every train fraction and seed.
 
     Args:
@@ -151,18 +182,24 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
             steps of the full set (a data-efficiency curve then measures data, not training length).
         n_random: random SO(3) rotations (seeded by the run's seed); max_test: a stratified subsample of the test
             split (fixed seed: the same items for every seed and competitor, so comparisons are paired).
+        so3_protocol: how the random rotations act (:data:`SO3_PROTOCOLS`): ``"grid"`` resamples the stored
+            grid (trilinear; the corners outside the inscribed sphere are cut, see ``content_lost_so3``);
+            ``"mesh"`` rotates each test item's mesh by the same seeded matrices and voxelizes it with the
+            dataset's rule (:func:`~equivox.benchmark.data.rotated_mesh_grids`, cached on disk; needs a
+            registered dataset whose ``DatasetSpec`` has ``meshes``, e.g. ``kicad_parts``, else one
+            ``DataError`` before any training). Upright and cube rows are the same under both.
         metric: ``"accuracy"`` or ``"auroc"`` (two classes); default the dataset's (AUROC for two classes). AUROC
             is not a mean over items, so its records carry no intervals: pass ``"accuracy"`` for paired verdicts.
         out: folder for run outputs (checkpoints, logs); default a temporary folder.
         keep_models: return the trained models in ``result["models"][(name, fraction, seed)]``.
 
     Returns:
-        dict with ``records`` (:data:`~equivox.benchmark.RECORD_KEYS` plus ``content_lost_so3``,
+        dict with ``records`` (:data:`~equivox.benchmark.RECORD_KEYS` plus ``so3_protocol``, ``content_lost_so3``,
         ``identity_rate``, ...), ``reports`` (:class:`~equivox.evaluation.RotationReport` per record), ``config``,
         ``caption``, ``models``.
     """
     from ..baselines import build_from_spec, count_parameters
-    from ..evaluation import GroupTTA, evaluate_classification, rotation_set
+    from ..evaluation import GroupTTA, rotation_set
     from ..training import ArrayClassificationDataset, DataInfo, TrainConfig, augmentation_transform, fit
     from ..training.data import subsample_indices
 
@@ -173,6 +210,10 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
         if metric not in ("accuracy", "auroc"):
             raise ValueError(f"metric must be 'accuracy' or 'auroc', got {metric!r}")
         data.metric = metric
+    if so3_protocol not in SO3_PROTOCOLS:
+        raise ValueError(f"so3_protocol must be one of {SO3_PROTOCOLS}, got {so3_protocol!r}")
+    if so3_protocol == "mesh":
+        _check_mesh_protocol(data)
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="equivox-accuracy-"))
     pad, factor = _geometry(int(data.x_train.shape[-1]), input_size, placement)
     k, c_in = len(data.class_names), int(data.x_train.shape[1])
@@ -184,15 +225,22 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
         return F.pad(x, (pad,) * 6) if pad else x
 
     x_train, x_test, y_test = padded(data.x_train), padded(data.x_test), data.y_test
+    test_index = None  # all test items
     if max_test is not None and max_test < len(y_test):
-        idx = subsample_indices(y_test, max_test, 2)
-        x_test, y_test = x_test[idx], y_test[idx]
+        test_index = subsample_indices(y_test, max_test, 2)
+        x_test, y_test = x_test[test_index], y_test[test_index]
     val = ArrayClassificationDataset(padded(data.x_val), data.y_val, None, data.class_names)
     records, reports, models = [], [], {}
     n_runs, run = len(comps) * len(fractions) * len(seeds), 0
     for seed in seeds:
         rots = rotation_set("standard", group="octa", n_random=n_random, seed=seed)
-        lost = so3_content_lost(x_test, rots)
+        mesh_x = None
+        if so3_protocol == "mesh":  # re-voxelized rotated meshes: nothing is cut off
+            grids = rotated_mesh_grids(data.name, {r.name: r.matrix_array for r in rots if r.kind == "so3"},
+                                       int(data.x_test.shape[-1]), test_index, verbose)
+            mesh_x, lost = {name: padded(g) for name, g in grids.items()}, [0.0] * len(grids)
+        else:
+            lost = so3_content_lost(x_test, rots)
         subsets = nested_fractions(data.y_train, fractions, seed)
         for frac in fractions:
             idx = subsets[frac]
@@ -229,15 +277,16 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                         secs += trained[comp.frozen_of][1]
                     trained[comp.name] = (model, secs, steps)
                 t = time.time()
-                rep = evaluate_classification(model, (x_test, torch.as_tensor(y_test)), rots, batch_size=64,
-                                              num_classes=k, progress=progress, name=comp.name, metric=data.metric,
-                                              check_equivariance=True)
+                rep = _evaluate_classifier(model, x_test, y_test, rots, mesh_x, batch_size=64, num_classes=k,
+                                           progress=progress, name=comp.name, metric=data.metric,
+                                           check_equivariance=True)
                 identity = model.identity_rate(x_test) if hasattr(model, "identity_rate") else None
                 rec = make_record(dataset=data.name, task="classify", comp=comp, report=rep, seed=seed,
                                   train_fraction=frac, n_train=len(idx), params=count_parameters(model),
                                   train_seconds=secs, train_steps=steps, eval_seconds=time.time() - t,
                                   canonical_pose=comp.canonical, identity_rate=identity, input_size=input_size,
-                                  placement=placement, content_lost_so3=float(np.mean(lost)) if lost else None)
+                                  placement=placement, so3_protocol=so3_protocol,
+                                  content_lost_so3=float(np.mean(lost)) if lost else None)
                 say(_scores_line(rec) + (f"; identity picked for {identity:.0%} of upright test items"
                                          if identity is not None else ""), verbose)
                 records.append(rec)
@@ -249,9 +298,36 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                   seeds=list(seeds), input_size=input_size, placement=placement, channels=list(channels),
                   strides=list(strides), convs_per_level=convs_per_level, hidden_features=list(hidden_features),
                   epochs=epochs, equal_steps=equal_steps, batch_size=batch_size, lr=lr, n_random=n_random,
-                  max_test=max_test, n_train=len(data.y_train), n_val=len(data.y_val), n_test=len(y_test),
+                  so3_protocol=so3_protocol, max_test=max_test, n_train=len(data.y_train), n_val=len(data.y_val),
+                  n_test=len(y_test),
                   dataset_files=_dataset_files(data.name), threads=torch.get_num_threads())
-    return {"records": records, "reports": reports, "config": config, "caption": data.caption, "models": models}
+    caption = data.caption + ("; random SO(3) rows: each test mesh rotated, then voxelized again (mesh protocol)"
+                              if so3_protocol == "mesh" and n_random else "")
+    return {"records": records, "reports": reports, "config": config, "caption": caption, "models": models}
+
+
+def _check_mesh_protocol(data: ClassificationData) -> None:
+    """Fail before any training when the mesh protocol cannot run on ``data``: no registered dataset with meshes
+    (one line), a mesh list that does not match the test split, stored grids that are not 0 / 1 occupancies (the
+    re-voxelized items are), or a first test mesh that, voxelized upright, differs from its stored grid in more
+    than 5 % of the occupied voxels (``mesh_options`` do not rebuild the stored grids)."""
+    from ..data import DataError
+
+    spec = mesh_dataset(data.name)
+    n_mesh, n_test = len(spec.mesh_paths("test")), len(data.y_test)
+    if n_mesh != n_test:
+        raise DataError(f"dataset {spec.name!r}: {n_mesh} test meshes for {n_test} test items; the mesh protocol "
+                        "needs one mesh per test item, in order")
+    if not bool(((data.x_test == 0) | (data.x_test == 1)).all()):
+        raise DataError(f"dataset {spec.name!r}: the mesh protocol compares re-voxelized 0/1 occupancies with the "
+                        "stored test grids, which hold other values")
+    stored = data.x_test[0]
+    upright = rotated_mesh_grids(spec.name, {"identity": np.eye(3)}, int(stored.shape[-1]), [0], False)["identity"][0]
+    differ = int((upright != stored).sum())
+    if differ > 0.05 * max(1, int(stored.sum())):
+        raise DataError(f"dataset {spec.name!r}: test mesh 0 voxelized upright with mesh_options "
+                        f"{spec.mesh_options} differs from its stored grid in {differ} of {int(stored.sum())} "
+                        "occupied voxels; the options must be those the stored grids were built with")
 
 
 def _dataset_files(name: str) -> Dict:

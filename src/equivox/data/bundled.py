@@ -593,12 +593,13 @@ def _heldout_split(dataset_cls) -> Callable[[str], dict[str, Any]]:
 
 
 def _register_bundled(name: str, stem: str, task: str, load: Callable[[str], dict[str, Any]], script: str,
-                      needs: str, loader: str, alias: bool = True) -> None:
+                      needs: str, loader: str, alias: bool = True, **mesh: Any) -> None:
     """Register a bundled dataset; description, licence and citation are read from ``<stem>.json``; the file
-    stem is an alias unless ``alias=False`` (a second view of the same files)."""
+    stem is an alias unless ``alias=False`` (a second view of the same files); ``mesh``: the spec's ``meshes``
+    and ``mesh_options``."""
     register_dataset(DatasetSpec(name=name, task=task, load=load, provenance=BUNDLED_DIR / f"{stem}.json",
                                  build_script=f"data_scripts/{script}", build_needs=needs, loader=loader,
-                                 aliases=(stem,) if alias else ()), replace=True)
+                                 aliases=(stem,) if alias else (), **mesh), replace=True)
 
 
 _register_bundled("lidc", "lidc_nodules_32", "classification", _lidc_split, "build_lidc_nodules.py",
@@ -611,7 +612,8 @@ _register_bundled("chest_ct", "chest_ct_3mm", "segmentation", _volume_split(Ches
 _register_bundled("brain_atlas", "brain_atlas_2mm", "segmentation", _volume_split(BrainAtlasDataset),
                   "build_brain_atlas.py", "Debian package mricron-data", "load_brain_atlas_sample / BrainAtlasDataset")
 _register_bundled("kicad_parts", "kicad_parts_32", "classification", _kicad_split, "build_kicad_parts.py",
-                  "Debian package kicad-packages3d", "load_kicad_parts / KiCadPartsDataset")
+                  "Debian package kicad-packages3d", "load_kicad_parts / KiCadPartsDataset",
+                  meshes=kicad_part_meshes, mesh_options={"margin": 1, "method": "fill", "placement": "box"})
 _register_bundled("brain_atlas_lr", "brain_atlas_lr_2mm", "segmentation", _volume_split(BrainAtlasLRDataset),
                   "build_brain_atlas.py", "Debian package mricron-data",
                   "load_brain_atlas_lr_sample / BrainAtlasLRDataset")

@@ -21,6 +21,10 @@ A loader without a separate split may return the same data for several splits (t
 samples serve every split: patches train, a centre crop validates). :meth:`DatasetSpec.load_split` checks what
 the loader returns and raises :class:`~equivox.data.DataError` naming the dataset, the split and the problem.
 
+A classification dataset built from meshes may also offer them (``meshes=lambda split: [path, ...]``, in the
+loader's order, and ``mesh_options``: how the stored grids were voxelized): the benchmark harness then scores
+random rotations by rotating the mesh and voxelizing it (``run_classification(so3_protocol="mesh")``).
+
 Licence, citation and description may come from a provenance JSON record (``provenance=``; the bundled
 datasets' ``equivox/data/bundled/<stem>.json``) instead of being repeated in code.
 """
@@ -28,9 +32,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -38,12 +42,15 @@ import torch
 from .errors import DataError, check_finite
 
 __all__ = ["TASKS", "SPLITS", "DatasetSpec", "register_dataset", "unregister_dataset", "get_dataset",
-           "find_dataset", "dataset_names", "list_datasets", "normalize_task", "unknown_dataset_message"]
+           "find_dataset", "dataset_names", "list_datasets", "normalize_task", "unknown_dataset_message",
+           "MESH_OPTIONS"]
 
 #: dataset tasks (``TrainConfig.task`` ``"classify"`` / ``"segment"`` are accepted as synonyms)
 TASKS = ("classification", "segmentation")
 #: the splits a loader is asked for
 SPLITS = ("train", "val", "test")
+#: the :func:`~equivox.data.voxelize_mesh` keywords a :class:`DatasetSpec` may fix in ``mesh_options``
+MESH_OPTIONS = ("margin", "method", "placement")
 _TASK_SYNONYMS = {"classify": "classification", "segment": "segmentation"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
@@ -76,6 +83,11 @@ class DatasetSpec:
             ``"data_scripts/build_lidc_nodules.py"``); ``build_needs``: what it needs installed.
         loader: the public loader / dataset class names to show users (default: ``load``'s name).
         aliases: other names that resolve to this dataset (e.g. the bundled file stem).
+        meshes: optional ``meshes(split) -> [path, ...]``: the mesh file of every item of a classification
+            ``split``, in the loader's order; offering them enables the mesh-level SO(3) protocol of the benchmark
+            harness (``run_classification(so3_protocol="mesh")``: rotate the mesh, then voxelize).
+        mesh_options: the :func:`~equivox.data.voxelize_mesh` keywords (``margin``, ``method``, ``placement``)
+            that rebuild the stored grids from ``meshes`` (the grid side is the stored one); needs ``meshes``.
     """
 
     name: str
@@ -89,6 +101,8 @@ class DatasetSpec:
     build_needs: str = ""
     loader: str = ""
     aliases: Tuple[str, ...] = ()
+    meshes: Optional[Callable[[str], Sequence[Union[str, Path]]]] = None
+    mesh_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         for n in (self.name, *self.aliases):
@@ -102,6 +116,14 @@ class DatasetSpec:
                              f"{type(self.load).__name__}")
         if self.provenance is not None:
             object.__setattr__(self, "provenance", Path(self.provenance))
+        if self.meshes is not None and (not callable(self.meshes) or self.task != "classification"):
+            raise ValueError(f"dataset {self.name!r}: meshes must be a callable meshes(split) -> [path, ...] of a "
+                             f"classification dataset, got {type(self.meshes).__name__} ({self.task})")
+        unknown = sorted(set(self.mesh_options) - set(MESH_OPTIONS))
+        if unknown or (self.mesh_options and self.meshes is None):
+            raise ValueError(f"dataset {self.name!r}: mesh_options takes {list(MESH_OPTIONS)} and needs meshes; got "
+                             f"{dict(self.mesh_options)} with meshes={self.meshes!r}")
+        object.__setattr__(self, "mesh_options", dict(self.mesh_options))
 
     # ------------------------------------------------------------------ metadata
     def _record(self) -> Dict[str, Any]:
@@ -143,6 +165,24 @@ class DatasetSpec:
         return f"python {self.build_script}" + (f"  (needs {self.build_needs})" if self.build_needs else "")
 
     # ------------------------------------------------------------------ loading
+    def mesh_paths(self, split: str) -> List[Path]:
+        """The mesh file of every item of ``split`` (the :attr:`meshes` callable's list, as paths).
+
+        Raises:
+            DataError: the dataset offers no meshes (one line naming it), or a listed file is missing.
+        """
+        if self.meshes is None:
+            raise DataError(f"dataset {self.name!r} offers no meshes (its DatasetSpec has no meshes=...): the "
+                            "mesh-level SO(3) protocol needs them; use so3_protocol='grid'")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        paths = [Path(p) for p in self.meshes(split)]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise DataError(f"dataset {self.name!r} [{split}]: {len(missing)} of {len(paths)} mesh files are "
+                            f"missing (first: {missing[0]})")
+        return paths
+
     def load_split(self, split: str) -> Dict[str, Any]:
         """Call the loader for ``split`` and check its result.
 
