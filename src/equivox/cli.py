@@ -139,8 +139,9 @@ _TRAIN_FLAGS = [
     ("--augment", "augment", str, "none, grid (random exact grid rotations) or so3 (random resampled rotations)"),
     ("--arch", "arch", str, "equivariant, baseline (trivial group, matched parameters), monai_unet, or a "
                             "registered model name (e.g. EquivariantMonaiUNet)"),
-    ("--group", "group", str, "symmetry group (octa, full_octa, ico, so3, ..., trivial), or auto: the largest "
-                              "group exact for the voxel spacing"),
+    ("--group", "group", str, "symmetry group (octa, full_octa, ico, so3, ..., trivial), with field options in "
+                              "parentheses (e.g. 'so3_irreps(irreps=4x0e+2x1o+1x2e, filter_lmax=3)'), or auto: the "
+                              "largest group exact for the voxel spacing"),
     ("--channels", "channels", _ints, "hidden fields per level, e.g. 2,4"),
     ("--strides", "strides", _ints, "downsampling factors between levels, e.g. 2"),
     ("--convs-per-level", "convs_per_level", int, "convolutions per level"),
@@ -278,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the per-element relative error table and save a bar plot.")
     p.add_argument("--checkpoint", default=None, help="checkpoint from 'equivox train' (else a fresh model)")
     p.add_argument("--model", default="unet", choices=["unet", "classifier"], help="fresh model kind")
-    p.add_argument("--group", default="octa", help="group of the fresh model")
+    p.add_argument("--group", default="octa", help="group of the fresh model, field options allowed (e.g. "
+                                                    "'so3_irreps(filter_lmax=3)')")
     p.add_argument("--elements", default=None, help="group whose grid elements are checked (default: the model's)")
     p.add_argument("--channels", type=_ints, default=[2, 2], help="hidden fields per level of the fresh model")
     p.add_argument("--strides", type=_ints, default=[2], help="strides of the fresh model")
@@ -578,15 +580,11 @@ def _cmd_check(args) -> int:
         model, hp = load_checkpoint(args.checkpoint)
         label = model_label(hp, model)
     else:
-        import difflib
+        from .groups import group_name_error
 
-        from .groups import available_groups
-
-        if args.group not in available_groups():
-            close = difflib.get_close_matches(args.group, available_groups(), n=1)
-            raise CLIError(f"--group {args.group!r} is not a group name; " + (f"did you mean {close[0]!r}? " if close
-                                                                              else "") +
-                           f"valid: {', '.join(available_groups())}")
+        error = group_name_error(args.group, "--group")
+        if error:
+            raise CLIError(error)
         torch.manual_seed(args.seed)
         cls = "EquivariantUNet" if args.model == "unet" else "InvariantClassifier"
         _say(f"building {cls}(group={args.group}, channels={args.channels}, strides={args.strides}) "

@@ -45,6 +45,10 @@ __all__ = [
     "register_group",
     "available_groups",
     "get_group",
+    "group_spec",
+    "group_name_error",
+    "canonical_group_name",
+    "parse_group_name",
     "grid_elements_of_name",
     "group_of_field_type",
     "cube_rotations",
@@ -174,6 +178,13 @@ class FieldKind:
 
     name: ClassVar[str] = "field kind"
     default_pooling: ClassVar[str] = "group"
+    #: dataclass fields that belong to the group rather than to the user (e.g. ``reflections``, which must match
+    #: the gspace): not options of a parameterised group name (:func:`parse_group_name`).
+    fixed_by_group: ClassVar[Tuple[str, ...]] = ()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` (one line) when an option value cannot work; called on every parameterised group
+        name (:func:`group_spec`) before anything is built. Default: no check."""
 
     def hidden_repr(self, gspace):
         """escnn representation of one hidden field on ``gspace``."""
@@ -227,6 +238,18 @@ class FourierFields(FieldKind):
     reflections: bool = False
     name: ClassVar[str] = "fourier"
     default_pooling: ClassVar[str] = "norm"
+    fixed_by_group: ClassVar[Tuple[str, ...]] = ("reflections",)
+
+    def validate(self) -> None:
+        if self.band_limit < 0 or self.n_seeds < 1:
+            raise ValueError(f"fourier fields need band_limit >= 0 and n_seeds >= 1, got band_limit={self.band_limit}, "
+                             f"n_seeds={self.n_seeds}")
+        coefficients = sum((2 * l + 1) ** 2 for l in range(self.band_limit + 1))  # per parity for O(3)
+        if 24 * self.n_seeds < coefficients:  # fewer samples than coefficients: A is not invertible
+            need = -(-coefficients // 24)
+            raise ValueError(f"fourier fields of band_limit={self.band_limit} have {coefficients} coefficients per "
+                             f"parity but n_seeds={self.n_seeds} gives {24 * self.n_seeds} samples (24 per seed): "
+                             f"use n_seeds >= {need}")
 
     def hidden_repr(self, gspace):
         return gspace.fibergroup.bl_regular_representation(self.band_limit)
@@ -379,6 +402,9 @@ def register_group(spec: GroupSpec, replace: bool = False) -> GroupSpec:
     Raises:
         ValueError: the name exists (and ``replace`` is False), or ``fields``/``frame`` is not valid.
     """
+    if any(c in spec.name for c in "(),=") or spec.name != spec.name.strip():
+        raise ValueError(f"group name {spec.name!r} may not contain '(', ')', ',', '=' or surrounding spaces "
+                         "(they write field options: base(option=value))")
     if spec.name in GROUPS and not replace:
         raise ValueError(f"group {spec.name!r} is already registered (pass replace=True to replace it)")
     if not isinstance(spec.fields, FieldKind):
@@ -388,6 +414,9 @@ def register_group(spec: GroupSpec, replace: bool = False) -> GroupSpec:
         raise ValueError(f"GroupSpec.frame must be one of {list(AXIS_FRAMES.values())}, got {spec.frame}")
     GROUPS[spec.name] = spec
     _INSTANCES.pop(spec.name, None)
+    for derived in [n for n in _DERIVED if n.partition("(")[0] == spec.name]:  # built from the replaced spec
+        _DERIVED.pop(derived)
+        _INSTANCES.pop(derived, None)
     return spec
 
 
@@ -397,22 +426,19 @@ def exact_groups_for_spacing(spacing, rtol: float = 1e-3) -> List[str]:
     sp = [float(v) for v in spacing]
     if len(sp) != 3 or min(sp) <= 0:
         raise ValueError(f"spacing must be 3 positive numbers (mm along D, H, W), got {spacing}")
+    return [name for name, spec in GROUPS.items() if _exact_for_spacing(spec, sp, rtol)]
 
+
+def _exact_for_spacing(spec: GroupSpec, sp: List[float], rtol: float) -> bool:
     def same(a, b):
         return abs(a - b) <= rtol * max(a, b)
 
-    out = []
-    for name, spec in GROUPS.items():
-        if spec.exact_spacing == "any":
-            ok = True
-        elif spec.exact_spacing == "isotropic":
-            ok = same(sp[0], sp[1]) and same(sp[1], sp[2])
-        else:
-            a, b = [sp[i] for i in range(3) if i != spec.slice_axis]
-            ok = same(a, b)
-        if ok:
-            out.append(name)
-    return out
+    if spec.exact_spacing == "any":
+        return True
+    if spec.exact_spacing == "isotropic":
+        return same(sp[0], sp[1]) and same(sp[1], sp[2])
+    a, b = [sp[i] for i in range(3) if i != spec.slice_axis]
+    return same(a, b)
 
 
 #: preference of :func:`auto_group` (largest exact finite group first)
@@ -448,7 +474,7 @@ def check_spacing(group, spacing, rtol: float = 1e-3) -> None:
         return
     name = group.name if isinstance(group, Group) else str(group)
     exact = exact_groups_for_spacing(spacing, rtol)
-    if name not in exact:
+    if not _exact_for_spacing(group_spec(name), [float(v) for v in spacing], rtol):
         warnings.warn(f"group {name!r} is not exact for voxel spacing {tuple(float(v) for v in spacing)} mm: its "
                       f"rotations do not map the physical grid onto itself. Exact groups for this spacing: "
                       f"{', '.join(exact)} (or resample to isotropic voxels).", UserWarning, stacklevel=2)
@@ -461,8 +487,8 @@ def grid_elements_of_name(name: str) -> List[GridElement]:
     Raises:
         ValueError: unknown name.
     """
-    spec = GROUPS.get(name)
-    if spec is not None and spec.listed_grid_elements is not None:
+    spec = group_spec(name)
+    if spec.listed_grid_elements is not None:
         out = list(spec.listed_grid_elements())
         out.sort(key=lambda e: (not e.is_identity, e.name))
         return out
@@ -470,7 +496,8 @@ def grid_elements_of_name(name: str) -> List[GridElement]:
 
 
 def available_groups() -> List[str]:
-    """Names accepted by ``group=``."""
+    """The registered names accepted by ``group=`` (each may also take field options, see
+    :func:`parse_group_name`)."""
     return list(GROUPS)
 
 
@@ -569,20 +596,242 @@ def group_of_field_type(field_type) -> Group:
     )
 
 
-def get_group(group) -> Group:
-    """Return the :class:`Group` registered under ``group`` (a name, or a ``Group`` which is returned as is).
+# ------------------------------------------------------------------------------------------------------------
+# parameterised group names: "so3_irreps(irreps=4x0e+2x1o+1x2e, filter_lmax=3)"
+
+#: specs of parameterised names, by canonical name (built from the registered base spec on first use)
+_DERIVED: Dict[str, GroupSpec] = {}
+
+
+def _unknown_group_message(name) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(GROUPS), n=3)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return f"unknown group {name!r}; {hint}available groups: {', '.join(GROUPS)}"
+
+
+def _split_group_name(name: str) -> Tuple[str, List[Tuple[str, str]]]:
+    """``"base(k=v, ...)"`` -> ``("base", [("k", "v"), ...])`` (syntax only; commas inside ``[...]`` stay)."""
+    if "(" not in name and ")" not in name:
+        return name, []
+    base, _, rest = name.partition("(")
+    base, rest = base.strip(), rest.strip()
+    if not base or not rest.endswith(")"):
+        raise ValueError(f"group name {name!r} must read base(option=value, ...), e.g. "
+                         "so3_irreps(irreps=4x0e+2x1o+1x2e, filter_lmax=3)")
+    items, depth, cur = [], 0, ""
+    for ch in rest[:-1]:
+        depth += (ch in "[(") - (ch in "])")
+        if ch == "," and depth == 0:
+            items.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    items.append(cur)
+    pairs = []
+    for item in items:
+        if not item.strip() and len(items) == 1:
+            continue  # "base()"
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip().isidentifier() or not value.strip():
+            raise ValueError(f"group name {name!r}: options are option=value separated by commas, got {item.strip()!r}")
+        pairs.append((key.strip(), value.strip()))
+    return base, pairs
+
+
+def _field_options(fields: FieldKind) -> Dict[str, object]:
+    """The options of a field kind: its dataclass fields (less :attr:`FieldKind.fixed_by_group`) and their types."""
+    import dataclasses
+    import sys
+    import typing
+
+    if not dataclasses.is_dataclass(fields):
+        return {}
+    hints = typing.get_type_hints(type(fields), vars(sys.modules[type(fields).__module__]))
+    return {f.name: hints.get(f.name, object) for f in dataclasses.fields(fields)
+            if f.init and f.name not in type(fields).fixed_by_group}
+
+
+def _describe_type(tp) -> str:
+    import typing
+
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is typing.Union and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        return " or ".join(_describe_type(a) for a in inner) + " or none"
+    if typing.get_origin(tp) is tuple or tp is tuple:
+        return "a list [a, b, ...]"
+    return {int: "an integer", bool: "true or false", str: "a string", float: "a number"}.get(tp, str(tp))
+
+
+def _parse_option(text: str, tp, where: str):
+    """The value of an option written as ``text``, parsed by its dataclass type ``tp`` (``ValueError`` one line)."""
+    import typing
+
+    import yaml
+
+    args = typing.get_args(tp)
+    optional = typing.get_origin(tp) is typing.Union and type(None) in args
+    inner = [a for a in args if a is not type(None)] if optional else [tp]
+    bad = f"{where}: expected {_describe_type(tp)}, got {text!r}"
+    if text.lower() in ("none", "null", "~"):
+        if optional:
+            return None
+        raise ValueError(bad)
+    if len(inner) != 1:
+        raise ValueError(f"{where}: options of type {tp} cannot be given in a group name")
+    (want,) = inner
+    if want is str:
+        value = text[1:-1] if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"" else text
+        return "".join(value.split())  # a group name is a token: no spaces inside values ("4x0e + 1x1o")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ValueError(bad) from None
+    if want is bool and isinstance(value, bool):
+        return value
+    if want is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if want is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if (typing.get_origin(want) is tuple or want is tuple) and isinstance(value, list):
+        return tuple(value)
+    raise ValueError(bad)
+
+
+def _format_option(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return "[" + ",".join(_format_option(v) for v in value) + "]"
+    return str(value)
+
+
+def parse_group_name(name) -> Tuple[str, Dict[str, object]]:
+    """Split a group name into its registered base name and typed field options.
+
+    ``"so3_irreps(irreps=4x0e+2x1o+1x2e, filter_lmax=3)"`` -> ``("so3_irreps", {"irreps": "4x0e+2x1o+1x2e",
+    "filter_lmax": 3})``; a plain registered name -> ``(name, {})``. The options are the dataclass fields of the
+    base group's field kind (``get_group(base).spec.fields``; ``FieldKind.fixed_by_group`` ones excluded), each
+    value parsed by the field's type: integers, ``true``/``false``, strings (spaces removed), ``none`` for
+    ``Optional`` fields, ``[a, b]`` for tuples. Options equal to the base group's own value are dropped, so every
+    spelling of a group has one canonical name (:func:`canonical_group_name`).
 
     Raises:
-        ValueError: unknown name; the message lists the available groups.
+        ValueError: one line: malformed name, unknown base group (close names listed), unknown option (the field
+            kind's options listed), a value of the wrong type, or options on a field kind that has none.
+    """
+    if not isinstance(name, str):
+        raise ValueError(_unknown_group_message(name))
+    base, pairs = _split_group_name(name)
+    spec = GROUPS.get(base)
+    if spec is None:
+        raise ValueError(_unknown_group_message(base))
+    if not pairs:
+        return base, {}
+    kinds = _field_options(spec.fields)
+    if not kinds:
+        raise ValueError(f"group {base!r} takes no options: its {spec.fields.name} fields have none (options exist "
+                         f"for groups with irreps, fourier or quotient fields, e.g. so3_irreps(filter_lmax=3))")
+    options: Dict[str, object] = {}
+    for key, text in pairs:
+        if key in type(spec.fields).fixed_by_group:
+            raise ValueError(f"{key!r} of group {base!r} is fixed by the group, not an option (pick the group "
+                             f"that has it, e.g. so3_irreps or o3_irreps)")
+        if key not in kinds:
+            listed = ", ".join(f"{k} ({_describe_type(t)})" for k, t in kinds.items())
+            raise ValueError(f"unknown option {key!r} for group {base!r} ({spec.fields.name} fields); options: {listed}")
+        if key in options:
+            raise ValueError(f"group name {name!r} gives option {key!r} twice")
+        value = _parse_option(text, kinds[key], f"option {key}={text} of group {base!r}")
+        if value != getattr(spec.fields, key):
+            options[key] = value
+    return base, options
+
+
+def canonical_group_name(name) -> str:
+    """The one spelling of a group name: the base alone when no option differs from it, else
+    ``base(k1=v1, k2=v2)`` with the options sorted by name and values written canonically."""
+    base, options = parse_group_name(name)
+    if not options:
+        return base
+    return f"{base}(" + ", ".join(f"{k}={_format_option(options[k])}" for k in sorted(options)) + ")"
+
+
+def group_spec(name) -> GroupSpec:
+    """The :class:`GroupSpec` of a group name, registered or parameterised (see :func:`parse_group_name`; nothing
+    escnn is built). A parameterised name gets the base spec with ``fields = dataclasses.replace(base.fields,
+    **options)`` under its canonical name, checked with ``FieldKind.validate`` and kept for the process.
+
+    Raises:
+        ValueError: as :func:`parse_group_name`, or an option value the field kind cannot use.
+    """
+    import dataclasses
+
+    if isinstance(name, str) and name in GROUPS:
+        return GROUPS[name]
+    canonical = canonical_group_name(name)
+    if canonical in GROUPS:
+        return GROUPS[canonical]
+    if canonical not in _DERIVED:
+        base, options = parse_group_name(canonical)
+        spec = GROUPS[base]
+        try:
+            fields = dataclasses.replace(spec.fields, **options)
+            fields.validate()
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"group {canonical!r}: {err}") from None
+        written = ", ".join(f"{k}={_format_option(v)}" for k, v in sorted(options.items()))
+        _DERIVED[canonical] = dataclasses.replace(
+            spec, name=canonical, fields=fields,
+            description=f"{base} with its {spec.fields.name} fields' {written} (base: {spec.description})")
+    return _DERIVED[canonical]
+
+
+def group_name_error(value, what: str = "group", extra: Tuple[str, ...] = ()) -> Optional[str]:
+    """``None`` when ``value`` is a usable group name (registered, parameterised, or one of ``extra`` such as
+    ``"auto"``), else the one-line message for the user, starting with ``what`` (a config key or CLI flag)."""
+    import difflib
+
+    if value in extra:
+        return None
+    try:
+        base = _split_group_name(value)[0] if isinstance(value, str) else None
+    except ValueError as err:
+        return f"{what} {value!r}: {err}"
+    if base not in GROUPS:
+        valid = available_groups() + list(extra)
+        close = difflib.get_close_matches(str(base), valid, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{what} {value!r} is not a group name; {hint}valid: {', '.join(valid)} (with field options: " \
+               "e.g. so3_irreps(filter_lmax=3))"
+    try:
+        group_spec(value)
+    except ValueError as err:
+        return f"{what} {value!r}: {err}"
+    return None
+
+
+def get_group(group) -> Group:
+    """Return the :class:`Group` of a name (a ``Group`` is returned as is): a registered name (``"octa"``) or one
+    with field options (``"so3_irreps(irreps=4x0e+2x1o+1x2e, filter_lmax=3)"``, see :func:`parse_group_name`).
+    One shared, lazily built instance per canonical name and process: every spelling gives the same instance.
+
+    Raises:
+        ValueError: one line: unknown name (close names listed), unknown option or bad value.
     """
     if isinstance(group, Group):
         return group
-    if not isinstance(group, str) or group not in GROUPS:
-        lines = "\n".join(f"  {n:10s} {s.description}" for n, s in GROUPS.items())
-        raise ValueError(f"unknown group {group!r}; available groups:\n{lines}")
-    if group not in _INSTANCES:
-        _INSTANCES[group] = Group(GROUPS[group])
-    return _INSTANCES[group]
+    hit = _INSTANCES.get(group) if isinstance(group, str) else None
+    if hit is not None:
+        return hit
+    spec = group_spec(group)
+    if spec.name not in _INSTANCES:
+        _INSTANCES[spec.name] = Group(spec)
+    return _INSTANCES[spec.name]
 
 
 #: modules that register groups whose field kinds live above this module (they import it): loaded by name at its

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..groups import GROUPS, GridElement, RegularFields, get_group, grid_elements_of_name
+from ..groups import GROUPS, GridElement, RegularFields, get_group, grid_elements_of_name, group_spec
 from ..nets.encoder import EquivariantEncoder
 from ..nn.conv import EquivariantConv3d
 from ..nn.fields import FieldSpec
@@ -45,9 +45,7 @@ def scorer_group(group: str) -> str:
     Raises:
         ValueError: no registered regular-field group has the same grid-exact elements.
     """
-    spec = GROUPS.get(group)
-    if spec is None:
-        get_group(group)  # the registry's error, listing the groups
+    spec = group_spec(group)  # the registry's error for an unknown name
     if isinstance(spec.fields, RegularFields) and not spec.continuous:
         return group
     want = _element_set(grid_elements_of_name(group))

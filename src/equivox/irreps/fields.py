@@ -27,7 +27,10 @@ import torch
 
 from ..groups import GROUPS, FieldKind, GroupSpec, cube_rotations, cube_symmetries
 
-__all__ = ["IrrepsFields", "irreps_group_specs"]
+__all__ = ["IrrepsFields", "RADIAL_BASES", "irreps_group_specs"]
+
+#: the ``basis`` names of ``e3nn.math.soft_one_hot_linspace``
+RADIAL_BASES = ("gaussian", "cosine", "smooth_finite", "fourier", "bessel")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,26 @@ class IrrepsFields(FieldKind):
     seed: int = 5
     name: ClassVar[str] = "irreps"
     default_pooling: ClassVar[str] = "norm"
+    fixed_by_group: ClassVar[Tuple[str, ...]] = ("reflections",)  # SO(3) or O(3) is the group's, not an option
+
+    def validate(self) -> None:
+        """One-line ``ValueError`` for option values that cannot build (checked before any layer is built)."""
+        from e3nn import o3
+
+        try:
+            irreps = o3.Irreps(self.irreps)
+        except (ValueError, AssertionError):
+            raise ValueError(f"irreps {self.irreps!r} is not an e3nn irreps string (e.g. 2x0e+1x1o+1x2e)") from None
+        if not self.reflections and any(p != (-1) ** l for _, (l, p) in irreps):
+            raise ValueError(f"irreps {self.irreps!r} on SO(3): use the spherical-harmonic parities (0e, 1o, 2e, 3o)")
+        self.parts()  # scalars 0e, not empty
+        if self.filter_lmax < 0 or (self.radial is not None and self.radial < 1) or (
+                self.n_functionals is not None and self.n_functionals < 1):
+            raise ValueError(f"irreps fields need filter_lmax >= 0, radial >= 1 (or none) and n_functionals >= 1 "
+                             f"(or none), got {self.filter_lmax}, {self.radial}, {self.n_functionals}")
+        if self.radial_basis not in RADIAL_BASES:
+            raise ValueError(f"radial_basis {self.radial_basis!r} is not one of e3nn's soft_one_hot_linspace bases: "
+                             f"{', '.join(RADIAL_BASES)}")
 
     # ------------------------------------------------------------------ layout
     def parts(self) -> Tuple[object, object, object]:

@@ -222,18 +222,13 @@ class TrainConfig:
         return self
 
     def _check_group(self) -> None:
-        import difflib
-
-        from ..groups import available_groups
+        from ..groups import group_name_error
 
         for name in ("group", "canonicalize"):
             value = getattr(self, name)
-            valid = available_groups() + (["auto"] if name == "group" else [])
-            if value is None or value in valid:
-                continue
-            close = difflib.get_close_matches(str(value), valid, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"{name} {value!r} is not a group name; {hint}valid: {', '.join(valid)}")
+            error = None if value is None else group_name_error(value, name, ("auto",) if name == "group" else ())
+            if error:
+                raise ValueError(error)
 
     def validate_dataset(self):
         """Check ``dataset`` against the dataset registry and return its :class:`~equivox.data.DatasetSpec`, or
