@@ -42,8 +42,8 @@ class IrrepsFields(FieldKind):
             use the spherical-harmonic parities (``1o``, ``2e``).
         reflections: the group is O(3) (parity selection rules; 48 grid-exact elements) rather than SO(3).
         filter_lmax: largest ``l`` of the spherical harmonics in a kernel.
-        radial: radial basis functions per path; ``None``: ``2 * (kernel_size // 2) + 1`` (one per half voxel
-            shell; 1 for a 1x1x1 kernel).
+        radial: radial basis functions per path (>= 2; a 1x1x1 kernel uses 1); ``None``: ``2 * (kernel_size // 2)
+            + 1`` (one per half voxel shell).
         radial_basis: ``soft_one_hot_linspace`` basis name (``"gaussian"``: overlapping, so every shell of
             voxel offsets gets its own profile; ``"smooth_finite"``, ``"cosine"``, ...).
         n_functionals, seed: functionals of the ``"group"`` pooling grid (default: the largest multiplicity).
@@ -71,9 +71,9 @@ class IrrepsFields(FieldKind):
         if not self.reflections and any(p != (-1) ** l for _, (l, p) in irreps):
             raise ValueError(f"irreps {self.irreps!r} on SO(3): use the spherical-harmonic parities (0e, 1o, 2e, 3o)")
         self.parts()  # scalars 0e, not empty
-        if self.filter_lmax < 0 or (self.radial is not None and self.radial < 1) or (
-                self.n_functionals is not None and self.n_functionals < 1):
-            raise ValueError(f"irreps fields need filter_lmax >= 0, radial >= 1 (or none) and n_functionals >= 1 "
+        if self.filter_lmax < 0 or (self.radial is not None and self.radial < 2) or (
+                self.n_functionals is not None and self.n_functionals < 1):  # e3nn's linspace basis needs 2 points
+            raise ValueError(f"irreps fields need filter_lmax >= 0, radial >= 2 (or none) and n_functionals >= 1 "
                              f"(or none), got {self.filter_lmax}, {self.radial}, {self.n_functionals}")
         if self.radial_basis not in RADIAL_BASES:
             raise ValueError(f"radial_basis {self.radial_basis!r} is not one of e3nn's soft_one_hot_linspace bases: "
