@@ -11,6 +11,10 @@ Every model takes ``group=<name>``; :func:`get_group` turns the name into a :cla
   rotations and, for groups with reflections, the inversion), each with an exact action on
   ``(B, C, D, H, W)`` tensors (a permutation of voxels, no interpolation).
 
+A name may carry options of the group's field kind: ``"so3_irreps(irreps=4x0e+2x1o+1x2e, filter_lmax=3)"`` is the
+registered ``so3_irreps`` with those :class:`~equivox.irreps.IrrepsFields` options (:func:`parse_group_name`), one
+instance per canonical name; this is how YAML, the CLI and checkpoints reach every field option.
+
 Spatial convention: a :class:`GridElement`'s 3x3 matrix ``M`` acts on tensor-axis coordinates ``(d, h, w)``
 (axes ``D, H, W`` of a ``(B, C, D, H, W)`` tensor) and maps a scalar field ``f`` to ``f'(p) = f(M^{-1} p)`` about
 the grid centre. escnn's own R^3 coordinates are ``(x, y, z) = (w, -h, -d)``; the registry converts.

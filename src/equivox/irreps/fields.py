@@ -47,6 +47,9 @@ class IrrepsFields(FieldKind):
         radial_basis: ``soft_one_hot_linspace`` basis name (``"gaussian"``: overlapping, so every shell of
             voxel offsets gets its own profile; ``"smooth_finite"``, ``"cosine"``, ...).
         n_functionals, seed: functionals of the ``"group"`` pooling grid (default: the largest multiplicity).
+
+    Every attribute but ``reflections`` is also an option of the group name:
+    ``group="so3_irreps(irreps=4x0e+2x1o+1x2e, filter_lmax=3)"`` (:func:`equivox.groups.parse_group_name`).
     """
 
     irreps: str = "2x0e+1x1o+1x2e"
