@@ -198,3 +198,11 @@ def test_checkpoint_rebuilds_the_options(tmp_path):
     assert get_group(loaded.group).spec.fields.irreps == IRREPS and get_group(loaded.group).name == canonical
     with torch.no_grad():
         assert torch.allclose(loaded(x), y, atol=1e-6)
+
+
+def test_a_field_type_finds_the_group_with_its_options():
+    from equivox.groups import group_of_field_type
+
+    plain, optioned = get_group("so3_irreps"), get_group(NAME)  # one escnn SO(3) under both
+    assert group_of_field_type(optioned.hidden_type(2)) is optioned
+    assert group_of_field_type(plain.hidden_type(2)) is plain

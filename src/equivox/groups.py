@@ -589,11 +589,13 @@ def group_of_field_type(field_type) -> Group:
     """The registered (already built) :class:`Group` whose gspace an escnn ``FieldType`` lives on.
 
     Groups that share an escnn group and differ only in their axis ``frame`` (``c4_axial`` and ``c4_axial_d``) cannot
-    be told apart from a field type: the unpermuted one is returned; pass a :class:`~equivox.nn.FieldSpec` instead.
+    be told apart from a field type: the unpermuted one is returned (among groups on one escnn group, one whose hidden
+    field the type uses); pass a :class:`~equivox.nn.FieldSpec` instead.
     """
     matches = [g for g in _INSTANCES.values() if g.gspace.fibergroup == field_type.gspace.fibergroup]
-    if matches:
-        return min(matches, key=lambda g: g.spec.frame != (0, 1, 2))
+    if matches:  # groups on one escnn group (so3, so3_irreps with options): the one whose hidden field is used
+        names = {r.name for r in field_type.representations}
+        return min(matches, key=lambda g: (g.spec.frame != (0, 1, 2), g.hidden_repr.name not in names))
     raise TypeError(
         f"field type on {field_type.gspace} does not belong to an equivox group; build its gspace with "
         f"equivox.groups.get_group(name).gspace"
