@@ -42,6 +42,10 @@ __all__ = ["run_classification", "run_segmentation", "PooledInput", "so3_content
 #: how the random SO(3) rows of a classification run rotate a test item: ``"grid"`` resamples the stored grid
 #: (trilinear, corners cut), ``"mesh"`` rotates the item's mesh and voxelizes it again (datasets with meshes)
 SO3_PROTOCOLS = ("grid", "mesh")
+#: whole test volumes are trimmed to multiples of this, so every U-Net row takes them (MONAI's UNet row has one
+#: stride-2 level more than the reference; three levels fit)
+WHOLE_VOLUME_MULTIPLE = 8
+
 #: the rows of a run that names none: the reference, its parameter-matched twin, the twin + grid augmentation
 DEFAULT_COMPETITORS = ("equivariant (octa)", "plain (matched params)", "plain + grid aug")
 
@@ -356,7 +360,7 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
             ``epochs * patches_per_epoch / batch_size``), best checkpoint by validation loss; a competitor's
             ``train`` options override them (``val_crop``: centre crop of the validation volumes).
         test_crop: centre crop (cube side) of every scored test volume; ``None``: whole test volumes, each axis
-            centre-trimmed to a multiple of the total stride (held-out tiles are scored whole).
+            centre-trimmed to a multiple of :data:`WHOLE_VOLUME_MULTIPLE` (held-out tiles are scored whole).
         n_random: random SO(3) rotations of the test volumes (seeded by the run's seed).
         rotation_group: the grid-exact elements scored (``"octa"``: the 24 rotations; ``"full_octa"``: the 48
             rotations and reflections, under which the dataset's left/right labels are swapped for every model).
@@ -374,7 +378,8 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
     quiet_lightning()
     comps = check_order(list(competitors), "segment")
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="equivox-segmentation-"))
-    data = load_segmentation_data(dataset, downsample, test_crop, multiple=math.prod(strides))
+    data = load_segmentation_data(dataset, downsample, test_crop,
+                                  multiple=max(WHOLE_VOLUME_MULTIPLE, math.prod(strides)))
     k, c_in = len(data.class_names), data.in_channels
     base_kwargs = dict(spatial_dims=3, in_channels=c_in, out_channels=k, channels=list(channels),
                        strides=list(strides), convs_per_level=convs_per_level)
