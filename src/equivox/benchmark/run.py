@@ -23,7 +23,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -344,7 +344,8 @@ def _dataset_files(name: str) -> Dict:
 
 def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEFAULT_COMPETITORS,
                      seeds: Sequence[int] = (0,), *, downsample: int = 2, patch_size: int = 24, val_crop: int = 48,
-                     test_crop: Optional[int] = 48, channels: Sequence[int] = (2, 4), strides: Sequence[int] = (2,), convs_per_level: int = 2,
+                     test_crop: Union[int, str, None] = "val_crop", channels: Sequence[int] = (2, 4),
+                     strides: Sequence[int] = (2,), convs_per_level: int = 2,
                      epochs: int = 20, patches_per_epoch: int = 32, batch_size: int = 16, lr: float = 3e-3,
                      n_random: int = 4, rotation_group: str = "octa", out: Optional[Path] = None,
                      progress: bool = False, verbose: bool = True, keep_models: bool = False) -> Dict:
@@ -359,7 +360,8 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
         patch_size, val_crop, epochs, patches_per_epoch, batch_size, lr: training (:class:`TrainConfig`; steps =
             ``epochs * patches_per_epoch / batch_size``), best checkpoint by validation loss; a competitor's
             ``train`` options override them (``val_crop``: centre crop of the validation volumes).
-        test_crop: centre crop (cube side) of every scored test volume; ``None``: whole test volumes, each axis
+        test_crop: centre crop (cube side) of every scored test volume (default ``"val_crop"``: the validation
+            crop); ``None``: whole test volumes, each axis
             centre-trimmed to a multiple of :data:`WHOLE_VOLUME_MULTIPLE` (held-out tiles are scored whole).
         n_random: random SO(3) rotations of the test volumes (seeded by the run's seed).
         rotation_group: the grid-exact elements scored (``"octa"``: the 24 rotations; ``"full_octa"``: the 48
@@ -378,6 +380,8 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
     quiet_lightning()
     comps = check_order(list(competitors), "segment")
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="equivox-segmentation-"))
+    if test_crop == "val_crop":
+        test_crop = val_crop
     data = load_segmentation_data(dataset, downsample, test_crop,
                                   multiple=max(WHOLE_VOLUME_MULTIPLE, math.prod(strides)))
     k, c_in = len(data.class_names), data.in_channels
