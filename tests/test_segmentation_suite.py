@@ -2,6 +2,7 @@
 import inspect
 import json
 
+import numpy as np
 import pytest
 import torch
 from monai.losses import DiceCELoss
@@ -114,6 +115,11 @@ def test_heldout_tiles_are_scored_whole_with_intervals_over_tiles(tmp_path):
     with_foreground = [lab for _, lab in tiles if bool((center_crop(lab, (56, 24, 24)) > 0).any())]
     assert len(with_foreground) < len(tiles)  # a background-only corner tile is not an item
     assert rec["n_test"] == len(with_foreground) >= 3 and len(rec["per_item"]["identity"]) == rec["n_test"]
+    # scores are means of the per-tile Dice, the statistic the intervals resample (a class-first mean over the
+    # tiles differs when tiles hold different classes)
+    assert rec["upright"] == pytest.approx(np.mean(rec["per_item"]["identity"]))
+    grid = [np.mean(v) for k, v in rec["per_item"].items() if k.startswith("grid:")]
+    assert rec["worst_grid"] == pytest.approx(min(grid)) and rec["mean_grid"] == pytest.approx(np.mean(grid))
     lo, hi = rec["upright_ci"]
     assert lo < rec["upright"] < hi and rec["worst_grid_ci"][0] <= rec["worst_grid"] <= rec["worst_grid_ci"][1]
     # whole tiles (60, 30, 28), trimmed to multiples of 8 so that MONAI's deeper UNet takes them too

@@ -6,7 +6,9 @@ A record is a JSON-able dict per (dataset, competitor, train fraction, seed) wit
   ``train_fraction``, ``seed``, ``n_train``, ``n_test`` (scored items: test shapes, or test volumes), ``params``;
 * cost: ``train_seconds``, ``train_steps``, ``eval_seconds``, ``eval_cost`` (forward passes per item);
 * scores (``metric``: ``"accuracy"``, ``"auroc"`` or ``"dice"``): ``upright``, ``mean_grid``, ``worst_grid``
-  (over the 24 cube rotations), ``mean_so3``, ``worst_so3`` (random SO(3) rotations), ``std_grid``;
+  (over the 24 cube rotations), ``mean_so3``, ``worst_so3`` (random SO(3) rotations), ``std_grid``; each a mean
+  over the test items of the per-item scores (:func:`scores_from_items`: the statistic the intervals are about;
+  for Dice, each volume's mean foreground Dice averaged over volumes), except AUROC (not a mean over items);
 * 95 % bootstrap intervals over the test items (:func:`equivox.statistics.record_intervals`): ``upright_ci``,
   ``worst_grid_ci``, ``mean_so3_ci`` (``[low, high]``; ``None`` where the per-item scores do not define the
   metric (AUROC) or the record scores fewer than :data:`MIN_ITEMS` items: then the report's interval over the
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-__all__ = ["RECORD_KEYS", "SCORE_KEYS", "MIN_ITEMS", "make_record"]
+import numpy as np
+
+__all__ = ["RECORD_KEYS", "SCORE_KEYS", "MIN_ITEMS", "make_record", "scores_from_items"]
 
 #: fewest scored items for a per-record interval (one or two volumes give none: a bootstrap over one item is a
 #: zero-width interval that says nothing; the report pools them with the seeds instead)
@@ -30,6 +34,26 @@ RECORD_KEYS = ("dataset", "task", "model", "arch", "group", "augment", "train_fr
                "std_grid", "upright_ci", "worst_grid_ci", "mean_so3_ci", "equivariance_error", "per_item")
 
 
+def scores_from_items(per_item: Dict[str, list]) -> Dict[str, Any]:
+    """:data:`SCORE_KEYS` and ``std_grid`` from per-item scores ``{rotation name: [score per item]}`` (names
+    ``"identity"``, ``"grid:..."``, ``"so3:..."``; ``None`` items skipped): each rotation's score is the mean over
+    items, the grid and so3 statistics are taken over those means (``None`` where a kind is missing).
+
+    Example:
+        >>> s = scores_from_items({"identity": [1, 0], "grid:a": [1, 0], "grid:b": [0, 0], "so3:0": [1, None]})
+        >>> s["upright"], s["mean_grid"], s["worst_grid"], s["mean_so3"]
+        (0.5, 0.25, 0.0, 1.0)
+    """
+    means = {name: float(np.nanmean(np.asarray(v, dtype=np.float64))) for name, v in per_item.items()
+             if any(x is not None for x in v)}
+    grid = [m for name, m in means.items() if name.startswith("grid:")]
+    so3 = [m for name, m in means.items() if name.startswith("so3:")]
+    upright = means.get("identity", means.get("grid:[d,h,w]"))
+    return {"upright": upright, "mean_grid": float(np.mean(grid)) if grid else None,
+            "worst_grid": min(grid) if grid else None, "mean_so3": float(np.mean(so3)) if so3 else None,
+            "worst_so3": min(so3) if so3 else None, "std_grid": float(np.std(grid)) if grid else None}
+
+
 def make_record(*, dataset: str, task: str, comp, report, seed: int, train_fraction: float, n_train: int,
                 params: int, train_seconds: float, train_steps: int, eval_seconds: float, **extra: Any) -> Dict:
     """The record of one evaluated competitor: :data:`RECORD_KEYS` from ``comp`` (a
@@ -37,7 +61,7 @@ def make_record(*, dataset: str, task: str, comp, report, seed: int, train_fract
     per-item scores), then ``extra`` keys."""
     from ..statistics import record_intervals
 
-    s = report.summary()
+    s = report.summary() if report.metric == "auroc" or not report.per_item else scores_from_items(report.per_item)
     n_test = len(next(iter(report.per_item.values()))) if report.per_item else 0
     ci = (record_intervals(report, seed=seed) if report.metric != "auroc" and n_test >= MIN_ITEMS
           else dict.fromkeys(("upright_ci", "worst_grid_ci", "mean_so3_ci")))
