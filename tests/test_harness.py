@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from equivox.benchmark import (COMPETITORS, RECORD_KEYS, ClassificationData, compare, data_efficiency,
-                               format_records, load_classification_data, plot_records, register_competitor,
+                               format_records, format_verdicts, load_classification_data, plot_records, register_competitor,
                                run_classification, run_segmentation, save_records, unregister_competitor)
 
 
@@ -166,6 +166,14 @@ def test_paired_verdicts_met_missed_and_unresolved_with_items_needed():
     unresolved = compare(recs, "C", "B", "upright", 0.0)  # +2 points on 100 items: noise
     assert unresolved["verdict"] == "unresolved" and unresolved["needs"] > 100
     assert unresolved["ci"][0] < 0 < unresolved["ci"][1]
+
+
+def test_tables_and_verdicts_name_the_dataset_when_there_are_several():
+    recs = [_record("A", 0, [1, 0, 1, 1])] + [{**_record("A", 0, [0, 0, 1, 1]), "dataset": "other"}]
+    table = format_records(recs)
+    assert table.index("[other]") > table.index("[" + recs[0]["dataset"] + "]")
+    line = format_verdicts([compare(recs, "A", "A", "upright", 0.0, dataset="other")])
+    assert "other: 4 items x 1 seeds" in line
 
 
 def test_data_efficiency_curve_down_to_5_percent_with_three_seeds(tmp_path):

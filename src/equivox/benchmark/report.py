@@ -122,7 +122,10 @@ def format_records(records: Sequence[Dict], metric: Optional[str] = None) -> str
             + " ".join(f"{_LABELS[k]:>{cw}s}" for k in SCORE_KEYS))
     lines = [f"metric: {metric}; mean over seeds [95 % bootstrap interval over test items, seeds pooled]", head,
              "-" * len(head)]
-    for name, r in zip(names, rows):
+    several = len({r["dataset"] for r in rows}) > 1
+    for i, (name, r) in enumerate(zip(names, rows)):
+        if several and (i == 0 or rows[i - 1]["dataset"] != r["dataset"]):
+            lines.append(f"[{r['dataset']}]")
         lines.append(f"{name:{w}s} {r['train_fraction']:5.2f} {r['n_seeds']:5d} {r['n_test'] or 0:6d} "
                      f"{r['params']:8d} {r['train_seconds']:8.1f} "
                      + " ".join(f"{_cell(r[k], r[k + '_ci']):>{cw}s}" for k in SCORE_KEYS))
@@ -208,7 +211,8 @@ def format_verdicts(verdicts: Sequence[Dict]) -> str:
             needs = (f"; unresolved, needs ~{v['needs']} items (now {v['n_items']})" if v["needs"] else
                      "; unresolved")
         lines.append(f"{v['verdict']:>10s}  {v['difference']:+.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}] vs "
-                     f"{v['threshold']:+.3f}  ({v['n_items']} items x {v['n_seeds']} seeds{needs})  {v['target']}")
+                     f"{v['threshold']:+.3f}  ({v['dataset']}: {v['n_items']} items x {v['n_seeds']} seeds{needs})  "
+                     f"{v['target']}")
     return "\n".join(lines)
 
 
