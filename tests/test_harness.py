@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from equivox.benchmark import (COMPETITORS, RECORD_KEYS, ClassificationData, compare, data_efficiency,
-                               format_records, format_verdicts, load_classification_data, plot_records, register_competitor,
-                               run_classification, run_segmentation, save_records, unregister_competitor)
+                               format_records, format_verdicts, load_classification_data, plot_records,
+                               register_competitor, run_classification, run_segmentation, save_records,
+                               unregister_competitor)
 
 
 def _bars(n_per_class: int, seed: int, size: int = 8):
