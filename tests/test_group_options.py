@@ -206,3 +206,13 @@ def test_a_field_type_finds_the_group_with_its_options():
     plain, optioned = get_group("so3_irreps"), get_group(NAME)  # one escnn SO(3) under both
     assert group_of_field_type(optioned.hidden_type(2)) is optioned
     assert group_of_field_type(plain.hidden_type(2)) is plain
+
+
+def test_options_keep_a_group_exact_where_its_base_is():
+    from equivox.nnunet.rules import choose_group
+
+    name = "so3_irreps(filter_lmax=1)"
+    iso_plan = ([(3, 3, 3)] * 3, [(1, 1, 1), (2, 2, 2), (2, 2, 2)])
+    assert choose_group(*iso_plan, cube_group=name) == name  # exact on isotropic plans, as so3_irreps is
+    thick_plan = ([(1, 3, 3)] * 3, [(1, 1, 1), (1, 2, 2), (1, 2, 2)])
+    assert choose_group(*thick_plan, cube_group=name) == "d4_axial_d"

@@ -433,7 +433,7 @@ def model_label(hp: Dict[str, Any], model) -> str:
 def _rotations_for_spacing(args, group: str, spacing) -> tuple:
     """``(rotation set kind, grid group, note or None)``: on anisotropic voxels random SO(3) rotations of the voxel
     array are not physical rotations, and only the groups exact for the spacing are: refuse or restrict."""
-    from .groups import auto_group, exact_groups_for_spacing
+    from .groups import auto_group, exact_groups_for_spacing, parse_group_name
 
     if spacing is None or len(set(round(float(v), 4) for v in spacing)) == 1:
         return args.rotations, group, None
@@ -443,7 +443,7 @@ def _rotations_for_spacing(args, group: str, spacing) -> tuple:
                        "are not rotations of the scan; use --rotations grid (the rotations exact for this spacing) "
                        "or train on resampled data (--spacing)")
     exact = exact_groups_for_spacing(spacing)
-    grid_group = group if group in exact else auto_group(spacing)[0]
+    grid_group = group if parse_group_name(group)[0] in exact else auto_group(spacing)[0]
     kind = "grid" if args.rotations == "standard" else args.rotations
     note = (f"anisotropic voxels ({sp} mm): only rotations exact for this spacing are physical; scoring "
             f"{'the identity and ' if kind == 'standard' else ''}the {grid_group} grid rotations"

@@ -123,7 +123,7 @@ def choose_group(kernels, strides, group: Optional[str] = None, cube_group: str 
     :func:`equivox.groups.auto_group`'s largest exact group (the axial group about the odd axis). ``ValueError``
     naming the stage, kernel and stride when no rotation fits.
     """
-    from ..groups import auto_group, exact_groups_for_spacing, get_group, grid_elements_of_name
+    from ..groups import auto_group, exact_groups_for_spacing, get_group, grid_elements_of_name, parse_group_name
 
     if group is not None:
         name = get_group(group).name
@@ -131,7 +131,7 @@ def choose_group(kernels, strides, group: Optional[str] = None, cube_group: str 
         return name
     spacing = plan_spacing(kernels, strides)
     cube = get_group(cube_group).name
-    if cube in exact_groups_for_spacing(spacing):
+    if parse_group_name(cube)[0] in exact_groups_for_spacing(spacing):  # field options keep the grid elements
         check_plan_for_group(cube, kernels, strides)
         return cube
     name, _ = auto_group(spacing)
