@@ -58,7 +58,8 @@ def _ints(s: str):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", default="chest_ct_heldout,brain_atlas_heldout", help="comma-separated registered datasets")
+    p.add_argument("--datasets", default="chest_ct_heldout,brain_atlas_heldout",
+                   help="comma-separated registered datasets")
     p.add_argument("--models", default=None,
                    help=f"';'-separated competitors (known: {'; '.join(competitor_names('segment'))})")
     p.add_argument("--seeds", type=_ints, default=None, help="seeds, e.g. 0,1,2")
@@ -91,8 +92,10 @@ def main(argv=None) -> int:
             test_crop = a.test_crop or None
         elif q and test_crop:
             test_crop = 16
-        kw = dict(downsample=a.downsample or (4 if q else down), patch_size=a.patch_size or (16 if q else 24),
-                  val_crop=a.val_crop or (16 if q else val_crop), test_crop=test_crop, channels=a.channels or ([1, 2] if q else [2, 4]),
+        quick_down = 4 if test_crop else 2  # whole held-out tiles keep 8 voxels per axis at 2x, not at 4x
+        kw = dict(downsample=a.downsample or (quick_down if q else down), patch_size=a.patch_size or (16 if q else 24),
+                  val_crop=a.val_crop or (16 if q else val_crop), test_crop=test_crop,
+                  channels=a.channels or ([1, 2] if q else [2, 4]),
                   strides=[2], epochs=a.epochs or (1 if q else 20), patches_per_epoch=8 if q else 32,
                   batch_size=4 if q else 16, n_random=a.n_random if a.n_random is not None else (1 if q else 4),
                   rotation_group=a.rotation_group)

@@ -749,7 +749,8 @@ def parse_group_name(name) -> Tuple[str, Dict[str, object]]:
                              f"that has it, e.g. so3_irreps or o3_irreps)")
         if key not in kinds:
             listed = ", ".join(f"{k} ({_describe_type(t)})" for k, t in kinds.items())
-            raise ValueError(f"unknown option {key!r} for group {base!r} ({spec.fields.name} fields); options: {listed}")
+            raise ValueError(f"unknown option {key!r} for group {base!r} ({spec.fields.name} fields); "
+                             f"options: {listed}")
         if key in options:
             raise ValueError(f"group name {name!r} gives option {key!r} twice")
         value = _parse_option(text, kinds[key], f"option {key}={text} of group {base!r}")
