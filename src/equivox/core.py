@@ -166,3 +166,16 @@ def bn_affine(bn: nn.BatchNorm3d):
     if bn.affine:
         scale, shift = scale * bn.weight, shift * bn.weight + bn.bias
     return scale.detach(), shift.detach()
+
+
+def affine_batchnorm(scale: torch.Tensor, shift: torch.Tensor) -> nn.BatchNorm3d:
+    """A per-channel ``y = scale * x + shift`` (each ``(C,)``) as an eval-mode ``nn.BatchNorm3d``, which torch's
+    conv-bn fusion, ONNX and TorchScript know. ``eps`` stays positive (torch < 2.13 rejects ``eps = 0`` even in eval
+    mode); the running variance ``1 - eps`` makes ``var + eps`` one, so the map is exact to float rounding."""
+    bn = nn.BatchNorm3d(scale.numel(), affine=True).to(scale)
+    with torch.no_grad():
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0 - bn.eps)
+        bn.weight.copy_(scale)
+        bn.bias.copy_(shift)
+    return bn.eval()

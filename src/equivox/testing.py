@@ -18,6 +18,7 @@ True
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Union
@@ -27,7 +28,7 @@ import torch
 from .groups import GridElement, cube_rotations, get_group
 
 __all__ = ["ElementError", "TOLERANCES", "assert_equivariant", "equivariance_errors", "field_action",
-           "format_error_table", "voxel_action"]
+           "format_error_table", "ieee_float32", "voxel_action"]
 
 #: default relative tolerance (max |f(g x) - g f(x)| / max |g f(x)|) per dtype of the input; float64 is bounded by
 #: the kernel bases, which are stored in float32 (a double module reaches ~1e-9)
@@ -103,10 +104,36 @@ def _as_list(y) -> List[torch.Tensor]:
 
 
 @torch.no_grad()
+@contextlib.contextmanager
+def ieee_float32():
+    """Full float32 convolutions and matrix products inside the block, restored afterwards.
+
+    cuDNN runs float32 convolutions in TF32 by default on Ampere and newer GPUs (a 10-bit mantissa): a model that is
+    exactly equivariant then shows ~5e-4 relative error (measured on an H200), above the float32 tolerance, which
+    would be rounding, not the model. Autocast (bf16 / fp16) is not affected.
+    """
+    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)
+    if cudnn_conv is not None and hasattr(cudnn_conv, "fp32_precision"):  # torch >= 2.9
+        flags = [(cudnn_conv, "fp32_precision"), (torch.backends.cuda.matmul, "fp32_precision")]
+        value = "ieee"
+    else:
+        flags = [(torch.backends.cudnn, "allow_tf32"), (torch.backends.cuda.matmul, "allow_tf32")]
+        value = False
+    saved = [getattr(obj, name) for obj, name in flags]
+    try:
+        for obj, name in flags:
+            setattr(obj, name, value)
+        yield
+    finally:
+        for (obj, name), old in zip(flags, saved):
+            setattr(obj, name, old)
+
+
 def _errors(model, x, elements, in_spec, out_specs, perm) -> List[ElementError]:
     from monai.networks import eval_mode
 
-    with eval_mode(model):  # eval mode and no_grad for the check; the training flag is restored afterwards
+    # eval mode and no_grad for the check (the training flag is restored afterwards), float32 without TF32
+    with eval_mode(model), ieee_float32():
         refs = _as_list(model(x))
         specs = out_specs(len(refs))
         scales = [r.abs().max().clamp_min(1e-12) for r in refs]
@@ -216,7 +243,7 @@ def equivariance_errors(
 
     Returns:
         one :class:`ElementError` per element (and output, for models returning a list), in order (identity first
-        for registry groups).
+        for registry groups). The model runs in full float32 (no TF32: :func:`ieee_float32`).
     """
     if elements is None:
         group = getattr(model, "group", None)

@@ -20,6 +20,7 @@ from typing import List, Optional
 import torch
 from torch import nn
 
+from ..core import affine_batchnorm
 from ..nn.fieldwise import make_activation
 
 __all__ = ["FieldLayout", "IrrepsGate", "IrrepsNorm", "field_layout"]
@@ -158,13 +159,7 @@ class IrrepsNorm(nn.Module):
             return copy.deepcopy(self).eval()
         with torch.no_grad():
             scale, shift = self._affine(torch.zeros(1, self.instance.numel(), 1, device=self.weight.device))
-        bn = nn.BatchNorm3d(scale.numel(), eps=0.0, affine=True).to(scale)
-        with torch.no_grad():
-            bn.running_mean.zero_()
-            bn.running_var.fill_(1.0)
-            bn.weight.copy_(scale)
-            bn.bias.copy_(shift)
-        return bn.eval()
+        return affine_batchnorm(scale.reshape(-1), shift.reshape(-1))
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, {self.n_fields} fields x {self.dim}, {self.n_instances} irrep instances"

@@ -20,7 +20,7 @@ import torch
 from monai.networks.layers.factories import Act, Norm
 from torch import nn
 
-from ..core import ExportError, bn_affine, grouped_1x1
+from ..core import ExportError, affine_batchnorm, bn_affine, grouped_1x1
 from ..groups import get_group
 from .fields import FieldSpec
 from .module import EquivariantModule
@@ -173,13 +173,7 @@ class FieldNormAct(EquivariantModule):
                 layers.append(grouped_1x1(self.A, n))
         if isinstance(norm, nn.BatchNorm3d) and not sampled:
             scale, shift = bn_affine(norm)
-            bn = nn.BatchNorm3d(n * per_field, eps=0.0, affine=True).to(scale)
-            with torch.no_grad():
-                bn.running_mean.zero_()
-                bn.running_var.fill_(1.0)
-                bn.weight.copy_(scale.repeat_interleave(per_field))
-                bn.bias.copy_(shift.repeat_interleave(per_field))
-            layers.append(bn.eval())
+            layers.append(affine_batchnorm(scale.repeat_interleave(per_field), shift.repeat_interleave(per_field)))
         elif isinstance(norm, nn.InstanceNorm3d):
             if norm.track_running_stats:
                 raise ExportError("instance norm with running statistics is not supported by export")
