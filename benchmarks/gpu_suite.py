@@ -1,19 +1,22 @@
 """The GPU benchmark suite: one prepared run for the day a CUDA device is available (``benchmarks/gpu_suite.sh``).
 
-Sections (each writes ``<out>/<section>.json`` as soon as it finishes; ``<out>/suite.json`` sums them up):
+Sections, in the order they run (each writes ``<out>/<section>.json`` as soon as it finishes; ``<out>/suite.json``
+sums them up):
 
-* ``construction``: default ``EquivariantUNet()`` + ``InvariantClassifier()`` per group from an empty cache in a
-  fresh process (shipped bases; CPU work, recorded with the GPU machine's CPU), then warm;
 * ``train``: one training step (forward, cross-entropy, backward, SGD) of the default-width octa
   ``EquivariantMonaiUNet`` and of MONAI ``UNet`` of the same tensor width, fp32 and AMP (``torch.autocast``,
   bf16 by default), at 96^3 and 128^3: median step time, peak memory, voxels/s, ratio equivox / MONAI
   (target <= 1.1 with AMP), next to nnU-Net's published training throughput where one is given;
 * ``inference``: eval forward of the exported equivox model (``model.export()``), the eager one and MONAI UNet of
   the same width, fp32 and AMP (target: exported <= 1.0x MONAI), with the export's max abs difference;
+* ``profile``: where the AMP training step's time goes (``torch.profiler``): per model the top operators by self
+  device time, their calls per step and share;
 * ``compile``: graph breaks of ``torch.compile`` (``torch._dynamo.explain``), compile time, compiled vs eager
   forward time and max abs difference;
 * ``amp_equivariance``: relative equivariance error over all grid-exact elements, fp32 and AMP;
-* ``memory``: peak memory and step time with and without activation checkpointing (``benchmarks/memory.py``).
+* ``memory``: peak memory and step time with and without activation checkpointing (``benchmarks/memory.py``);
+* ``construction``: default ``EquivariantUNet()`` + ``InvariantClassifier()`` per group from an empty cache in a
+  fresh process (shipped bases; CPU work, recorded with the GPU machine's CPU), then warm.
 
 nnU-Net reference: nnU-Net v2's ``documentation/benchmarking.md`` (github.com/MIC-DKFZ/nnUNet) publishes its
 reference epoch times only in a linked spreadsheet, not as citable text, so no published figure is built in
@@ -115,10 +118,34 @@ def section_construction(cfg):
     return {"rows": rows, "target": "defaults_s < 3 s cold"}
 
 
-def section_train(cfg):
+def _training_step(spec, cfg, size, amp):
+    """``(step, info)``: one training step (forward, cross-entropy, backward, SGD) of the model ``spec`` builds, on
+    a random batch ``(cfg.batch, 1, size, size, size)`` with binary labels; AMP with ``cfg.amp_dtype`` if ``amp``."""
     import torch
 
     from models import build
+
+    torch.manual_seed(0)
+    model, info = build(spec)
+    model = model.to(cfg.device).train()
+    x = torch.randn(cfg.batch, 1, size, size, size, device=cfg.device)
+    y = torch.randint(0, 2, (cfg.batch, size, size, size), device=cfg.device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler(cfg.device, enabled=amp and cfg.amp_dtype == torch.float16)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with _autocast(cfg.device, amp, cfg.amp_dtype):
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    return step, info
+
+
+def section_train(cfg):
+    import torch
 
     eq_spec, monai_spec = _pair_specs(cfg)
     rows = []
@@ -126,22 +153,7 @@ def section_train(cfg):
         for amp in (False, True):
             pair = {}
             for spec in (eq_spec, monai_spec):
-                torch.manual_seed(0)
-                model, info = build(spec)
-                model = model.to(cfg.device).train()
-                x = torch.randn(cfg.batch, 1, size, size, size, device=cfg.device)
-                y = torch.randint(0, 2, (cfg.batch, size, size, size), device=cfg.device)
-                opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-                scaler = torch.amp.GradScaler(cfg.device, enabled=amp and cfg.amp_dtype == torch.float16)
-
-                def step():
-                    opt.zero_grad(set_to_none=True)
-                    with _autocast(cfg.device, amp, cfg.amp_dtype):
-                        loss = torch.nn.functional.cross_entropy(model(x).float(), y)
-                    scaler.scale(loss).backward()
-                    scaler.step(opt)
-                    scaler.update()
-
+                step, info = _training_step(spec, cfg, size, amp)
                 _peak_reset(cfg.device)
                 t = _median_time(step, cfg.device, cfg.repeats, cfg.warmup)
                 vox = cfg.batch * size ** 3 / t
@@ -150,12 +162,48 @@ def section_train(cfg):
                        else "fp32", "step_s": t, "voxels_per_s": vox, "peak_mib": _peak_mib(cfg.device)}
                 pair[spec["kind"]] = row
                 rows.append(row)
-                del model, opt, x, y
+                del step
                 if cfg.device == "cuda":
                     torch.cuda.empty_cache()
             pair["equivox"]["ratio_vs_monai_same_width"] = pair["equivox"]["step_s"] / pair["monai_unet"]["step_s"]
     return {"rows": rows, "target": "equivox / MONAI UNet same width <= 1.1 with AMP at 96^3 and 128^3",
             "nnunet": cfg.nnunet}
+
+
+def section_profile(cfg):
+    """Where a training step's time goes (``torch.profiler``, 3 steps after warm-up, AMP, first size): per model the
+    total and the top operators by self time on the device (self CPU time without CUDA), so the equivox / MONAI gap
+    of the ``train`` section can be read operator by operator."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = cfg.device == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    out = {"size": cfg.sizes[0], "precision": str(cfg.amp_dtype).split(".")[-1], "steps": 3,
+           "time": "self device time" if cuda else "self CPU time", "models": []}
+    for spec in _pair_specs(cfg):
+        step, info = _training_step(spec, cfg, cfg.sizes[0], amp=True)
+        for _ in range(cfg.warmup):
+            step()
+        _sync(cfg.device)
+        with profile(activities=activities) as prof:
+            for _ in range(out["steps"]):
+                step()
+            _sync(cfg.device)
+        events = prof.key_averages()
+
+        def self_us(e):
+            return getattr(e, "self_device_time_total", 0) if cuda else e.self_cpu_time_total
+
+        total = sum(self_us(e) for e in events)
+        top = sorted(events, key=self_us, reverse=True)[:15]
+        out["models"].append({
+            "model": info["name"], "total_ms_per_step": total / 1e3 / out["steps"],
+            "operators": len(events), "calls_per_step": sum(e.count for e in events) / out["steps"],
+            "top": [{"op": e.key, "ms_per_step": self_us(e) / 1e3 / out["steps"], "share": self_us(e) / max(total, 1),
+                     "calls_per_step": e.count / out["steps"]} for e in top]})
+        del step
+    return out
 
 
 def section_inference(cfg):
@@ -256,8 +304,10 @@ def section_memory(cfg):
     return {"rows": rows}
 
 
-SECTIONS = {"construction": section_construction, "train": section_train, "inference": section_inference,
-            "compile": section_compile, "amp_equivariance": section_amp_equivariance, "memory": section_memory}
+# the quick sections first; construction (a fresh process per group and build, mostly import time) last
+SECTIONS = {"train": section_train, "inference": section_inference, "profile": section_profile,
+            "compile": section_compile, "amp_equivariance": section_amp_equivariance, "memory": section_memory,
+            "construction": section_construction}
 
 
 def main(argv=None):

@@ -28,7 +28,7 @@ def test_fails_fast_without_cuda(tmp_path):
 
 def test_cpu_smoke_run_writes_every_section(tmp_path):
     # compile is covered by tests/test_compile.py, memory by `benchmarks/memory.py --quick` (fresh processes)
-    sections = ["construction", "train", "inference", "amp_equivariance"]
+    sections = ["construction", "train", "inference", "profile", "amp_equivariance"]
     proc = _run(["--device", "cpu", "--tiny", "--out", str(tmp_path), "--sections", *sections], timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "suite.json").read_text())
@@ -41,6 +41,11 @@ def test_cpu_smoke_run_writes_every_section(tmp_path):
     inference = json.loads((tmp_path / "inference.json").read_text())
     exported = [r for r in inference["rows"] if r["model"] == "equivox exported"]
     assert exported and all(r["export_max_abs_diff"] < 1e-4 for r in exported if r["precision"] == "fp32")
+    profile = json.loads((tmp_path / "profile.json").read_text())
+    assert [m["model"] for m in profile["models"]] == [r["model"] for r in train["rows"][:2]]
+    for m in profile["models"]:
+        assert m["total_ms_per_step"] > 0 and any("conv" in t["op"] for t in m["top"])
+        assert abs(sum(t["share"] for t in m["top"]) - sum(t["ms_per_step"] for t in m["top"]) / m["total_ms_per_step"]) < 1e-6
     amp = json.loads((tmp_path / "amp_equivariance.json").read_text())
     assert amp["fp32"]["max_relative"] < 1e-4 and amp["fp32"]["elements"] == 24
     assert (tmp_path / "train.png").is_file()
