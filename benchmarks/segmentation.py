@@ -32,7 +32,8 @@ QUICK = ["equivariant (octa)", "plain (matched params)", "plain + grid aug", "MO
 #: per dataset: (downsample, validation crop, test crop) so that a crop fits the downsampled volume; test crop None:
 #: the held-out tiles are scored whole
 GEOMETRY = {"chest_ct": (2, 48, 48), "brain_atlas": (2, 40, 40), "brain_atlas_lr": (2, 40, 40),
-            "chest_ct_heldout": (1, 28, None), "brain_atlas_heldout": (1, 20, None)}
+            "chest_ct_heldout": (1, 28, None), "brain_atlas_heldout": (1, 20, None),
+            "brain_atlas_lr_heldout": (1, 20, None)}
 
 
 def targets(records) -> list:

