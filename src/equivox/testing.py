@@ -103,7 +103,6 @@ def _as_list(y) -> List[torch.Tensor]:
     return list(y) if isinstance(y, (list, tuple)) else [y]
 
 
-@torch.no_grad()
 @contextlib.contextmanager
 def ieee_float32():
     """Full float32 convolutions and matrix products inside the block, restored afterwards.
@@ -129,6 +128,7 @@ def ieee_float32():
             setattr(obj, name, old)
 
 
+@torch.no_grad()
 def _errors(model, x, elements, in_spec, out_specs, perm) -> List[ElementError]:
     from monai.networks import eval_mode
 
