@@ -23,7 +23,7 @@ def _load_module():
 b = _load_module()
 D = b.BUNDLED_DIR
 NAMES = ["lidc_nodules_32", "chest_ct_3mm", "furniture_shapes_32", "brain_atlas_2mm", "kicad_parts_32",
-         "brain_atlas_lr_2mm", "lidc_attributes_32"]
+         "kicad_part_segments_16", "brain_atlas_lr_2mm", "lidc_attributes_32"]
 
 
 @pytest.fixture(scope="module")

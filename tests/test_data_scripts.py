@@ -684,3 +684,61 @@ def test_build_lidc_attributes_with_a_fake_pylidc(tmp_path, monkeypatch):
         lattr.main(["--out", str(out), "--workers", "1"])
     with pytest.raises(SystemExit, match="build_lidc_nodules.py"):
         lattr.main(["--out", str(tmp_path / "empty"), "--workers", "1"])
+
+
+# --------------------------------------------------------------------------- KiCad part segments (materials)
+import build_kicad_part_segments as kicad_seg  # noqa: E402
+
+
+def test_build_kicad_part_segments_labels_materials(tmp_path):
+    """Tiny KiCad-style VRML parts (epoxy bodies with PIN-01 leads, plastic headers with MET-SILVER pins): the
+    build keeps kicad_parts' selection and split rule, labels metal / body / background per voxel from the
+    materials, records the materials and the voxel counts per class."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+    from test_part_labels import box, vrml_shape
+
+    models = tmp_path / "3dmodels"
+    for folder, parts in {"Package_SO.3dshapes": 4, "Connector_PinHeader_2.54mm.3dshapes": 4,
+                          "Lonely.3dshapes": 1}.items():
+        (models / folder).mkdir(parents=True)
+        for i in range(parts):
+            if folder.startswith("Package"):  # flat body, leads out of both long sides
+                text = (vrml_shape(*box(0, 0, 1, 6 + i, 4, 3), "IC-BODY-EPOXY-04", True)
+                        + vrml_shape(*box(-2, 1.5, 0, 1, 2.5, 2), "PIN-01", True)
+                        + vrml_shape(*box(5 + i, 1.5, 0, 8 + i, 2.5, 2), "PIN-01", False))
+            else:  # plastic block, a tall pin through it
+                text = (vrml_shape(*box(0, 0, 0, 2, 2, 2), "PLASTIC-WHITE-01", True)
+                        + vrml_shape(*box(0.7, 0.7, -3, 1.3, 1.3, 6 + i), "MET-SILVER", True))
+            (models / folder / f"m{i}.wrl").write_text("#VRML V2.0 utf8\n" + text)
+    (models / "Package_SO.3dshapes" / "broken.wrl").write_text("#VRML V2.0 utf8\nShape { }")
+    cr = tmp_path / "copyright"
+    cr.write_text("Files: *\nCopyright: 2018-2022, KiCad Community\nLicense: CC-BY-SA-4.0-with-exception\n")
+    out = tmp_path / "out"
+    s = kicad_seg.main(["--out", str(out), "--source", str(models), "--copyright", str(cr), "--size", "16",
+                        "--min-per-class", "3", "--workers", "1", "--test-fraction", "0.25", "--val-fraction",
+                        "0.25"])
+    assert s["families"] == 2 and s["labelled"] == 8 and s["failed"] == 1
+    z = np.load(out / "kicad_part_segments_16.npz")
+    assert list(z["label_names"]) == ["background", "body", "metal"]
+    assert list(z["class_names"]) == ["Connector_PinHeader", "Package_SO"]
+    assert z["labels"].shape == (8, 16, 16, 16) and z["labels"].dtype == np.uint8
+    # the same split rule as kicad_parts, on the same paths
+    assert z["split"].tolist() == kicad.split_by_hash(list(z["model_path"]), z["part_class"], 0.25, 0.25).tolist()
+    for lab, fam in zip(z["labels"], z["part_class"]):
+        metal = np.argwhere(lab == 2)
+        assert len(metal) and (lab == 1).any()
+        ext = np.ptp(metal, axis=0) + 1
+        if z["class_names"][fam] == "Package_SO":  # leads at both ends along x, none in the middle
+            assert ext[0] == np.ptp(np.argwhere(lab > 0)[:, 0]) + 1 and not (lab[7:9] == 2).any()
+        else:  # the pin stands up along z (the designed orientation is kept) through the plastic
+            assert ext[2] == 14 and ext[0] <= 2
+    meta = json.loads((out / "kicad_part_segments_16.json").read_text())
+    assert meta["materials"] == {"IC-BODY-EPOXY-04": 4, "PIN-01": 8, "PLASTIC-WHITE-01": 4, "MET-SILVER": 4}
+    total = {c: int((z["labels"] == i).sum()) for i, c in enumerate(["background", "body", "metal"])}
+    assert {c: sum(meta["counts"]["voxels_per_class"][s][c] for s in ("train", "val", "test")) for c in total} == total
+    assert "CC BY-SA 4.0" in meta["licence"] and meta["task"] == "segmentation"
+
+
+def test_build_kicad_part_segments_missing_source(tmp_path):
+    with pytest.raises(SystemExit, match="kicad-packages3d"):
+        kicad_seg.main(["--out", str(tmp_path), "--source", str(tmp_path / "nope")])

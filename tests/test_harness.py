@@ -10,7 +10,7 @@ from torch import nn
 from equivox.benchmark import (COMPETITORS, RECORD_KEYS, ClassificationData, compare, data_efficiency,
                                format_records, format_verdicts, load_classification_data, plot_records,
                                register_competitor, run_classification, run_segmentation, save_records,
-                               unregister_competitor)
+                               summarize_records, unregister_competitor)
 
 
 def _bars(n_per_class: int, seed: int, size: int = 8):
@@ -244,3 +244,47 @@ def test_class_swap_competitor_is_scored_with_labels_swapped_under_reflections(t
     assert swap["equivariance_error"] < 1e-4 and swap["std_grid"] < 0.01, swap
     assert swap["upright"] > 0.05 and abs(swap["mean_grid"] - swap["upright"]) < 0.01, swap
     assert plain["equivariance_error"] > 1e-3
+
+
+def test_split_worst_is_free_of_the_selection_bias_of_the_minimum():
+    """A model whose 24 rotation scores differ only by noise: the minimum of the 24 means is biased low, the
+    cross-fitted worst rotation is not; a rotation that is truly worse is still found."""
+    from equivox.benchmark import split_worst
+
+    rng = np.random.default_rng(0)
+    noise = (rng.random((400, 24)) < 0.6).astype(float)
+    naive = noise.mean(0).min()
+    split = split_worst(noise).mean()
+    assert naive < split - 0.02 and abs(split - 0.6) < 0.03, (naive, split)
+    worse = noise.copy()
+    worse[:, 5] = (rng.random(400) < 0.3)
+    assert abs(split_worst(worse).mean() - 0.3) < 0.06
+    # an invariant model (all columns equal) scores its upright value either way
+    same = np.repeat(noise[:, :1], 24, axis=1)
+    assert split_worst(same).tolist() == noise[:, 0].tolist()
+    # records and tables carry it; summaries of records stored before it existed compute it from per_item
+    rec = _record("A", 0, [1, 0] * 20)
+    rec.pop("worst_grid_split", None)
+    row = summarize_records([rec])[0]
+    assert row["worst_grid_split"] == pytest.approx(np.mean(split_worst(np.array([[1, 1], [0, 0]] * 20))))
+    assert "cube worst (split)" in format_records([rec])
+
+
+def test_fewer_than_30_items_draw_no_verdict():
+    from equivox.benchmark import MIN_VERDICT_ITEMS, TOO_FEW
+
+    assert MIN_VERDICT_ITEMS == 30
+    few = [_record("A", s, [1] * 20) for s in range(3)] + [_record("B", s, [0] * 20) for s in range(3)]
+    v = compare(few, "A", "B", "upright", 0.1)
+    assert v["verdict"] == TOO_FEW and v["difference"] == 1.0 and v["n_items"] == 20
+    assert "too few items to decide: 20 < 30" in format_verdicts([v])
+    enough = [_record("A", 0, [1] * 30), _record("B", 0, [0] * 30)]
+    assert compare(enough, "A", "B", "upright", 0.1)["verdict"] == "met"
+
+
+def test_plateau_rule_of_learning_curves():
+    from equivox.benchmark import plateaued
+
+    assert plateaued([(i, v) for i, v in enumerate([.1, .4, .6, .65, .66, .66, .665, .664, .66, .662])])
+    assert not plateaued([(i, .1 * i) for i in range(10)])  # still climbing
+    assert plateaued([(0, .5), (1, .6)]) is None  # too short to tell

@@ -162,3 +162,75 @@ def test_dataset_spec_mesh_fields_are_checked():
     spec = DatasetSpec(name="m", task="classification", load=load, meshes=lambda s: ["/nonexistent/a.obj"])
     with pytest.raises(DataError, match="1 of 1 mesh files are missing"):
         spec.mesh_paths("test")
+
+
+# --------------------------------------------------------------------------- segmentation: labelled meshes
+def _tiny_part_dataset(tmp_path, request, margin: int = 1):
+    """A registered segmentation dataset of 6 tiny VRML chips (body + two pins of varying length) whose stored
+    label maps are the labelled voxelizer's at 16^3, offering its meshes (the kicad_part_segments layout)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+    from test_part_labels import box, vrml_shape
+
+    from equivox.data import (material_class, parse_vrml_shapes, register_dataset, unregister_dataset,
+                              voxelize_labelled_shapes)
+
+    paths = []
+    for i in range(6):
+        text = ("#VRML V2.0 utf8\n" + vrml_shape(*box(0, 0, 1, 8, 4 + i % 3, 3), "IC-BODY-EPOXY-04", True)
+                + vrml_shape(*box(-2 - i % 2, 1.5, 0, 1, 2.5, 2), "PIN-01", True)
+                + vrml_shape(*box(7, 1.5, 0, 10 + i % 3, 2.5, 2), "PIN-01", False))
+        p = tmp_path / f"chip{i}.wrl"
+        p.write_text(text)
+        paths.append(p)
+
+    def labels(p):
+        shapes = [(material_class(m), v, f) for m, v, f in parse_vrml_shapes(p.read_text())]
+        return torch.from_numpy(voxelize_labelled_shapes(shapes, size=16).astype(np.int64))[None]
+
+    def load(split):
+        return {"volumes": [((labels(p) > 0).float(), labels(p)) for p in paths],
+                "label_names": {0: "background", 1: "body", 2: "metal"}}
+
+    name = f"tiny_parts_m{margin}"
+    register_dataset(DatasetSpec(name=name, task="segmentation", load=load, meshes=lambda split: paths,
+                                 mesh_options={"margin": margin, "placement": "box"}), replace=True)
+    request.addfinalizer(lambda: unregister_dataset(name))
+    return name
+
+
+def test_segmentation_mesh_protocol_labels_rotated_meshes(tmp_path, mesh_cache, monkeypatch, request):
+    import equivox.benchmark.run as run_module
+    from equivox.benchmark import rotated_mesh_labels, run_segmentation
+
+    name = _tiny_part_dataset(tmp_path, request)
+    calls = []
+    real = run_module.rotated_mesh_labels
+    monkeypatch.setattr(run_module, "rotated_mesh_labels", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    res = run_segmentation(name, ["equivariant (octa)"], (0,), downsample=1, patch_size=16, val_crop=16,
+                           test_crop=None, channels=(1, 2), epochs=1, patches_per_epoch=2, batch_size=2, n_random=2,
+                           so3_protocol="mesh", out=tmp_path / "runs", verbose=False)
+    (rec,) = res["records"]
+    so3 = [k for k in rec["per_item"] if k.startswith("so3:")]
+    assert len(so3) == 2 and all(len(rec["per_item"][k]) == 6 for k in so3)
+    assert set(calls[-1]) == set(so3)  # the so3 rows were labelled from the rotated meshes
+    assert res["reports"][0].meta["so3_protocol"] == "mesh" and res["config"]["so3_protocol"] == "mesh"
+    # a quarter turn of the mesh is torch.rot90 of the stored labels (the protocol's frame is the grid's)
+    turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    got = rotated_mesh_labels(name, {"turn": turn}, 16, [0], verbose=False)["turn"][0, 0]
+    stored = res["volume"]["label"][0]
+    assert torch.equal(got, torch.rot90(stored, 1, dims=(0, 1)))
+
+
+def test_segmentation_mesh_protocol_refuses_a_rule_that_does_not_rebuild_the_labels(tmp_path, mesh_cache, request):
+    from equivox.benchmark import run_segmentation
+
+    name = _tiny_part_dataset(tmp_path, request, margin=2)  # stored with margin 1, meshes promise margin 2
+    with pytest.raises(DataError, match="differs from its stored label map"):
+        run_segmentation(name, ["plain (matched params)"], (0,), downsample=1, patch_size=16, val_crop=16,
+                         test_crop=None, channels=(1, 2), epochs=1, patches_per_epoch=2, batch_size=2,
+                         so3_protocol="mesh", out=tmp_path / "runs", verbose=False)
+    with pytest.raises(ValueError, match="whole test volumes"):
+        run_segmentation(name, ["plain (matched params)"], (0,), downsample=1, test_crop=8, so3_protocol="mesh",
+                         out=tmp_path / "runs", verbose=False)

@@ -16,20 +16,23 @@ from .competitors import (ARCHS, CANONICALIZER, COMPETITORS, TRAIN_OPTIONS, Buil
                           build_network, competitor_names, get_competitor, register_competitor,
                           unregister_competitor)
 from .data import (DATA_EFFICIENCY_FRACTIONS, ClassificationData, SegmentationData, left_right_pairs,
-                   load_classification_data, load_segmentation_data, nested_fractions, rotated_mesh_grids)
+                   load_classification_data, load_segmentation_data, nested_fractions, rotated_mesh_grids,
+                   rotated_mesh_labels)
 from .progress import quiet_lightning, say
-from .records import RECORD_KEYS, SCORE_KEYS, make_record
-from .report import (compare, data_efficiency, format_records, format_verdicts, machine_info,
+from .records import RECORD_KEYS, SCORE_KEYS, make_record, split_worst
+from .report import (MIN_VERDICT_ITEMS, TOO_FEW, compare, data_efficiency, format_records, format_verdicts,
+                     machine_info,
                      plot_learning_curves, plot_records, save_records, summarize_records)
-from .run import (DEFAULT_COMPETITORS, SO3_PROTOCOLS, PooledInput, learning_curve, run_classification,
-                  run_segmentation, so3_content_lost)
+from .run import (DEFAULT_COMPETITORS, PLATEAU_GAIN, SO3_PROTOCOLS, PooledInput, learning_curve, plateaued,
+                  run_classification, run_segmentation, so3_content_lost)
 
 __all__ = ["ARCHS", "CANONICALIZER", "COMPETITORS", "TRAIN_OPTIONS", "BuildContext", "Competitor", "build_network",
            "competitor_names", "get_competitor", "register_competitor", "unregister_competitor",
            "DATA_EFFICIENCY_FRACTIONS", "ClassificationData", "SegmentationData", "left_right_pairs",
            "load_classification_data",
-           "load_segmentation_data", "nested_fractions", "rotated_mesh_grids", "quiet_lightning", "say",
-           "RECORD_KEYS", "SCORE_KEYS",
+           "load_segmentation_data", "nested_fractions", "rotated_mesh_grids", "rotated_mesh_labels", "quiet_lightning",
+           "say",
+           "RECORD_KEYS", "SCORE_KEYS", "split_worst", "MIN_VERDICT_ITEMS", "TOO_FEW", "PLATEAU_GAIN", "plateaued",
            "make_record", "compare", "data_efficiency", "format_records", "format_verdicts", "machine_info",
            "plot_learning_curves", "plot_records", "save_records", "summarize_records", "DEFAULT_COMPETITORS",
            "PooledInput", "learning_curve", "run_classification", "run_segmentation", "so3_content_lost",

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 __all__ = ["ClassificationData", "SegmentationData", "load_classification_data", "load_segmentation_data",
-           "left_right_pairs", "rotated_mesh_grids", "mesh_dataset",
+           "left_right_pairs", "rotated_mesh_grids", "rotated_mesh_labels", "mesh_dataset",
            "nested_fractions", "stratified_holdout", "VAL_FRACTION", "DATA_EFFICIENCY_FRACTIONS"]
 
 #: share of the training split held out (stratified, seed 1234) for checkpoint selection
@@ -112,7 +112,7 @@ def load_classification_data(name: str) -> ClassificationData:
 
 
 def mesh_dataset(name: str):
-    """The registered classification dataset ``name`` that offers meshes (its :class:`~equivox.data.DatasetSpec`).
+    """The registered dataset ``name`` that offers meshes (its :class:`~equivox.data.DatasetSpec`).
 
     Raises:
         DataError: ``name`` is no registered dataset (a file, a folder, an unregistered
@@ -132,10 +132,10 @@ def mesh_dataset(name: str):
 
 def rotated_mesh_grids(name: str, rotations: Mapping[str, np.ndarray], size: int,
                        index: Optional[Sequence[int]] = None, verbose: bool = True) -> Dict[str, torch.Tensor]:
-    """Test items of a registered dataset voxelized from their meshes under each rotation.
+    """Test items of a registered classification dataset voxelized from their meshes under each rotation.
 
     Args:
-        name: a registered classification dataset offering meshes (:func:`mesh_dataset`).
+        name: a registered dataset offering meshes (:func:`mesh_dataset`).
         rotations: ``{rotation name: 3x3 matrix}`` in the grid's ``(d, h, w)`` frame (the convention of
             :class:`~equivox.evaluation.Rotation` ``.matrix``: the object moves by ``M`` about its bounding-box
             centre), e.g. the ``so3`` rotations of :func:`~equivox.evaluation.rotation_set`.
@@ -151,8 +151,41 @@ def rotated_mesh_grids(name: str, rotations: Mapping[str, np.ndarray], size: int
     """
     import trimesh
 
-    from ..cache import cached_tensors
     from ..data import load_mesh, voxelize_mesh
+
+    def voxelize(path, m, opts, parsed):
+        if "mesh" not in parsed:
+            parsed["mesh"] = load_mesh(path)
+        return voxelize_mesh(parsed["mesh"], size=size, rotation=m, **opts)
+
+    grids = _rotated_meshes(name, rotations, size, index, verbose, f"grid-v1|trimesh={trimesh.__version__}",
+                            voxelize)
+    return {r: torch.from_numpy((g[:, None] > 0).astype(np.float32)) for r, g in grids.items()}
+
+
+def rotated_mesh_labels(name: str, rotations: Mapping[str, np.ndarray], size: int,
+                        index: Optional[Sequence[int]] = None, verbose: bool = True) -> Dict[str, torch.Tensor]:
+    """Test items of a registered segmentation dataset labelled from their meshes under each rotation: as
+    :func:`rotated_mesh_grids`, but each shape's material gives its voxels' class
+    (:func:`~equivox.data.material_class`, :func:`~equivox.data.voxelize_labelled_shapes` with the dataset's
+    ``mesh_options``). Returns ``{rotation name: int64 (N, 1, size, size, size)}`` label maps (image = label > 0)."""
+    from ..data import material_class, parse_vrml_shapes, voxelize_labelled_shapes
+
+    def voxelize(path, m, opts, parsed):
+        if "shapes" not in parsed:
+            shapes = parse_vrml_shapes(path.read_text(errors="replace"), where=str(path))
+            parsed["shapes"] = [(material_class(mat), v, f) for mat, v, f in shapes]
+        return voxelize_labelled_shapes(parsed["shapes"], size=size, rotation=m, **opts)
+
+    labels = _rotated_meshes(name, rotations, size, index, verbose, "labels-v2", voxelize)
+    return {r: torch.from_numpy(g[:, None].astype(np.int64)) for r, g in labels.items()}
+
+
+def _rotated_meshes(name, rotations, size, index, verbose, rule_version: str, voxelize) -> Dict[str, np.ndarray]:
+    """``{rotation: uint8 (N, size, size, size)}`` of ``voxelize(path, matrix, mesh_options, parsed)`` per test
+    item and rotation (``parsed``: a per-item dict for the parsed mesh), each grid cached on disk by the mesh file's
+    SHA-256, the matrix, the options and ``rule_version``."""
+    from ..cache import cached_tensors
     from .progress import say
 
     spec = mesh_dataset(name)
@@ -160,31 +193,27 @@ def rotated_mesh_grids(name: str, rotations: Mapping[str, np.ndarray], size: int
     opts = dict(spec.mesh_options)
     items = list(range(len(paths))) if index is None else [int(i) for i in index]
     mats = {r: np.asarray(m, dtype=np.float64).reshape(3, 3) for r, m in rotations.items()}
-    grids = {r: np.zeros((len(items), size, size, size), dtype=bool) for r in mats}
+    out = {r: np.zeros((len(items), size, size, size), dtype=np.uint8) for r in mats}
     rule = ",".join(f"{k}={opts[k]}" for k in sorted(opts))
     built, t0, step = 0, time.time(), max(1, len(items) // 10)
     say(f"mesh protocol: voxelizing {len(items)} {spec.name} test meshes under {len(mats)} rotation(s) at {size}^3 "
         f"({rule}; cached on disk)", verbose and bool(mats))
     for n, i in enumerate(items):
         digest = hashlib.sha256(paths[i].read_bytes()).hexdigest()
-        mesh = None
+        parsed: Dict = {}
         for r, m in mats.items():
-            key = (f"equivox-mesh-grid-v1|{digest}|size={size}|{rule}|rotation={m.tobytes().hex()}"
-                   f"|trimesh={trimesh.__version__}")
+            key = f"equivox-mesh-{rule_version}|{digest}|size={size}|{rule}|rotation={m.tobytes().hex()}"
 
             def build(m=m, path=paths[i]):
-                nonlocal mesh, built
-                mesh = load_mesh(path) if mesh is None else mesh
+                nonlocal built
                 built += 1
-                occ = voxelize_mesh(mesh, size=size, rotation=m, **opts)
-                return {"packed": torch.from_numpy(np.packbits(occ.ravel()))}
+                return {"grid": torch.from_numpy(np.asarray(voxelize(path, m, opts, parsed), dtype=np.uint8))}
 
-            packed = cached_tensors(key, build)["packed"].numpy()
-            grids[r][n] = np.unpackbits(packed, count=size ** 3).reshape((size,) * 3).astype(bool)
+            out[r][n] = cached_tensors(key, build)["grid"].numpy()
         if mats and ((n + 1) % step == 0 or n + 1 == len(items)):
             say(f"  {n + 1}/{len(items)} meshes: {built} grids voxelized, "
                 f"{(n + 1) * len(mats) - built} from the cache, {time.time() - t0:.0f} s", verbose)
-    return {r: torch.from_numpy(g[:, None].astype(np.float32)) for r, g in grids.items()}
+    return out
 
 
 def left_right_pairs(class_names: Sequence[str]) -> Tuple[Tuple[int, int], ...]:

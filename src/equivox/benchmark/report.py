@@ -26,15 +26,21 @@ import numpy as np
 from .records import SCORE_KEYS
 
 __all__ = ["score_units", "summarize_records", "format_records", "compare", "format_verdicts", "machine_info",
-           "save_records", "plot_records", "plot_learning_curves", "data_efficiency", "MIN_UNITS"]
+           "save_records", "plot_records", "plot_learning_curves", "data_efficiency", "MIN_UNITS",
+           "MIN_VERDICT_ITEMS", "TOO_FEW"]
 
 #: fewest resampled units (items, or seeds for one-item rows) that give an interval
 MIN_UNITS = 3
 #: per score key: (rotation kind of its per-item columns, statistic over them)
 _KINDS = {"upright": ("upright", "mean"), "mean_grid": ("grid", "mean"), "worst_grid": ("grid", "worst"),
-          "mean_so3": ("so3", "mean"), "worst_so3": ("so3", "worst")}
-_LABELS = {"upright": "upright", "mean_grid": "cube mean", "worst_grid": "cube worst", "mean_so3": "SO(3) mean",
-           "worst_so3": "SO(3) worst"}
+          "worst_grid_split": ("grid", "split"), "mean_so3": ("so3", "mean"), "worst_so3": ("so3", "worst")}
+_LABELS = {"upright": "upright", "mean_grid": "cube mean", "worst_grid": "cube worst (min)",
+           "worst_grid_split": "cube worst (split)", "mean_so3": "SO(3) mean", "worst_so3": "SO(3) worst"}
+#: fewest independent items (test shapes, patients, parts) behind a met / missed verdict; below it the verdict says
+#: "too few items to decide" with the number (tiles of one scan are one item, not many)
+MIN_VERDICT_ITEMS = 30
+#: the verdict of a comparison over fewer than :data:`MIN_VERDICT_ITEMS` independent items
+TOO_FEW = "too few items"
 
 
 def _matrix(per_item: Dict[str, list], kind: str) -> np.ndarray:
@@ -63,6 +69,10 @@ def score_units(records: Sequence[Dict], key: str) -> Optional[List[np.ndarray]]
     mats = [_matrix(r["per_item"], kind) for r in recs]
     if any(m.shape[1] == 0 for m in mats) or len({m.shape for m in mats}) > 1:
         return None
+    if _KINDS[key][1] == "split":
+        from .records import split_worst
+
+        mats = [split_worst(m)[:, None] for m in mats]
     if mats[0].shape[0] < MIN_UNITS:
         mats = [np.concatenate(mats, 0)]
     return mats if mats[0].shape[0] >= MIN_UNITS else None
@@ -97,12 +107,21 @@ def summarize_records(records: Sequence[Dict], keys: Sequence[str] = SCORE_KEYS)
                "metric": rs[0].get("metric", "accuracy"),
                "train_seconds": float(np.mean([r["train_seconds"] for r in rs]))}
         for key in keys:
-            vals = [r[key] for r in rs if r.get(key) is not None]
+            vals = [v for v in (_value(r, key) for r in rs) if v is not None]
             row[key] = float(np.mean(vals)) if vals else None
             row[f"{key}_std"] = float(np.std(vals)) if vals else None
             row[f"{key}_ci"] = _interval(rs, key) if vals else None
         rows.append(row)
     return rows
+
+
+def _value(record: Dict, key: str):
+    """``record[key]``, or for a record stored before ``key`` existed, the value from its per-item scores."""
+    if key in record or not record.get("per_item") or record.get("metric") == "auroc":
+        return record.get(key)
+    from .records import scores_from_items
+
+    return scores_from_items(record["per_item"]).get(key)
 
 
 def _cell(v, ci) -> str:
@@ -150,7 +169,9 @@ def compare(records: Sequence[Dict], a: str, b: str, key: str = "upright", thres
     Returns:
         ``{"target", "a", "b", "key", "key_b", "dataset", "train_fraction", "difference", "ci": [low, high],
         "threshold", "direction", "verdict", "n_items", "n_seeds", "needs"}``; ``verdict`` is ``"met"``,
-        ``"missed"`` or ``"unresolved"``; ``needs`` (unresolved only) the rough number of items (or seeds, for
+        ``"missed"``, ``"unresolved"`` or ``"too few items"`` (fewer than :data:`MIN_VERDICT_ITEMS` independent
+        items: the difference and interval are shown, no verdict is drawn); ``n_items`` the independent items
+        (scored test items per seed); ``needs`` (unresolved only) the rough number of items (or seeds, for
         one-item rows) at which the interval would exclude the threshold, ``None`` when it cannot be estimated.
     """
     from ..statistics import items_needed, paired_difference, verdict
@@ -174,7 +195,7 @@ def compare(records: Sequence[Dict], a: str, b: str, key: str = "upright", thres
     ua = score_units([pick[a][s] for s in seeds], key) if seeds else None
     ub = score_units([pick[b][s] for s in seeds], key_b) if seeds else None
     if ua is None or ub is None:
-        mean = lambda m, k: float(np.mean([pick[m][s][k] for s in seeds])) if seeds else None  # noqa: E731
+        mean = lambda m, k: float(np.mean([_value(pick[m][s], k) for s in seeds])) if seeds else None  # noqa: E731
         diff = None if not seeds or mean(a, key) is None or mean(b, key_b) is None else \
             mean(a, key) - scale * mean(b, key_b)
         return {**out, "difference": diff, "ci": None, "verdict": "unresolved", "n_items": None,
@@ -189,12 +210,15 @@ def compare(records: Sequence[Dict], a: str, b: str, key: str = "upright", thres
     diff, lo, hi = paired_difference(prepare(ua, key, 1.0), prepare(ub, key_b, scale), n_boot=n_boot, seed=0,
                                      statistic="worst" if worst else "mean")
     n_units = int(ua[0].shape[0])
+    n_items = min(len(next(iter(pick[m][s]["per_item"].values()))) for m in (a, b) for s in seeds)
     v = verdict(lo, hi, threshold, direction)
     needs = None
-    if v == "unresolved" and hi > lo:
+    if n_items < MIN_VERDICT_ITEMS:
+        v, needs = TOO_FEW, MIN_VERDICT_ITEMS
+    elif v == "unresolved" and hi > lo:
         n = items_needed(diff, lo, hi, threshold, n_units)
         needs = None if n < 0 else n
-    return {**out, "difference": diff, "ci": [lo, hi], "verdict": v, "n_items": n_units, "needs": needs}
+    return {**out, "difference": diff, "ci": [lo, hi], "verdict": v, "n_items": n_items, "needs": needs}
 
 
 def format_verdicts(verdicts: Sequence[Dict]) -> str:
@@ -207,7 +231,9 @@ def format_verdicts(verdicts: Sequence[Dict]) -> str:
                          f"{v['needs']}  {v['target']}")
             continue
         needs = ""
-        if v["verdict"] == "unresolved":
+        if v["verdict"] == TOO_FEW:
+            needs = f"; too few items to decide: {v['n_items']} < {MIN_VERDICT_ITEMS}"
+        elif v["verdict"] == "unresolved":
             needs = (f"; unresolved, needs ~{v['needs']} items (now {v['n_items']})" if v["needs"] else
                      "; unresolved")
         lines.append(f"{v['verdict']:>10s}  {v['difference']:+.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}] vs "

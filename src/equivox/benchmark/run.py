@@ -32,11 +32,12 @@ from torch import nn
 
 from .competitors import CANONICALIZER, BuildContext, build_network, check_order
 from .data import (ClassificationData, load_classification_data, load_segmentation_data, mesh_dataset,
-                   nested_fractions, rotated_mesh_grids)
+                   nested_fractions, rotated_mesh_grids, rotated_mesh_labels)
 from .progress import quiet_lightning, say
 from .records import make_record
 
-__all__ = ["run_classification", "run_segmentation", "PooledInput", "so3_content_lost", "learning_curve",
+__all__ = ["run_classification", "run_segmentation", "PooledInput", "so3_content_lost", "learning_curve", "plateaued",
+           "PLATEAU_GAIN",
            "DEFAULT_COMPETITORS", "SO3_PROTOCOLS"]
 
 #: how the random SO(3) rows of a classification run rotate a test item: ``"grid"`` resamples the stored grid
@@ -115,6 +116,27 @@ def learning_curve(metrics_csv: Optional[Path], key: str = "val_dice") -> List[T
     return out
 
 
+#: a validation curve has reached its plateau when its last fifth adds less than this over its best before
+PLATEAU_GAIN = 0.01
+
+
+def plateaued(curve: Sequence[Tuple[int, float]], gain: float = PLATEAU_GAIN) -> Optional[bool]:
+    """Whether a learning curve ``[(step, validation score)]`` has flattened: the best score of its last fifth
+    (at least one point) exceeds the best before it by less than ``gain``. ``None`` for fewer than 5 points.
+
+    Example:
+        >>> plateaued([(1, .2), (2, .5), (3, .6), (4, .605), (5, .604)])
+        True
+        >>> plateaued([(1, .2), (2, .3), (3, .4), (4, .5), (5, .6)])
+        False
+    """
+    values = [float(v) for _, v in curve if v is not None and not math.isnan(float(v))]
+    if len(values) < 5:
+        return None
+    k = max(1, len(values) // 5)
+    return max(values[-k:]) - max(values[:-k]) < gain
+
+
 def _f(v) -> str:
     return "  -  " if v is None else f"{v:.3f}"
 
@@ -127,21 +149,21 @@ def _scores_line(rec: Dict) -> str:
               f"worst {_f(rec['worst_so3'])}  ({rec['train_seconds']:.0f} s train, {rec['n_test']} test items)")
 
 
-def _evaluate_classifier(model: nn.Module, x: torch.Tensor, y: np.ndarray, rotations, mesh_x, **kw):
-    """:func:`~equivox.evaluation.evaluate_classification` of ``model`` on ``(x, y)`` under ``rotations``; with
-    ``mesh_x`` (``{so3 rotation name: (N, C, S, S, S)}``, the mesh protocol) each ``so3`` row is scored instead on
-    its re-voxelized items, unrotated, keeping the row's name, kind and place (rows and per-item scores)."""
-    from ..evaluation import Rotation, RotationReport, evaluate_classification
+def _evaluate_with_meshes(evaluate, model: nn.Module, data, rotations, mesh_data, **kw):
+    """``evaluate(model, data, rotations, **kw)`` (:func:`~equivox.evaluation.evaluate_classification` or
+    :func:`~equivox.evaluation.evaluate_segmentation`); with ``mesh_data`` (``{so3 rotation name: data}``, the mesh
+    protocol: the items re-voxelized from their rotated meshes) each ``so3`` row is scored instead on its
+    re-voxelized items, unrotated, keeping the row's name, kind and place (rows and per-item scores)."""
+    from ..evaluation import Rotation, RotationReport
 
-    y = torch.as_tensor(y)
-    if mesh_x is None:
-        return evaluate_classification(model, (x, y), rotations, **kw)
-    rep = evaluate_classification(model, (x, y), [r for r in rotations if r.kind != "so3"], **kw)
+    if mesh_data is None:
+        return evaluate(model, data, rotations, **kw)
+    rep = evaluate(model, data, [r for r in rotations if r.kind != "so3"], **kw)
     kw = {**kw, "check_equivariance": False}
     rows, per_item, seconds = {r["rotation"]: r for r in rep.rows}, dict(rep.per_item), rep.meta["seconds"]
     for r in rotations:
         if r.kind == "so3":
-            part = evaluate_classification(model, (mesh_x[r.name], y), [Rotation.identity()], **kw)
+            part = evaluate(model, mesh_data[r.name], [Rotation.identity()], **kw)
             rows[r.name] = {**part.rows[0], "rotation": r.name, "kind": "so3", "exact": False}
             per_item[r.name] = part.per_item["identity"]
             seconds += part.meta["seconds"]
@@ -203,7 +225,7 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
         ``caption``, ``models``.
     """
     from ..baselines import build_from_spec, count_parameters
-    from ..evaluation import GroupTTA, rotation_set
+    from ..evaluation import GroupTTA, evaluate_classification, rotation_set
     from ..training import ArrayClassificationDataset, DataInfo, TrainConfig, augmentation_transform, fit
     from ..training.data import subsample_indices
 
@@ -248,12 +270,12 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
         subsets = nested_fractions(data.y_train, fractions, seed)
         for frac in fractions:
             idx = subsets[frac]
-            trained: Dict[str, Tuple[nn.Module, float, int]] = {}
+            trained: Dict[str, Tuple[nn.Module, float, int, list]] = {}
             for comp in comps:
                 run += 1
                 tag = f"[{run}/{n_runs}] {comp.name}, fraction {frac:g}, seed {seed}"
                 if comp.tta_of:
-                    model, secs, steps = trained[comp.tta_of]
+                    model, secs, steps, curve = trained[comp.tta_of]
                     model = GroupTTA(model, "octa")  # around the trained PooledInput: rotations at stored size
                     say(f"{tag}: test-time augmentation of {comp.tta_of!r} (24 forward passes per item)", verbose)
                 else:
@@ -279,18 +301,21 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                     model, secs, steps = res.model, res.seconds, res.global_step
                     if comp.frozen_of:  # its cost: the frozen model's training and the canonicalizer's fitting
                         secs += trained[comp.frozen_of][1]
-                    trained[comp.name] = (model, secs, steps)
+                    curve = learning_curve(res.metrics_csv, "val_acc")
+                    trained[comp.name] = (model, secs, steps, curve)
                 t = time.time()
-                rep = _evaluate_classifier(model, x_test, y_test, rots, mesh_x, batch_size=64, num_classes=k,
-                                           progress=progress, name=comp.name, metric=data.metric,
-                                           check_equivariance=True)
+                rep = _evaluate_with_meshes(evaluate_classification, model, (x_test, torch.as_tensor(y_test)), rots,
+                                            mesh_x and {n: (g, torch.as_tensor(y_test)) for n, g in mesh_x.items()},
+                                            batch_size=64, num_classes=k, progress=progress, name=comp.name,
+                                            metric=data.metric, check_equivariance=True)
                 identity = model.identity_rate(x_test) if hasattr(model, "identity_rate") else None
                 rec = make_record(dataset=data.name, task="classify", comp=comp, report=rep, seed=seed,
                                   train_fraction=frac, n_train=len(idx), params=count_parameters(model),
                                   train_seconds=secs, train_steps=steps, eval_seconds=time.time() - t,
                                   canonical_pose=comp.canonical, identity_rate=identity, input_size=input_size,
                                   placement=placement, so3_protocol=so3_protocol,
-                                  content_lost_so3=float(np.mean(lost)) if lost else None)
+                                  content_lost_so3=float(np.mean(lost)) if lost else None, curve=curve,
+                                  plateau=plateaued(curve))
                 say(_scores_line(rec) + (f"; identity picked for {identity:.0%} of upright test items"
                                          if identity is not None else ""), verbose)
                 records.append(rec)
@@ -334,6 +359,23 @@ def _check_mesh_protocol(data: ClassificationData) -> None:
                         "occupied voxels; the options must be those the stored grids were built with")
 
 
+def _check_label_mesh_protocol(data, test_index, downsample: int, test_crop) -> None:
+    """The mesh protocol of a segmentation run needs whole, stored-resolution test volumes, and its rule must
+    rebuild the stored labels: test item 0 labelled upright from its mesh must equal its stored label map."""
+    from ..data import DataError
+
+    if downsample != 1 or test_crop is not None:
+        raise ValueError("so3_protocol='mesh' scores whole test volumes at the stored resolution: use downsample=1 "
+                         f"and test_crop=None (got downsample={downsample}, test_crop={test_crop})")
+    first = [test_index[0]] if test_index else [0]
+    size = int(data.volumes[0]["label"].shape[-1])
+    upright = rotated_mesh_labels(data.name, {"up": np.eye(3)}, size, first, verbose=False)["up"][0]
+    stored = data.volumes[0]["label"].long()
+    if upright.shape != stored.shape or not torch.equal(upright, stored):
+        raise DataError(f"dataset {data.name!r}: test mesh {first[0]} labelled upright differs from its stored label "
+                        "map; the mesh options must be those the stored labels were built with")
+
+
 def _dataset_files(name: str) -> Dict:
     """``{file: {"bytes", "sha256"}}`` of a registered dataset's provenance record (which data were run)."""
     from ..data.registry import find_dataset
@@ -347,7 +389,8 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
                      test_crop: Union[int, str, None] = "val_crop", channels: Sequence[int] = (2, 4),
                      strides: Sequence[int] = (2,), convs_per_level: int = 2,
                      epochs: int = 20, patches_per_epoch: int = 32, batch_size: int = 16, lr: float = 3e-3,
-                     n_random: int = 4, rotation_group: str = "octa", out: Optional[Path] = None,
+                     n_random: int = 4, rotation_group: str = "octa", so3_protocol: str = "grid",
+                     max_test: Optional[int] = None, out: Optional[Path] = None,
                      progress: bool = False, verbose: bool = True, keep_models: bool = False) -> Dict:
     """Train and score every segmentation competitor for every seed.
 
@@ -364,6 +407,11 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
             crop); ``None``: whole test volumes, each axis
             centre-trimmed to a multiple of :data:`WHOLE_VOLUME_MULTIPLE` (held-out tiles are scored whole).
         n_random: random SO(3) rotations of the test volumes (seeded by the run's seed).
+        so3_protocol: ``"grid"`` resamples image (trilinear) and label (nearest); ``"mesh"`` (datasets offering
+            meshes, e.g. ``kicad_part_segments``) labels each test item again from its rotated mesh
+            (:func:`~equivox.benchmark.data.rotated_mesh_labels`; needs whole test volumes, ``test_crop=None``).
+        max_test: score this many test volumes, evenly spaced over the stored order (stratified for a store
+            sorted by family); default all.
         rotation_group: the grid-exact elements scored (``"octa"``: the 24 rotations; ``"full_octa"``: the 48
             rotations and reflections, under which the dataset's left/right labels are swapped for every model).
         out: folder for run outputs; default a temporary folder. keep_models: return ``result["models"]``.
@@ -382,8 +430,16 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="equivox-segmentation-"))
     if test_crop == "val_crop":
         test_crop = val_crop
+    if so3_protocol not in SO3_PROTOCOLS:
+        raise ValueError(f"so3_protocol must be one of {SO3_PROTOCOLS}, got {so3_protocol!r}")
     data = load_segmentation_data(dataset, downsample, test_crop,
                                   multiple=max(WHOLE_VOLUME_MULTIPLE, math.prod(strides)))
+    test_index = None
+    if max_test is not None and max_test < len(data.volumes):
+        test_index = sorted({int(round(v)) for v in np.linspace(0, len(data.volumes) - 1, max_test)})
+        data.volumes = [data.volumes[i] for i in test_index]
+    if so3_protocol == "mesh":
+        _check_label_mesh_protocol(data, test_index, downsample, test_crop)
     k, c_in = len(data.class_names), data.in_channels
     base_kwargs = dict(spatial_dims=3, in_channels=c_in, out_channels=k, channels=list(channels),
                        strides=list(strides), convs_per_level=convs_per_level)
@@ -395,6 +451,11 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
         perm[left], perm[right] = right, left
     for seed in seeds:
         rots = rotation_set("standard", group=rotation_group, n_random=n_random, seed=seed)
+        mesh_vols = None
+        if so3_protocol == "mesh":
+            labels = rotated_mesh_labels(data.name, {r.name: r.matrix_array for r in rots if r.kind == "so3"},
+                                         int(data.volumes[0]["label"].shape[-1]), test_index, verbose)
+            mesh_vols = {n: [{"image": (lab > 0).float(), "label": lab} for lab in g] for n, g in labels.items()}
         trained: Dict[str, Tuple[nn.Module, float]] = {}
         for comp in comps:
             run += 1
@@ -419,16 +480,18 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
             seconds = res.seconds + (trained[comp.frozen_of][1] if comp.frozen_of else 0.0)
             trained[comp.name] = (res.model, seconds)
             t = time.time()
-            rep = evaluate_segmentation(res.model, data.volumes, rots, num_classes=k, progress=progress,
-                                        name=comp.name, class_names=data.class_names, check_equivariance=True,
+            rep = _evaluate_with_meshes(evaluate_segmentation, res.model, data.volumes, rots, mesh_vols,
+                                        num_classes=k, progress=progress, name=comp.name,
+                                        class_names=data.class_names, check_equivariance=True,
                                         class_permutation=perm)
             upright = rep.rows[0]
+            curve = learning_curve(res.metrics_csv)
             identity = (res.model.identity_rate(data.volumes[0]["image"][None])
                         if hasattr(res.model, "identity_rate") else None)
             rec = make_record(dataset=data.name, task="segment", comp=comp, report=rep, seed=seed,
                               train_fraction=1.0, n_train=patches_per_epoch, params=count_parameters(res.model),
                               train_seconds=seconds, train_steps=res.global_step, eval_seconds=time.time() - t,
-                              head=comp.head, identity_rate=identity, curve=learning_curve(res.metrics_csv),
+                              head=comp.head, identity_rate=identity, curve=curve, plateau=plateaued(curve),
                               **{f"upright_{key}": v for key, v in upright.items() if key.startswith("dice_")})
             say(_scores_line(rec) + f", {res.global_step} steps", verbose)
             records.append(rec)
@@ -439,7 +502,8 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
                   downsample=downsample, patch_size=patch_size, val_crop=val_crop, test_crop=test_crop,
                   channels=list(channels), strides=list(strides), convs_per_level=convs_per_level, epochs=epochs,
                   patches_per_epoch=patches_per_epoch, batch_size=batch_size, lr=lr, n_random=n_random,
-                  rotation_group=rotation_group, class_swaps=[list(p) for p in data.class_swaps],
+                  rotation_group=rotation_group, so3_protocol=so3_protocol, max_test=max_test,
+                  class_swaps=[list(p) for p in data.class_swaps],
                   n_test=len(data.volumes), dataset_files=_dataset_files(data.name), threads=torch.get_num_threads())
     caption = (f"{data.caption}, at {downsample}x the stored spacing: trained on random {patch_size}^3 patches of "
                f"the training volumes; Dice = mean over {k - 1} foreground classes")

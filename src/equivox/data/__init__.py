@@ -3,6 +3,7 @@
 * :mod:`.registry`: the dataset registry (:func:`register_dataset`, :class:`DatasetSpec`): every named dataset
   the CLI, the training config and the training data code accept.
 * :mod:`.meshes`: mesh files and their voxelization into occupancy grids.
+* :mod:`.part_labels`: per-voxel part labels from a mesh's materials (``kicad_part_segments``).
 * :mod:`.arrays` / :mod:`.binvox`: ``.npy`` / ``.npz`` arrays, binvox files and single volume files.
 * :mod:`.medmnist`: MedMNIST-3D archives. :mod:`.mesh_folders`: ModelNet-style mesh folders (voxel cache).
 * :mod:`.medical`: MONAI pipelines for 3D segmentation volumes (NIfTI, Decathlon), with input validation.
@@ -21,6 +22,8 @@ from .binvox import *  # noqa: F401,F403
 from .binvox import __all__ as _bv_all
 from .meshes import *  # noqa: F401,F403
 from .meshes import __all__ as _meshes_all
+from .part_labels import *  # noqa: F401,F403
+from .part_labels import __all__ as _part_labels_all
 from .arrays import *  # noqa: F401,F403
 from .arrays import __all__ as _arrays_all
 from .medmnist import *  # noqa: F401,F403
@@ -33,5 +36,6 @@ from .bundled import *  # noqa: F401,F403
 from .bundled import __all__ as _bundled_all
 
 __all__ = (["DataError", "DataWarning", "check_finite"] + list(_registry_all) + list(_rot_all) + list(_bv_all)
-           + list(_meshes_all) + list(_arrays_all) + list(_medmnist_all) + list(_folders_all) + list(_med_all)
+           + list(_meshes_all) + list(_part_labels_all) + list(_arrays_all) + list(_medmnist_all)
+           + list(_folders_all) + list(_med_all)
            + list(_bundled_all))

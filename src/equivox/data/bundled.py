@@ -40,6 +40,8 @@ __all__ = [
     "heldout_regions",
     "load_kicad_parts",
     "kicad_part_meshes",
+    "load_kicad_part_segments",
+    "kicad_part_segment_meshes",
     "LIDCNoduleDataset",
     "ChestCTDataset",
     "FurnitureShapesDataset",
@@ -370,8 +372,52 @@ def kicad_part_meshes(split: str | None = None, root: str | Path | None = None) 
         FileNotFoundError: a mesh file is missing (the message names it and how to install the package).
     """
     d = load_kicad_parts(split)
-    base = Path(root) if root is not None else Path(d["metadata"]["mesh_root"])
-    paths = [base / str(p) for p in d["model_path"]]
+    return _mesh_paths(d["model_path"], Path(root) if root is not None else Path(d["metadata"]["mesh_root"]))
+
+
+KICAD_PART_SEGMENTS = "kicad_part_segments_16"
+
+
+def load_kicad_part_segments(split: str | None = None) -> dict[str, Any]:
+    """KiCad 3D library parts with a material class per voxel (part segmentation), 16^3: the parts, families and
+    split of :func:`load_kicad_parts`, voxelised by :func:`equivox.data.voxelize_labelled_shapes`.
+
+    Args:
+        split: ``"train"``, ``"val"``, ``"test"`` or None for all.
+
+    Returns a dict: ``labels`` uint8 (N, 16, 16, 16) with 0 background, 1 body, 2 metal (pins, leads, pads, tabs;
+    ``label_names``), axis order (x, y, z) of the model (designed orientation, up = last axis); ``image`` float32
+    (N, 16, 16, 16), the part's occupancy (``labels > 0``); ``part_class`` int64 (N,) indexing ``class_names``
+    (the package families); ``split``, ``model_path``, ``licence``, ``copyright`` str arrays (N,); ``metadata``.
+
+    Licence: CC BY-SA 4.0 (an adapted collection of the KiCad library), see ``metadata["licence"]``.
+    """
+    _check_split(split)
+    z = _npz(KICAD_PART_SEGMENTS)
+    sel = slice(None) if split is None else (z["split"] == split)
+    labels = z["labels"][sel]
+    out = {"labels": labels, "image": (labels > 0).astype(np.float32), "part_class": z["part_class"][sel],
+           "class_names": [str(c) for c in z["class_names"]], "label_names": [str(c) for c in z["label_names"]],
+           "metadata": _metadata(KICAD_PART_SEGMENTS)}
+    for k in ("split", "model_path", "licence", "copyright"):
+        out[k] = z[k][sel]
+    return out
+
+
+def kicad_part_segment_meshes(split: str | None = None, root: str | Path | None = None) -> list[Path]:
+    """Mesh files (``.wrl``) of the :func:`load_kicad_part_segments` items of ``split``, in the same order, for the
+    mesh-level rotation protocol (rotate the shapes, then label them again with
+    :func:`equivox.data.voxelize_labelled_shapes`). Needs the Debian package ``kicad-packages3d``.
+
+    Raises:
+        FileNotFoundError: a mesh file is missing (the message names it and how to install the package).
+    """
+    d = load_kicad_part_segments(split)
+    return _mesh_paths(d["model_path"], Path(root) if root is not None else Path(d["metadata"]["mesh_root"]))
+
+
+def _mesh_paths(relative, base: Path) -> list[Path]:
+    paths = [base / str(p) for p in relative]
     missing = [p for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} of {len(paths)} KiCad mesh files are missing (first: "
@@ -569,6 +615,15 @@ def _kicad_split(split: str) -> dict[str, Any]:
     return {"images": d["voxels"], "labels": d["label"], "class_names": d["class_names"]}
 
 
+def _kicad_segments_split(split: str) -> dict[str, Any]:
+    """Registry loader of ``kicad_part_segments``: every part of ``split`` as one volume (image = occupancy)."""
+    import torch
+
+    d = load_kicad_part_segments(split)
+    img, lab = torch.from_numpy(d["image"][:, None]), torch.from_numpy(d["labels"][:, None].astype(np.int64))
+    return {"volumes": list(zip(img, lab)), "label_names": dict(enumerate(d["label_names"]))}
+
+
 def _volume_split(dataset_cls) -> Callable[[str], dict[str, Any]]:
     def load(split: str) -> dict[str, Any]:
         ds = dataset_cls()
@@ -614,6 +669,9 @@ _register_bundled("brain_atlas", "brain_atlas_2mm", "segmentation", _volume_spli
 _register_bundled("kicad_parts", "kicad_parts_32", "classification", _kicad_split, "build_kicad_parts.py",
                   "Debian package kicad-packages3d", "load_kicad_parts / KiCadPartsDataset",
                   meshes=kicad_part_meshes, mesh_options={"margin": 1, "method": "fill", "placement": "box"})
+_register_bundled("kicad_part_segments", KICAD_PART_SEGMENTS, "segmentation", _kicad_segments_split,
+                  "build_kicad_part_segments.py", "Debian package kicad-packages3d", "load_kicad_part_segments",
+                  meshes=kicad_part_segment_meshes, mesh_options={"margin": 1, "placement": "box"})
 _register_bundled("brain_atlas_lr", "brain_atlas_lr_2mm", "segmentation", _volume_split(BrainAtlasLRDataset),
                   "build_brain_atlas.py", "Debian package mricron-data",
                   "load_brain_atlas_lr_sample / BrainAtlasLRDataset")

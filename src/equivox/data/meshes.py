@@ -24,7 +24,8 @@ import numpy as np
 
 from .errors import DataError, require_file
 
-__all__ = ["MESH_EXTENSIONS", "load_mesh", "parse_vrml", "mesh_to_grid_coordinates", "voxelize_mesh"]
+__all__ = ["MESH_EXTENSIONS", "load_mesh", "parse_vrml", "parse_vrml_shapes", "mesh_to_grid_coordinates",
+           "voxelize_mesh"]
 
 PathLike = Union[str, Path]
 MESH_EXTENSIONS = (".off", ".obj", ".stl", ".ply", ".wrl")
@@ -60,11 +61,18 @@ def _triangulate(index: np.ndarray, n_points: int, where: str) -> np.ndarray:
     return np.concatenate(tris).astype(np.int64) if tris else np.zeros((0, 3), np.int64)
 
 
-def parse_vrml(text: str, where: str = "VRML text"):
-    """Vertices ``(V, 3)`` float64 and triangles ``(F, 3)`` int64 of every ``IndexedFaceSet`` of a flat VRML 2.0
-    scene (the form KiCad and FreeCAD export: ``Shape { geometry IndexedFaceSet { coordIndex [...] coord
-    Coordinate { point [...] } } }``), in the file's own coordinates and units. Polygons are fan-triangulated;
-    appearance, normals, colours and ``IndexedLineSet`` s are ignored.
+_VRML_SHAPE = re.compile(r"\bShape\s*\{")
+_VRML_MATERIAL = re.compile(r"\bmaterial\s+(?:DEF|USE)\s+([^\s{}]+)")
+
+
+def parse_vrml_shapes(text: str, where: str = "VRML text") -> list:
+    """The ``IndexedFaceSet`` s of a flat VRML 2.0 scene, one per ``Shape``, with the name of the material it
+    uses: ``[(material name or "", vertices (V, 3) float64, triangles (F, 3) int64)]`` in file order, in the
+    file's own coordinates and units.
+
+    KiCad's exports define each material once (``material DEF PIN-01 Material {...}``, often in a ``Shape`` without
+    geometry) and refer to it from every shape (``material USE PIN-01``); either form names the shape's material.
+    Polygons are fan-triangulated; normals, colours and ``IndexedLineSet`` s are ignored.
 
     Raises:
         DataError: not VRML 2.0, a scene graph node that would move geometry (``Transform``, ``Inline``,
@@ -77,22 +85,39 @@ def parse_vrml(text: str, where: str = "VRML text"):
     if bad:
         raise DataError(f"{where}: VRML node {bad.group(0).split()[0]!r} is not supported (only flat Shape / "
                         "IndexedFaceSet scenes are read)")
-    verts, faces, offset = [], [], 0
-    for n, chunk in enumerate(body.split("IndexedFaceSet")[1:]):
-        pts, idx = _VRML_POINT.search(chunk), _VRML_INDEX.search(chunk)
-        if pts is None or idx is None:
-            raise DataError(f"{where}: IndexedFaceSet {n} lacks its 'point' or 'coordIndex' list")
-        p = _numbers(pts.group(1), np.float64)
-        if len(p) % 3:
-            raise DataError(f"{where}: IndexedFaceSet {n} has {len(p)} point coordinates (not a multiple of 3)")
-        p = p.reshape(-1, 3)
-        f = _triangulate(_numbers(idx.group(1), np.int64), len(p), f"{where} IndexedFaceSet {n}")
-        verts.append(p)
-        faces.append(f + offset)
-        offset += len(p)
-    if not faces or offset == 0 or sum(len(f) for f in faces) == 0:
+    shapes, n = [], 0
+    for block in _VRML_SHAPE.split(body)[1:] or [body]:
+        parts = block.split("IndexedFaceSet")
+        mat = _VRML_MATERIAL.search(block)
+        for chunk in parts[1:]:
+            pts, idx = _VRML_POINT.search(chunk), _VRML_INDEX.search(chunk)
+            if pts is None or idx is None:
+                raise DataError(f"{where}: IndexedFaceSet {n} lacks its 'point' or 'coordIndex' list")
+            p = _numbers(pts.group(1), np.float64)
+            if len(p) % 3:
+                raise DataError(f"{where}: IndexedFaceSet {n} has {len(p)} point coordinates (not a multiple of 3)")
+            p = p.reshape(-1, 3)
+            f = _triangulate(_numbers(idx.group(1), np.int64), len(p), f"{where} IndexedFaceSet {n}")
+            shapes.append((mat.group(1) if mat else "", p, f))
+            n += 1
+    if not shapes or sum(len(f) for _, _, f in shapes) == 0:
         raise DataError(f"{where}: no IndexedFaceSet faces in the file")
-    return np.concatenate(verts), np.concatenate(faces)
+    return shapes
+
+
+def parse_vrml(text: str, where: str = "VRML text"):
+    """Vertices ``(V, 3)`` float64 and triangles ``(F, 3)`` int64 of every ``IndexedFaceSet`` of a flat VRML 2.0
+    scene (the form KiCad and FreeCAD export: ``Shape { geometry IndexedFaceSet { coordIndex [...] coord
+    Coordinate { point [...] } } }``), merged, in the file's own coordinates and units (materials:
+    :func:`parse_vrml_shapes`).
+
+    Raises:
+        DataError: as :func:`parse_vrml_shapes`.
+    """
+    shapes = parse_vrml_shapes(text, where)
+    offsets = np.cumsum([0] + [len(v) for _, v, _ in shapes])
+    return (np.concatenate([v for _, v, _ in shapes]),
+            np.concatenate([f + o for (_, _, f), o in zip(shapes, offsets)]))
 
 
 def load_mesh(path: PathLike):

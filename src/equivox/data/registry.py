@@ -83,9 +83,10 @@ class DatasetSpec:
             ``"data_scripts/build_lidc_nodules.py"``); ``build_needs``: what it needs installed.
         loader: the public loader / dataset class names to show users (default: ``load``'s name).
         aliases: other names that resolve to this dataset (e.g. the bundled file stem).
-        meshes: optional ``meshes(split) -> [path, ...]``: the mesh file of every item of a classification
-            ``split``, in the loader's order; offering them enables the mesh-level SO(3) protocol of the benchmark
-            harness (``run_classification(so3_protocol="mesh")``: rotate the mesh, then voxelize).
+        meshes: optional ``meshes(split) -> [path, ...]``: the mesh file of every item of ``split``, in the
+            loader's order; offering them enables the mesh-level SO(3) protocol of the benchmark harness
+            (``so3_protocol="mesh"``: rotate the mesh, then voxelize; a segmentation dataset's meshes are labelled
+            by :func:`~equivox.data.voxelize_labelled_shapes` from their materials).
         mesh_options: the :func:`~equivox.data.voxelize_mesh` keywords (``margin``, ``method``, ``placement``)
             that rebuild the stored grids from ``meshes`` (the grid side is the stored one); needs ``meshes``.
     """
@@ -116,9 +117,9 @@ class DatasetSpec:
                              f"{type(self.load).__name__}")
         if self.provenance is not None:
             object.__setattr__(self, "provenance", Path(self.provenance))
-        if self.meshes is not None and (not callable(self.meshes) or self.task != "classification"):
-            raise ValueError(f"dataset {self.name!r}: meshes must be a callable meshes(split) -> [path, ...] of a "
-                             f"classification dataset, got {type(self.meshes).__name__} ({self.task})")
+        if self.meshes is not None and not callable(self.meshes):
+            raise ValueError(f"dataset {self.name!r}: meshes must be a callable meshes(split) -> [path, ...], got "
+                             f"{type(self.meshes).__name__}")
         unknown = sorted(set(self.mesh_options) - set(MESH_OPTIONS))
         if unknown or (self.mesh_options and self.meshes is None):
             raise ValueError(f"dataset {self.name!r}: mesh_options takes {list(MESH_OPTIONS)} and needs meshes; got "
