@@ -154,6 +154,11 @@ def test_demo_quick(task, tmp_path, capsys):
     else:
         assert (out / "accuracy.json").is_file()
     assert (out / "report_plain_aug.csv").is_file() and (out / "report_canonical.csv").is_file()
+    # a quick run is labelled a smoke test and draws no verdict
+    assert summary["smoke_test"] and summary["paired"] == [] and "numbers are not results" in text
+    assert "met " not in text and "numbers are not results" in (out / "comparison.txt").read_text()
+    if task == "segment":  # the part data: whole parts, test parts never used for validation
+        assert summary["settings"]["dataset"] == "kicad_part_segments" and summary["settings"]["test_crop"] is None
 
 
 # ------------------------------------------------------------------------------------------------ own data (issue 23)

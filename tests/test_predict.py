@@ -196,3 +196,112 @@ def test_folder_evaluation_scores_whole_volumes_unless_a_crop_is_asked(tmp_path,
     assert tuple(cropped.shape[1:]) == (6, 6, 6) and int((cropped == 2).sum()) < int((stored == 2).sum())
     assert cli.main(["evaluate", str(tmp_path / "missing.ckpt"), "--crop", "8"]) == 2
     assert "--crop is for scoring a labelled folder" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- checked before anything is written
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A segmentation checkpoint (1 input channel, 3 classes) trained for two steps on 12x10x8 volumes."""
+    root = tmp_path_factory.mktemp("tiny")
+    imgs, labs = write_pairs(root, n=3)
+    out = root / "run"
+    assert cli.main(["train", *SEG, "--image-dir", str(imgs), "--label-dir", str(labs), "--num-classes", "3",
+                     "--out", str(out)]) == 0
+    return str(out / "checkpoints" / "last.ckpt")
+
+
+def _volume(path, shape=(12, 10, 8), fill=None):
+    data = np.random.default_rng(0).normal(100.0, 20.0, shape).astype(np.float32)
+    if fill is not None:
+        data[3, 4, 5] = fill
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(path))
+    return path
+
+
+@pytest.mark.parametrize("bad, shown", [(np.nan, "1 NaN value(s)"), (np.inf, "1 inf value(s)")])
+def test_predict_refuses_nan_or_inf_and_writes_no_mask(bad, shown, tiny_checkpoint, tmp_path, capsys):
+    """Was: an all-background mask and exit 0."""
+    src = _volume(tmp_path / "scan.nii.gz", fill=bad)
+    out = tmp_path / "pred"
+    assert cli.main(["predict", tiny_checkpoint, str(src), "--out", str(out)]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"equivox: error: image file {src} holds {shown} (first at index (3, 4, 5))")
+    assert "replace or mask them before prediction" in line
+    assert not out.exists()  # no mask, not even an empty output folder
+
+
+def test_predict_folder_with_a_truncated_file_writes_no_mask(tiny_checkpoint, tmp_path, capsys):
+    """Every file is read in full before the first mask: a file whose header reads but whose data are cut short
+    (the third of four, sorted) stops the run with nothing written (was: two masks, then an error)."""
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(4):
+        _volume(folder / f"case{i}.nii.gz")
+    bad = folder / "case2.nii.gz"
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) * 3 // 4])
+    assert nib.load(str(bad)).shape == (12, 10, 8)  # the header still reads: only a full read finds it
+    out = tmp_path / "pred"
+    assert cli.main(["predict", tiny_checkpoint, "--image-dir", str(folder), "--out", str(out)]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"equivox: error: cannot read image file {bad} (unreadable, truncated")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("shape, problem", [
+    ((12, 10), "is 2D (shape (12, 10)); it must be a 3D volume (D, H, W), or 4D with channels last"),
+    ((12, 10, 8, 2), "has 2 channel(s); the model takes 1"),
+])
+def test_predict_refuses_wrong_rank_or_channels_naming_the_file(shape, problem, tiny_checkpoint, tmp_path, capsys):
+    good = _volume(tmp_path / "a.nii.gz")
+    odd = _volume(tmp_path / "b.nii.gz", shape=shape)
+    out = tmp_path / "pred"
+    assert cli.main(["predict", tiny_checkpoint, str(good), str(odd), "--out", str(out)]) == 2
+    line = _one_error_line(capsys)
+    assert str(odd) in line and problem in line and "a.nii.gz" not in line
+    assert not out.exists()  # a.nii.gz came first and was fine: still no mask for it
+
+
+def test_predict_refuses_two_inputs_writing_the_same_mask(tmp_path):
+    """``x.nii`` and ``x.nii.gz`` both map to ``x_seg.nii.gz``: refused before writing (was: one overwrote the
+    other)."""
+    from equivox.data import DataError
+    from equivox.prediction import preflight_segmentation
+
+    a = _volume(tmp_path / "x.nii.gz")
+    b = _volume(tmp_path / "x.nii")
+    hp = {"config": {"task": "segment", "spacing": None, "intensity": None, "patch_size": 4}, "num_classes": 3}
+    with pytest.raises(DataError, match=rf"inputs {a} and {b} would both write .*x_seg\.nii\.gz"):
+        predict_segmentation(ThresholdNet(100.0), hp, [a, b], tmp_path / "pred", say=None)
+    assert not (tmp_path / "pred").exists()
+    plan = preflight_segmentation([a], tmp_path / "pred", in_channels=1, probabilities=True)
+    assert plan == [(a, [tmp_path / "pred" / "x_seg.nii.gz", tmp_path / "pred" / "x_prob.nii.gz"])]
+
+
+def test_masks_are_written_atomically(tmp_path, monkeypatch):
+    """A failure while a mask is committed (disk full, killed) leaves neither a partial mask nor a temporary file."""
+    import equivox.cache
+
+    src = _volume(tmp_path / "scan.nii.gz")
+    hp = {"config": {"task": "segment", "spacing": None, "intensity": None, "patch_size": 4}, "num_classes": 3}
+    seen = []
+
+    def failing_replace(tmp, dst):
+        seen.append((os.path.getsize(tmp), dst))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(equivox.cache.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="No space left"):
+        predict_segmentation(ThresholdNet(100.0), hp, [src], tmp_path / "pred", say=None)
+    assert len(seen) == 1 and seen[0][0] > 0 and str(seen[0][1]).endswith("scan_seg.nii.gz")
+    assert list((tmp_path / "pred").iterdir()) == []  # the temporary file was removed, no scan_seg.nii.gz
+    monkeypatch.undo()
+    out = predict_segmentation(ThresholdNet(100.0), hp, [src], tmp_path / "pred", say=None)
+    assert [p.name for p in (tmp_path / "pred").iterdir()] == ["scan_seg.nii.gz"] and out[0].name == "scan_seg.nii.gz"
+    assert nib.load(str(out[0])).shape == (12, 10, 8)

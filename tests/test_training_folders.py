@@ -201,3 +201,68 @@ def test_bad_mesh_folder_gives_one_clear_error(problem, expected, tmp_path, voxe
     assert cli.main(["train", *CLS_ARGS, *strict, "--dataset", str(root), "--out", str(tmp_path / "run")]) == 2
     line = _error_line(capsys)
     assert line.startswith("equivox: error: ") and expected in line and str(root) in line
+
+
+# ============================================================================================ image/label folders
+def _folder_pair(root, odd: str = "", n: int = 3, side: int = 32):
+    """``root/images`` + ``root/labels``: ``n`` MRI-like ``side``^3 cases; ``odd`` spoils case c1: ``"label
+    shape"`` (its label is 32x32x30) or ``"2d"`` (image and label are one 32x32 slice)."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i in range(n):
+        lab = np.zeros((side,) * 3, np.uint8)
+        lab[8:20, 8:20, 8:20] = 1
+        img = (lab * 150.0 + rng.normal(40.0, 5.0, lab.shape)).astype(np.float32)
+        if i == 1 and odd == "label shape":
+            lab = lab[:, :, : side - 2]
+        elif i == 1 and odd == "2d":
+            img, lab = img[:, :, side // 2], lab[:, :, side // 2]
+        nib.save(nib.Nifti1Image(img, np.eye(4)), str(root / "images" / f"c{i}.nii.gz"))
+        nib.save(nib.Nifti1Image(lab, np.eye(4)), str(root / "labels" / f"c{i}.nii.gz"))
+    return root / "images", root / "labels"
+
+
+@pytest.mark.parametrize("max_steps", [None, 1])
+@pytest.mark.parametrize("odd, expected", [
+    ("label shape", ["shape mismatch: image {img} has spatial shape (32, 32, 32)", "label {lab} has (32, 32, 30)"]),
+    ("2d", ["image file {img} is 2D (shape (32, 32)); it must be a 3D volume (D, H, W)"]),
+])
+def test_bad_folder_pair_caught_before_the_first_training_step(odd, expected, max_steps, tmp_path, capsys,
+                                                               monkeypatch):
+    """Every pair is read and checked before training starts: one line naming the file(s) and shapes, no
+    checkpoint, no log, no output folder left behind (was: Lightning started and wrote logs/, and a pair outside
+    the validation split failed only at its first training step)."""
+    import equivox.training
+    import equivox.training.data
+
+    imgs, labs = _folder_pair(tmp_path / "own", odd)
+    steps = []
+    monkeypatch.setattr(equivox.training.data, "_CHECKED_PAIRS", set())  # no pair known from an earlier test
+    monkeypatch.setattr(equivox.training, "fit", lambda *a, **k: steps.append(1) or pytest.fail("training started"))
+    out = tmp_path / "new" / "run"
+    argv = ["train", *SEG_ARGS, "--image-dir", str(imgs), "--label-dir", str(labs), "--num-classes", "2",
+            "--out", str(out)] + (["--max-steps", str(max_steps)] if max_steps else [])
+    assert cli.main(argv) == 2
+    line = _error_line(capsys)
+    assert line.startswith("equivox: error: ")
+    for text in expected:
+        assert text.format(img=imgs / "c1.nii.gz", lab=labs / "c1.nii.gz") in line, line
+    assert not steps and not (tmp_path / "new").exists()
+
+
+def test_folder_flags_imply_the_segmentation_task(tmp_path, capsys):
+    """``--image-dir`` / ``--label-dir`` without ``--task`` are segmentation folders (was: "dataset 'lidc' is
+    neither a registered classification dataset ..."); with an explicit ``--task classify`` one line says to use
+    ``--task segment``."""
+    imgs, labs = _folder_pair(tmp_path / "own", "label shape")
+    flags = ["--image-dir", str(imgs), "--label-dir", str(labs), "--num-classes", "2"]
+    args = cli.build_parser().parse_args(["train", *flags])
+    assert cli.train_config_from_args(args).task == "segment"
+    assert cli.main(["train", *flags, "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    line = _error_line(capsys)
+    assert "shape mismatch" in line and str(labs / "c1.nii.gz") in line and "lidc" not in line
+    assert cli.main(["train", "--task", "classify", *flags, "--out", str(tmp_path / "run")]) == 2
+    assert _error_line(capsys) == ("equivox: error: image_dir / label_dir (an image/label folder pair) are "
+                                   "segmentation data, but task is 'classify'; use --task segment (task: segment)")
+    assert not (tmp_path / "run").exists()

@@ -117,7 +117,8 @@ _TRAIN_FLAGS = [
     ("--task", "task", str, "classify or segment"),
     ("--dataset", "dataset", str, "a registered dataset name (see 'equivox data list'), a .npz file, a mesh "
                                   "folder or a Decathlon folder"),
-    ("--image-dir", "image_dir", str, "segmentation: folder of image NIfTI files (with --label-dir)"),
+    ("--image-dir", "image_dir", str, "segmentation: folder of image NIfTI files (with --label-dir; implies --task "
+                                      "segment)"),
     ("--label-dir", "label_dir", str, "segmentation: folder of label NIfTI files, same names as the images"),
     ("--num-classes", "num_classes", int, "number of classes (segmentation: including background)"),
     ("--class-names", "class_names", _names,
@@ -251,9 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "upright / under the 24 cube rotations / under random SO(3) rotations, print the "
                                    "comparison and save plots, JSON and CSV.")
     p.add_argument("--task", dest="demo_task", default="classify", choices=["classify", "segment"],
-                   help="classify: furniture shapes (9 classes; --dataset lidc for LIDC nodules); segment: chest CT "
-                        "organs")
-    p.add_argument("--dataset", default=None, choices=["furniture", "lidc"], help="classify: bundled dataset")
+                   help="classify: furniture shapes (9 classes; --dataset lidc for LIDC nodules); segment: metal in "
+                        "KiCad parts (--dataset chest_ct for chest CT organs, upright scans) (default: classify)")
+    p.add_argument("--dataset", default=None, choices=["furniture", "lidc", "kicad_part_segments", "chest_ct"],
+                   help="bundled dataset (default: furniture for classify, kicad_part_segments for segment)")
     p.add_argument("--quick", action="store_true", help="a seconds-long version (tiny data and models)")
     p.add_argument("--out", default=None, help="output folder (default outputs/demo-classify or demo-segment)")
     p.add_argument("--config", help="YAML file of settings overriding the demo's preset")
@@ -332,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ============================================================================================ train
 def train_config_from_args(args: argparse.Namespace, base: Optional[Dict[str, Any]] = None):
-    """:class:`~equivox.training.TrainConfig` from defaults < ``base`` < YAML ``--config`` < command-line flags."""
+    """:class:`~equivox.training.TrainConfig` from defaults < ``base`` < YAML ``--config`` < command-line flags.
+    ``--image-dir`` / ``--label-dir`` (an image/label folder pair) imply ``--task segment`` when no task is given."""
     from .training import TrainConfig, load_yaml_config
 
     d: Dict[str, Any] = dict(base or {})
@@ -342,6 +345,8 @@ def train_config_from_args(args: argparse.Namespace, base: Optional[Dict[str, An
         v = getattr(args, dest, None)
         if v is not None:
             d[dest] = v
+    if "task" not in d and (d.get("image_dir") is not None or d.get("label_dir") is not None):
+        d["task"] = "segment"  # an image/label folder pair is segmentation data: the task is implied
     if getattr(args, "model_args", None):
         model = dict(d.get("model") or {})
         model.update(parse_model_args(args.model_args))
@@ -551,8 +556,14 @@ def _cmd_predict(args) -> int:
         _say(f"equivox predict: {name} from {args.checkpoint} on {len(paths)} image(s); preprocessing as trained: RAS, "
              f"spacing {cfg.get('spacing') or 'as stored'}, intensity {rule}; sliding window "
              f"{cfg.get('patch_size')}^3 -> {args.out}")
-        predict_segmentation(model, hp, paths, args.out, probabilities=args.probabilities, intensity=args.intensity,
-                             sw_batch_size=args.batch_size, overlap=args.overlap, say=_say)
+        try:  # every input is checked before the first mask is written; each mask is written atomically
+            predict_segmentation(model, hp, paths, args.out, probabilities=args.probabilities,
+                                 intensity=args.intensity, sw_batch_size=args.batch_size, overlap=args.overlap,
+                                 say=_say)
+        except OSError as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise CLIError(str(err)) from None
         _say(f"wrote {len(paths)} mask(s) to {args.out}")
         return 0
     _say(f"equivox predict: {name} from {args.checkpoint} on {len(paths)} file(s) -> {args.out}")
@@ -660,7 +671,7 @@ def _cmd_demo(args) -> int:
     from .demo import run_demo
 
     overrides = {dest: getattr(args, dest, None) for _, dest, _, _ in _TRAIN_FLAGS}
-    overrides["dataset"] = args.dataset if args.demo_task == "classify" else None
+    overrides["dataset"] = args.dataset
     run_demo(task=args.demo_task, quick=args.quick, out=args.out, config=args.config, n_random=args.n_random,
              max_test=args.max_test, progress=not args.no_progress, overrides=overrides)
     return 0

@@ -4,7 +4,9 @@ Segmentation: each image goes through the training run's preprocessing (RAS orie
 intensity rule, read from the checkpoint), MONAI ``sliding_window_inference`` with the run's ``patch_size``
 windows, and back to the input's own voxel grid (MONAI ``Invertd``: orientation and resampling undone on the
 class probabilities); the mask is written as NIfTI with the input file's affine, ``<stem>_seg.nii.gz`` (uint8
-class indices), and on request ``<stem>_prob.nii.gz`` (float32, classes on the 4th axis).
+class indices), and on request ``<stem>_prob.nii.gz`` (float32, classes on the 4th axis). Every input is read in
+full and checked before the first mask is written (:func:`preflight_segmentation`: readable, 3D, finite values, the
+model's channel count); each output file is written atomically (complete or absent).
 
 Classification: each volume (NIfTI, ``.npy``, ``.npz``, ``.binvox``, mesh; an ``.npz`` archive of many volumes
 such as a MedMNIST file gives one row per volume) is scaled and resized as in training; one CSV row per volume
@@ -15,6 +17,8 @@ The user's files are only read; outputs never replace an input.
 from __future__ import annotations
 
 import csv
+import io
+import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -23,7 +27,8 @@ import torch
 
 from .data.errors import DataError
 
-__all__ = ["input_files", "predict_segmentation", "predict_classification", "segmentation_preprocessing"]
+__all__ = ["input_files", "preflight_segmentation", "predict_segmentation", "predict_classification",
+           "segmentation_preprocessing"]
 
 PathLike = Union[str, Path]
 _CLASSIFY_EXT = (".npy", ".npz", ".binvox", ".nii", ".nii.gz")
@@ -98,10 +103,77 @@ def _window(config: Dict, model) -> Tuple[int, int, int]:
     return (max(mult, side - side % mult),) * 3
 
 
+def preflight_segmentation(paths: Sequence[PathLike], out_dir: PathLike, in_channels: int = 0,
+                           probabilities: bool = False) -> List[Tuple[Path, List[Path]]]:
+    """Check every input of a segmentation prediction before anything is written, and plan the outputs.
+
+    Each image is read in full (:func:`equivox.data.load_image_checked`; formats other than NIfTI through MONAI's
+    readers, :func:`equivox.data.load_monai_checked`): readable to its last byte, 3D (or 4D with channels last),
+    finite values, as many channels as the model takes (``in_channels``; 0: not checked). Its outputs
+    (``<stem>_seg.nii.gz``, with ``probabilities`` also ``<stem>_prob.nii.gz``, in ``out_dir``) must neither replace
+    an input nor be claimed by another input of the same name.
+
+    Returns:
+        ``[(input, [mask path, probabilities path if asked]), ...]`` in the order of ``paths``.
+
+    Raises:
+        DataError: the first problem, one line naming the file and the problem; nothing has been written.
+    """
+    from .data.medical import is_nifti, load_image_checked, load_monai_checked
+
+    out = Path(out_dir)
+    inputs = {Path(p).resolve() for p in paths}
+    claimed: Dict[Path, Path] = {}
+    plan: List[Tuple[Path, List[Path]]] = []
+    for p in paths:
+        p = Path(p)
+        if is_nifti(p):
+            shape = tuple(load_image_checked(p, "image", before="prediction")[1].shape)
+            channels = int(np.prod(shape[3:])) if len(shape) > 3 else 1
+        else:
+            channels = int(load_monai_checked({"image": p}, before="prediction")["image"].shape[0])
+        if in_channels and channels != in_channels:
+            raise DataError(f"image {p} has {channels} channel(s); the model takes {in_channels}")
+        targets = [out / f"{_stem(p)}_seg.nii.gz"] + ([out / f"{_stem(p)}_prob.nii.gz"] if probabilities else [])
+        for t in targets:
+            if t.resolve() in inputs:
+                raise DataError(f"output {t} would replace an input file; choose another --out")
+            if t.resolve() in claimed:
+                other = claimed[t.resolve()]
+                if other.resolve() == p.resolve():
+                    raise DataError(f"input {p} is given twice (as a file and in --image-dir?)")
+                raise DataError(f"inputs {other} and {p} would both write {t}; rename one of them")
+            claimed[t.resolve()] = p
+        plan.append((p, targets))
+    return plan
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`equivox.cache.atomic_write`: a temporary file in the same folder,
+    renamed over ``path``): an output is complete or absent, never half-written. The file gets the user's usual
+    mode (umask), not the temporary file's 0600."""
+    from .cache import atomic_write
+    from .training.fit import _umask
+
+    atomic_write(path, lambda f: f.write(data))
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _save_nifti(img, path: Path) -> None:
+    """A nibabel image written atomically (gzip-compressed for ``.nii.gz``, as ``nibabel.save`` does)."""
+    import gzip
+
+    data = img.to_bytes()
+    _write_atomically(path, gzip.compress(data, compresslevel=1) if path.name.lower().endswith(".gz") else data)
+
+
 def predict_segmentation(model: torch.nn.Module, hparams: Dict, paths: Sequence[PathLike], out_dir: PathLike,
                          probabilities: bool = False, intensity: Optional[str] = None, sw_batch_size: int = 2,
                          overlap: float = 0.25, device: str = "cpu", say=print) -> List[Path]:
     """Masks for ``paths`` written to ``out_dir`` (see the module docstring); returns the written files.
+
+    Every input is checked first (:func:`preflight_segmentation`): on any problem nothing is written. Each output
+    file is written atomically (complete or absent, never half-written).
 
     Args:
         model: from :func:`equivox.training.load_checkpoint` (maps ``(B, C, D, H, W)`` to logits ``(B, K, ...)``).
@@ -115,29 +187,24 @@ def predict_segmentation(model: torch.nn.Module, hparams: Dict, paths: Sequence[
     from monai.inferers import sliding_window_inference
     from monai.transforms import Invertd
 
-    from .data.medical import choose_intensity, scan_images
+    from .data.medical import choose_intensity
 
     config = dict(hparams.get("config") or {})
+    in_channels = int(getattr(model, "in_channels", 0) or 0)
+    plan = preflight_segmentation(paths, out_dir, in_channels, probabilities)
     rule = intensity if intensity is not None else config.get("intensity")
     rule = None if rule in (None, "none") else rule
     if rule == "auto":
         rule, why = choose_intensity([str(p) for p in paths])
         if say:
             say(f"intensity auto -> {rule} ({why})")
-    in_channels = int(getattr(model, "in_channels", 0) or 0)
-    for info in scan_images([str(p) for p in paths]):
-        if in_channels and info["channels"] is not None and info["channels"] != in_channels:
-            raise DataError(f"image {info['path']} has {info['channels']} channel(s); the model takes {in_channels}")
     pre = segmentation_preprocessing(config, rule)
     inv = Invertd(keys="pred", transform=pre, orig_keys="image", nearest_interp=False)
     roi = _window(config, model)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    inputs = {Path(p).resolve() for p in paths}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     written: List[Path] = []
     model = model.to(device).eval()
-    for p in paths:
-        p = Path(p)
+    for p, targets in plan:
         d = pre({"image": str(p)})
         img = d["image"]
         with torch.no_grad():
@@ -152,19 +219,15 @@ def predict_segmentation(model: torch.nn.Module, hparams: Dict, paths: Sequence[
         if tuple(back.shape[1:]) != tuple(src.shape[:3]):
             raise RuntimeError(f"prediction for {p} has shape {tuple(back.shape[1:])}, expected {src.shape[:3]}")
         mask = back.argmax(0).numpy().astype(np.uint8)
-        targets = [out / f"{_stem(p)}_seg.nii.gz"] + ([out / f"{_stem(p)}_prob.nii.gz"] if probabilities else [])
-        for t in targets:
-            if t.resolve() in inputs:
-                raise DataError(f"output {t} would replace an input file; choose another --out")
         header = src.header.copy()
         seg = nib.Nifti1Image(mask, src.affine, header)
         seg.set_data_dtype(np.uint8)
         seg.header.set_slope_inter(1, 0)
-        nib.save(seg, str(targets[0]))
+        _save_nifti(seg, targets[0])
         written.append(targets[0])
         if probabilities:
             pr = nib.Nifti1Image(back.permute(1, 2, 3, 0).numpy().astype(np.float32), src.affine)
-            nib.save(pr, str(targets[1]))
+            _save_nifti(pr, targets[1])
             written.append(targets[1])
         if say:
             say(f"  {p.name} -> {targets[0].name} (classes present: {sorted(np.unique(mask).tolist())})")
@@ -175,12 +238,9 @@ def _volumes(p: Path) -> List[Tuple[str, np.ndarray]]:
     """``[(row name, volume (D, H, W) or (C, D, H, W))]`` of one classification input file."""
     name = p.name.lower()
     if name.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
+        from .data.medical import load_image_checked
 
-        try:
-            a = np.asarray(nib.load(str(p)).dataobj)
-        except Exception as err:
-            raise DataError(f"cannot read {p} (unreadable or truncated NIfTI file): {type(err).__name__}") from None
+        a = load_image_checked(p, "input", before="prediction")[1]
         return [(p.name, np.moveaxis(a, -1, 0) if a.ndim == 4 else a)]
     if name.endswith(".npz"):
         from .data import load_array
@@ -221,7 +281,7 @@ def predict_classification(model: torch.nn.Module, hparams: Dict, paths: Sequenc
     for p in paths:
         for row_name, v in _volumes(Path(p)):
             v = np.asarray(v)
-            check_finite(v, f"input {row_name}")
+            check_finite(v, f"input {row_name}", before="prediction")
             x = torch.as_tensor(v.astype(np.float32) / np.float32(scale))
             x = x[None] if x.dim() == 3 else x
             if x.dim() != 4 or len(set(x.shape[1:])) != 1:
@@ -237,9 +297,9 @@ def predict_classification(model: torch.nn.Module, hparams: Dict, paths: Sequenc
             row.update({f"p_{n}": round(float(v), 6) for n, v in zip(names, pr)})
             rows.append(row)
     out = Path(out_csv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    _write_atomically(out, text.getvalue().encode())
     return out, rows

@@ -61,3 +61,32 @@ def test_label_guards_non_integer_4d_and_duplicate_names(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- 6. config
+
+
+def test_files_must_be_3d_in_either_reader(tmp_path):
+    """A 2D image or label is refused naming the file (nibabel for NIfTI, MONAI's readers for other formats, here
+    .npy); a good pair loads, a mismatched one is refused before any pipeline runs."""
+    from equivox.data import load_image_checked, load_monai_checked
+
+    ip, lp = _nifti_pair(tmp_path / "flat", "slice", np.zeros((6, 6), np.float32), np.zeros((6, 6), np.uint8))
+    with pytest.raises(DataError, match=r"^image file .*slice\.nii\.gz is 2D \(shape \(6, 6\)\); it must be a 3D "
+                                        r"volume \(D, H, W\), or 4D with channels last"):
+        validate_pair(ip, lp, 2)
+    with pytest.raises(DataError, match=r"^label file .*slice_seg\.nii\.gz is 2D .* must be a 3D volume \(D, H, W\)$"):
+        load_image_checked(lp, "label")
+    vol = np.ones((6, 6, 6), np.float32)
+    vol[1, 2, 3] = np.nan
+    np.save(tmp_path / "nan.npy", vol)
+    np.save(tmp_path / "flat.npy", np.ones((6, 6), np.float32))
+    np.save(tmp_path / "img.npy", np.ones((6, 6, 6), np.float32))
+    np.save(tmp_path / "lab.npy", np.ones((6, 6, 6), np.uint8))
+    np.save(tmp_path / "short.npy", np.ones((6, 6, 4), np.uint8))
+    loaded = load_monai_checked({"image": tmp_path / "img.npy", "label": tmp_path / "lab.npy"}, num_classes=2)
+    assert tuple(loaded["image"].shape) == tuple(loaded["label"].shape) == (1, 6, 6, 6)
+    with pytest.raises(DataError, match=r"^image file .*flat\.npy is 2D \(shape \(6, 6\)\)"):
+        load_monai_checked({"image": tmp_path / "flat.npy"})
+    with pytest.raises(DataError, match=r"^image file .*nan\.npy holds 1 NaN .* before prediction"):
+        load_monai_checked({"image": tmp_path / "nan.npy"}, before="prediction")
+    with pytest.raises(DataError, match=r"^shape mismatch: image .*img\.npy .*\(6, 6, 6\), label .*short\.npy has "
+                                        r"\(6, 6, 4\)"):
+        load_monai_checked({"image": tmp_path / "img.npy", "label": tmp_path / "short.npy"}, num_classes=2)

@@ -124,3 +124,25 @@ def test_folder_pair_class_names_from_config_and_cli(tmp_path, capsys):
         TrainConfig(**dirs, num_classes=2, class_names="background,ball")
     assert cli.main(["train", "--task", "segment", "--class-names", "background,,ball"]) == 2
     assert "non-empty names" in capsys.readouterr().err
+
+
+def test_short_epochs_of_many_volumes_draw_every_volume_over_the_epochs():
+    """Many one-part volumes and an epoch shorter than their list: each epoch draws distinct volumes from a fresh
+    permutation (not the first ones of the sorted store), and over the epochs every volume is seen."""
+    from equivox.training.data import VolumePatches
+
+    vols = [(torch.full((1, 4, 4, 4), float(i)), torch.ones(1, 4, 4, 4, dtype=torch.long)) for i in range(10)]
+    ds = VolumePatches(vols, patch=4, length=4, seed=0)
+    seen = []
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        ids = [int(ds[i]["image"][0, 0, 0, 0]) for i in range(len(ds))]
+        assert len(set(ids)) == 4
+        seen.append(ids)
+    assert seen[0] != [0, 1, 2, 3] or seen[1] != [0, 1, 2, 3]
+    assert len({i for ids in seen for i in ids}) == 10
+    ds.set_epoch(0)
+    assert [int(ds[i]["image"][0, 0, 0, 0]) for i in range(4)] == seen[0]  # reproducible per (seed, epoch)
+    # an epoch as long as the list or longer cycles through it as before
+    full = VolumePatches(vols, patch=4, length=20, seed=0)
+    assert [int(full[i]["image"][0, 0, 0, 0]) for i in range(20)] == list(range(10)) * 2

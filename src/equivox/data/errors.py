@@ -22,9 +22,10 @@ class DataWarning(UserWarning):
     """A file of a many-file dataset was skipped (unreadable, empty, ...); the message names it and says why."""
 
 
-def check_finite(values, where: str) -> None:
+def check_finite(values, where: str, before: str = "training") -> None:
     """Raise :class:`DataError` naming ``where`` when the array ``values`` holds NaN or infinite values
-    (counted, with the first offending index). Integer and boolean arrays pass without a scan."""
+    (counted, with the first offending index). Integer and boolean arrays pass without a scan. ``before``: what the
+    message tells the user to fix the values before (``"training"``, ``"prediction"``)."""
     a = np.asarray(values)
     if a.dtype.kind not in "fc":
         return
@@ -35,7 +36,7 @@ def check_finite(values, where: str) -> None:
     parts = ([f"{n_nan} NaN"] if n_nan else []) + ([f"{n_inf} inf"] if n_inf else [])
     first = tuple(int(i) for i in np.argwhere(bad)[0])
     raise DataError(f"{where} holds {' and '.join(parts)} value(s) (first at index {first}) in an array of shape "
-                    f"{a.shape}; replace or mask them before training (e.g. numpy.nan_to_num)")
+                    f"{a.shape}; replace or mask them before {before} (e.g. numpy.nan_to_num)")
 
 
 def require_file(path: Union[str, Path], what: str = "file") -> Path:

@@ -3,7 +3,8 @@ validation that fails early with clear :class:`~equivox.data.DataError` messages
 
 * item lists: :func:`decathlon_items` (Medical Segmentation Decathlon folder with ``dataset.json``),
   :func:`folder_pair_items` (an image folder and a label folder matched by file name);
-* checks: :func:`validate_pair` (files on disk, via nibabel) and the dictionary transforms
+* checks: :func:`load_image_checked` (one file read in full: readable, 3D, finite), :func:`validate_pair` (an
+  image/label pair on disk, via nibabel) and the dictionary transforms
   :class:`CheckFilesd` / :class:`LoadImageCheckedd` / :class:`ValidatePaird` used inside the pipeline;
 * pipeline: :func:`segmentation_transforms` (MONAI ``Compose``: load, channel-first, validate, RAS orientation,
   resampling to a spacing, CT windowing or MRI z-score, optional patch sampling);
@@ -45,6 +46,9 @@ __all__ = [
     "decathlon_labels",
     "folder_pair_items",
     "validate_pair",
+    "load_image_checked",
+    "load_monai_checked",
+    "is_nifti",
     "CheckFilesd",
     "LoadImageCheckedd",
     "ValidatePaird",
@@ -201,8 +205,13 @@ def folder_pair_items(image_dir: PathLike, label_dir: PathLike, image_suffix: st
 _NIFTI = (".nii", ".nii.gz")
 
 
-def _is_nifti(path: PathLike) -> bool:
+def is_nifti(path: PathLike) -> bool:
+    """Whether ``path`` names a NIfTI file (``.nii`` / ``.nii.gz``), read with nibabel; other image formats go
+    through MONAI's readers."""
     return str(path).lower().endswith(_NIFTI)
+
+
+_is_nifti = is_nifti
 
 
 def scan_images(paths: Sequence[PathLike]) -> List[Dict[str, object]]:
@@ -338,14 +347,69 @@ def _spatial_shape_nifti(shape: Tuple[int, ...]) -> Tuple[int, ...]:
     return tuple(shape[:3])
 
 
+def load_image_checked(path: PathLike, what: str = "image", before: str = "training"):
+    """``(nibabel image, data array as stored)`` of an image file (NIfTI or another format nibabel reads) read in
+    full, after the checks every input gets before any work starts: the file reads to its last byte (a truncated or
+    corrupt file fails here, not mid-run); it has at least 3 axes (a 3D volume ``(D, H, W)``, an image may add
+    channels (modalities) on the 4th axis); no NaN/inf values. The file is only read.
+
+    Args:
+        what: ``"image"`` or ``"label"`` (for the message). before: what NaN/inf values must be fixed before
+            (``"training"``, ``"prediction"``).
+
+    Raises:
+        DataError: one line naming the file and the problem.
+    """
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+        data = np.asarray(img.dataobj)  # reads every byte: truncated gzip / short files fail here
+    except Exception as err:
+        raise DataError(f"cannot read {what} file {path} (unreadable, truncated or not a supported image): "
+                        f"{type(err).__name__}: {err}".splitlines()[0]) from None
+    if data.ndim < 3:
+        more = ", or 4D with channels last (D, H, W, C)" if what == "image" else ""
+        raise DataError(f"{what} file {path} is {data.ndim}D (shape {tuple(data.shape)}); it must be a 3D volume "
+                        f"(D, H, W){more}")
+    check_finite(data, f"{what} file {path}", before)
+    return img, data
+
+
+def load_monai_checked(item: Mapping[str, PathLike], num_classes: Optional[int] = None,
+                       before: str = "training") -> dict:
+    """The checks of :func:`load_image_checked` (and, for an ``{"image", "label"}`` item, of
+    :func:`validate_pair`) for formats nibabel does not read (``.mha``, ``.nrrd``, ...): the files are loaded in
+    full by the pipeline's own :class:`LoadImageCheckedd`, made channel-first, and must be 3D with finite values;
+    a pair then goes through :class:`ValidatePaird` (shapes, affines, label values). Returns the loaded item
+    (``MetaTensor`` s ``(C, D, H, W)``).
+
+    Raises:
+        DataError: one line naming the file and the problem.
+    """
+    keys = [k for k in ("image", "label") if k in item]
+    d = SegmentationCompose([CheckFilesd(keys), LoadImageCheckedd(keys, image_only=True),
+                             EnsureChannelFirstd(keys)])({k: str(item[k]) for k in keys})
+    for k in keys:
+        if d[k].ndim != 4:
+            raise DataError(f"{k} file {item[k]} is {d[k].ndim - 1}D (shape {tuple(d[k].shape[1:])}); it must be a "
+                            "3D volume (D, H, W)")
+        if k == "image":
+            check_finite(np.asarray(d[k]), f"image file {item[k]}", before)
+    if "label" in d:
+        d = ValidatePaird(("image", "label"), num_classes=num_classes)(d)
+    return d
+
+
 def validate_pair(image_path: PathLike, label_path: PathLike, num_classes: Optional[int] = None,
                   affine_atol: float = 1e-3) -> Dict[str, object]:
     """Check an image/label file pair before training (nibabel, read-only; the files are never changed).
 
-    Checks, in order: both files exist; both are readable in full (a truncated/corrupt file is caught here,
-    not mid-epoch); spatial shapes agree (the image may carry extra trailing axes, e.g. modalities
-    ``(X, Y, Z, 4)``); the label is one 3D volume; no NaN/inf values in either; affines agree within
-    ``affine_atol`` (mm); label values are integers, in ``range(num_classes)`` when ``num_classes`` is given.
+    Checks, in order: both files exist; each is readable in full (a truncated/corrupt file is caught here,
+    not mid-epoch), has at least 3 axes and no NaN/inf values (:func:`load_image_checked`); spatial shapes agree
+    (the image may carry extra trailing axes, e.g. modalities ``(X, Y, Z, 4)``); the label is one 3D volume;
+    affines agree within ``affine_atol`` (mm); label values are integers, in ``range(num_classes)`` when
+    ``num_classes`` is given.
 
     Returns:
         ``{"shape": spatial shape, "affine": 4x4 float64, "spacing": voxel sizes (mm), "label_values": sorted
@@ -354,24 +418,13 @@ def validate_pair(image_path: PathLike, label_path: PathLike, num_classes: Optio
     Raises:
         DataError: the first problem found, naming the file(s) and listing offending label values.
     """
-    import nibabel as nib
-
     paths = {"image": Path(image_path), "label": Path(label_path)}
     for what, p in paths.items():
         if not p.exists():
             raise DataError(f"{what} file not found: {p}")
         if not p.is_file():
             raise DataError(f"{what} path is not a regular file: {p}")
-    loaded = {}
-    for what, p in paths.items():
-        try:
-            img = nib.load(str(p))
-            data = np.asarray(img.dataobj)  # reads every byte: truncated gzip / short files fail here
-        except Exception as err:
-            raise DataError(f"cannot read {what} file {p} (unreadable, truncated or not a supported image): "
-                            f"{type(err).__name__}: {err}") from None
-        check_finite(data, f"{what} file {p}")
-        loaded[what] = (img, data)
+    loaded = {what: load_image_checked(p, what) for what, p in paths.items()}
     (img, _), (lab, lab_data) = loaded["image"], loaded["label"]
     s_img, s_lab = tuple(img.shape), tuple(lab.shape)
     lab_spatial = s_lab[:3] if len(s_lab) <= 3 or all(n == 1 for n in s_lab[3:]) else None

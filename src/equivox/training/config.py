@@ -161,6 +161,9 @@ class TrainConfig:
             if self.arch not in available_models():
                 raise ValueError(f"arch must be one of {', '.join(ARCH_CHOICES)} or a registered model "
                                  f"({', '.join(available_models())}), got {self.arch!r}")
+        if self.task != "segment" and (self.image_dir is not None or self.label_dir is not None):
+            raise ValueError("image_dir / label_dir (an image/label folder pair) are segmentation data, but task is "
+                             f"{self.task!r}; use --task segment (task: segment)")
         if self.arch == "monai_unet" and self.task != "segment":
             raise ValueError("arch 'monai_unet' is for task 'segment' only")
         if self.augment not in ("none", "grid", "so3"):

@@ -8,6 +8,7 @@ Classification items: ``image`` FloatTensor ``(C, S, S, S)``, ``label`` int. Seg
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -23,7 +24,8 @@ from .config import TrainConfig
 
 __all__ = ["DataInfo", "ArrayClassificationDataset", "resize_grids", "resize_plan", "describe_resize",
            "resolve_data_settings", "segmentation_file_items", "segmentation_eval_dataset", "subsample_indices", "build_datasets", "bundled_volume",
-           "classification_arrays", "augmentation_transform", "center_crop", "intensity_scale"]
+           "classification_arrays", "augmentation_transform", "center_crop", "intensity_scale",
+           "preflight_segmentation_files"]
 
 
 @dataclass
@@ -341,6 +343,10 @@ class VolumePatches(Dataset):
             (MONAI ``RandCropByPosNegLabeld`` semantics, implemented via ``monai.transforms``).
         transform: optional callable on the item dict (e.g. rotation augmentation). seed: base seed; item ``i``
             of epoch ``e`` is drawn with seed ``seed + i`` mixed with ``e`` (call :meth:`set_epoch`).
+
+    Item ``i`` comes from volume ``i % len(volumes)``; when an epoch is shorter than the list of volumes (many
+    small volumes, e.g. one part each), from volume ``i`` of a permutation drawn per epoch instead, so every
+    volume is seen over the epochs and an epoch is not the first volumes of a sorted list.
     """
 
     def __init__(self, volumes, patch: int, length: int, pos_fraction: float = 0.5,
@@ -350,19 +356,26 @@ class VolumePatches(Dataset):
         self.volumes = volumes
         self.patch, self.length, self.transform, self.seed = patch, length, transform, seed
         self.epoch = 0
+        self._order = self._permutation()
         self.pad = SpatialPadd(["image", "label"], spatial_size=(patch,) * 3)
         self.crop = RandCropByPosNegLabeld(["image", "label"], "label", spatial_size=(patch,) * 3,
                                            pos=pos_fraction, neg=1 - pos_fraction, num_samples=1,
                                            image_key="image", image_threshold=-np.inf)
 
+    def _permutation(self) -> Optional[np.ndarray]:
+        if self.length >= len(self.volumes):
+            return None
+        return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.volumes))
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+        self._order = self._permutation()
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> Dict[str, Any]:
-        img, lab = self.volumes[i % len(self.volumes)]
+        img, lab = self.volumes[i % len(self.volumes) if self._order is None else int(self._order[i])]
         self.crop.set_random_state(self.seed * 1_000_003 + self.epoch * 10_007 + i)
         d = self.pad({"image": img, "label": lab})
         d = self.crop(d)[0]
@@ -434,7 +447,7 @@ def segmentation_file_items(cfg: TrainConfig) -> Tuple[List[Dict[str, str]], int
     """``(items [{"image", "label"} absolute paths], num_classes, class names)`` of ``cfg``'s own segmentation
     files: the ``image_dir`` / ``label_dir`` pair (``num_classes`` required) or the Decathlon folder
     ``dataset``. Every image header is read first: an image whose channel count differs from the others' raises
-    :class:`DataError` naming it."""
+    :class:`DataError` naming it; then every pair is checked in full (:func:`preflight_segmentation_files`)."""
     from ..data import decathlon_items, folder_pair_items
     from ..data.medical import check_same_channels, scan_images
 
@@ -460,7 +473,45 @@ def segmentation_file_items(cfg: TrainConfig) -> Tuple[List[Dict[str, str]], int
         k = cfg.num_classes or len(labels)
         names = [labels.get(i, str(i)) for i in range(k)]
     check_same_channels(scan_images([it["image"] for it in items]))
+    preflight_segmentation_files(items, k)
     return items, k, names
+
+
+#: image/label pairs that passed :func:`preflight_segmentation_files` in this process, keyed by their paths, sizes
+#: and modification times (a run checks its files once, not again in each step that lists them)
+_CHECKED_PAIRS: set = set()
+
+
+def _pair_key(item: Dict[str, str], num_classes: Optional[int]):
+    try:
+        stats = [os.stat(item[k]) for k in ("image", "label")]
+    except OSError:
+        return None
+    return (item["image"], item["label"], num_classes) + tuple((s.st_size, s.st_mtime_ns) for s in stats)
+
+
+def preflight_segmentation_files(items: Sequence[Dict[str, str]], num_classes: Optional[int]) -> None:
+    """Check every image/label pair of ``items`` before any training work starts (nothing is written before):
+    each file read in full (a truncated or corrupt file fails here), 3D (an image may add channels on the 4th
+    axis), no NaN/inf values, equal spatial shapes, matching affines, label values in ``range(num_classes)``
+    (:func:`equivox.data.validate_pair`; other formats than NIfTI: :func:`equivox.data.load_monai_checked`). A pair
+    already checked in this process, unchanged on disk, is not read again.
+
+    Raises:
+        DataError: the first problem, one line naming the file(s) and the problem.
+    """
+    from ..data.medical import is_nifti, load_monai_checked, validate_pair
+
+    for item in items:
+        key = _pair_key(item, num_classes)
+        if key is not None and key in _CHECKED_PAIRS:
+            continue
+        if is_nifti(item["image"]) and is_nifti(item["label"]):
+            validate_pair(item["image"], item["label"], num_classes)
+        else:
+            load_monai_checked(item, num_classes)
+        if key is not None:
+            _CHECKED_PAIRS.add(key)
 
 
 def _split_items(cfg: TrainConfig, items):

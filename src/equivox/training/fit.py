@@ -278,10 +278,33 @@ def epoch_setter_callback():
     return EpochSetter()
 
 
+def epoch_line_callback():
+    """A Lightning callback that prints one line per epoch (train loss, validation scores, seconds) to stdout: the
+    progress of a run without progress bars (``progress=False``, logs, piped output)."""
+    import time
+
+    import pytorch_lightning as pl
+
+    class EpochLines(pl.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            self.t0 = time.time()
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.sanity_checking or not trainer.is_global_zero:
+                return
+            m = trainer.callback_metrics
+            keys = [k for k in ("train_loss_epoch", "val_loss", "val_acc", "val_dice", "val_auroc") if k in m]
+            parts = [f"{k.replace('_epoch', '')} {float(m[k]):.4f}" for k in keys]
+            print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: " + ", ".join(parts)
+                  + f", {time.time() - getattr(self, 't0', time.time()):.1f} s", flush=True)
+
+    return EpochLines()
+
+
 def make_trainer(cfg: TrainConfig, out_dir: Path, monitor: str, mode: str):
     """The Lightning ``Trainer`` for ``cfg``: CSVLogger (``out_dir/logs/version_<n>/metrics.csv``), ModelCheckpoint
     (best by ``monitor`` + ``last.ckpt`` in ``out_dir/checkpoints``, written atomically by
-    :func:`atomic_checkpoint_io`), progress bar, precision, and ``devices`` / ``num_nodes`` / ``strategy`` passed
+    :func:`atomic_checkpoint_io`), progress bar (or, with ``progress=False``, a line per epoch), precision, and ``devices`` / ``num_nodes`` / ``strategy`` passed
     through (``"ddp"`` when more than one process)."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
@@ -295,8 +318,7 @@ def make_trainer(cfg: TrainConfig, out_dir: Path, monitor: str, mode: str):
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best-{epoch:02d}-{step}", monitor=monitor,
                            mode=mode, save_last=True, save_top_k=1)
     callbacks = [ckpt, epoch_setter_callback()]
-    if cfg.progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    callbacks.append(TQDMProgressBar(refresh_rate=1) if cfg.progress else epoch_line_callback())
     return pl.Trainer(
         max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=cfg.devices,
         num_nodes=cfg.num_nodes, strategy=strategy, precision=cfg.precision or default_precision(),
