@@ -118,6 +118,25 @@ def test_symmetric_input_ties_are_averaged_and_stay_equivariant():
             assert _rel(net(g(sphere)), g(ref)) < 1e-5
 
 
+def test_equivalent_rate_counts_symmetries_of_the_item_as_upright():
+    """A part with a 4-fold symmetry about w: a canonicalizer that picks a quarter turn about w has not lost "up"
+    (equivalent, not identity); a part without symmetry is equivalent only at the identity."""
+    net = canonicalize(nn.Conv3d(1, 2, 3, padding=1), "octa", "segment", input_size=8, channels=(2, 2)).eval()
+    square = torch.zeros(1, 1, 8, 8, 8)
+    square[..., 2:6, 2:6, 1:3] = 1.0  # a square plate: rot90 about w maps it onto itself
+    lopsided = torch.zeros(1, 1, 8, 8, 8)
+    lopsided[..., 1:7, 2:4, 1:2] = 1.0
+    lopsided[..., 1:3, 2:4, 2:6] = 1.0
+    quarter = next(k for k, e in enumerate(net.scorer.elements)
+                   if np.allclose(e.matrix, [[0, -1, 0], [1, 0, 0], [0, 0, 1]]) or
+                   np.allclose(e.matrix, [[0, 1, 0], [-1, 0, 0], [0, 0, 1]]))
+    net.choices = lambda x: torch.full((len(x),), quarter)
+    assert net.equivalent_rate(square) == 1.0 and net.identity_rate(square) == 0.0
+    assert net.equivalent_rate(lopsided) == 0.0
+    net.choices = lambda x: torch.full((len(x),), net.identity_index)
+    assert net.equivalent_rate(torch.cat([square, lopsided])) == 1.0
+
+
 @pytest.mark.parametrize("task", ["classify", "segment"])
 def test_export_and_torchscript_equal_eager(task):
     torch.manual_seed(5)

@@ -150,7 +150,8 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
                                                          "mean_so3",
                                                          "worst_so3", "std_grid", "params", "train_seconds",
                                                          "train_steps", "equivariance_error", "content_lost_so3",
-                                                         "identity_rate", "upright_ci", "worst_grid_ci")}
+                                                         "identity_rate", "equivalent_rate", "upright_ci",
+                                                         "worst_grid_ci")}
                       for r in records},
         "max_equivariance_error": {r["model"]: r["equivariance_error"] for r in records},
         "total_seconds": time.time() - t_start, "threads": torch.get_num_threads(),
@@ -161,7 +162,8 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
     eq, canon, plains = records[0], records[3], records[1:3]
     best_plain = max(plains, key=lambda r: r["worst_grid_split"] or 0)
     best_upright = max(plains, key=lambda r: r["upright"])
-    identity = "n/a" if canon.get("identity_rate") is None else f"{canon['identity_rate']:.0%}"
+    identity = "n/a" if canon.get("identity_rate") is None else (
+        f"{canon['identity_rate']:.0%} (an equivalent pose for {canon['equivalent_rate']:.0%})")
     _say(f"\nworst cube rotation (chosen on half the items, scored on the other half): equivariant "
          f"{eq['worst_grid_split']:.3f} vs best plain {best_plain['worst_grid_split']:.3f} ({best_plain['model']}); "
          f"upright {eq['upright']:.3f} vs best plain {best_upright['upright']:.3f}")

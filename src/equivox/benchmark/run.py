@@ -137,6 +137,18 @@ def plateaued(curve: Sequence[Tuple[int, float]], gain: float = PLATEAU_GAIN) ->
     return max(values[-k:]) - max(values[:-k]) < gain
 
 
+def _pose_rates(model: nn.Module, batches: Sequence[torch.Tensor]) -> Tuple[Optional[float], Optional[float]]:
+    """A canonicalized model's identity rate and equivalent-pose rate (``Canonicalized.identity_rate`` /
+    ``equivalent_rate``) over the items of ``batches`` (``(B, C, D, H, W)`` each; volumes of different shapes in
+    separate batches), weighted by items; ``(None, None)`` for other models."""
+    if not hasattr(model, "identity_rate"):
+        return None, None
+    n = sum(len(b) for b in batches)
+    identity = sum(model.identity_rate(b) * len(b) for b in batches) / n
+    equivalent = sum(model.equivalent_rate(b) * len(b) for b in batches) / n
+    return identity, equivalent
+
+
 def _f(v) -> str:
     return "  -  " if v is None else f"{v:.3f}"
 
@@ -308,16 +320,18 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                                             mesh_x and {n: (g, torch.as_tensor(y_test)) for n, g in mesh_x.items()},
                                             batch_size=64, num_classes=k, progress=progress, name=comp.name,
                                             metric=data.metric, check_equivariance=True)
-                identity = model.identity_rate(x_test) if hasattr(model, "identity_rate") else None
+                identity, equivalent = _pose_rates(model, [x_test])
                 rec = make_record(dataset=data.name, task="classify", comp=comp, report=rep, seed=seed,
                                   train_fraction=frac, n_train=len(idx), params=count_parameters(model),
                                   train_seconds=secs, train_steps=steps, eval_seconds=time.time() - t,
-                                  canonical_pose=comp.canonical, identity_rate=identity, input_size=input_size,
+                                  canonical_pose=comp.canonical, identity_rate=identity,
+                                  equivalent_rate=equivalent, input_size=input_size,
                                   placement=placement, so3_protocol=so3_protocol,
                                   content_lost_so3=float(np.mean(lost)) if lost else None, curve=curve,
                                   plateau=plateaued(curve))
-                say(_scores_line(rec) + (f"; identity picked for {identity:.0%} of upright test items"
-                                         if identity is not None else ""), verbose)
+                say(_scores_line(rec) + (f"; identity picked for {identity:.0%} of upright test items, an "
+                                         f"equivalent pose for {equivalent:.0%}" if identity is not None else ""),
+                    verbose)
                 records.append(rec)
                 reports.append(rep)
                 if keep_models:
@@ -486,12 +500,12 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
                                         class_permutation=perm)
             upright = rep.rows[0]
             curve = learning_curve(res.metrics_csv)
-            identity = (res.model.identity_rate(data.volumes[0]["image"][None])
-                        if hasattr(res.model, "identity_rate") else None)
+            identity, equivalent = _pose_rates(res.model, [v["image"][None] for v in data.volumes])
             rec = make_record(dataset=data.name, task="segment", comp=comp, report=rep, seed=seed,
                               train_fraction=1.0, n_train=patches_per_epoch, params=count_parameters(res.model),
                               train_seconds=seconds, train_steps=res.global_step, eval_seconds=time.time() - t,
-                              head=comp.head, identity_rate=identity, curve=curve, plateau=plateaued(curve),
+                              head=comp.head, identity_rate=identity, equivalent_rate=equivalent, curve=curve,
+                              plateau=plateaued(curve),
                               **{f"upright_{key}": v for key, v in upright.items() if key.startswith("dice_")})
             say(_scores_line(rec) + f", {res.global_step} steps", verbose)
             records.append(rec)

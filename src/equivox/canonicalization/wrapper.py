@@ -258,6 +258,21 @@ class Canonicalized(nn.Module):
         picks = torch.cat([self.choices(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
         return float((picks == self.identity_index).float().mean())
 
+    @torch.no_grad()
+    def equivalent_rate(self, x: torch.Tensor, batch_size: int = 64) -> float:
+        """Fraction of the items of ``x`` ``(N, C, D, H, W)`` mapped to a pose the item cannot tell from its own:
+        the chosen element ``g`` moves the voxels onto themselves (``g.x == x`` exactly; a symmetric part rotated
+        by one of its symmetries is still upright). At least :meth:`identity_rate`: the fair score of "which way is
+        up" for symmetric objects."""
+        hits = 0
+        for i in range(0, len(x), batch_size):
+            chunk = x[i:i + batch_size]
+            seen = self.pose(chunk) if self.pose is not None else chunk  # what the scorer chose a pose for
+            for item, k in zip(seen, self.choices(chunk).tolist()):
+                moved = _move(item[None], self.axes[k], self.flips[k])
+                hits += int(moved.shape == item[None].shape and torch.equal(moved, item[None]))
+        return hits / max(1, len(x))
+
     def _export(self) -> nn.Module:
         from ..export import export_children
 
