@@ -46,7 +46,7 @@ def _verdicts(acc, seg):
                                    target=f"classify: {model} upright >= {plain} upright - 0.01"))
         for other in (plain, aug):
             if {canon, other} <= have:
-                out.append(compare(acc, canon, other, "worst_grid", 0.10,
+                out.append(compare(acc, canon, other, "worst_grid_split", 0.10,
                                    target=f"classify: {canon} worst cube >= {other} worst cube + 0.10"))
         if pca in have:
             out.append(compare(acc, pca, pca, "mean_so3", 0.0, key_b="upright", scale=0.95,
@@ -58,7 +58,7 @@ def _verdicts(acc, seg):
         if {canon, plain} <= have:
             out.append(compare(seg, canon, plain, "upright", -0.01,
                                target=f"segment: {canon} upright Dice >= {plain} - 0.01"))
-            out.append(compare(seg, canon, canon, "worst_grid", 0.0, key_b="upright", scale=0.95,
+            out.append(compare(seg, canon, canon, "worst_grid_split", 0.0, key_b="upright", scale=0.95,
                                target=f"segment: {canon} worst cube >= 0.95 x its upright"))
         if {frozen, monai} <= have:
             out.append(compare(seg, frozen, monai, "upright", -0.005,
