@@ -236,3 +236,33 @@ def test_wrapper_runs_in_monai_sliding_window_inference_and_saves_its_spec(tmp_p
         assert torch.equal(rebuilt.eval()(x), net(x))
         y = sliding_window_inference(x, (8, 8, 8), 2, net, overlap=0.0)
     assert y.shape == (1, 2, 16, 16, 16) and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("task", ["classify", "segment"])
+def test_confidence_mode_is_exact_over_all_48_elements_untrained(task):
+    """Adaptive canonicalization (the model's own confidence picks the pose): exactly invariant (classify) /
+    equivariant (segment) under every rotation and reflection of the cube, for an untrained model, with no
+    canonicalizer to fit; the picked pose is the one of highest confidence."""
+    from equivox.canonicalization import confidence_scores
+
+    torch.manual_seed(7)
+    plain = (nn.Sequential(nn.Conv3d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool3d(1), nn.Flatten(),
+                           nn.Linear(4, 3)) if task == "classify" else
+             nn.Sequential(nn.Conv3d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv3d(4, 3, 3, padding=1)))
+    net = canonicalize(plain, "full_octa", task, scorer="confidence").eval()
+    assert net.n_elements == 48 and not any(p.requires_grad for p in net.parameters() if p not in
+                                            set(plain.parameters()))
+    x = torch.rand(2, 1, 8, 8, 8)
+    with torch.no_grad():
+        ref = net(x)
+        for g, _ in _cube_symmetries():
+            out = net(g(x))
+            assert _rel(out, ref if task == "classify" else g(ref)) < 1e-5
+        assert _rel(plain(torch.rot90(x, 1, (2, 3))), plain(x)) > 1e-3  # the plain model is not
+        scores = net._scores(x)
+        k = int(scores[0].argmax())
+        moved = x[:1].permute([0, 1] + [2 + a for a in net.inv_axes[k]])
+        moved = moved.flip([2 + f for f in net.inv_flips[k]]) if net.inv_flips[k] else moved
+        assert float(confidence_scores(plain(moved))[0]) == pytest.approx(float(scores[0].max()))
+    with pytest.raises(ValueError, match="scorer must be one of"):
+        canonicalize(plain, "octa", task, scorer="magic")

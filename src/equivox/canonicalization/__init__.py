@@ -2,9 +2,11 @@
 
 :func:`canonicalize` puts any model behind a small, exactly equivariant canonicalizer (:class:`GroupScorer`) that
 picks the pose to run it in; :func:`equivox.training.fit_canonicalizer` fits that canonicalizer on upright data for a frozen,
-already trained model. See ``docs/canonicalization.md``.
+already trained model. ``scorer="confidence"`` picks the pose by the model's own confidence instead (adaptive
+canonicalization: no canonicalizer to fit, one forward pass per element). See ``docs/canonicalization.md``.
 """
 from .scorer import GroupScorer, scorer_group
-from .wrapper import MODES, TASKS, Canonicalized, canonicalize
+from .wrapper import MODES, SCORERS, TASKS, Canonicalized, canonicalize, confidence_scores
 
-__all__ = ["Canonicalized", "GroupScorer", "MODES", "TASKS", "canonicalize", "scorer_group"]
+__all__ = ["Canonicalized", "GroupScorer", "MODES", "SCORERS", "TASKS", "canonicalize", "confidence_scores",
+           "scorer_group"]

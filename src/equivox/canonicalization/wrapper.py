@@ -13,20 +13,24 @@ Grid elements are voxel permutations (``permute`` + ``flip``): nothing is resamp
 ``(B, C, D, H, W)``: an equivox network, MONAI's ``UNet``, nnU-Net's network or a user's trained model, untouched.
 """
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..groups import get_group, grid_elements_of_name
 from ..nn.canonical import CanonicalPose
 from ..nn.label_swap import class_permutation
 from .scorer import GroupScorer
 
-__all__ = ["Canonicalized", "canonicalize", "MODES", "TASKS"]
+__all__ = ["Canonicalized", "canonicalize", "confidence_scores", "MODES", "TASKS", "SCORERS"]
 
 MODES = ("hard", "frame", "soft")
 TASKS = ("classify", "segment")
+#: how elements are scored: a trained :class:`GroupScorer` (``"network"``), or the wrapped model's own confidence on
+#: each moved copy (``"confidence"``: adaptive canonicalization, no training, ``n_elements`` forward passes)
+SCORERS = ("network", "confidence")
 
 
 def _axes_and_flips(matrix) -> Tuple[List[int], List[int]]:
@@ -50,7 +54,9 @@ class Canonicalized(nn.Module):
     Args:
         model: any ``nn.Module`` on ``(B, C, D, H, W)``: logits ``(B, K)`` (``task="classify"``) or
             ``(B, K, D', H', W')`` on the input grid (``task="segment"``).
-        scorer: the canonicalizer (:class:`GroupScorer`), scoring every grid-exact element.
+        scorer: the canonicalizer (:class:`GroupScorer`), scoring every grid-exact element; or a group name: the
+            model's own confidence on every moved copy scores the elements (:func:`confidence_scores`; nothing to
+            fit, ``n_elements`` forward passes).
         task: ``"classify"`` or ``"segment"``.
         mode: ``"hard"`` (default): the top-scoring element, one forward of ``model`` per item; elements tied
             with it (to ``tie_tolerance``, relative: symmetric inputs) are averaged, so the output stays exactly
@@ -91,7 +97,7 @@ class Canonicalized(nn.Module):
     inv_flips: List[List[int]]
     improper: List[bool]
 
-    def __init__(self, model: nn.Module, scorer: GroupScorer, task: str = "classify", mode: str = "hard",
+    def __init__(self, model: nn.Module, scorer: Union[GroupScorer, str], task: str = "classify", mode: str = "hard",
                  class_swaps: Optional[Sequence[Sequence[int]]] = None, canonical_pose: bool = False,
                  freeze_model: bool = False, prior_weight: float = 1.0, margin: float = 0.5,
                  temperature: float = 1.0, tie_tolerance: float = 1e-4, sample_in_training: bool = True):
@@ -103,9 +109,11 @@ class Canonicalized(nn.Module):
         if margin < 0 or temperature <= 0 or tie_tolerance < 0:
             raise ValueError(f"need margin >= 0, temperature > 0, tie_tolerance >= 0; got {margin}, {temperature}, "
                              f"{tie_tolerance}")
-        self.model, self.scorer = model, scorer
+        confidence = isinstance(scorer, str)
+        self.model = model
+        self.scorer = None if confidence else scorer
         self.task, self.mode = task, mode
-        self.group = scorer.group
+        self.group = get_group(scorer).name if confidence else scorer.group
         self.margin, self.temperature, self.tie_tolerance = float(margin), float(temperature), float(tie_tolerance)
         self.prior_weight = float(prior_weight)
         self.sample_in_training = bool(sample_in_training)
@@ -121,7 +129,7 @@ class Canonicalized(nn.Module):
         perm = class_permutation(self.class_swaps, out_channels) if self.class_swaps else list(range(1))
         self.register_buffer("class_perm", torch.tensor(list(perm)), persistent=False)
         self.swaps_classes = bool(self.class_swaps) and task == "segment"
-        els = scorer.elements
+        els = grid_elements_of_name(self.group) if confidence else scorer.elements
         self.identity_index = next(i for i, e in enumerate(els) if e.is_identity)
         self.axes: List[List[int]] = [_axes_and_flips(e.matrix)[0] for e in els]
         self.flips: List[List[int]] = [_axes_and_flips(e.matrix)[1] for e in els]
@@ -165,8 +173,8 @@ class Canonicalized(nn.Module):
             x = self.pose(x)
         if self.training and self.mode != "soft":
             return self._training_forward(x)
-        scores = self.scorer(x)
-        if self.training:
+        scores = self._scores(x)
+        if self.training and self.scorer is not None:
             self._store_prior(scores)
         return self._averaged(x, self.element_weights(scores))
 
@@ -217,8 +225,24 @@ class Canonicalized(nn.Module):
         target = torch.full((scores.shape[0],), self.identity_index, dtype=torch.long, device=scores.device)
         self._aux = self.prior_weight * F.cross_entropy(scores, target)
 
+    def _scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, n_elements)`` scores that permute with the input: the :class:`GroupScorer`'s, or the model's
+        confidence on each moved copy (:func:`confidence_scores`)."""
+        scorer = self.scorer
+        if scorer is not None:
+            return scorer(x)
+        return self._confidence(x)
+
+    @torch.jit.unused
+    def _confidence(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.stack([confidence_scores(self.model(_move(x, self.inv_axes[k], self.inv_flips[k])))
+                                for k in range(self.n_elements)], 1)
+
     @torch.jit.unused
     def _training_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scorer is None:  # nothing to fit: the model trains on the poses its confidence picks
+            return self._averaged(x, self.element_weights(self._scores(x)))
         scores = self.scorer(x)
         self._store_prior(scores)
         soft = torch.softmax(scores, 1)
@@ -248,7 +272,7 @@ class Canonicalized(nn.Module):
         try:
             if self.pose is not None:
                 x = self.pose(x)
-            return self.scorer(x).argmax(1)
+            return self._scores(x).argmax(1)
         finally:
             self.train(was)
 
@@ -286,11 +310,20 @@ class Canonicalized(nn.Module):
                                                                       if self.class_swaps else ""))
 
 
+def confidence_scores(logits: torch.Tensor) -> torch.Tensor:
+    """A model's confidence per item ``(B,)`` from its logits: the top softmax probability (classification
+    ``(B, K)``), averaged over voxels for per-voxel logits ``(B, K, D, H, W)``. Invariant to permuting voxels and
+    classes, so the confidence of every moved copy permutes with the input (exact canonicalization)."""
+    p = torch.softmax(logits.float(), 1).amax(1)
+    return p.reshape(p.shape[0], -1).mean(1)
+
+
 def canonicalize(model: nn.Module, group: str = "octa", task: str = "classify", *, mode: str = "hard",
                  in_channels: Optional[int] = None, channels: Sequence[int] = (2, 4), strides: Sequence[int] = (2,),
                  input_size: Optional[int] = 16, class_swaps: Optional[Sequence[Sequence[int]]] = None,
                  canonical_pose: bool = False, freeze_model: bool = False, prior_weight: float = 1.0,
-                 margin: float = 0.5, temperature: float = 1.0, sample_in_training: bool = True) -> Canonicalized:
+                 margin: float = 0.5, temperature: float = 1.0, sample_in_training: bool = True,
+                 scorer: str = "network") -> Canonicalized:
     """Put ``model`` behind an exactly equivariant canonicalizer: the one entry point.
 
     Args:
@@ -304,6 +337,10 @@ def canonicalize(model: nn.Module, group: str = "octa", task: str = "classify", 
         in_channels: input channels (default ``model.in_channels``, else 1).
         channels, strides, input_size: the canonicalizer's :class:`GroupScorer` (fields per level; the pooled
             copy it sees).
+        scorer: ``"network"`` (default): a :class:`GroupScorer` chooses the pose (fit it, or train it with the
+            model); ``"confidence"``: the element whose moved copy the model is most confident on (adaptive
+            canonicalization, Lin & Levie 2025): nothing to fit, exact from the start, but ``n_elements`` forward
+            passes per item (24x for ``"octa"``), and a plain model is often confident on poses it never saw.
 
     Returns:
         a :class:`Canonicalized` module; in eval mode it is exact from the start (untrained canonicalizer:
@@ -322,15 +359,17 @@ def canonicalize(model: nn.Module, group: str = "octa", task: str = "classify", 
         >>> bool(torch.allclose(net(x), net(torch.rot90(x, 1, (2, 3))), atol=1e-5))
         True
     """
+    if scorer not in SCORERS:
+        raise ValueError(f"scorer must be one of {SCORERS}, got {scorer!r}")
     cin = int(in_channels if in_channels is not None else getattr(model, "in_channels", 1))
-    scorer = GroupScorer(group, cin, channels, strides, input_size)
-    wrapper = Canonicalized(model, scorer, task, mode, class_swaps, canonical_pose, freeze_model, prior_weight,
+    net = GroupScorer(group, cin, channels, strides, input_size) if scorer == "network" else get_group(group).name
+    wrapper = Canonicalized(model, net, task, mode, class_swaps, canonical_pose, freeze_model, prior_weight,
                             margin, temperature, sample_in_training=sample_in_training)
     inner = getattr(model, "equivox_spec", None)
     if inner is not None:
         wrapper.equivox_spec = {"cls": "Canonicalized", "kwargs": dict(
-            model=inner, group=scorer.group, task=task, mode=mode, in_channels=cin, channels=list(channels),
+            model=inner, group=wrapper.group, task=task, mode=mode, in_channels=cin, channels=list(channels),
             strides=list(strides), input_size=input_size, class_swaps=[list(p) for p in class_swaps] if class_swaps
             else None, canonical_pose=canonical_pose, freeze_model=freeze_model, prior_weight=prior_weight,
-            margin=margin, temperature=temperature, sample_in_training=sample_in_training)}
+            margin=margin, temperature=temperature, sample_in_training=sample_in_training, scorer=scorer)}
     return wrapper
