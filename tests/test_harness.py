@@ -288,3 +288,20 @@ def test_plateau_rule_of_learning_curves():
     assert plateaued([(i, v) for i, v in enumerate([.1, .4, .6, .65, .66, .66, .665, .664, .66, .662])])
     assert not plateaued([(i, .1 * i) for i in range(10)])  # still climbing
     assert plateaued([(0, .5), (1, .6)]) is None  # too short to tell
+
+
+def test_confidence_canonicalization_row_fits_nothing_and_is_exact(tmp_path):
+    """The confidence row wraps the trained plain model, trains nothing (no steps, the plain model's time), costs
+    24 forward passes per item, and is exactly invariant: its worst cube rotation equals its upright score."""
+    res = run_classification("furniture", ["plain (matched params)", "plain (frozen) + confidence canonicalization"],
+                             (1.0,), (0,), input_size=8, channels=(1, 2), strides=(2,), convs_per_level=1,
+                             hidden_features=(8,), epochs=1, batch_size=16, n_random=0, max_test=12,
+                             out=tmp_path, verbose=False)
+    plain, conf = res["records"]
+    assert conf["train_steps"] == 0 and conf["train_seconds"] == plain["train_seconds"]
+    assert conf["eval_cost"] == 24 and plain["eval_cost"] == 1 and conf["std_grid"] < 1e-9
+    assert conf["equivariance_error"] < 1e-4 < plain["equivariance_error"]
+    assert 0 <= conf["identity_rate"] <= conf["equivalent_rate"] <= 1
+    assert "[24x inference]" in format_records(res["records"])
+    with pytest.raises(ValueError, match="scorer must be"):
+        register_competitor("bad confidence", arch="baseline", canonicalize="octa", scorer="confidence")

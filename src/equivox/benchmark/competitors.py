@@ -90,6 +90,9 @@ class Competitor:
             (:func:`equivox.canonicalization.canonicalize`, :data:`CANONICALIZER` settings, trained jointly).
         frozen_of: with ``canonicalize``: the trained model of that competitor (listed before it), frozen; only
             the canonicalizer is fitted (its training time counts the frozen model's too).
+        scorer: with ``canonicalize``: ``"network"`` (a :class:`~equivox.canonicalization.GroupScorer`, fitted or
+            trained) or ``"confidence"`` (the frozen model's own confidence picks the pose: nothing is fitted, one
+            forward pass per element at inference; needs ``frozen_of``).
         class_swaps: segmentation, ``"equivariant"`` with a group with reflections: label-permuting logits
             (:class:`~equivox.nn.ClassSwapHead`) over the dataset's left/right class pairs.
         tasks: the tasks the competitor exists for.
@@ -110,6 +113,7 @@ class Competitor:
     canonicalize: Optional[str] = None
     frozen_of: Optional[str] = None
     class_swaps: bool = False
+    scorer: str = "network"
     tasks: Tuple[str, ...] = TASKS
     builder: Optional[Callable[[BuildContext], nn.Module]] = None
     train: Mapping[str, Any] = field(default_factory=dict)
@@ -136,6 +140,9 @@ class Competitor:
         object.__setattr__(self, "train", dict(self.train))
         if self.frozen_of and not self.canonicalize:
             raise ValueError(f"{where}: frozen_of needs canonicalize (only the canonicalizer is fitted)")
+        if self.scorer not in ("network", "confidence") or (self.scorer == "confidence" and not self.frozen_of):
+            raise ValueError(f"{where}: scorer must be 'network' or 'confidence' (the latter with canonicalize and "
+                             f"frozen_of), got {self.scorer!r}")
         if self.tta_of and (self.canonicalize or self.frozen_of):
             raise ValueError(f"{where}: tta_of reuses a trained model as it is: no canonicalize / frozen_of")
 
@@ -143,6 +150,24 @@ class Competitor:
     def trains(self) -> bool:
         """False for a test-time-augmentation row (it reuses ``tta_of``'s trained model)."""
         return self.tta_of is None
+
+    @property
+    def fits(self) -> bool:
+        """False when nothing is trained for this row: test-time augmentation, or a confidence canonicalizer
+        around a frozen model."""
+        return self.tta_of is None and self.scorer != "confidence"
+
+    @property
+    def eval_cost(self) -> int:
+        """Forward passes of the network per scored item: 24 for test-time augmentation over the cube rotations,
+        the group's grid elements for a confidence canonicalizer, else 1."""
+        if self.tta_of:
+            return 24
+        if self.scorer == "confidence":
+            from ..groups import grid_elements_of_name
+
+            return len(grid_elements_of_name(self.canonicalize))
+        return 1
 
     @property
     def reuses(self) -> Optional[str]:
@@ -185,6 +210,8 @@ COMPETITORS: Dict[str, Competitor] = {c.name: c for c in [
     Competitor("plain + PCA pose + grid aug", "baseline", augment="grid", canonical=True, tasks=_C),
     Competitor("plain + canonicalizer", "baseline", canonicalize="octa"),
     Competitor("plain + PCA pose + canonicalizer", "baseline", canonical=True, canonicalize="octa", tasks=_C),
+    Competitor("plain (frozen) + confidence canonicalization", "baseline", canonicalize="octa",
+               frozen_of="plain (matched params)", scorer="confidence"),
     Competitor("plain (frozen) + fitted canonicalizer", "baseline", canonicalize="octa",
                frozen_of="plain (matched params)"),
     Competitor("MONAI ResNet + grid aug", "monai", augment="grid", tasks=_C),

@@ -110,7 +110,7 @@ def make_record(*, dataset: str, task: str, comp, report, seed: int, train_fract
             "augment": comp.augment, "train_fraction": float(train_fraction), "seed": int(seed),
             "n_train": int(n_train), "n_test": int(n_test), "params": int(params),
             "train_seconds": round(float(train_seconds), 2), "train_steps": int(train_steps),
-            "eval_seconds": round(float(eval_seconds), 2), "eval_cost": 24 if comp.tta_of else 1,
+            "eval_seconds": round(float(eval_seconds), 2), "eval_cost": comp.eval_cost,
             "metric": report.metric, **{k: s.get(k) for k in SCORE_KEYS}, "std_grid": s["std_grid"], **ci,
             "equivariance_error": report.equivariance_error, "canonicalizer": comp.canonicalize,
             **extra, "per_item": report.per_item}

@@ -190,7 +190,7 @@ def _wrap_canonicalizer(model: nn.Module, comp, task: str, seed: int) -> nn.Modu
     torch.manual_seed(seed + 1)
     kw = dict(canonical_pose=comp.canonical) if task == "classify" else {}
     return canonicalize(model, comp.canonicalize, task, freeze_model=comp.frozen_of is not None, **kw,
-                        **CANONICALIZER)
+                        **CANONICALIZER, scorer=comp.scorer)
 
 
 def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT_COMPETITORS,
@@ -299,6 +299,11 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                         model = PooledInput(net, factor, 0, comp.canonical and not comp.canonicalize)
                     if comp.canonicalize:
                         model = _wrap_canonicalizer(model, comp, "classify", seed)
+                    if not comp.fits:  # a confidence canonicalizer: nothing to fit, the frozen model's cost
+                        (_, secs, _, curve), steps = trained[comp.frozen_of], 0
+                        trained[comp.name] = (model, secs, steps, curve)
+                        say(f"{tag}: nothing to fit ({comp.eval_cost} forward passes per item)", verbose)
+                if comp.fits:
                     aug = augmentation_transform(comp.augment, ["image"], "octa", seed)  # at stored resolution
                     train = ArrayClassificationDataset(x_train[idx], data.y_train[idx], aug, data.class_names)
                     info = DataInfo(c_in, k, data.class_names, len(train), len(val), (input_size,) * 3)
@@ -489,29 +494,35 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
                               strides=tuple(strides), **opts,
                               out_dir=str(out / f"{dataset}-{comp.name}-s{seed}".replace(" ", "_")),
                               extra={"model_summary": False})
-            say(f"[{run}/{n_runs}] {comp.name}, seed {seed}: training {count_parameters(model)} parameters", verbose)
-            res = fit(cfg, model=model)
-            seconds = res.seconds + (trained[comp.frozen_of][1] if comp.frozen_of else 0.0)
-            trained[comp.name] = (res.model, seconds)
+            if comp.fits:
+                say(f"[{run}/{n_runs}] {comp.name}, seed {seed}: training {count_parameters(model)} parameters",
+                    verbose)
+                res = fit(cfg, model=model)
+                model, steps, curve = res.model, res.global_step, learning_curve(res.metrics_csv)
+                seconds = res.seconds + (trained[comp.frozen_of][1] if comp.frozen_of else 0.0)
+            else:  # a confidence canonicalizer: nothing to fit, the frozen model's cost
+                (_, seconds, curve), steps = trained[comp.frozen_of], 0
+                say(f"[{run}/{n_runs}] {comp.name}, seed {seed}: nothing to fit ({comp.eval_cost} forward passes "
+                    "per item)", verbose)
+            trained[comp.name] = (model, seconds, curve)
             t = time.time()
-            rep = _evaluate_with_meshes(evaluate_segmentation, res.model, data.volumes, rots, mesh_vols,
+            rep = _evaluate_with_meshes(evaluate_segmentation, model, data.volumes, rots, mesh_vols,
                                         num_classes=k, progress=progress, name=comp.name,
                                         class_names=data.class_names, check_equivariance=True,
                                         class_permutation=perm)
             upright = rep.rows[0]
-            curve = learning_curve(res.metrics_csv)
-            identity, equivalent = _pose_rates(res.model, [v["image"][None] for v in data.volumes])
+            identity, equivalent = _pose_rates(model, [v["image"][None] for v in data.volumes])
             rec = make_record(dataset=data.name, task="segment", comp=comp, report=rep, seed=seed,
-                              train_fraction=1.0, n_train=patches_per_epoch, params=count_parameters(res.model),
-                              train_seconds=seconds, train_steps=res.global_step, eval_seconds=time.time() - t,
+                              train_fraction=1.0, n_train=patches_per_epoch, params=count_parameters(model),
+                              train_seconds=seconds, train_steps=steps, eval_seconds=time.time() - t,
                               head=comp.head, identity_rate=identity, equivalent_rate=equivalent, curve=curve,
                               plateau=plateaued(curve),
                               **{f"upright_{key}": v for key, v in upright.items() if key.startswith("dice_")})
-            say(_scores_line(rec) + f", {res.global_step} steps", verbose)
+            say(_scores_line(rec) + f", {steps} steps", verbose)
             records.append(rec)
             reports.append(rep)
             if keep_models:
-                models[(comp.name, seed)] = res.model
+                models[(comp.name, seed)] = model
     config = dict(task="segment", dataset=dataset, competitors=list(competitors), seeds=list(seeds),
                   downsample=downsample, patch_size=patch_size, val_crop=val_crop, test_crop=test_crop,
                   channels=list(channels), strides=list(strides), convs_per_level=convs_per_level, epochs=epochs,
