@@ -239,6 +239,27 @@ OCTA, PLAIN, AUG, CANZ = "equivariant (octa)", "plain (matched params)", "plain 
 FROZEN = "plain (frozen) + fitted canonicalizer"
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# docs/segmentation.md: the medical tiles (smoke tests) and the part-segmentation evidence run
+
+PARTS = "part_segmentation/segmentation.json"
+
+
+@renderer("segmentation.tiles.chest")
+def _tiles_chest() -> str:
+    return records_table(SEG, dataset="chest_ct_heldout")
+
+
+@renderer("segmentation.tiles.brain")
+def _tiles_brain() -> str:
+    return records_table(SEG, dataset="brain_atlas_heldout")
+
+
+@renderer("segmentation.tiles.verdicts")
+def _tiles_verdicts() -> str:
+    return verdict_table(SEG)
+
+
 @renderer("accuracy.kicad.table")
 def _kicad_table() -> str:
     return records_table(KICAD)

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import shlex
 import sys
 from pathlib import Path
 
-from equivox.benchmark import (compare, competitor_names, format_records, format_verdicts, plot_learning_curves,
-                               plot_records, run_segmentation, save_records)
+from equivox.benchmark import (compare, competitor_names, format_records, format_verdicts, get_competitor,
+                               plot_learning_curves, plot_records, run_segmentation, save_records)
 
 FULL = ["equivariant (octa, stats head)", "equivariant (octa, linear head)",
         "equivariant (octa, stats head, fields 3-2)", "equivariant (octa) + orientation", "equivariant (d4_axial)",
@@ -155,6 +156,9 @@ def main(argv=None) -> int:
                    help="import MODULE first (it may register competitors or datasets); repeatable")
     p.add_argument("--quick", action="store_true", help="tiny models, 1 epoch, 16^3 patches")
     p.add_argument("--out", default="outputs/segmentation")
+    p.add_argument("--append", action="store_true",
+                   help="keep the records of OUT/segmentation.json and add this run's (seeds already there for a "
+                        "dataset and model are run again only if missing)")
     a = p.parse_args(argv)
     for module in a.imports:
         importlib.import_module(module)
@@ -163,13 +167,26 @@ def main(argv=None) -> int:
     out = Path(a.out)
     command = shlex.join(["python", "benchmarks/segmentation.py", *(argv if argv is not None else sys.argv[1:])])
     records, result = [], None
+    if a.append and (out / "segmentation.json").is_file():
+        stored = json.loads((out / "segmentation.json").read_text())
+        records, command = stored["records"], f"{stored['command']} && {command}"
+        print(f"appending to {len(records)} records of {out / 'segmentation.json'}", flush=True)
     for ds in a.datasets.split(","):
         kw, models = settings(ds, a)
         models = a.models.split(";") if a.models else models
         for seed in seeds:
-            result = run_segmentation(ds, models, [seed], out=out / "runs", **kw)
-            records += result["records"]
-            result["records"], result["config"]["seeds"] = records, seeds
+            done = {r["model"] for r in records if r["dataset"] == ds and r["seed"] == seed}
+            todo = [m for m in models if m not in done]
+            if not todo:
+                continue
+            # a reused model (frozen_of) is trained again when its own record exists but this row's does not
+            todo = [m for m in models if m in todo or any(get_competitor(t, "segment").reuses == m for t in todo)]
+            result = run_segmentation(ds, todo, [seed], out=out / "runs", **kw)
+            new = {(r["model"], r["seed"]) for r in result["records"]}
+            records = [r for r in records if (r["dataset"], r["model"], r["seed"]) not in
+                       {(ds, m, sd) for m, sd in new}] + result["records"]
+            result["records"], result["config"]["seeds"] = records, sorted({r["seed"] for r in records})
+            result["config"]["competitors"] = list(dict.fromkeys(r["model"] for r in records))
             result["config"]["datasets"] = a.datasets.split(",")
             verdicts = targets(records)
             save_records(result, out, "segmentation", command=command, verdicts=verdicts)
