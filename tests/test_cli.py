@@ -111,11 +111,17 @@ def test_canonicalize_a_trained_plain_model_then_train_with_a_canonicalizer_from
                      "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "mapped to the identity" in text and "canonicalized.pt" in text
+    assert "worst of the 24 octa rotations" in text and "already invariant" not in text  # a plain model
     model = torch.load(out / "canonicalized.pt", weights_only=False).eval()
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), model.model.state_dict().values()))
     x = torch.rand(3, 1, 8, 8, 8)
     with torch.no_grad():
         assert (model(torch.rot90(x, 1, (2, 3))) - model(x)).abs().max() < 1e-5
+    for i, path in enumerate([out / "canonicalized.pt", out / "checkpoints" / "last.ckpt"]):  # evaluate takes both
+        assert cli.main(["evaluate", str(path), "--rotations", "grid", "--max-items", "8", "--out",
+                         str(tmp_path / f"ev-canon{i}"), "--no-progress"]) == 0
+        accs = [r["accuracy"] for r in json.loads((tmp_path / f"ev-canon{i}" / "report.json").read_text())["rows"]]
+        assert len(accs) == 24 and max(accs) - min(accs) < 1e-9
     cfg = tmp_path / "c.yaml"
     cfg.write_text("arch: baseline\ncanonicalize: octa\ncanonicalizer_input_size: 8\n")
     joint = tmp_path / "joint"
@@ -318,3 +324,173 @@ def test_intensity_auto_and_group_auto_from_the_headers(tmp_path, capsys):
     assert cli.main(["evaluate", ck, "--out", str(tmp_path / "ev"), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "no random SO(3) rotations" in text and "so3:" not in text
+
+
+#--------------------------------------------------------------------------------- re-runs and the canonicalize journey
+def _tree_bytes(folder):
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+def test_rerun_into_the_same_out_is_refused_and_overwrite_gives_the_new_runs_last_ckpt(tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.npz"
+    np.savez(data, images=rng.random((12, 8, 8, 8)).astype(np.float32), labels=np.arange(12) % 2)
+    out = tmp_path / "run"
+    base = ["train", "--task", "classify", "--dataset", str(data), "--input-size", "8", "--channels", "2,2",
+            "--strides", "2", "--convs-per-level", "1", "--epochs", "1", "--batch-size", "4", "--accelerator", "cpu",
+            "--out", str(out), "--no-progress"]
+    assert cli.main(base) == 0
+    first = _tree_bytes(out)
+    capsys.readouterr()
+    assert cli.main(base + ["--seed", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # one line naming the folder and the options
+    assert str(out) in err[0] and "--overwrite" in err[0] and f"--resume {out}/checkpoints/last.ckpt" in err[0]
+    assert _tree_bytes(out) == first  # nothing touched
+    assert cli.main(base + ["--seed", "1", "--overwrite"]) == 0
+    last = out / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["hyper_parameters"]["config"]["seed"] == 1  # the new run's
+    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert len(names) == 2 and "last.ckpt" in names and not any("-v1" in n for n in names), names
+    assert sorted(p.name for p in (out / "logs").iterdir()) == ["version_0"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no earlier run left aside
+    # the same option from YAML, and its default shown in --help
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("overwrite: true\n")
+    assert cli.train_config_from_args(cli.build_parser().parse_args(["train", "--config", str(yaml_file)])).overwrite
+    assert not cli.train_config_from_args(cli.build_parser().parse_args(["train"])).overwrite
+    capsys.readouterr()
+    assert cli.main(["train", "--help"]) == 0
+    assert "default: off, such a folder is refused" in " ".join(capsys.readouterr().out.split())
+
+
+def _monai_unet_source(tmp_path, kind: str):
+    """A trained-looking MONAI UNet as a user has it: ``torch.save(model)`` (.pt) or a MONAI bundle folder (its
+    network_def in configs/inference.json, the weights' state dict in models/model.pt)."""
+    import torch
+    from monai.networks.nets import UNet
+
+    torch.manual_seed(0)
+    kwargs = dict(spatial_dims=3, in_channels=1, out_channels=2, channels=[4, 8], strides=[2], num_res_units=1)
+    unet = UNet(**kwargs)
+    if kind == "pt":
+        torch.save(unet, tmp_path / "unet.pt")
+        return tmp_path / "unet.pt"
+    root = tmp_path / "bundle"
+    (root / "configs").mkdir(parents=True)
+    (root / "models").mkdir()
+    (root / "configs" / "inference.json").write_text(json.dumps(
+        {"network_def": {"_target_": "monai.networks.nets.UNet", **kwargs}}))
+    torch.save(unet.state_dict(), root / "models" / "model.pt")
+    return root
+
+
+@pytest.mark.parametrize("kind", ["pt", "bundle"])
+def test_canonicalize_a_saved_monai_unet_then_evaluate_predict_and_check_its_outputs(kind, tmp_path, capsys):
+    """The journey: a MONAI UNet (.pt or bundle) -> `equivox canonicalize` -> `equivox evaluate` on canonicalized.pt
+    and on the run's last.ckpt (the same score under every cube rotation), `predict`, `check-equivariance`."""
+    import re
+
+    source = _monai_unet_source(tmp_path, kind)
+    imgs, labs = _pairs(tmp_path / "own", n=4)
+    out = tmp_path / "canon"
+    argv = ["canonicalize", str(source), "--task", "segment", "--image-dir", str(imgs), "--label-dir", str(labs),
+            "--num-classes", "2", "--patch-size", "8", "--patches-per-epoch", "2", "--val-crop", "8",
+            "--batch-size", "1", "--epochs", "1", "--canonicalizer-input-size", "8", "--canonicalizer-channels", "2,2",
+            "--out", str(out), "--no-progress"]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "preprocessing: spacing 1x1x1 mm (from the headers); intensity mri" in text
+    assert re.search(r"UNet as given, on the validation data: dice upright [\d.]+, worst of the 24 octa rotations",
+                     text), text
+    assert re.search(r"canonicalized, on the validation data: dice upright [\d.]+, worst of the 24 octa", text)
+    assert re.search(r"mapped to the identity: \d+/1 \(chance 1/24\)", text), text
+    assert "already" not in text  # a plain UNet is not invariant
+    outputs = [out / "canonicalized.pt", out / "checkpoints" / "last.ckpt"]
+    for i, path in enumerate(outputs):
+        ev = tmp_path / f"ev{i}"
+        assert cli.main(["evaluate", str(path), "--rotations", "grid", "--out", str(ev), "--no-progress"]) == 0
+        rep = json.loads((ev / "report.json").read_text())
+        dice = [r["dice"] for r in rep["rows"]]
+        assert len(dice) == 24 and max(dice) - min(dice) < 1e-9, dice  # the same score under every cube rotation
+        assert rep["equivariance_error"] < 1e-4
+    assert "Canonicalized (octa)" in capsys.readouterr().out
+    assert cli.main(["predict", str(outputs[0]), "--image-dir", str(imgs), "--out", str(tmp_path / "pred")]) == 0
+    assert len(list((tmp_path / "pred").glob("*_seg.nii.gz"))) == 4
+    for i, path in enumerate(outputs):
+        chk = tmp_path / f"chk{i}"
+        assert cli.main(["check-equivariance", "--checkpoint", str(path), "--size", "8", "--out", str(chk)]) == 0
+        errs = json.loads((chk / "equivariance_errors.json").read_text())["errors"]
+        assert len(errs) == 24 and max(e["relative"] for e in errs) < 1e-4
+    # a second canonicalize into the same folder is refused, nothing touched
+    before = _tree_bytes(out)
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    assert "already holds a run" in _error_line(capsys) and _tree_bytes(out) == before
+
+
+def test_canonicalize_says_when_the_model_is_already_invariant(tmp_path, capsys):
+    import re
+
+    import numpy as np
+
+    from equivox.training import TrainConfig, fit
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.npz"
+    np.savez(data, images=rng.random((12, 8, 8, 8)).astype(np.float32), labels=np.arange(12) % 2)
+    res = fit(TrainConfig(task="classify", dataset=str(data), input_size=8, channels=(2, 2), strides=(2,),
+                          convs_per_level=1, hidden_features=(8,), epochs=1, batch_size=4, progress=False,
+                          accelerator="cpu", out_dir=str(tmp_path / "octa"), extra={"model_summary": False}))
+    assert cli.main(["canonicalize", str(res.last_checkpoint), "--epochs", "1", "--canonicalizer-input-size", "8",
+                     "--canonicalizer-channels", "2,2", "--out", str(tmp_path / "canon"), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "InvariantClassifier is already invariant under the 24 octa rotations" in text
+    assert re.search(r"mapped to the identity: \d+/\d+ \(chance 1/24\)", text)
+
+
+def test_canonicalize_refuses_a_torchscript_model_before_writing_anything(tmp_path, capsys):
+    """A canonicalized model around a TorchScript module cannot be saved (was: a traceback after fitting)."""
+    import torch
+    from torch import nn
+
+    scripted = torch.jit.script(nn.Sequential(nn.Conv3d(1, 2, 3, padding=1), nn.AdaptiveAvgPool3d(1), nn.Flatten()))
+    torch.jit.save(scripted, tmp_path / "scripted.pt")
+    out = tmp_path / "canon"
+    assert cli.main(["canonicalize", str(tmp_path / "scripted.pt"), "--out", str(out), "--no-progress"]) == 2
+    assert "is a TorchScript model" in _error_line(capsys) and not out.exists()
+
+
+def test_evaluate_feeds_a_benchmark_style_checkpoint_the_grids_its_model_was_trained_on(tmp_path, capsys):
+    """The harness (and so the demo) trains `PooledInput` on stored grids while its config names the pooled size
+    (input_size): evaluate prepares the grids at the trained size, says so, and scores as the model was trained (was:
+    pooled twice, silently)."""
+    import numpy as np
+    import torch
+
+    from equivox.benchmark.run import PooledInput
+    from equivox.training import ArrayClassificationDataset, DataInfo, TrainConfig, classification_arrays, fit
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.npz"
+    np.savez(data, images=(rng.random((20, 8, 8, 8)) > 0.5).astype(np.float32), labels=np.arange(20) % 2)
+    cfg = TrainConfig(task="classify", dataset=str(data), input_size=4, epochs=1, batch_size=4, progress=False,
+                      accelerator="cpu", out_dir=str(tmp_path / "run"), extra={"model_summary": False})
+    stored = TrainConfig(task="classify", dataset=str(data), input_size=None)
+    x, y, names = classification_arrays(stored, "train")
+    xv, yv, _ = classification_arrays(stored, "val")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(2 * 4 ** 3, 2))
+    res = fit(cfg, model=PooledInput(net, factor=2), train_data=ArrayClassificationDataset(x, y),
+              val_data=ArrayClassificationDataset(xv, yv), info=DataInfo(1, 2, names, len(y), len(yv), (4, 4, 4)))
+    ev = tmp_path / "ev"
+    assert cli.main(["evaluate", str(res.last_checkpoint), "--split", "test", "--rotations", "identity", "--out",
+                     str(ev), "--no-progress"]) == 0
+    assert "trained on 8^3 inputs (its config's input_size is 4)" in capsys.readouterr().out
+    xt, yt, _ = classification_arrays(stored, "test")
+    with torch.no_grad():
+        want = float((res.model(xt).argmax(1).numpy() == yt).mean())
+    assert json.loads((ev / "report.json").read_text())["rows"][0]["accuracy"] == pytest.approx(want)

@@ -96,15 +96,16 @@ def test_own_folder_train_rerun_evaluate_elsewhere_and_predict(tmp_path, capsys,
     first = capsys.readouterr().out
     assert "intensity mri" in first and "spacing 1x1x1 mm (from the headers)" in first  # MRI-like: no CT window
     ck1 = _printed(first, "last checkpoint")
+    assert cli.main(base + ["--seed", "1"]) == 2  # a re-run into the same folder is refused ...
+    assert "already holds a run" in capsys.readouterr().err
     old_umask = os.umask(0o022)
     try:
-        assert cli.main(base + ["--seed", "1"]) == 0  # a re-run into the same folder
+        assert cli.main(base + ["--seed", "1", "--overwrite"]) == 0  # ... unless --overwrite
     finally:
         os.umask(old_umask)
     second = capsys.readouterr().out
     ck2 = _printed(second, "last checkpoint")
-    assert ck2 != ck1 and os.path.isfile(ck1) and os.path.isfile(ck2)  # the old file is kept, the new one printed
-    assert os.path.getmtime(ck2) >= os.path.getmtime(ck1)
+    assert ck2 == ck1 and os.path.isfile(ck2)  # last.ckpt: now the new run's
     assert torch.load(ck2, weights_only=False)["hyper_parameters"]["config"]["seed"] == 1
     assert stat.S_IMODE(os.stat(ck2).st_mode) == 0o644  # the user's umask, not 0600
     hp = torch.load(ck2, weights_only=False)["hyper_parameters"]

@@ -176,6 +176,10 @@ _TRAIN_FLAGS = [
 ]
 
 
+_OVERWRITE_HELP = ("start afresh when the output folder already holds a run: remove its checkpoints/*.ckpt and "
+                   "logs/version_* first (YAML overwrite: true; default: off, such a folder is refused)")
+
+
 def _add_train_flags(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
     for flag, dest, typ, help_ in _TRAIN_FLAGS:
         if dest not in skip:
@@ -190,6 +194,10 @@ def _add_train_flags(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> No
                        help="fail on the first unusable file of a mesh folder instead of skipping it with a warning")
 
 
+_CHECKPOINT_HELP = ("checkpoint from 'equivox train' or 'equivox canonicalize' (its .ckpt files or canonicalized.pt; "
+                    "the demo's and benchmark's run checkpoints too)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``equivox`` argument parser (sub-commands: train, evaluate, demo, check-equivariance, data)."""
     parser = argparse.ArgumentParser(prog="equivox", description="Rotation-equivariant 3D CNNs: train, evaluate "
@@ -201,14 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model (equivariant or baseline) on bundled or own data",
                        description="Train with PyTorch Lightning: checkpoints (best + last.ckpt), CSV metrics.")
     p.add_argument("--config", help="YAML file of TrainConfig keys (flags override it)")
-    p.add_argument("--out", dest="out_dir", default=None, help="output folder (default outputs/train)")
+    p.add_argument("--out", dest="out_dir", default=None, help="output folder (default outputs/train); a folder "
+                   "that already holds a run is refused unless --overwrite or --resume")
+    p.add_argument("--overwrite", dest="overwrite", action="store_const", const=True, default=None,
+                   help=_OVERWRITE_HELP)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_train_flags(p)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint under rotations (table, JSON, CSV, plots)",
                        description="Score a checkpoint written by 'equivox train' upright, under the grid rotations "
                                    "and under random SO(3) rotations.")
-    p.add_argument("checkpoint", help="checkpoint file (.ckpt) from 'equivox train'")
+    p.add_argument("checkpoint", help=_CHECKPOINT_HELP)
     p.add_argument("--dataset", default=None, help="dataset (default: the one the checkpoint was trained on)")
     p.add_argument("--image-dir", dest="image_dir", default=None,
                    help="segmentation: score every image of this folder (with --label-dir; same names), prepared "
@@ -235,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "sliding-window inference, one NIfTI mask <name>_seg.nii.gz per image with the "
                                    "input's affine and voxel grid (--probabilities: <name>_prob.nii.gz). "
                                    "Classification: predictions.csv with the class and every class probability.")
-    p.add_argument("checkpoint", help="checkpoint file (.ckpt) from 'equivox train'")
+    p.add_argument("checkpoint", help=_CHECKPOINT_HELP)
     p.add_argument("files", nargs="*", help="input files (images / volumes)")
     p.add_argument("--image-dir", dest="image_dir", default=None, help="folder of input images")
     p.add_argument("--out", required=True, help="output folder (inputs are never replaced)")
@@ -265,21 +276,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_flags(p, skip=("task", "dataset", "image_dir", "label_dir", "arch", "resume", "num_classes", "model"))
 
     p = sub.add_parser("canonicalize", help="fit a canonicalizer for a trained model, leaving its weights untouched",
-                       description="Put a trained model (equivox checkpoint, MONAI bundle folder, pickled or "
-                                   "TorchScript .pt) behind an exactly equivariant canonicalizer and fit only the "
+                       description="Put a trained model (equivox checkpoint, MONAI bundle folder, a .pt of "
+                                   "torch.save(model)) behind an exactly equivariant canonicalizer and fit only the "
                                    "canonicalizer on upright training data: the result is exactly invariant "
-                                   "(classify) or equivariant (segment) under the group's grid rotations. Data flags "
-                                   "as 'equivox train' (an equivox checkpoint brings its own).")
-    p.add_argument("model", help="trained model: .ckpt from 'equivox train', a MONAI bundle folder, or a .pt file")
+                                   "(classify) or equivariant (segment) under the group's grid rotations. Prints the "
+                                   "preprocessing, upright and worst-rotation scores on the validation data before "
+                                   "and after, and the identity rate; writes canonicalized.pt and checkpoints, which "
+                                   "evaluate, predict and check-equivariance take. Data flags as 'equivox train' (an "
+                                   "equivox checkpoint brings its own).")
+    p.add_argument("model", help="trained model: .ckpt from 'equivox train', a MONAI bundle folder, or a .pt file "
+                                 "(torch.save(model))")
     p.add_argument("--config", help="YAML file of TrainConfig keys (flags override it)")
-    p.add_argument("--out", dest="out_dir", default=None, help="output folder (default outputs/canonicalize)")
+    p.add_argument("--out", dest="out_dir", default=None, help="output folder (default outputs/canonicalize); a "
+                   "folder that already holds a run is refused unless --overwrite")
+    p.add_argument("--overwrite", dest="overwrite", action="store_const", const=True, default=None,
+                   help=_OVERWRITE_HELP + "; canonicalized.pt too")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_train_flags(p, skip=("arch", "resume", "group", "channels", "strides", "convs_per_level", "model"))
 
     p = sub.add_parser("check-equivariance", help="measure a model's equivariance error per group element",
                        description="Build a model (or load a checkpoint), feed a random cube and its rotations, print "
                                    "the per-element relative error table and save a bar plot.")
-    p.add_argument("--checkpoint", default=None, help="checkpoint from 'equivox train' (else a fresh model)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint from 'equivox train' or 'equivox canonicalize' "
+                   "(.ckpt or canonicalized.pt), or any model file 'equivox canonicalize' reads (else a fresh model)")
     p.add_argument("--model", default="unet", choices=["unet", "classifier"], help="fresh model kind")
     p.add_argument("--group", default="octa", help="group of the fresh model, field options allowed (e.g. "
                                                     "'so3_irreps(filter_lmax=3)')")
@@ -353,6 +372,8 @@ def train_config_from_args(args: argparse.Namespace, base: Optional[Dict[str, An
         d["model"] = model
     if getattr(args, "strict", None):
         d["strict"] = True
+    if getattr(args, "overwrite", None):
+        d["overwrite"] = True
     if getattr(args, "out_dir", None) is not None:
         d["out_dir"] = args.out_dir
     if getattr(args, "no_progress", False):
@@ -364,11 +385,15 @@ def _cmd_train(args) -> int:
     from .baselines import count_parameters
     from .training import fit
     from .training.data import resolve_data_settings
-    from .training.fit import check_model_args, created_output_folder
+    from .training.fit import (check_model_args, created_output_folder, existing_run, existing_run_message,
+                               is_rank_zero)
 
     cfg = train_config_from_args(args)
     cfg.validate_dataset()  # unknown dataset name or wrong task: fail before anything is written
     check_model_args(cfg)
+    found = existing_run(cfg.out_dir) if cfg.resume is None and not cfg.overwrite and is_rank_zero() else []
+    if found:  # a re-run would mix two runs (or silently score the old one): refuse, touching nothing
+        raise CLIError(existing_run_message(cfg.out_dir, found))
     try:
         with created_output_folder(cfg.out_dir):  # a failed run leaves no empty folder behind
             cfg, notes = resolve_data_settings(cfg)
@@ -389,35 +414,127 @@ def _cmd_train(args) -> int:
 
 
 # ============================================================================================ canonicalize
+def _val_items(val) -> list:
+    return [val[i] for i in range(len(val))]
+
+
+def _rotation_report(model, items, cfg, num_classes: int, rots, name: str, progress: bool):
+    """``model``'s scores on the validation ``items`` under ``rots``, its equivariance error measured too."""
+    from .evaluation import evaluate_classification, evaluate_segmentation
+
+    if cfg.task == "classify":
+        return evaluate_classification(model, items, rots, batch_size=max(cfg.batch_size, 32), num_classes=num_classes,
+                                       progress=progress, name=name, check_equivariance=True)
+    return evaluate_segmentation(model, items, rots, num_classes=num_classes, progress=progress, name=name,
+                                 check_equivariance=True)
+
+
+def _upright_and_worst(rep, group: str) -> str:
+    """``accuracy upright 0.812, worst of the 24 octa rotations 0.406 (grid:[h,-d,w])``."""
+    summary = rep.summary()
+    grid = [r for r in rep.rows if r["kind"] == "grid" and r.get(rep.metric) is not None]
+    up = summary["upright"]
+    text = f"{rep.metric} upright {'-' if up is None else f'{up:.3f}'}"
+    if grid:
+        worst = min(grid, key=lambda r: r[rep.metric])
+        text += f", worst of the {len(grid)} {group} rotations {worst[rep.metric]:.3f} ({worst['rotation']})"
+    return text
+
+
+def _identity_count(model, items) -> tuple:
+    """``(k, n)``: how many of the ``n`` upright validation items the canonicalizer maps to the identity."""
+    import torch
+
+    k = n = 0
+    with torch.no_grad():
+        for item in items:
+            x = item["image"] if isinstance(item, dict) else item[0]
+            x = (x.as_tensor() if hasattr(x, "as_tensor") else torch.as_tensor(x))[None].float()
+            k += int((model.choices(x) == model.identity_index).sum())
+            n += len(x)
+    return k, n
+
+
+def _preprocessing(cfg, notes: List[str], info, from_checkpoint: bool) -> str:
+    """The data preparation a canonicalize run applied, as one phrase."""
+    parts = list(notes)
+    if cfg.task == "classify":
+        if not any(n.startswith("input ") for n in notes):
+            parts.append(f"grids to {cfg.input_size}^3 (resize {cfg.resize})" if cfg.input_size else "grids as stored")
+        scale = (info.extra or {}).get("intensity_scale")
+        if scale not in (None, 1, 1.0):
+            parts.append(f"intensities x{scale:g}")
+    else:
+        if cfg.downsample > 1:
+            parts.append(f"volumes shrunk x{cfg.downsample}")
+        parts.append(f"validation on centre {cfg.val_crop}^3 crops" if cfg.val_crop else "validation on whole volumes")
+    if info.spatial_size:
+        parts.append("model input " + "x".join(str(int(v)) for v in info.spatial_size))
+    return "; ".join(parts) + (" (the settings stored with the model)" if from_checkpoint else "")
+
+
 def _cmd_canonicalize(args) -> int:
     import torch
 
-    from .training import fit_canonicalizer, load_model
-    from .training.fit import check_output_folder
+    from .evaluation import rotation_set
+    from .training import build_datasets, fit_canonicalizer, load_model
+    from .training.data import resolve_data_settings
+    from .training.fit import created_output_folder, existing_run, existing_run_message, is_rank_zero
 
     model, hp = load_model(args.model)
-    base = {k: v for k, v in dict((hp or {}).get("config") or {}).items() if k != "resume"}
+    if isinstance(model, torch.jit.ScriptModule) or any(isinstance(m, torch.jit.ScriptModule) for m in model.modules()):
+        raise CLIError(f"{args.model} is a TorchScript model: a canonicalized model around it cannot be saved "
+                       "(TorchScript modules do not pickle); give the model saved with torch.save(model) or its MONAI "
+                       "bundle folder (in Python, equivox.training.fit_canonicalizer takes it)")
+    base = {k: v for k, v in dict((hp or {}).get("config") or {}).items() if k not in ("resume", "overwrite")}
     base.update(out_dir="outputs/canonicalize", epochs=10)
     base["canonicalize"] = base.get("canonicalize") or "octa"
     cfg = train_config_from_args(args, base)
     if not cfg.canonicalize:
         raise CLIError("--canonicalize none: give the group to canonicalize over (e.g. octa)")
     cfg.validate_dataset()
+    out = Path(cfg.out_dir)
+    saved = out / "canonicalized.pt"
+    found = (existing_run(out) + ([saved] if saved.is_file() else [])) if is_rank_zero() else []
+    if found and not cfg.overwrite:  # nothing is touched
+        raise CLIError(existing_run_message(out, found, resume=False))
+    name = type(model).__name__
     try:
-        out = check_output_folder(cfg.out_dir)
+        with created_output_folder(out):  # a failed run leaves nothing behind
+            cfg, notes = resolve_data_settings(cfg)
+            train, val, info = build_datasets(cfg)
+            where = cfg.image_dir or cfg.dataset
+            _say(f"equivox canonicalize: {args.model} ({name}, frozen) behind a canonicalizer over {cfg.canonicalize} "
+                 f"({cfg.canonical_mode} mode), fitted on {where} ({cfg.task}, {len(train)} training / {len(val)} "
+                 f"validation items) for {cfg.epochs} epoch{'s' if cfg.epochs > 1 else ''} -> {out}")
+            _say(f"  preprocessing: {_preprocessing(cfg, notes, info, hp is not None)}")
+            rots = rotation_set("grid", group=cfg.canonicalize)
+            items = _val_items(val)
+            progress = not args.no_progress
+            before = _rotation_report(model, items, cfg, info.num_classes, rots, name, progress)
+            _say(f"  {name} as given, on the validation data: {_upright_and_worst(before, cfg.canonicalize)}")
+            err = before.equivariance_error
+            if err is not None and err < 1e-4:
+                kind = "invariant" if cfg.task == "classify" else "equivariant"
+                _say(f"  note: {name} is already {kind} under the {len(rots)} {cfg.canonicalize} rotations (relative "
+                     f"error {err:.1e}): a canonicalizer cannot improve its worst-rotation score; fitting one anyway")
+            res = fit_canonicalizer(model, cfg, train, val, info)
+            after = _rotation_report(res.model, items, cfg, info.num_classes, rots, "canonicalized " + name,
+                                     progress)
+            k, n = _identity_count(res.model, items)
+            res.model.equivox_hparams = dict(res.module.hparams)  # evaluate / predict read the data settings
+            if is_rank_zero():
+                torch.save(res.model, saved)
     except OSError as err:
+        if isinstance(err, FileNotFoundError):
+            raise
         raise CLIError(str(err)) from None
-    _say(f"equivox canonicalize: {args.model} ({type(model).__name__}, frozen) behind a {cfg.canonicalize} "
-         f"canonicalizer ({cfg.canonical_mode} mode), fitted on {cfg.dataset if not cfg.image_dir else cfg.image_dir} "
-         f"({cfg.task}) for {cfg.epochs} epochs -> {out}")
-    res = fit_canonicalizer(model, cfg)
-    path = out / "canonicalized.pt"
-    torch.save(res.model, path)
-    rate = res.metrics.get("val_identity_rate")
-    _say(f"fitted in {res.seconds:.1f} s; upright validation items mapped to the identity: "
-         f"{'-' if rate is None else f'{rate:.0%}'} (chance {1 / res.model.n_elements:.0%}); model weights unchanged")
-    _say(f"canonicalized model: {path} (torch.load(path, weights_only=False))"
-         + (f"\ncheckpoint (equivox evaluate): {res.best_checkpoint}" if hasattr(res.model, "equivox_spec") else ""))
+    _say(f"fitted in {res.seconds:.1f} s; model weights unchanged")
+    _say(f"  canonicalized, on the validation data: {_upright_and_worst(after, cfg.canonicalize)}")
+    _say(f"  upright validation items mapped to the identity: {k}/{n} (chance 1/{res.model.n_elements})")
+    _say(f"canonicalized model: {saved} (equivox evaluate / predict / check-equivariance; in Python "
+         f"torch.load(path, weights_only=False))")
+    _say(f"checkpoints: {res.best_checkpoint}\n  {res.last_checkpoint}")
     return 0
 
 
@@ -426,11 +543,45 @@ def _save_report(report, out: Path, stem: str) -> List[Path]:
     return [report.to_json(out / f"{stem}.json"), report.to_csv(out / f"{stem}.csv")]
 
 
+def _load_trained(path, need_settings: bool = True):
+    """``(model, hparams)`` from anything equivox writes: a checkpoint (``.ckpt``) of ``train``, ``canonicalize``,
+    the demo or the benchmark, or ``canonicalized.pt``; with ``need_settings=False`` also any model
+    :func:`equivox.training.load_model` reads (hparams ``None``)."""
+    from .training import load_model
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    model, hp = load_model(path)
+    if hp is None and need_settings:
+        raise CLIError(f"{path} holds a model without equivox training settings (task, data, classes); give a "
+                       "checkpoint from 'equivox train' or 'equivox canonicalize' (its .ckpt files or "
+                       "canonicalized.pt)")
+    return model, hp
+
+
+def _as_trained(hp: Dict[str, Any]):
+    """``(hparams, note or None)``: a classification checkpoint whose model was trained on inputs of another size
+    than its config's ``input_size`` (the benchmark and demo feed the stored grids and pool inside the model; their
+    configs name the pooled size) gets the size it was trained on, so evaluate and predict feed what it takes."""
+    cfg = dict(hp.get("config") or {})
+    shape = (hp.get("data_info") or {}).get("input_shape")
+    if cfg.get("task") != "classify" or not shape or len(set(shape)) != 1 or cfg.get("input_size") is None \
+            or cfg.get("input_size") == shape[0]:
+        return hp, None
+    note = (f"the model was trained on {shape[0]}^3 inputs (its config's input_size is {cfg['input_size']}): grids "
+            f"are prepared at {shape[0]}^3")
+    return {**hp, "config": {**cfg, "input_size": int(shape[0])}}, note
+
+
 def model_label(hp: Dict[str, Any], model) -> str:
     """A model's name for tables and legends: its class and group (e.g. ``EquivariantUNet (octa)``), not the
     checkpoint file's stem."""
+    from .training.modules import PICKLED_MODEL
+
     spec = (hp or {}).get("model_spec") or {}
     cls = spec.get("cls") or type(model).__name__
+    if cls == PICKLED_MODEL:
+        cls = type(model).__name__
     group = getattr(model, "group", None) or (spec.get("kwargs") or {}).get("group")
     return f"{cls} ({group})" if group else str(cls)
 
@@ -462,20 +613,21 @@ def _cmd_evaluate(args) -> int:
     from .data import DataError, folder_pair_items
     from .evaluation import (compare_reports, evaluate_classification, evaluate_segmentation, plot_rotation_scores,
                              rotation_set)
-    from .training import TrainConfig, build_datasets, classification_arrays, load_checkpoint, subsample_indices
+    from .training import TrainConfig, build_datasets, classification_arrays, subsample_indices
     from .training.data import segmentation_eval_dataset
 
     if args.crop is not None and not args.image_dir:
         raise CLIError("--crop is for scoring a labelled folder (--image-dir / --label-dir); the training data is "
                        "scored as the run validated it (its val_crop)")
-    model, hp = load_checkpoint(args.checkpoint)
+    model, hp = _load_trained(args.checkpoint)
+    hp, size_note = _as_trained(hp)
     cfg_d = dict(hp.get("config") or {})
     data_info = dict(hp.get("data_info") or {})
     if (args.image_dir is None) != (args.label_dir is None):
         raise CLIError("give both --image-dir and --label-dir (a labelled folder pair to score)")
     if args.dataset is not None:
         cfg_d.update(dataset=args.dataset, image_dir=None, label_dir=None)
-    cfg = TrainConfig.from_dict({**cfg_d, "resume": None})
+    cfg = TrainConfig.from_dict({**cfg_d, "resume": None, "overwrite": False})
     group = args.group or (getattr(model, "group", None) if getattr(model, "group", "trivial") != "trivial" else None) \
         or "octa"
     spacing = cfg.spacing or data_info.get("spacing") if cfg.task == "segment" else None
@@ -522,8 +674,9 @@ def _cmd_evaluate(args) -> int:
         seg_items = [val[i] for i in range(min(len(val), args.max_items or len(val)))]
         items_desc = f"{len(seg_items)} volumes"
     _say(f"equivox evaluate: {name} from {args.checkpoint} on {where} ({items_desc}), {len(rots)} rotations")
-    if note:
-        _say(f"  {note}")
+    for line in (size_note, note):
+        if line:
+            _say(f"  {line}")
     if cfg.task == "classify":
         rep = evaluate_classification(model, (x[idx], torch.as_tensor(y[idx])), rots, batch_size=args.batch_size,
                                       num_classes=hp["num_classes"], progress=not args.no_progress, name=name,
@@ -544,9 +697,11 @@ def _cmd_evaluate(args) -> int:
 # ============================================================================================ predict
 def _cmd_predict(args) -> int:
     from .prediction import input_files, predict_classification, predict_segmentation
-    from .training import load_checkpoint
 
-    model, hp = load_checkpoint(args.checkpoint)
+    model, hp = _load_trained(args.checkpoint)
+    hp, size_note = _as_trained(hp)
+    if size_note:
+        _say(f"  {size_note}")
     cfg = dict(hp.get("config") or {})
     task = cfg.get("task", "segment")
     paths = input_files(args.image_dir, args.files, task)
@@ -586,9 +741,7 @@ def _cmd_check(args) -> int:
     from .testing import equivariance_errors, format_error_table
 
     if args.checkpoint:
-        from .training import load_checkpoint
-
-        model, hp = load_checkpoint(args.checkpoint)
+        model, hp = _load_trained(args.checkpoint, need_settings=False)
         label = model_label(hp, model)
     else:
         from .groups import group_name_error

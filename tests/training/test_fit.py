@@ -3,6 +3,7 @@ MONAI U-Net architecture trains and evaluates from the CLI."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from equivox import cli
 from equivox.training import TrainConfig, fit, load_checkpoint
@@ -122,3 +124,88 @@ def test_monai_unet_arch_trains_and_evaluates_from_the_cli(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "UNet" in text or "dice" in text
     assert any(ev.glob("*.json"))
+
+
+# ----------------------------------------------------------------------------------------- re-runs, failures, any model
+class _Boom(nn.Module):
+    """Fails in its first forward pass (a failure during training)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(1, 2)
+
+    def forward(self, x):
+        raise RuntimeError("boom")
+
+
+def _tree(folder: Path):
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+def _npz_cfg(tmp_path: Path, out: Path, **kw) -> TrainConfig:
+    data = tmp_path / "d.npz"
+    if not data.is_file():
+        rng = np.random.default_rng(0)
+        _npz(data, images=rng.random((12, 8, 8, 8)).astype(np.float32), labels=np.arange(12) % 2)
+    return TrainConfig(**{**TINY_CLS, "dataset": str(data), "input_size": None, "extra": {"model_summary": False},
+                          **kw}, out_dir=str(out))
+
+
+def test_a_failed_run_leaves_nothing_behind_and_puts_an_earlier_run_back(tmp_path):
+    new = tmp_path / "new" / "a" / "run"
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(_npz_cfg(tmp_path, new), model=_Boom())
+    assert not (tmp_path / "new").exists()  # no logs/version_0/hparams.yaml, no empty folders
+    run = tmp_path / "run"
+    fit(_npz_cfg(tmp_path, run))
+    before = _tree(run)
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(_npz_cfg(tmp_path, run, overwrite=True), model=_Boom())
+    assert _tree(run) == before  # the replacing run failed before its first checkpoint: the earlier run is back
+
+
+def test_a_python_rerun_replaces_the_earlier_run_and_last_ckpt_is_the_newest(tmp_path, recwarn):
+    run = tmp_path / "run"
+    fit(_npz_cfg(tmp_path, run))
+    with pytest.warns(UserWarning, match="holds an earlier run"):
+        res = fit(_npz_cfg(tmp_path, run, seed=1))
+    assert res.last_checkpoint == run / "checkpoints" / "last.ckpt"
+    assert torch.load(res.last_checkpoint, weights_only=False)["hyper_parameters"]["config"]["seed"] == 1
+    assert len(list((run / "checkpoints").iterdir())) == 2 and [p.name for p in (run / "logs").iterdir()] == [
+        "version_0"]
+    recwarn.clear()
+    fit(_npz_cfg(tmp_path, run, seed=2, overwrite=True))  # deliberate: no warning
+    assert not [w for w in recwarn if "earlier run" in str(w.message)]
+    with pytest.raises(ValueError, match="overwrite and resume"):
+        _npz_cfg(tmp_path, run, overwrite=True, resume=str(res.last_checkpoint))
+
+
+def _plain_classifier():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv3d(1, 2, 3, padding=1), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(2, 2))
+
+
+def _pooled_equivariant():  # the benchmark's wrapper around a directly built equivox network (demo checkpoints)
+    from equivox.benchmark.run import PooledInput
+    from equivox.nets import InvariantClassifier
+
+    torch.manual_seed(0)
+    return PooledInput(InvariantClassifier(3, 1, 2, channels=(2, 2), strides=(2,), convs_per_level=1,
+                                           hidden_features=(8,)), factor=1)
+
+
+@pytest.mark.parametrize("make", [_plain_classifier, _pooled_equivariant], ids=["sequential", "pooled_input"])
+def test_evaluate_loads_a_checkpoint_written_by_fit_with_any_model(make, tmp_path, capsys):
+    res = fit(_npz_cfg(tmp_path, tmp_path / "run"), model=make())
+    model, hp = load_checkpoint(res.last_checkpoint)
+    assert hp["model_spec"]["cls"] == "pickled" and type(model) is type(res.model)
+    x = torch.rand(2, 1, 8, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(model(x), res.model(x))  # one epoch: best == last
+    ev = tmp_path / "ev"
+    assert cli.main(["evaluate", str(res.last_checkpoint), "--rotations", "grid", "--out", str(ev),
+                     "--no-progress"]) == 0
+    assert f"{type(model).__name__} " in capsys.readouterr().out
+    assert len(json.loads((ev / "report.json").read_text())["rows"]) == 24
+    assert cli.main(["check-equivariance", "--checkpoint", str(res.last_checkpoint), "--size", "8", "--out",
+                     str(tmp_path / "chk")]) == 0

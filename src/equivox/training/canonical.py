@@ -19,11 +19,14 @@ __all__ = ["fit_canonicalizer", "load_model"]
 
 
 def load_model(path) -> Tuple[nn.Module, Optional[Dict[str, Any]]]:
-    """A trained model from ``path`` and, for an equivox checkpoint, its hyper-parameters (else ``None``).
+    """A trained model from ``path`` and, for an equivox checkpoint or a model saved with its training settings,
+    its hyper-parameters (else ``None``).
 
-    ``path`` is an equivox checkpoint (``.ckpt`` from ``equivox train``), a MONAI bundle folder (its
-    ``configs/inference.json`` or ``.yaml`` ``network_def`` with the weights of ``models/model.pt``), a TorchScript
-    file, or a ``.pt`` / ``.pth`` holding a whole pickled ``nn.Module`` (``torch.save(model, path)``).
+    ``path`` is an equivox checkpoint (``.ckpt`` from ``equivox train`` / ``canonicalize``, any file name), a MONAI
+    bundle folder (its ``configs/inference.json`` or ``.yaml`` ``network_def`` with the weights of
+    ``models/model.pt``), a TorchScript file, or a ``.pt`` / ``.pth`` holding a whole pickled ``nn.Module``
+    (``torch.save(model, path)``; ``canonicalized.pt`` from ``equivox canonicalize`` carries its settings as
+    ``model.equivox_hparams``).
 
     Raises:
         FileNotFoundError / ValueError: one line naming the file and what is wrong (e.g. a bare state_dict,
@@ -46,10 +49,15 @@ def load_model(path) -> Tuple[nn.Module, Optional[Dict[str, Any]]]:
         obj = torch.load(p, map_location="cpu", weights_only=False)
     except Exception as err:
         raise ValueError(f"cannot read model file {p}: {type(err).__name__}: {err}".splitlines()[0]) from None
+    if isinstance(obj, dict) and "state_dict" in obj and "hyper_parameters" in obj:  # a checkpoint by another name
+        from .fit import load_checkpoint
+
+        return load_checkpoint(p)
     if not isinstance(obj, nn.Module):
         raise ValueError(f"model file {p} holds a {type(obj).__name__}, not a model; save the whole model "
                          "(torch.save(model, path)), a TorchScript model, or pass the MONAI bundle folder")
-    return obj.eval(), None
+    hp = getattr(obj, "equivox_hparams", None)
+    return obj.eval(), (dict(hp) if hp else None)
 
 
 def _load_bundle(folder: Path) -> nn.Module:
@@ -92,10 +100,11 @@ def fit_canonicalizer(model: nn.Module, cfg, train_data=None, val_data=None, inf
         cfg = TrainConfig.from_dict({**hp["config"], "canonicalize": "octa", "epochs": 10, "out_dir": "out/canon"})
         result = fit_canonicalizer(model, cfg)
     """
-    from .data import build_datasets
+    from .data import build_datasets, resolve_data_settings
     from .fit import canonicalize_from_config, fit
 
     if train_data is None or val_data is None or info is None:
+        cfg, _ = resolve_data_settings(cfg)  # stored with the checkpoints: evaluate / predict prepare data alike
         train_data, val_data, info = build_datasets(cfg)
     wrapper = canonicalize_from_config(model, cfg, info.in_channels, freeze_model=True)
     return fit(cfg, model=wrapper, train_data=train_data, val_data=val_data, info=info)

@@ -91,6 +91,14 @@ class TrainConfig:
         accelerator (``"auto"``, ``"cpu"``, ``"gpu"``), precision (``None`` -> ``"16-mixed"`` with CUDA, else
         ``"32-true"``), out_dir, resume (checkpoint path: continues epochs and global step), progress,
         deterministic, extra (engine details: only ``model_summary``; model options go in ``model``).
+        overwrite: start afresh in an ``out_dir`` that already holds a run: its ``checkpoints/*.ckpt`` and
+            ``logs/version_*`` are replaced by the new run's (other files stay; a run that fails before its first
+            checkpoint puts them back). ``False`` (default): ``equivox
+            train`` / ``equivox canonicalize`` refuse such a folder with one line (``--overwrite``, ``--resume`` or
+            another ``--out``); :func:`~equivox.training.fit` called from Python (scripts, notebooks, the benchmark
+            harness re-running into its folders) replaces the earlier run with a one-line warning naming it. Either
+            way ``checkpoints/last.ckpt`` is always the newest run's. Not with ``resume`` (a resumed run continues
+            in its folder; giving both is an error).
     """
 
     task: str = "classify"
@@ -144,6 +152,7 @@ class TrainConfig:
     precision: Optional[str] = None
     out_dir: str = "outputs/train"
     resume: Optional[str] = None
+    overwrite: bool = False
     progress: bool = True
     deterministic: bool = False
     extra: Dict[str, Any] = field(default_factory=dict)
@@ -188,6 +197,11 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
+        if not isinstance(self.overwrite, bool):
+            raise ValueError(f"overwrite must be true or false, got {self.overwrite!r}")
+        if self.overwrite and self.resume is not None:
+            raise ValueError("overwrite and resume exclude each other: resume continues the run in out_dir, overwrite "
+                             "removes it first; give one")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         for name in ("channels", "strides", "hidden_features", "canonicalizer_channels"):

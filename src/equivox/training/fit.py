@@ -7,7 +7,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -15,10 +15,13 @@ from torch import nn
 from ..baselines import build_from_spec, count_parameters, matched_baseline, matched_monai_unet, upgrade_spec
 from .config import ARCH_CHOICES, TrainConfig
 from .data import DataInfo, build_datasets, resolve_data_settings
-from .modules import ClassificationModule, SegmentationModule
+from .modules import (PICKLED_MODEL, SKELETON_KEY, ClassificationModule, SegmentationModule, model_from_skeleton,
+                      model_skeleton, pickled_spec)
 
-__all__ = ["FitResult", "build_model", "check_model_args", "model_class_name", "spec_of", "warn_if_wide", "canonicalize_from_config", "fit", "make_trainer", "load_checkpoint",
-           "default_precision", "atomic_checkpoint_io", "check_output_folder", "seed_worker"]
+__all__ = ["FitResult", "build_model", "check_model_args", "model_class_name", "spec_of", "warn_if_wide",
+           "canonicalize_from_config", "fit", "make_trainer", "load_checkpoint", "default_precision",
+           "atomic_checkpoint_io", "check_output_folder", "created_output_folder", "existing_run",
+           "existing_run_message", "set_run_aside", "is_rank_zero", "seed_worker"]
 
 
 def default_precision() -> str:
@@ -123,7 +126,7 @@ def spec_of(model: nn.Module) -> Optional[Dict[str, Any]]:
     """The ``{"cls", "kwargs"}`` spec that rebuilds ``model``: ``model.equivox_spec`` when it was built from a spec,
     else the constructor arguments an equivox network records when constructed directly (e.g.
     ``EquivariantUNet(..., class_swaps=[(1, 2)])`` passed to :func:`fit`), under its registered name. ``None`` for
-    other modules (their checkpoints hold weights only)."""
+    other modules (:func:`fit` then stores their pickled architecture, ``model_spec["cls"] == "pickled"``)."""
     spec = getattr(model, "equivox_spec", None)
     if spec is not None:
         return spec
@@ -196,6 +199,69 @@ def check_output_folder(path) -> Path:
         raise cls(f"output folder {out} is not writable ({err.strerror or type(err).__name__}); choose another "
                   f"with --out / out_dir") from None
     return out
+
+
+def is_rank_zero() -> bool:
+    """Whether this process owns the output folder: not a DDP worker that Lightning or torchrun started (``RANK``,
+    ``LOCAL_RANK``, ``NODE_RANK``, ``SLURM_PROCID`` non-zero). Only it refuses, replaces or cleans up a folder."""
+    return all(int(os.environ.get(v, "0") or 0) == 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
+def existing_run(out_dir) -> List[Path]:
+    """The files and folders of an earlier run in ``out_dir``: ``checkpoints/*.ckpt`` and ``logs/version_*``
+    (empty when there is none)."""
+    out = Path(out_dir)
+    found: List[Path] = []
+    if (out / "checkpoints").is_dir():
+        found += sorted(p for p in (out / "checkpoints").iterdir() if p.suffix == ".ckpt")
+    if (out / "logs").is_dir():
+        found += sorted(p for p in (out / "logs").iterdir() if p.is_dir() and p.name.startswith("version_"))
+    return found
+
+
+def existing_run_message(out_dir, found: List[Path], resume: bool = True) -> str:
+    """One line: ``out_dir`` holds a run (naming a few of its files) and the options (``--overwrite``, ``--resume``
+    when the folder has a ``last.ckpt`` and ``resume`` is offered, another ``--out``)."""
+    out = Path(out_dir)
+    names = ", ".join(str(p.relative_to(out)) for p in found[:3]) + (", ..." if len(found) > 3 else "")
+    last = out / "checkpoints" / "last.ckpt"
+    cont = f", --resume {last} to continue it" if resume and last.is_file() else ""
+    return f"output folder {out} already holds a run ({names}); give --overwrite to replace it{cont}, or another --out"
+
+
+#: prefix of the hidden folder an earlier run waits in while a new run replaces it (see :func:`set_run_aside`)
+ASIDE_PREFIX = ".equivox-earlier-run-"
+
+
+def set_run_aside(out_dir, found: List[Path]) -> Path:
+    """Move an earlier run's files (:func:`existing_run`) into a new hidden folder ``out_dir/.equivox-earlier-run-*``
+    (renames on the same disk): the new run writes fresh ``last.ckpt`` and ``logs/version_0``. Delete the folder when
+    the new run has saved a checkpoint; :func:`created_output_folder` moves the files back when it fails before."""
+    import tempfile
+
+    out = Path(out_dir)
+    aside = Path(tempfile.mkdtemp(prefix=ASIDE_PREFIX, dir=out))
+    for q in found:
+        target = aside / q.relative_to(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(q, target)
+    return aside
+
+
+def _restore_aside(out: Path, aside: Path) -> None:
+    """Move the files :func:`set_run_aside` put in ``aside`` back to their places in ``out``; remove ``aside``."""
+    import shutil
+
+    for sub in sorted(aside.iterdir()):
+        for q in sorted(sub.iterdir()):
+            (out / sub.name).mkdir(exist_ok=True)
+            target = out / sub.name / q.name
+            if target.is_dir():  # the failed run's own files of that name (its logs/version_0)
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            os.replace(q, target)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 _CHECKPOINT_IO = None
@@ -315,8 +381,9 @@ def make_trainer(cfg: TrainConfig, out_dir: Path, monitor: str, mode: str):
         isinstance(cfg.devices, (list, tuple)) and len(cfg.devices) > 1)
     if strategy == "auto" and multi:
         strategy = "ddp"
+    # no versioned names (last-v1.ckpt): last.ckpt is always the newest run's (fit removes an earlier run first)
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best-{epoch:02d}-{step}", monitor=monitor,
-                           mode=mode, save_last=True, save_top_k=1)
+                           mode=mode, save_last=True, save_top_k=1, enable_version_counter=False)
     callbacks = [ckpt, epoch_setter_callback()]
     callbacks.append(TQDMProgressBar(refresh_rate=1) if cfg.progress else epoch_line_callback())
     return pl.Trainer(
@@ -345,17 +412,25 @@ def fit(cfg: TrainConfig, model: Optional[nn.Module] = None, train_data=None, va
     """Train ``model`` (default: :func:`build_model` from ``cfg``) on ``cfg``'s data (or the given datasets).
 
     Args:
-        cfg: the configuration; ``cfg.out_dir`` receives ``checkpoints/`` (``best-*.ckpt``, ``last.ckpt``; a
-            second run into the same folder keeps the earlier files and writes Lightning's versioned names,
-            ``last-v1.ckpt``: ``FitResult.best_checkpoint`` / ``last_checkpoint`` are always this run's files),
-            ``logs/version_<n>/metrics.csv`` (one row per logged step/epoch; a new version per run, so a resumed
-            run keeps the earlier log) and ``logs/version_<n>/hparams.yaml``. Checkpoints hold the config with what
-            the data decided (:func:`~equivox.training.resolve_data_settings`: absolute data paths, the intensity
-            rule, the group) and ``data_info`` (class names, channels, spacing), and are written with the user's
-            umask. A run that fails leaves no empty output folder.
+        cfg: the configuration; ``cfg.out_dir`` receives ``checkpoints/`` (``best-*.ckpt``, ``last.ckpt``),
+            ``logs/version_<n>/metrics.csv`` (one row per logged step/epoch; a resumed run adds a version and keeps
+            the earlier log) and ``logs/version_<n>/hparams.yaml``. A folder that already holds a run (and is not
+            being resumed) is started afresh, with a one-line warning unless ``cfg.overwrite`` (``equivox train``
+            refuses such a folder without ``--overwrite``): that run's ``checkpoints/*.ckpt`` and ``logs/version_*``
+            are set aside when training starts (after the data and model are ready), deleted when it ends, and put
+            back when it fails before saving a checkpoint; so ``last.ckpt`` is always the newest run's.
+            Checkpoints hold the config with what the data decided (:func:`~equivox.training.resolve_data_settings`:
+            absolute data paths, the intensity rule, the group) and ``data_info`` (class names, channels, spacing),
+            and are written with the user's umask.
+            A run that fails before saving a checkpoint leaves nothing behind: what it wrote is removed, and the
+            output folder too when the run created it; one that fails later keeps its checkpoints (to resume from)
+            and says so in a warning.
         model: any ``nn.Module`` with the task's shapes (classify: ``(B, C, D, H, W) -> (B, K)``; segment:
-            ``-> (B, K, D, H, W)``); an equivox network built directly records its constructor arguments, so its
-            checkpoint rebuilds it (:func:`spec_of`).
+            ``-> (B, K, D, H, W)``); its checkpoints load back with :func:`load_checkpoint` (so ``equivox
+            evaluate``, ``predict`` and ``check-equivariance`` take them): an equivox network built from a spec or
+            directly records its constructor arguments (:func:`spec_of`); any other model (MONAI's, a user's, a
+            wrapper such as a canonicalized plain model) is stored with its pickled architecture
+            (``model_spec["cls"] == "pickled"``; its class must be importable where the checkpoint is loaded).
         train_data, val_data, info: datasets of ``{"image", "label"}`` dicts or ``(image, label)`` tuples and their
             :class:`DataInfo`; default :func:`equivox.training.build_datasets`.
 
@@ -369,8 +444,33 @@ def fit(cfg: TrainConfig, model: Optional[nn.Module] = None, train_data=None, va
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.resume is not None and not Path(cfg.resume).is_file():
         raise FileNotFoundError(f"checkpoint to resume from not found: {cfg.resume}")
-    with created_output_folder(cfg.out_dir) as out_dir:  # before loading data; removed again if left empty
+    with created_output_folder(cfg.out_dir) as out_dir:  # before loading data; what a failed run wrote is removed
         return _fit(cfg, out_dir, model, train_data, val_data, info, t0)
+
+
+def _set_earlier_run_aside(cfg: TrainConfig, out_dir: Path) -> Optional[Path]:
+    """An earlier run in ``out_dir`` (not when resuming) moved aside (:func:`set_run_aside`), with a warning unless
+    ``cfg.overwrite``; ``None`` when there is none."""
+    found = existing_run(out_dir) if cfg.resume is None and is_rank_zero() else []
+    if not found:
+        return None
+    if not cfg.overwrite:
+        names = ", ".join(str(q.relative_to(out_dir)) for q in found[:3]) + (", ..." if len(found) > 3 else "")
+        warnings.warn(f"output folder {out_dir} holds an earlier run ({names}): this run replaces it, so that "
+                      "last.ckpt is this run's (overwrite=True does this without a warning; use another out_dir to "
+                      "keep it)", UserWarning, stacklevel=4)
+    return set_run_aside(out_dir, found)
+
+
+def _item_shape(data) -> Optional[List[int]]:
+    """The spatial shape of the first item of a dataset of ``{"image", ...}`` dicts or ``(image, label)`` pairs
+    (``None`` when it cannot be read without side effects: not indexable, empty)."""
+    try:
+        item = data[0]
+        x = item["image"] if isinstance(item, dict) else item[0]
+        return [int(v) for v in tuple(x.shape)[1:]]
+    except (TypeError, IndexError, KeyError, AttributeError):
+        return None
 
 
 def _fit(cfg, out_dir, model, train_data, val_data, info, t0) -> FitResult:
@@ -384,9 +484,19 @@ def _fit(cfg, out_dir, model, train_data, val_data, info, t0) -> FitResult:
     if model is None:
         model = build_model(cfg, info.in_channels, info.num_classes)
     warn_if_wide(model)
-    spec = spec_of(model)
+    spec, skeleton = spec_of(model), None
+    if spec is None:  # no registered name rebuilds it: the checkpoints carry its pickled architecture
+        try:
+            skeleton = model_skeleton(model)
+            spec = pickled_spec(model)
+        except Exception as err:  # noqa: BLE001  (whatever pickling raises)
+            warnings.warn(f"{type(model).__name__} cannot be pickled ({type(err).__name__}: {err}); its checkpoints "
+                          "hold the weights only (load them into the model with load_state_dict)".splitlines()[0],
+                          UserWarning, stacklevel=3)
     data_info = {"class_names": list(info.class_names), "in_channels": int(info.in_channels),
                  **{k: v for k, v in (info.extra or {}).items() if k != "skipped_files"}}
+    if cfg.task == "classify" and "input_shape" not in data_info:
+        data_info["input_shape"] = _item_shape(val_data)  # what the model takes (the benchmark pools inside it)
     if cfg.task == "classify":
         module = ClassificationModule(model, info.num_classes, cfg.lr, cfg.weight_decay, spec, cfg.to_dict(),
                                       data_info=data_info)
@@ -400,11 +510,16 @@ def _fit(cfg, out_dir, model, train_data, val_data, info, t0) -> FitResult:
         module = SegmentationModule(model, info.num_classes, cfg.lr, cfg.weight_decay, spec, cfg.to_dict(), inferer,
                                     data_info=data_info)
         monitor, mode, val_bs = "val_loss", "min", 1
+    module._skeleton = skeleton
+    aside = _set_earlier_run_aside(cfg, out_dir)  # only now: a bad dataset or model leaves it untouched
     trainer, ckpt = make_trainer(cfg, out_dir, monitor, mode)
     trainer.fit(module, _loader(train_data, cfg, True, cfg.batch_size), _loader(val_data, cfg, False, val_bs),
                 ckpt_path=cfg.resume)
+    if aside is not None:  # replaced: the earlier run goes (on a failure created_output_folder puts it back)
+        import shutil
+
+        shutil.rmtree(aside, ignore_errors=True)
     best = Path(ckpt.best_model_path) if ckpt.best_model_path else None
-    # the files this run wrote: a re-run into the same folder gets Lightning's versioned names (last-v1.ckpt, ...)
     last = Path(ckpt.last_model_path) if ckpt.last_model_path else None
     if best is not None and best.is_file():
         state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
@@ -416,24 +531,63 @@ def _fit(cfg, out_dir, model, train_data, val_data, info, t0) -> FitResult:
                      csv if csv.is_file() else None, metrics, time.time() - t0, int(trainer.global_step), skipped)
 
 
+def _tree(folder: Path) -> Dict[Path, Any]:
+    """Every path under ``folder`` -> ``None`` (a folder) or ``(mtime_ns, size)`` (a file)."""
+    out: Dict[Path, Any] = {}
+    for root, dirs, files in os.walk(folder):
+        for d in dirs:
+            out[Path(root) / d] = None
+        for f in files:
+            with contextlib.suppress(OSError):
+                st = os.stat(Path(root) / f)
+                out[Path(root) / f] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
 @contextlib.contextmanager
 def created_output_folder(path):
-    """:func:`check_output_folder`, and on an error inside the block the folders it created are removed again
-    when they are empty (a failed run leaves no empty output folder; files are never deleted)."""
+    """:func:`check_output_folder`, and on an error inside the block everything the block wrote into the folder is
+    removed again (new files and folders; earlier files are never touched; an earlier run a replacing run had set
+    aside, :func:`set_run_aside`, is put back), then the folder and its parents when the block created them: a
+    failed run leaves nothing behind. Unless it saved a checkpoint (``checkpoints/*.ckpt`` new or rewritten): then
+    the run's files stay (resume from them) and a warning names the newest checkpoint."""
     out = Path(path).absolute()
     existing = out
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    before = _tree(out) if out.is_dir() else {}
     folder = check_output_folder(out)
     try:
         yield folder
-    except BaseException:
+    except BaseException as err:
+        import shutil
+
+        if not is_rank_zero():  # a DDP worker: the folder is rank 0's to clean up
+            raise
+
+        after = _tree(out) if out.is_dir() else {}
+        asides = [q for q in after if q.parent == out and q.name.startswith(ASIDE_PREFIX) and q not in before]
+        after = {q: st for q, st in after.items() if not any(a in q.parents or a == q for a in asides)}
+        saved = [q for q, st in after.items() if st is not None and q.suffix == ".ckpt"
+                 and q.parent.name == "checkpoints" and before.get(q) != st]
+        if saved:
+            for a in asides:  # the failed run did replace the earlier one
+                shutil.rmtree(a, ignore_errors=True)
+            if not getattr(err, "_equivox_kept", False):
+                newest = max(saved, key=lambda q: after[q][0])
+                warnings.warn(f"the run failed after saving {newest}: kept its files in {out} (continue with --resume "
+                              f"{newest} / resume=..., or remove the folder)", UserWarning, stacklevel=3)
+                with contextlib.suppress(Exception):
+                    err._equivox_kept = True
+            raise
+        for q in sorted((q for q in after if q not in before), key=lambda q: -len(q.parts)):
+            with contextlib.suppress(OSError):
+                q.rmdir() if after[q] is None else q.unlink()  # folders: only when left empty
+        for a in asides:  # the earlier run a replacing run had set aside goes back in place
+            _restore_aside(out, a)
         if existing != out:
-            for root, _, _ in sorted(os.walk(out), key=lambda t: -len(t[0])):
-                try:
-                    os.rmdir(root)  # only succeeds on empty folders
-                except OSError:
-                    pass
+            with contextlib.suppress(OSError):
+                out.rmdir()
             parent = out.parent
             while parent != existing and parent.exists():
                 try:
@@ -445,7 +599,9 @@ def created_output_folder(path):
 
 
 def load_checkpoint(path, map_location: str = "cpu"):
-    """Rebuild the model stored in a checkpoint written by :func:`fit`.
+    """Rebuild the model stored in a checkpoint written by :func:`fit` (any model: see its ``model`` argument), or
+    load a model saved with its training settings (``canonicalized.pt`` from ``equivox canonicalize``: a pickled
+    model carrying ``equivox_hparams``).
 
     Returns ``(model (eval mode), hparams dict)``; ``hparams["config"]`` is the training config as a dict,
     ``hparams["num_classes"]`` the number of classes. Raises ``FileNotFoundError`` / ``ValueError`` naming the file.
@@ -457,11 +613,31 @@ def load_checkpoint(path, map_location: str = "cpu"):
         ck = torch.load(p, map_location=map_location, weights_only=False)
     except Exception as err:
         raise ValueError(f"cannot read checkpoint {p}: {type(err).__name__}: {err}") from None
+    if isinstance(ck, nn.Module):  # a saved model (canonicalized.pt from equivox canonicalize): its settings ride along
+        hp = getattr(ck, "equivox_hparams", None)
+        if not hp:
+            raise ValueError(f"{p} holds a saved {type(ck).__name__} model without equivox training settings (task, "
+                             "data, classes); give a checkpoint written by equivox train or equivox canonicalize")
+        return ck.eval(), dict(hp)
+    if not isinstance(ck, dict) or "state_dict" not in ck:
+        raise ValueError(f"{p} is not an equivox checkpoint (it holds a {type(ck).__name__}, no state_dict)")
     hp = ck.get("hyper_parameters", {})
     spec = hp.get("model_spec")
-    if not spec:
-        raise ValueError(f"checkpoint {p} has no model_spec (not written by equivox.training.fit)")
-    model = build_from_spec(upgrade_spec(spec))
     state = {k[len("model."):]: v for k, v in ck["state_dict"].items() if k.startswith("model.")}
+    if not spec:
+        raise ValueError(f"checkpoint {p} holds weights only (its model_spec is empty: written before equivox "
+                         "recorded any model passed to fit, or the model could not be pickled); build the model in "
+                         "Python and load_state_dict")
+    if spec.get("cls") == PICKLED_MODEL:
+        if SKELETON_KEY not in ck:
+            raise ValueError(f"checkpoint {p}: model {spec.get('module')} is stored pickled, but the checkpoint has no "
+                             f"'{SKELETON_KEY}' entry")
+        try:
+            model = model_from_skeleton(ck[SKELETON_KEY], state)
+        except Exception as err:  # noqa: BLE001  (unpickling: a class no longer importable, changed code)
+            raise ValueError(f"checkpoint {p}: cannot rebuild its model {spec.get('module')} ({type(err).__name__}: "
+                             f"{err})".splitlines()[0]) from None
+        return model.eval(), hp
+    model = build_from_spec(upgrade_spec(spec))
     model.load_state_dict(state)
     return model.eval(), hp
