@@ -20,7 +20,8 @@ from equivox.training import TrainConfig, build_datasets, classification_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = {"lidc": "lidc_nodules_32", "furniture": "furniture_shapes_32", "chest_ct": "chest_ct_3mm",
-           "brain_atlas": "brain_atlas_2mm", "kicad_parts": "kicad_parts_32", "brain_atlas_lr": "brain_atlas_lr_2mm"}
+           "brain_atlas": "brain_atlas_2mm", "kicad_parts": "kicad_parts_32",
+           "kicad_part_segments": "kicad_part_segments_16", "brain_atlas_lr": "brain_atlas_lr_2mm"}
 #: second views of bundled files (no file-stem alias): name -> the dataset whose files they cut
 HELDOUT = {"chest_ct_heldout": "chest_ct", "brain_atlas_heldout": "brain_atlas",
            "brain_atlas_lr_heldout": "brain_atlas_lr"}
@@ -74,13 +75,13 @@ def _error_line(capsys) -> str:
 
 # ------------------------------------------------------------------------------------------------ the registry
 def test_bundled_datasets_are_registered_with_provenance_from_their_json():
-    assert dataset_names()[:13] == ("lidc", "furniture", "chest_ct", "brain_atlas", "kicad_parts", "brain_atlas_lr",
-                                    "chest_ct_heldout", "brain_atlas_heldout", "brain_atlas_lr_heldout",
+    assert dataset_names()[:14] == ("lidc", "furniture", "chest_ct", "brain_atlas", "kicad_parts",
+                                    "kicad_part_segments", "brain_atlas_lr", "chest_ct_heldout", "brain_atlas_heldout", "brain_atlas_lr_heldout",
                                     "lidc_spiculation", "lidc_lobulation", "lidc_sphericity", "lidc_margin")
     assert dataset_names("classify")[:7] == ("lidc", "furniture", "kicad_parts", "lidc_spiculation", "lidc_lobulation",
                                              "lidc_sphericity", "lidc_margin")
-    assert dataset_names("segmentation")[:6] == ("chest_ct", "brain_atlas", "brain_atlas_lr", "chest_ct_heldout",
-                                                 "brain_atlas_heldout", "brain_atlas_lr_heldout")
+    assert dataset_names("segmentation")[:7] == ("chest_ct", "brain_atlas", "kicad_part_segments", "brain_atlas_lr",
+                                                 "chest_ct_heldout", "brain_atlas_heldout", "brain_atlas_lr_heldout")
     for name, stem in BUNDLED.items():
         spec = get_dataset(name)
         assert get_dataset(stem) is spec and find_dataset(stem) is spec  # the file stem is an alias
@@ -317,7 +318,8 @@ def test_no_dataset_name_is_spelled_out_outside_the_registry(path):
     dataset choice is a demo preset, not a list of datasets)."""
     tree = ast.parse((ROOT / path).read_text())
     allowed = {"src/equivox/training/config.py": {("lidc", "default")},
-               "src/equivox/cli.py": {("lidc", "demo"), ("furniture", "demo")}}.get(path, set())
+               "src/equivox/cli.py": {("lidc", "demo"), ("furniture", "demo"), ("kicad_part_segments", "demo"),
+                                      ("chest_ct", "demo")}}.get(path, set())
     names = set(BUNDLED) | set(BUNDLED.values())
     found = set()
     for node in ast.walk(tree):
