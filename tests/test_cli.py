@@ -494,3 +494,187 @@ def test_evaluate_feeds_a_benchmark_style_checkpoint_the_grids_its_model_was_tra
     with torch.no_grad():
         want = float((res.model(xt).argmax(1).numpy() == yt).mean())
     assert json.loads((ev / "report.json").read_text())["rows"][0]["accuracy"] == pytest.approx(want)
+
+
+# ----------------------------------------------------------------------------- one CLI dialect (issue "Nothing silent")
+def _help_blocks(text: str) -> dict:
+    """``{first name of an entry: its whole help text}`` of a ``--help`` output."""
+    import re
+
+    blocks, key = {}, None
+    for line in text.splitlines():
+        m = re.match(r"^  (-\S+|\w[\w-]*)", line)
+        if m:
+            key = m.group(1).rstrip(",")
+            blocks[key] = line.strip()
+        elif key and line.startswith("   "):
+            blocks[key] += " " + line.strip()
+        else:
+            key = None
+    return blocks
+
+
+PARSERS = [words for words, _ in cli._all_parsers(cli.build_parser())]
+
+
+@pytest.mark.parametrize("words", PARSERS, ids=lambda w: " ".join(w) or "equivox")
+def test_every_help_shows_every_default(words, capsys):
+    """Every option whose value is not simply unset by default says its default in ``--help``: argparse defaults,
+    flags (off), and the TrainConfig flags (whose argparse default is None so that YAML can set them)."""
+    import argparse
+
+    parser = dict((" ".join(w), p) for w, p in cli._all_parsers(cli.build_parser()))[" ".join(words)]
+    assert cli.main(words + ["--help"]) == 0
+    blocks = _help_blocks(capsys.readouterr().out)
+    checked = 0
+    for action in parser._actions:
+        if action.help is argparse.SUPPRESS or isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        name = action.option_strings[0] if action.option_strings else action.dest
+        assert name in blocks, (name, sorted(blocks))
+        has_default = (action.default not in (None, argparse.SUPPRESS) or action.nargs == 0
+                       or getattr(action, "config_field", None) is not None)
+        if has_default:
+            checked += 1
+            assert "default" in blocks[name], (name, blocks[name])
+    assert checked or not [a for a in parser._actions if a.option_strings and a.help is not argparse.SUPPRESS
+                           and not isinstance(a, argparse._HelpAction)]
+
+
+def test_help_uses_the_shared_names(capsys):
+    """The trained model is the positional ``model``; scored/checked rotations are ``--elements``; the output folder
+    ``--out``; crops ``--val-crop``; item limits ``--max-items``. The old spellings are not listed."""
+    helps = {}
+    for cmd in ("train", "evaluate", "predict", "demo", "canonicalize", "check-equivariance"):
+        assert cli.main([cmd, "--help"]) == 0
+        helps[cmd] = _help_blocks(capsys.readouterr().out)
+        assert "--out" in helps[cmd], cmd
+    for cmd in ("evaluate", "predict", "canonicalize", "check-equivariance"):
+        assert "model" in helps[cmd] and "--checkpoint" not in helps[cmd] and "checkpoint" not in helps[cmd], cmd
+    assert "--elements" in helps["evaluate"] and "--elements" in helps["check-equivariance"]
+    assert "--group" not in helps["evaluate"] and "--group" in helps["train"]
+    for cmd in ("train", "evaluate", "demo", "canonicalize"):
+        assert "--val-crop" in helps[cmd] and "--crop" not in helps[cmd], cmd
+    assert "--max-items" in helps["evaluate"] and "--max-items" in helps["demo"] and "--max-test" not in helps["demo"]
+    assert "--model" not in helps["check-equivariance"] and "--task" in helps["check-equivariance"]
+    # closed sets of values are listed, on/off settings are flags (not true/false strings)
+    train = helps["train"]
+    for name, choices in (("--task", "{classify,segment}"), ("--intensity", "{auto,ct,mri,none}"),
+                          ("--augment", "{none,grid,so3}"), ("--resize", "{auto,pool,pad,crop}"),
+                          ("--arch", "{equivariant,baseline,monai_unet,MODEL}"),
+                          ("--canonical-mode", "{hard,frame,soft}")):
+        assert choices in train[name], name
+    assert train["--canonical-sample"].startswith("--canonical-sample, --no-canonical-sample")
+    assert "default: on" in train["--canonical-sample"] and "default: off" in train["--canonical-pose"]
+    assert "true" not in train["--canonical-sample"] + train["--canonical-pose"]
+
+
+def test_help_defaults_are_the_real_ones():
+    """The defaults ``--help`` shows are read from the sources without importing them (instant help): they match
+    TrainConfig's fields and the demo's presets."""
+    import dataclasses
+
+    from equivox import demo
+    from equivox.training import TrainConfig
+
+    want = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    assert cli.config_defaults() == want
+    presets = (demo._DEMO_CLASSIFY, demo._DEMO_SEGMENT, demo._DEMO_SEGMENT_CHEST)
+    assert cli.demo_settings() == {k for p in presets for mode in p.values() for k in mode}
+    args = cli.build_parser().parse_args(["train"])
+    assert cli.train_config_from_args(args) == TrainConfig()  # what --help calls the default is what runs
+
+
+def test_demo_help_lists_only_the_flags_the_demo_uses(capsys):
+    assert cli.main(["demo", "--help"]) == 0
+    blocks = _help_blocks(capsys.readouterr().out)
+    from equivox import demo
+
+    presets = (demo._DEMO_CLASSIFY, demo._DEMO_SEGMENT, demo._DEMO_SEGMENT_CHEST)
+    used = {k for p in presets for mode in p.values() for k in mode}
+    train_flags = {flag: dest for flag, dest, _, _ in cli._TRAIN_FLAGS}
+    own = {"--task", "--dataset"}  # the demo's own options (which demo, which bundled data)
+    listed = {flag for flag in blocks if flag in train_flags} - own
+    assert listed == {f for f, d in train_flags.items() if d in used} - own
+    for ignored in ("--group", "--augment", "--arch", "--canonicalize", "--intensity", "--devices", "--resume",
+                    "--strict", "--model-arg", "--num-workers", "--precision", "--spacing"):
+        assert ignored not in blocks, ignored
+    assert "with --quick 1" in blocks["--epochs"] and "classify 25" in blocks["--epochs"]
+    # an ignored training flag is still accepted (the demo says it does not use it) rather than breaking scripts
+    assert cli.build_parser().parse_args(["demo", "--group", "full_octa"]).group == "full_octa"
+
+
+@pytest.mark.parametrize("argv, attr, value, note", [
+    (["check-equivariance", "m.ckpt"], "model", "m.ckpt", None),
+    (["check-equivariance", "--checkpoint", "m.ckpt"], "checkpoint_alias", "m.ckpt",
+     "--checkpoint is deprecated; give the model as the positional argument"),
+    (["check-equivariance", "--model", "classifier"], "task", "classify",
+     "--model is deprecated; use --task segment (unet) or --task classify (classifier)"),
+    (["evaluate", "m.ckpt", "--group", "full_octa"], "elements", "full_octa", "--group is deprecated; use --elements"),
+    (["evaluate", "m.ckpt", "--crop", "16"], "val_crop", 16, "--crop is deprecated; use --val-crop"),
+    (["demo", "--max-test", "5"], "max_items", 5, "--max-test is deprecated; use --max-items"),
+    (["train", "--canonical-sample", "false"], "canonical_sample", False, None),  # the older true/false form
+    (["train", "--no-canonical-sample"], "canonical_sample", False, None),
+    (["train", "--canonical-pose"], "canonical_pose", True, None),
+])
+def test_old_spellings_still_work_and_say_so_in_one_line(argv, attr, value, note, capsys):
+    args = cli.build_parser().parse_args(argv)
+    assert getattr(args, attr) == value
+    err = capsys.readouterr().err.strip().splitlines()
+    if note is None:
+        assert err == []
+    else:
+        assert len(err) == 1 and err[0].startswith("equivox: note: ") and note in err[0], err
+
+
+def test_deprecated_spellings_run_end_to_end(tmp_path, capsys):
+    out = tmp_path / "chk"
+    assert cli.main(["check-equivariance", "--model", "classifier", "--group", "trivial", "--channels", "1,1",
+                     "--size", "8", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "classifier-trivial" in captured.out and (out / "equivariance_errors.json").is_file()
+    assert captured.err.count("equivox: note: --model is deprecated") == 1
+    assert cli.main(["check-equivariance", "a.ckpt", "--checkpoint", "b.ckpt"]) == 2
+    assert "give the model once" in _error_line(capsys)
+    assert cli.main(["evaluate", str(tmp_path / "missing.ckpt"), "--val-crop", "8"]) == 2
+    assert "--val-crop is for scoring a labelled folder" in _error_line(capsys)
+
+
+NO_DATA = ["--dataset", "/no/such/data.npz"]  # were the option accepted, the command would stop here (not train)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "--epoch", "3", *NO_DATA], "unknown option --epoch; did you mean --epochs?"),
+    (["train", "--epo", "3", *NO_DATA], "unknown option --epo"),  # no abbreviations: a prefix is not expanded
+    (["train", "--no-canonical-sampel", *NO_DATA],
+     "unknown option --no-canonical-sampel; did you mean --no-canonical-sample?"),
+    (["evaluate", "m.ckpt", "--element", "octa"], "unknown option --element; did you mean --elements?"),
+    (["predict", "m.ckpt", "--out", "x", "--probabilites"], "did you mean --probabilities?"),
+    (["demo", "--quik", "--out", "{tmp}"], "unknown option --quik; did you mean --quick?"),
+    (["check-equivariance", "--sise=8", "--out", "{tmp}"], "unknown option --sise; did you mean --size?"),
+    (["nnunet", "plans", "--dry-rn"], "did you mean --dry-run?"),
+    (["--debgu", "data", "list"], "unknown option --debgu; did you mean --debug?"),
+])
+def test_a_typo_is_an_error_with_the_closest_name(argv, expected, tmp_path, capsys):
+    assert cli.main([a.format(tmp=tmp_path / "out") for a in argv]) == 2
+    line = _error_line(capsys)
+    assert expected in line, line
+    assert "did you mean --group" not in line and "did you mean --crop" not in line  # hidden aliases not suggested
+
+
+def test_patch_size_is_checked_before_training(tmp_path, capsys, monkeypatch):
+    """A --patch-size the model cannot take (not a multiple of its strides' product) or larger than every training
+    volume (all padding) ends with one line naming the option, before training starts and with nothing written."""
+    import equivox.training
+
+    monkeypatch.setattr(equivox.training, "fit", lambda *a, **k: pytest.fail("training started"))
+    imgs, labs = _pairs(tmp_path / "own")  # 8^3 volumes
+    for patch, expected in (("7", "--patch-size 7 is not a multiple of the model's size multiple 2"),
+                            ("16", "--patch-size 16 is larger than every training volume")):
+        argv = ["train", *SEG, "--group", "c4_axial", "--image-dir", str(imgs), "--label-dir", str(labs),
+                "--num-classes", "2", "--out", str(tmp_path / "new" / "run")]
+        argv[argv.index("--patch-size") + 1] = patch
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], err
+        assert not (tmp_path / "new").exists()

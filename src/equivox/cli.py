@@ -1,16 +1,26 @@
-"""Command line interface: ``equivox train | canonicalize | evaluate | predict | demo | check-equivariance | data``.
+"""Command line interface: ``equivox train | canonicalize | evaluate | predict | demo | check-equivariance | data |
+nnunet``.
 
-Every command has ``--help``. ``train`` and ``demo`` read a YAML file via ``--config`` whose keys are
-:class:`equivox.training.TrainConfig` fields (flags given on the command line win over the file; a ``model:``
-section and repeated ``--model-arg key=value`` give any constructor argument of the network). Bad arguments
-and missing data end with exit code 2 and one line ``equivox: error: ...`` naming the problem (``--debug`` shows
-the traceback instead).
+Every command has ``--help``, which shows every option's default and choices. One dialect across the commands: the
+trained model is the positional ``model`` (evaluate, predict, canonicalize, check-equivariance), the rotations scored
+or checked are ``--elements``, a centre crop is ``--val-crop``, an item limit ``--max-items``, the output folder
+``--out``; the older spellings (``--checkpoint``, evaluate's ``--group``, ``--crop``, ``--max-test``) still work,
+hidden, with a one-line note. Options are matched exactly (no abbreviations): a misspelt one ends with exit code 2 and
+``unknown option --epoch; did you mean --epochs?``. ``train`` and ``demo`` read a YAML file via ``--config`` whose keys
+are :class:`equivox.training.TrainConfig` fields (flags given on the command line win over the file; a ``model:``
+section and repeated ``--model-arg key=value`` give any constructor argument of the network). Bad arguments and
+missing data end with exit code 2 and one line ``equivox: error: ...`` naming the problem (``--debug`` shows the
+traceback instead).
 """
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
+import functools
 import json
 import logging
+import math
 import subprocess
 import sys
 import warnings
@@ -48,6 +58,233 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 # ============================================================================================ arguments
+def _shown(value: Any) -> str:
+    """A default as the command line spells it: ``[2, 4]`` -> ``2,4``, ``True`` -> ``on``, ``None`` -> ``none``."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_shown(v) for v in value)
+    return str(value)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to every option whose help does not state its default already: the argparse default,
+    or for the :class:`~equivox.training.TrainConfig` flags (argparse default ``None``, so that a YAML ``--config``
+    can set them) the command's real default (:func:`_default_text`). On/off options read as flags (``--x,
+    --no-x``)."""
+
+    def _get_help_string(self, action):
+        help_ = action.help or ""
+        text = _default_text(action)
+        if text is None or "default" in help_.lower():
+            return help_
+        return f"{help_} (default: {text.replace('%', '%%')})"
+
+    def _format_action_invocation(self, action):
+        forms = getattr(action, "flag_forms", None)
+        return ", ".join(forms) if forms else super()._format_action_invocation(action)
+
+    def _format_args(self, action, default_metavar):
+        return "" if getattr(action, "flag_forms", None) else super()._format_args(action, default_metavar)
+
+    def _format_usage(self, usage, actions, groups, prefix):
+        return super()._format_usage(usage, actions, groups, prefix).replace(" ]", "]")
+
+
+def _default_text(action) -> Optional[str]:
+    """What ``--help`` shows as ``action``'s default, ``None`` for nothing."""
+    if action.default is argparse.SUPPRESS or action.help is argparse.SUPPRESS:
+        return None
+    text = getattr(action, "default_text", None)
+    if text is not None:
+        return text
+    field = getattr(action, "config_field", None)
+    if field is not None:
+        return _config_default_text(field, getattr(action, "defaults_for", "train"))
+    if action.nargs == 0:  # a flag (store_true / store_const)
+        return "on" if action.default is True else "off"
+    return None if action.default is None else _shown(action.default)
+
+
+@functools.lru_cache(maxsize=None)
+def _source_literals(relpath: str) -> Dict[str, Any]:
+    """The literal assignments of a module of this package (``NAME = ...`` and ``Class.field: type = ...``; ``dict(
+    k=...)`` calls too), read from its source without importing it: ``equivox.training`` and ``equivox.demo`` import
+    torch, and ``--help`` stays instant. ``{}`` when the source cannot be read."""
+    def literal(node):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
+            return {kw.arg: literal(kw.value) for kw in node.keywords}
+        return ast.literal_eval(node)
+
+    try:
+        tree = ast.parse((Path(__file__).resolve().parent / relpath).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return {}
+    out: Dict[str, Any] = {}
+    bodies = [("", tree.body)] + [(f"{n.name}.", n.body) for n in tree.body if isinstance(n, ast.ClassDef)]
+    for prefix, body in bodies:
+        for node in body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                name, value = node.targets[0].id, node.value
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+                name, value = node.target.id, node.value
+            else:
+                continue
+            try:
+                out[prefix + name] = literal(value)
+            except (ValueError, TypeError, SyntaxError):
+                pass
+    return out
+
+
+def config_defaults() -> Dict[str, Any]:
+    """:class:`~equivox.training.TrainConfig`'s literal field defaults (what ``train --help`` shows)."""
+    lits = _source_literals("training/config.py")
+    return {k.split(".", 1)[1]: v for k, v in lits.items() if k.startswith("TrainConfig.")}
+
+
+#: the demo's presets: (what --help calls them, the variable in equivox/demo.py)
+_DEMO_PRESETS = (("classify", "_DEMO_CLASSIFY"), ("segment", "_DEMO_SEGMENT"), ("chest_ct", "_DEMO_SEGMENT_CHEST"))
+
+
+def demo_settings() -> set:
+    """The settings the demo's presets take (``equivox/demo.py``: ``_DEMO_CLASSIFY``, ``_DEMO_SEGMENT``,
+    ``_DEMO_SEGMENT_CHEST``): only these training flags are listed by ``demo --help`` (others are ignored by the
+    demo, which says so when one is given)."""
+    lits = _source_literals("demo.py")
+    return {k for _, var in _DEMO_PRESETS for mode in ("full", "quick") for k in (lits.get(var) or {}).get(mode, {})}
+
+
+def _demo_max_items_text() -> str:
+    """The demo's test-item limits: classify in :func:`equivox.demo.run_demo`, segment in its presets."""
+    parts = ["classify all, 16 with --quick"]
+    lits = _source_literals("demo.py")
+    for name, var in _DEMO_PRESETS[1:]:
+        preset = lits.get(var) or {}
+        if "max_test" in preset.get("full", {}):
+            full, quick = (_shown(preset[m]["max_test"]).replace("none", "all") for m in ("full", "quick"))
+            parts.append(f"{name} {full}" + (f", {quick} with --quick" if quick != full else ""))
+    return "; ".join(parts)
+
+
+#: what a None default of a TrainConfig flag means
+_NONE_DEFAULTS = {"num_classes": "from the dataset", "max_train": "all", "max_val": "all", "class_names": "0,1,..."}
+#: the defaults `canonicalize` puts over TrainConfig's (before an equivox checkpoint's own settings)
+_CANONICALIZE_DEFAULTS = {"epochs": 10, "canonicalize": "octa"}
+
+
+def _config_default_text(field: str, context: str) -> Optional[str]:
+    if context == "demo":
+        lits = _source_literals("demo.py")
+        full, quick = [], []
+        for name, var in _DEMO_PRESETS:
+            preset = lits.get(var) or {}
+            if field in preset.get("full", {}):
+                full.append((name, preset["full"][field]))
+                quick.append((name, preset["quick"][field]))
+        if not full:
+            return None
+
+        def join(pairs):
+            if len({_shown(v) for _, v in pairs}) == 1:
+                return _shown(pairs[0][1])
+            return ", ".join(f"{n} {_shown(v)}" for n, v in pairs)
+        text, quick_text = join(full), join(quick)
+        return text if quick_text == text else f"{text}; with --quick {quick_text}"
+    defaults = config_defaults()
+    if field not in defaults:
+        return None
+    value = _CANONICALIZE_DEFAULTS.get(field, defaults[field]) if context == "canonicalize" else defaults[field]
+    text = _NONE_DEFAULTS.get(field, "none") if value is None else _shown(value)
+    if context == "canonicalize" and field != "epochs":
+        return f"the checkpoint's, else {text}"
+    return text
+
+
+class _Renamed(argparse.Action):
+    """A hidden old spelling of an option: stores into the new option's ``dest`` (through ``convert``) and prints
+    one line saying what to write instead."""
+
+    def __init__(self, option_strings, dest, new: str = "", convert=None, **kwargs):
+        kwargs.setdefault("default", argparse.SUPPRESS)
+        kwargs["help"] = argparse.SUPPRESS
+        super().__init__(option_strings, dest, **kwargs)
+        self.new, self.convert = new, convert
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"equivox: note: {option_string} is deprecated; {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, self.convert(values) if self.convert else values)
+        setattr(namespace, f"_spelled_{self.dest}", option_string)
+
+
+def _renamed(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs) -> None:
+    """Add ``old`` as a hidden alias of the option ``new`` (same ``dest``)."""
+    p.add_argument(old, dest=dest, action=_Renamed, new=f"use {new} (same meaning)", **kwargs)
+
+
+def _spelled(args, dest: str, flag: str) -> str:
+    """The spelling the user gave for option ``dest`` (an old alias or ``flag``), for messages."""
+    return getattr(args, f"_spelled_{dest}", flag)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with exact option names (no abbreviations), the defaults shown in ``--help``, and unknown options
+    answered with the closest known name: ``unknown option --epoch; did you mean --epochs?`` (exit code 2)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        ns, extras = super().parse_known_args(args, namespace)
+        unknown = [a for a in extras if a.startswith("--") and len(a) > 2]
+        if unknown:
+            self.error(self.unknown_option_message(unknown[0]))
+        return ns, extras
+
+    def error(self, message: str):
+        """One line (not the whole usage, which buries the problem for ``train``'s 50 options), exit code 2."""
+        hint = "" if "--help" in message else f" (see '{self.prog} --help')"
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n")
+
+    def unknown_option_message(self, arg: str) -> str:
+        name = arg.split("=", 1)[0]
+        known = [s for a in self._actions if a.help is not argparse.SUPPRESS for s in a.option_strings
+                 if s.startswith("--")]
+        for a in self._actions:  # a --flag / --no-flag pair: both spellings are known names
+            if a.help is not argparse.SUPPRESS:
+                known += list(getattr(a, "flag_forms", ()) or ())
+        close = difflib.get_close_matches(name, sorted(set(known)), n=1, cutoff=0.6)
+        if close:
+            return f"unknown option {name}; did you mean {close[0]}?"
+        return f"unknown option {name} (see '{self.prog} --help')"
+
+
+def _add_flag(p: argparse.ArgumentParser, flag: str, dest: str, help_: str, **attrs) -> argparse.Action:
+    """An on/off option: ``--x`` (on) and ``--no-x`` (off); ``--x true|false`` (the older form) still works.
+    Default ``None`` (unset: the YAML file or the config's default decides)."""
+    action = p.add_argument(flag, dest=dest, nargs="?", const=True, type=_bool, default=None, help=help_)
+    action.flag_forms = (flag, "--no-" + flag[2:])
+    for k, v in attrs.items():
+        setattr(action, k, v)
+    p.add_argument("--no-" + flag[2:], dest=dest, action="store_const", const=False, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)
+    return action
+
+
+def _all_parsers(parser: argparse.ArgumentParser, prefix: Sequence[str] = ()):
+    """``[(command words, parser)]`` for ``parser`` and every sub-command parser below it."""
+    out = [(list(prefix), parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out += _all_parsers(sub, list(prefix) + [name])
+    return out
+
+
 def _names(text: str) -> List[str]:
     vals = [v.strip() for v in str(text).split(",")]
     if not all(vals):
@@ -112,7 +349,8 @@ def _devices(text: str):
         raise argparse.ArgumentTypeError(f"devices must be an integer or 'auto', got {text!r}") from None
 
 
-# TrainConfig fields exposed as flags: (flag, field, type, help)
+# TrainConfig fields exposed as flags: (flag, field, type, help); --help adds each one's default (TrainConfig's, or
+# the command's: _config_default_text)
 _TRAIN_FLAGS = [
     ("--task", "task", str, "classify or segment"),
     ("--dataset", "dataset", str, "a registered dataset name (see 'equivox data list'), a .npz file, a mesh "
@@ -120,26 +358,28 @@ _TRAIN_FLAGS = [
     ("--image-dir", "image_dir", str, "segmentation: folder of image NIfTI files (with --label-dir; implies --task "
                                       "segment)"),
     ("--label-dir", "label_dir", str, "segmentation: folder of label NIfTI files, same names as the images"),
-    ("--num-classes", "num_classes", int, "number of classes (segmentation: including background)"),
+    ("--num-classes", "num_classes", int, "number of classes (segmentation: including background; required with "
+                                          "--image-dir)"),
     ("--class-names", "class_names", _names,
      "segmentation folder pair: class names, background first, comma-separated (e.g. background,liver,tumour)"),
     ("--input-size", "input_size", int, "classification: reduce grids to this cube side"),
     ("--max-train", "max_train", int, "subsample the training split to this many items"),
     ("--max-val", "max_val", int, "subsample the validation split"),
-    ("--patch-size", "patch_size", int, "segmentation training patch side"),
+    ("--patch-size", "patch_size", int, "segmentation training patch side (and sliding-window side): a multiple of "
+                                        "the product of --strides, at most the volumes' side"),
     ("--patches-per-epoch", "patches_per_epoch", int, "segmentation: random patches per epoch"),
     ("--val-crop", "val_crop", int, "segmentation: validate on a centre crop of this side"),
     ("--downsample", "downsample", int, "bundled segmentation volumes: shrink by this integer factor"),
-    ("--intensity", "intensity", str, "NIfTI intensity normalisation: auto (default: ct when the training images "
-                                      "span HU, i.e. min < -500 and max > 500, else mri), ct (HU window "
-                                      "-1000..1000 -> [0, 1]), mri (per-volume z-score) or none (as stored)"),
+    ("--intensity", "intensity", str, "NIfTI intensity normalisation: auto (ct when the training images span HU, "
+                                      "i.e. min < -500 and max > 500, else mri), ct (HU window -1000..1000 -> "
+                                      "[0, 1]), mri (per-volume z-score) or none (as stored)"),
     ("--spacing", "spacing", _floats3, "NIfTI: resample to this voxel spacing in mm, D,H,W or one value "
                                        "(default: keep the stored voxels, spacing read from the headers)"),
     ("--resize", "resize", str, "classification: how grids reach --input-size: auto (pool, zero-padding first "
                                 "when the side does not divide, e.g. 28 -> 32 -> 16), pool, pad or crop"),
     ("--augment", "augment", str, "none, grid (random exact grid rotations) or so3 (random resampled rotations)"),
     ("--arch", "arch", str, "equivariant, baseline (trivial group, matched parameters), monai_unet, or a "
-                            "registered model name (e.g. EquivariantMonaiUNet)"),
+                            "registered model name (e.g. EquivariantMonaiUNet, EquivariantUNet, InvariantClassifier)"),
     ("--group", "group", str, "symmetry group (octa, full_octa, ico, so3, ..., trivial), with field options in "
                               "parentheses (e.g. 'so3_irreps(irreps=4x0e+2x1o+1x2e, filter_lmax=3)'), or auto: the "
                               "largest group exact for the voxel spacing"),
@@ -151,12 +391,12 @@ _TRAIN_FLAGS = [
     ("--canonical-mode", "canonical_mode", str, "canonicalizer mode: hard (one forward), frame or soft (averaged)"),
     ("--canonical-margin", "canonical_margin", float, "frame mode: average the poses scoring within this of the top"),
     ("--canonical-temperature", "canonical_temperature", float, "soft mode: softmax temperature of the pose weights"),
-    ("--canonical-pose", "canonical_pose", _bool, "true: principal-axes pose before the canonicalizer (cubic "
+    ("--canonical-pose", "canonical_pose", _bool, "principal-axes pose before the canonicalizer (cubic "
                                                   "classification inputs: invariant to any rotation up to "
                                                   "resampling)"),
     ("--prior-weight", "prior_weight", float, "weight of the canonicalizer's prior toward the identity"),
-    ("--canonical-sample", "canonical_sample", _bool, "true (default): train on poses drawn from the "
-                                                      "canonicalizer's softmax; false: its top pose"),
+    ("--canonical-sample", "canonical_sample", _bool, "train on poses drawn from the canonicalizer's softmax "
+                                                      "(--no-canonical-sample: its top pose)"),
     ("--canonicalizer-channels", "canonicalizer_channels", _ints, "canonicalizer fields per level, e.g. 2,4"),
     ("--canonicalizer-input-size", "canonicalizer_input_size", int, "side of the pooled copy the canonicalizer "
                                                                     "sees"),
@@ -170,46 +410,64 @@ _TRAIN_FLAGS = [
     ("--devices", "devices", _devices, "devices per node (int or auto); >1 uses DDP"),
     ("--num-nodes", "num_nodes", int, "number of nodes (multi-node DDP, e.g. under torchrun/SLURM)"),
     ("--strategy", "strategy", str, "Lightning strategy (auto -> ddp when several devices)"),
-    ("--accelerator", "accelerator", str, "auto, cpu or gpu"),
+    ("--accelerator", "accelerator", str, "auto, cpu or gpu (any Lightning accelerator name)"),
     ("--precision", "precision", str, "Lightning precision (default: 16-mixed with CUDA, else 32-true)"),
     ("--resume", "resume", str, "checkpoint to resume from (continues epochs and global step)"),
 ]
+#: the closed sets of values, shown as the option's metavar (checked by TrainConfig, whose messages name the field)
+_TRAIN_METAVARS = {"task": "{classify,segment}", "intensity": "{auto,ct,mri,none}", "augment": "{none,grid,so3}",
+                   "resize": "{auto,pool,pad,crop}", "canonical_mode": "{hard,frame,soft}",
+                   "arch": "{equivariant,baseline,monai_unet,MODEL}", "accelerator": "{auto,cpu,gpu}",
+                   "devices": "{N,auto}"}
 
 
 _OVERWRITE_HELP = ("start afresh when the output folder already holds a run: remove its checkpoints/*.ckpt and "
                    "logs/version_* first (YAML overwrite: true; default: off, such a folder is refused)")
 
 
-def _add_train_flags(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+def _add_train_flags(p: argparse.ArgumentParser, skip: Sequence[str] = (), defaults_for: str = "train",
+                     only: Optional[set] = None) -> None:
+    """The TrainConfig flags minus ``skip``; with ``only``, the others are accepted but hidden (the demo: they are
+    reported as not used)."""
     for flag, dest, typ, help_ in _TRAIN_FLAGS:
-        if dest not in skip:
-            p.add_argument(flag, dest=dest, type=typ, default=None, help=help_)
+        if dest in skip:
+            continue
+        shown = only is None or dest in only
+        if typ is _bool:
+            action = _add_flag(p, flag, dest, help_ if shown else argparse.SUPPRESS)
+        else:
+            action = p.add_argument(flag, dest=dest, type=typ, default=None, metavar=_TRAIN_METAVARS.get(dest),
+                                    help=help_ if shown else argparse.SUPPRESS)
+        action.config_field, action.defaults_for = dest, defaults_for
     if "model" not in skip:
         p.add_argument("--model-arg", dest="model_args", action="append", default=None, metavar="KEY=VALUE",
                        help="any constructor argument of the network, value as YAML (repeatable), e.g. "
                             "--model-arg head=oriented --model-arg 'class_swaps=[[1, 2]]'; merged over the YAML "
-                            "model: section; unknown keys are errors")
+                            "model: section; unknown keys are errors (default: none)")
     if "strict" not in skip:
         p.add_argument("--strict", dest="strict", action="store_const", const=True, default=None,
                        help="fail on the first unusable file of a mesh folder instead of skipping it with a warning")
 
 
-_CHECKPOINT_HELP = ("checkpoint from 'equivox train' or 'equivox canonicalize' (its .ckpt files or canonicalized.pt; "
-                    "the demo's and benchmark's run checkpoints too)")
+_MODEL_HELP = ("trained model: a checkpoint from 'equivox train' or 'equivox canonicalize' (its .ckpt files or "
+               "canonicalized.pt; the demo's and benchmark's run checkpoints too)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``equivox`` argument parser (sub-commands: train, evaluate, demo, check-equivariance, data)."""
-    parser = argparse.ArgumentParser(prog="equivox", description="Rotation-equivariant 3D CNNs: train, evaluate "
-                                     "under rotations, check equivariance, manage bundled data.")
+    """The ``equivox`` argument parser (sub-commands: train, evaluate, predict, demo, canonicalize,
+    check-equivariance, data, nnunet)."""
+    parser = _Parser(prog="equivox", description="Rotation-equivariant 3D CNNs: train, evaluate under rotations, "
+                                                 "check equivariance, manage bundled data.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     p = sub.add_parser("train", help="train a model (equivariant or baseline) on bundled or own data",
-                       description="Train with PyTorch Lightning: checkpoints (best + last.ckpt), CSV metrics.")
+                       description="Train with PyTorch Lightning: checkpoints (best + last.ckpt), CSV metrics. "
+                                   "Defaults below are TrainConfig's; a --config YAML file overrides them and flags "
+                                   "override the file.")
     p.add_argument("--config", help="YAML file of TrainConfig keys (flags override it)")
-    p.add_argument("--out", dest="out_dir", default=None, help="output folder (default outputs/train); a folder "
+    p.add_argument("--out", dest="out_dir", default=None, help="output folder (default: outputs/train); a folder "
                    "that already holds a run is refused unless --overwrite or --resume")
     p.add_argument("--overwrite", dest="overwrite", action="store_const", const=True, default=None,
                    help=_OVERWRITE_HELP)
@@ -219,22 +477,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a checkpoint under rotations (table, JSON, CSV, plots)",
                        description="Score a checkpoint written by 'equivox train' upright, under the grid rotations "
                                    "and under random SO(3) rotations.")
-    p.add_argument("checkpoint", help=_CHECKPOINT_HELP)
+    p.add_argument("model", help=_MODEL_HELP)
     p.add_argument("--dataset", default=None, help="dataset (default: the one the checkpoint was trained on)")
     p.add_argument("--image-dir", dest="image_dir", default=None,
                    help="segmentation: score every image of this folder (with --label-dir; same names), prepared "
                         "as in training (spacing, intensity from the checkpoint)")
     p.add_argument("--label-dir", dest="label_dir", default=None, help="segmentation: the label folder for --image-dir")
-    p.add_argument("--crop", type=int, default=None,
-                   help="segmentation with --image-dir: score a centre crop of this side (to bound memory); default: "
-                        "whole volumes (padded to the model's size multiple, one direct forward per rotation)")
+    p.add_argument("--val-crop", dest="val_crop", type=int, default=None,
+                   help="segmentation with --image-dir: score a centre crop of this side (to bound memory), as "
+                        "training's --val-crop; default: whole volumes (padded to the model's size multiple, one "
+                        "direct forward per rotation)")
+    _renamed(p, "--crop", "--val-crop", "val_crop", type=int)
     p.add_argument("--split", default=None, choices=["train", "val", "test"],
                    help="split to score (default: test for classification; segmentation scores val only)")
     p.add_argument("--rotations", default="standard", choices=["standard", "identity", "grid", "so3"],
                    help="rotation set (standard = identity + grid + n random SO(3))")
-    p.add_argument("--group", default=None, help="group whose grid elements are used (default: the model's, or octa)")
+    p.add_argument("--elements", default=None, help="group whose grid elements are scored (default: the model's "
+                                                    "group, or octa)")
+    _renamed(p, "--group", "--elements", "elements")
     p.add_argument("--n-random", type=int, default=8, help="number of random SO(3) rotations")
-    p.add_argument("--max-items", type=int, default=None, help="score at most this many items")
+    p.add_argument("--max-items", type=int, default=None, help="score at most this many items (default: all)")
     p.add_argument("--batch-size", type=int, default=32, help="evaluation batch size")
     p.add_argument("--seed", type=int, default=0, help="seed of the random rotations / subsampling")
     p.add_argument("--out", default="outputs/evaluate", help="output folder")
@@ -246,10 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "sliding-window inference, one NIfTI mask <name>_seg.nii.gz per image with the "
                                    "input's affine and voxel grid (--probabilities: <name>_prob.nii.gz). "
                                    "Classification: predictions.csv with the class and every class probability.")
-    p.add_argument("checkpoint", help=_CHECKPOINT_HELP)
+    p.add_argument("model", help=_MODEL_HELP)
     p.add_argument("files", nargs="*", help="input files (images / volumes)")
     p.add_argument("--image-dir", dest="image_dir", default=None, help="folder of input images")
-    p.add_argument("--out", required=True, help="output folder (inputs are never replaced)")
+    p.add_argument("--out", required=True, help="output folder (inputs are never replaced; required)")
     p.add_argument("--probabilities", action="store_true", help="segmentation: also write class probabilities")
     p.add_argument("--intensity", default=None, choices=["auto", "ct", "mri", "none"],
                    help="override the checkpoint's intensity rule (default: the training run's)")
@@ -261,19 +523,26 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with rotation augmentation and the plain CNN behind an exactly equivariant "
                                    "canonicalizer on bundled real data (upright), evaluate all four "
                                    "upright / under the 24 cube rotations / under random SO(3) rotations, print the "
-                                   "comparison and save plots, JSON and CSV.")
+                                   "comparison and save plots, JSON and CSV. The training flags below override the "
+                                   "demo's preset (classify, segment, or segment with --dataset chest_ct; the "
+                                   "four models fix the group and the augmentation).")
     p.add_argument("--task", dest="demo_task", default="classify", choices=["classify", "segment"],
                    help="classify: furniture shapes (9 classes; --dataset lidc for LIDC nodules); segment: metal in "
-                        "KiCad parts (--dataset chest_ct for chest CT organs, upright scans) (default: classify)")
+                        "KiCad parts (--dataset chest_ct for chest CT organs, upright scans)")
     p.add_argument("--dataset", default=None, choices=["furniture", "lidc", "kicad_part_segments", "chest_ct"],
                    help="bundled dataset (default: furniture for classify, kicad_part_segments for segment)")
     p.add_argument("--quick", action="store_true", help="a seconds-long version (tiny data and models)")
-    p.add_argument("--out", default=None, help="output folder (default outputs/demo-classify or demo-segment)")
+    p.add_argument("--out", default=None, help="output folder (default: outputs/demo-classify or demo-segment)")
     p.add_argument("--config", help="YAML file of settings overriding the demo's preset")
-    p.add_argument("--n-random", type=int, default=None, help="random SO(3) rotations to evaluate")
-    p.add_argument("--max-test", type=int, default=None, help="classification: test items to score")
+    p.add_argument("--n-random", type=int, default=None, help="random SO(3) rotations to evaluate (default: 2 with "
+                                                             "--quick, else 8 classify / 4 segment)")
+    p.add_argument("--max-items", dest="max_items", type=int, default=None,
+                   help=f"test items to score (default: {_demo_max_items_text()})")
+    _renamed(p, "--max-test", "--max-items", "max_items", type=int)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    _add_train_flags(p, skip=("task", "dataset", "image_dir", "label_dir", "arch", "resume", "num_classes", "model"))
+    used = demo_settings()
+    _add_train_flags(p, skip=("task", "dataset", "image_dir", "label_dir", "arch", "resume", "num_classes", "model",
+                              "strict"), defaults_for="demo", only=used or None)
 
     p = sub.add_parser("canonicalize", help="fit a canonicalizer for a trained model, leaving its weights untouched",
                        description="Put a trained model (equivox checkpoint, MONAI bundle folder, a .pt of "
@@ -283,26 +552,36 @@ def build_parser() -> argparse.ArgumentParser:
                                    "preprocessing, upright and worst-rotation scores on the validation data before "
                                    "and after, and the identity rate; writes canonicalized.pt and checkpoints, which "
                                    "evaluate, predict and check-equivariance take. Data flags as 'equivox train' (an "
-                                   "equivox checkpoint brings its own).")
+                                   "equivox checkpoint brings its own: its settings are the defaults).")
     p.add_argument("model", help="trained model: .ckpt from 'equivox train', a MONAI bundle folder, or a .pt file "
                                  "(torch.save(model))")
     p.add_argument("--config", help="YAML file of TrainConfig keys (flags override it)")
-    p.add_argument("--out", dest="out_dir", default=None, help="output folder (default outputs/canonicalize); a "
+    p.add_argument("--out", dest="out_dir", default=None, help="output folder (default: outputs/canonicalize); a "
                    "folder that already holds a run is refused unless --overwrite")
     p.add_argument("--overwrite", dest="overwrite", action="store_const", const=True, default=None,
                    help=_OVERWRITE_HELP + "; canonicalized.pt too")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    _add_train_flags(p, skip=("arch", "resume", "group", "channels", "strides", "convs_per_level", "model"))
+    _add_train_flags(p, skip=("arch", "resume", "group", "channels", "strides", "convs_per_level", "model"),
+                     defaults_for="canonicalize")
 
     p = sub.add_parser("check-equivariance", help="measure a model's equivariance error per group element",
-                       description="Build a model (or load a checkpoint), feed a random cube and its rotations, print "
+                       description="Load a model (or build a fresh one), feed a random cube and its rotations, print "
                                    "the per-element relative error table and save a bar plot.")
-    p.add_argument("--checkpoint", default=None, help="checkpoint from 'equivox train' or 'equivox canonicalize' "
-                   "(.ckpt or canonicalized.pt), or any model file 'equivox canonicalize' reads (else a fresh model)")
-    p.add_argument("--model", default="unet", choices=["unet", "classifier"], help="fresh model kind")
+    p.add_argument("model", nargs="?", default=None,
+                   help="trained model: a checkpoint from 'equivox train' or 'equivox canonicalize' (.ckpt or "
+                        "canonicalized.pt), or any model file 'equivox canonicalize' reads (default: a fresh model "
+                        "built from --task, --group, --channels, --strides)")
+    p.add_argument("--checkpoint", dest="checkpoint_alias", action=_Renamed, default=None,
+                   new="give the model as the positional argument: equivox check-equivariance MODEL")
+    p.add_argument("--task", default="segment", choices=["segment", "classify"],
+                   help="fresh model: segment (EquivariantUNet) or classify (InvariantClassifier)")
+    p.add_argument("--model", dest="task", action=_Renamed, choices=["unet", "classifier"],
+                   new="use --task segment (unet) or --task classify (classifier)",
+                   convert=lambda v: "segment" if v == "unet" else "classify")
     p.add_argument("--group", default="octa", help="group of the fresh model, field options allowed (e.g. "
                                                     "'so3_irreps(filter_lmax=3)')")
-    p.add_argument("--elements", default=None, help="group whose grid elements are checked (default: the model's)")
+    p.add_argument("--elements", default=None, help="group whose grid elements are checked (default: the model's "
+                                                    "group, or octa)")
     p.add_argument("--channels", type=_ints, default=[2, 2], help="hidden fields per level of the fresh model")
     p.add_argument("--strides", type=_ints, default=[2], help="strides of the fresh model")
     p.add_argument("--size", type=int, default=16, help="side of the random input cube")
@@ -381,6 +660,82 @@ def train_config_from_args(args: argparse.Namespace, base: Optional[Dict[str, An
     return TrainConfig.from_dict(d)
 
 
+#: equivox networks whose spatial sizes must be multiples of prod(strides) (their ``size_multiple``)
+_STRIDED_ARCHS = ("equivariant", "baseline", "monai_unet", "EquivariantUNet", "EquivariantMonaiUNet")
+
+
+def _config_size_multiple(cfg) -> Optional[int]:
+    """The size multiple of the network ``cfg`` builds (the product of its strides), ``None`` when unknown (a model
+    registered from user code)."""
+    if cfg.arch not in _STRIDED_ARCHS:
+        return None
+    strides = (cfg.model or {}).get("strides", cfg.strides) or ()
+    try:
+        return int(math.prod(int(v) for v in strides))
+    except (TypeError, ValueError):
+        return None
+
+
+def _ras_sides(path: str, spacing) -> Optional[List[int]]:
+    """Spatial sides of a NIfTI image along the RAS axes, after resampling to ``spacing`` (mm) when given; ``None``
+    for other formats."""
+    from .data.medical import is_nifti
+
+    if not is_nifti(path):
+        return None
+    import nibabel as nib
+
+    img = nib.load(str(path))
+    ornt = nib.orientations.io_orientation(img.affine)
+    shape, zooms = [0, 0, 0], [1.0, 1.0, 1.0]
+    for i in range(3):
+        shape[int(ornt[i, 0])], zooms[int(ornt[i, 0])] = int(img.shape[i]), float(img.header.get_zooms()[i])
+    if spacing:
+        return [max(1, int(round(n * z / float(s)))) for n, z, s in zip(shape, zooms, spacing)]
+    return shape
+
+
+def _training_volume_sides(cfg) -> List[tuple]:
+    """``[(shortest side, name)]`` of the training volumes of segmentation config ``cfg`` as training sees them
+    (downsampled / resampled): a registered dataset's volumes, or the headers of its own files."""
+    from .training.data import _registered_volumes, _split_items, segmentation_file_items
+
+    spec = cfg.validate_dataset()
+    if spec is not None:
+        vols, _ = _registered_volumes(spec, "train", cfg.downsample)
+        return [(min(int(n) for n in img.shape[1:]), f"{spec.name} volume {i}") for i, (img, _) in enumerate(vols)]
+    items, _, _ = segmentation_file_items(cfg)
+    train_items, _ = _split_items(cfg, items)
+    out = []
+    for it in train_items:
+        sides = _ras_sides(it["image"], cfg.spacing)
+        if sides is not None:
+            out.append((min(sides), Path(it["image"]).name))
+    return out
+
+
+def _check_patch_size(cfg, size_multiple: Optional[int]) -> None:
+    """Segmentation: ``--patch-size`` must be a multiple of the model's size multiple and not larger than every
+    training volume (it would be all padding): one line naming the option, before any training work."""
+    if cfg.task != "segment":
+        return
+    p, m = int(cfg.patch_size), int(size_multiple or 1)
+    if m > 1 and p % m:
+        lower, upper = p - p % m, p - p % m + m
+        raise CLIError(f"--patch-size {p} is not a multiple of the model's size multiple {m} (the product of its "
+                       f"strides): use --patch-size {upper}" + (f" or {lower}" if lower else ""))
+    sides = _training_volume_sides(cfg)
+    if sides and p > max(s for s, _ in sides):
+        side, name = max(sides)
+        fit = side - side % m
+        registered = cfg.validate_dataset() is not None
+        how = (f" after downsampling x{cfg.downsample}" if registered and cfg.downsample > 1 else
+               f" after resampling to {_shown(cfg.spacing)} mm" if cfg.spacing and not registered else "")
+        raise CLIError(f"--patch-size {p} is larger than every training volume (the largest, {name}, is {side} voxels "
+                       f"along its shortest axis{how}): patches would be mostly padding; use --patch-size "
+                       f"{fit if fit else m} or less" + (f" (a multiple of {m})" if m > 1 else ""))
+
+
 def _cmd_train(args) -> int:
     from .baselines import count_parameters
     from .training import fit
@@ -397,6 +752,7 @@ def _cmd_train(args) -> int:
     try:
         with created_output_folder(cfg.out_dir):  # a failed run leaves no empty folder behind
             cfg, notes = resolve_data_settings(cfg)
+            _check_patch_size(cfg, _config_size_multiple(cfg))
             model = f"{cfg.arch} group={cfg.group} channels={list(cfg.channels)}" + (
                 f" model={cfg.model}" if cfg.model else "")
             _say(f"equivox train: task={cfg.task} data={cfg.image_dir or cfg.dataset} {model} epochs={cfg.epochs} "
@@ -502,6 +858,7 @@ def _cmd_canonicalize(args) -> int:
     try:
         with created_output_folder(out):  # a failed run leaves nothing behind
             cfg, notes = resolve_data_settings(cfg)
+            _check_patch_size(cfg, getattr(model, "size_multiple", None))
             train, val, info = build_datasets(cfg)
             where = cfg.image_dir or cfg.dataset
             _say(f"equivox canonicalize: {args.model} ({name}, frozen) behind a canonicalizer over {cfg.canonicalize} "
@@ -616,10 +973,10 @@ def _cmd_evaluate(args) -> int:
     from .training import TrainConfig, build_datasets, classification_arrays, subsample_indices
     from .training.data import segmentation_eval_dataset
 
-    if args.crop is not None and not args.image_dir:
-        raise CLIError("--crop is for scoring a labelled folder (--image-dir / --label-dir); the training data is "
-                       "scored as the run validated it (its val_crop)")
-    model, hp = _load_trained(args.checkpoint)
+    if args.val_crop is not None and not args.image_dir:
+        raise CLIError(f"{_spelled(args, 'val_crop', '--val-crop')} is for scoring a labelled folder (--image-dir / "
+                       "--label-dir); the training data is scored as the run validated it (its val_crop)")
+    model, hp = _load_trained(args.model)
     hp, size_note = _as_trained(hp)
     cfg_d = dict(hp.get("config") or {})
     data_info = dict(hp.get("data_info") or {})
@@ -628,8 +985,8 @@ def _cmd_evaluate(args) -> int:
     if args.dataset is not None:
         cfg_d.update(dataset=args.dataset, image_dir=None, label_dir=None)
     cfg = TrainConfig.from_dict({**cfg_d, "resume": None, "overwrite": False})
-    group = args.group or (getattr(model, "group", None) if getattr(model, "group", "trivial") != "trivial" else None) \
-        or "octa"
+    own = getattr(model, "group", None)
+    group = args.elements or (own if own not in (None, "trivial") else None) or "octa"
     spacing = cfg.spacing or data_info.get("spacing") if cfg.task == "segment" else None
     kind, grid_group, note = _rotations_for_spacing(args, group, spacing)
     rots = rotation_set(kind, group=grid_group, n_random=args.n_random, seed=args.seed)
@@ -658,11 +1015,11 @@ def _cmd_evaluate(args) -> int:
             intensity, why = choose_intensity([it["image"] for it in items])
             _say(f"intensity auto -> {intensity} ({why})")
             cfg.intensity = intensity
-        cfg.val_crop = args.crop
+        cfg.val_crop = args.val_crop
         ds = segmentation_eval_dataset(cfg, items, hp["num_classes"])
         where = f"{Path(args.image_dir).resolve()} + {Path(args.label_dir).resolve()}"
         seg_items = [ds[i] for i in range(min(len(ds), args.max_items or len(ds)))]
-        items_desc = f"{len(seg_items)} volumes, " + (f"centre {args.crop}^3 crops" if args.crop else "whole")
+        items_desc = f"{len(seg_items)} volumes, " + (f"centre {args.val_crop}^3 crops" if args.val_crop else "whole")
     else:
         try:
             _, val, info = build_datasets(cfg)
@@ -673,7 +1030,7 @@ def _cmd_evaluate(args) -> int:
         where = f"{cfg.image_dir or cfg.dataset} [{split}]"
         seg_items = [val[i] for i in range(min(len(val), args.max_items or len(val)))]
         items_desc = f"{len(seg_items)} volumes"
-    _say(f"equivox evaluate: {name} from {args.checkpoint} on {where} ({items_desc}), {len(rots)} rotations")
+    _say(f"equivox evaluate: {name} from {args.model} on {where} ({items_desc}), {len(rots)} rotations")
     for line in (size_note, note):
         if line:
             _say(f"  {line}")
@@ -698,7 +1055,7 @@ def _cmd_evaluate(args) -> int:
 def _cmd_predict(args) -> int:
     from .prediction import input_files, predict_classification, predict_segmentation
 
-    model, hp = _load_trained(args.checkpoint)
+    model, hp = _load_trained(args.model)
     hp, size_note = _as_trained(hp)
     if size_note:
         _say(f"  {size_note}")
@@ -708,7 +1065,7 @@ def _cmd_predict(args) -> int:
     name = model_label(hp, model)
     if task == "segment":
         rule = args.intensity or cfg.get("intensity") or "none"
-        _say(f"equivox predict: {name} from {args.checkpoint} on {len(paths)} image(s); preprocessing as trained: RAS, "
+        _say(f"equivox predict: {name} from {args.model} on {len(paths)} image(s); preprocessing as trained: RAS, "
              f"spacing {cfg.get('spacing') or 'as stored'}, intensity {rule}; sliding window "
              f"{cfg.get('patch_size')}^3 -> {args.out}")
         try:  # every input is checked before the first mask is written; each mask is written atomically
@@ -721,7 +1078,7 @@ def _cmd_predict(args) -> int:
             raise CLIError(str(err)) from None
         _say(f"wrote {len(paths)} mask(s) to {args.out}")
         return 0
-    _say(f"equivox predict: {name} from {args.checkpoint} on {len(paths)} file(s) -> {args.out}")
+    _say(f"equivox predict: {name} from {args.model} on {len(paths)} file(s) -> {args.out}")
     path, rows = predict_classification(model, hp, paths, Path(args.out) / "predictions.csv",
                                         batch_size=max(args.batch_size, 1))
     for row in rows[:10]:
@@ -740,8 +1097,11 @@ def _cmd_check(args) -> int:
     from .evaluation import plot_equivariance_errors
     from .testing import equivariance_errors, format_error_table
 
-    if args.checkpoint:
-        model, hp = _load_trained(args.checkpoint, need_settings=False)
+    if args.model is not None and args.checkpoint_alias is not None:
+        raise CLIError("give the model once: as the positional argument (--checkpoint is its deprecated spelling)")
+    path = args.model if args.model is not None else args.checkpoint_alias
+    if path is not None:
+        model, hp = _load_trained(path, need_settings=False)
         label = model_label(hp, model)
     else:
         from .groups import group_name_error
@@ -750,13 +1110,14 @@ def _cmd_check(args) -> int:
         if error:
             raise CLIError(error)
         torch.manual_seed(args.seed)
-        cls = "EquivariantUNet" if args.model == "unet" else "InvariantClassifier"
+        kind = "unet" if args.task == "segment" else "classifier"
+        cls = "EquivariantUNet" if kind == "unet" else "InvariantClassifier"
         _say(f"building {cls}(group={args.group}, channels={args.channels}, strides={args.strides}) "
              "(a group's kernel bases ship with equivox or are built once and cached)")
         model = build_from_spec({"cls": cls, "kwargs": dict(spatial_dims=3, in_channels=1, out_channels=3,
                                                              channels=args.channels, strides=args.strides,
                                                              group=args.group)})
-        label = f"{args.model}-{args.group}"
+        label = f"{kind}-{args.group}"
     mult = int(getattr(model, "size_multiple", 1) or 1)
     if args.size < 1 or args.size % mult:
         raise CLIError(f"--size {args.size} must be a positive multiple of the model's size_multiple ({mult})")
@@ -825,8 +1186,10 @@ def _cmd_demo(args) -> int:
 
     overrides = {dest: getattr(args, dest, None) for _, dest, _, _ in _TRAIN_FLAGS}
     overrides["dataset"] = args.dataset
+    if args.demo_task == "segment":  # the segmentation presets' test-volume limit (classify: run_demo's max_test)
+        overrides["max_test"] = args.max_items
     run_demo(task=args.demo_task, quick=args.quick, out=args.out, config=args.config, n_random=args.n_random,
-             max_test=args.max_test, progress=not args.no_progress, overrides=overrides)
+             max_test=args.max_items, progress=not args.no_progress, overrides=overrides)
     return 0
 
 
