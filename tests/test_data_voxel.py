@@ -236,7 +236,8 @@ def test_modelnet_bad_folders(tmp_path):
 
 # one module per job: meshes, arrays, MedMNIST, mesh folders (the old voxel_grids module is gone)
 MODULE_JOBS = {
-    "meshes": {"MESH_EXTENSIONS", "load_mesh", "parse_vrml", "mesh_to_grid_coordinates", "voxelize_mesh"},
+    "meshes": {"MESH_EXTENSIONS", "load_mesh", "parse_vrml", "parse_vrml_shapes", "mesh_to_grid_coordinates",
+               "voxelize_mesh"},
     "arrays": {"load_array", "load_voxel_file"},
     "medmnist": {"load_medmnist3d", "MedMNIST3D"},
     "mesh_folders": {"mesh_folder_items", "voxelize_files", "MeshFolderVoxels", "ModelNetVoxels"},

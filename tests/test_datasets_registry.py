@@ -76,7 +76,8 @@ def _error_line(capsys) -> str:
 # ------------------------------------------------------------------------------------------------ the registry
 def test_bundled_datasets_are_registered_with_provenance_from_their_json():
     assert dataset_names()[:14] == ("lidc", "furniture", "chest_ct", "brain_atlas", "kicad_parts",
-                                    "kicad_part_segments", "brain_atlas_lr", "chest_ct_heldout", "brain_atlas_heldout", "brain_atlas_lr_heldout",
+                                    "kicad_part_segments", "brain_atlas_lr", "chest_ct_heldout", "brain_atlas_heldout",
+                                    "brain_atlas_lr_heldout",
                                     "lidc_spiculation", "lidc_lobulation", "lidc_sphericity", "lidc_margin")
     assert dataset_names("classify")[:7] == ("lidc", "furniture", "kicad_parts", "lidc_spiculation", "lidc_lobulation",
                                              "lidc_sphericity", "lidc_margin")

@@ -146,7 +146,8 @@ def config_defaults() -> Dict[str, Any]:
 
 
 #: the demo's presets: (what --help calls them, the variable in equivox/demo.py)
-_DEMO_PRESETS = (("classify", "_DEMO_CLASSIFY"), ("segment", "_DEMO_SEGMENT"), ("chest_ct", "_DEMO_SEGMENT_CHEST"))
+_DEMO_PRESETS = (("classify", "_DEMO_CLASSIFY"), ("segment", "_DEMO_SEGMENT"),
+                 ("segment on the chest CT", "_DEMO_SEGMENT_CHEST"))
 
 
 def demo_settings() -> set:
