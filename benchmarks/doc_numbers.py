@@ -211,14 +211,20 @@ def verdict_table(rel: str, specs: Optional[Sequence[Dict]] = None, labels: Opti
     """Markdown table of paired comparisons recomputed with :func:`~equivox.benchmark.compare` on the records of
     ``rel``: by default the JSON's own stored targets (a stored verdict that the harness no longer gives is named)."""
     if specs is None:
+        # a model against itself on one key is a level check (``scale=0``: "upright >= 0.5"); records stored
+        # before compare() returned its scale do not name it
         specs = [dict(a=v["a"], b=v["b"], key=v["key"], threshold=v["threshold"],
                       key_b=v.get("key_b") if v.get("key_b") != v["key"] else None, dataset=v.get("dataset"),
-                      train_fraction=v.get("train_fraction")) for v in load(rel)["verdicts"]]
+                      train_fraction=v.get("train_fraction"),
+                      scale=v.get("scale", 0.0 if (v["a"], v["key"]) == (v["b"], v.get("key_b") or v["key"]) else 1.0))
+                 for v in load(rel)["verdicts"]]
+        levels = [v["target"] if spec["scale"] == 0 else None for v, spec in zip(load(rel)["verdicts"], specs)]
+        labels = labels or (levels if any(levels) else None)
     out = []
     for i, spec in enumerate(specs):
         c = cmp(rel, **spec)
         out.append([verdict_cell(c, stored_verdict(rel, c)), diff3(c), f"{c['threshold']:+.2f}",
-                    labels[i] if labels else c["target"]])
+                    (labels[i] if labels else None) or c["target"]])
     return table(["verdict", "difference [95 % CI]", "threshold", "target"], out)
 
 
@@ -258,6 +264,37 @@ def _tiles_brain() -> str:
 @renderer("segmentation.tiles.verdicts")
 def _tiles_verdicts() -> str:
     return verdict_table(SEG)
+
+
+@renderer("segmentation.parts.table")
+def _parts_table() -> str:
+    return records_table(PARTS)
+
+
+@renderer("segmentation.parts.verdicts")
+def _parts_verdicts() -> str:
+    return verdict_table(PARTS)
+
+
+def plateau_gain(curve: Sequence[Sequence[float]]) -> float:
+    """What the last fifth of a validation curve adds over its best before (the plateau rule's quantity)."""
+    v = [float(x) for _, x in curve]
+    k = max(1, len(v) // 5)
+    return max(v[-k:]) - max(v[:-k])
+
+
+@renderer("segmentation.parts.plateau")
+def _parts_plateau() -> str:
+    rows = []
+    for model in dict.fromkeys(r["model"] for r in records(PARTS)):
+        rs = sorted((r for r in records(PARTS) if r["model"] == model), key=lambda r: r["seed"])
+        gains = [plateau_gain(r["curve"]) for r in rs if len(r["curve"]) >= 5]
+        rows.append([model, f"{sum(bool(r.get('plateau')) for r in rs)} of {len(rs)}",
+                     ", ".join(f"{g:+.3f}" for g in gains) or "-",
+                     ", ".join(f3(max(x for _, x in r["curve"])) for r in rs if r["curve"]) or "-",
+                     ", ".join(str(r["train_steps"]) for r in rs)])
+    return table(["model", "seeds at a plateau", "last fifth's gain per seed (< +0.010)", "best val Dice per seed",
+                  "steps"], rows)
 
 
 @renderer("accuracy.kicad.table")

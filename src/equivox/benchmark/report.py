@@ -167,7 +167,7 @@ def compare(records: Sequence[Dict], a: str, b: str, key: str = "upright", thres
         dataset, train_fraction: select the records (default: the only dataset, the largest fraction).
 
     Returns:
-        ``{"target", "a", "b", "key", "key_b", "dataset", "train_fraction", "difference", "ci": [low, high],
+        ``{"target", "a", "b", "key", "key_b", "scale", "dataset", "train_fraction", "difference", "ci": [low, high],
         "threshold", "direction", "verdict", "n_items", "n_seeds", "needs"}``; ``verdict`` is ``"met"``,
         ``"missed"``, ``"unresolved"`` or ``"too few items"`` (fewer than :data:`MIN_VERDICT_ITEMS` independent
         items: the difference and interval are shown, no verdict is drawn); ``n_items`` the independent items
@@ -190,8 +190,8 @@ def compare(records: Sequence[Dict], a: str, b: str, key: str = "upright", thres
     seeds = sorted(set(pick[a]) & set(pick[b]))
     text = target or (f"{a} {_LABELS[key]} - {scale:g} x {b} {_LABELS[key_b]} {direction} {threshold:+g}"
                       if scale != 1 else f"{a} {_LABELS[key]} - {b} {_LABELS[key_b]} {direction} {threshold:+g}")
-    out = {"target": text, "a": a, "b": b, "key": key, "key_b": key_b, "dataset": dataset, "train_fraction": frac,
-           "threshold": threshold, "direction": direction, "n_seeds": len(seeds)}
+    out = {"target": text, "a": a, "b": b, "key": key, "key_b": key_b, "scale": scale, "dataset": dataset,
+           "train_fraction": frac, "threshold": threshold, "direction": direction, "n_seeds": len(seeds)}
     ua = score_units([pick[a][s] for s in seeds], key) if seeds else None
     ub = score_units([pick[b][s] for s in seeds], key_b) if seeds else None
     if ua is None or ub is None:
