@@ -425,3 +425,26 @@ def test_segmentation_evaluation_refuses_rotations_that_are_not_physical_on_anis
     iso = evaluate_segmentation(Ones(), (vol, lab), rotation_set("grid", group="octa"), num_classes=2,
                                 progress=False, spacing=(2.0, 2.0, 2.0))
     assert len(iso.rows) == 24
+
+
+def test_segmentation_slices_grid_rows_are_models_and_titles_name_data_and_models(tmp_path, figures):
+    lab = torch.zeros(1, 8, 8, 8, dtype=torch.long)
+    lab[0, 2:6, 2:5, 2:6] = 1
+    preds = {m: {"upright": lab, "rotated, mapped back": lab} for m in ("equivariant", "plain", "plain + aug")}
+    _assert_png(plot_segmentation_slices(torch.rand(1, 8, 8, 8), lab, preds, tmp_path / "s.png", rotation_name="so3:0",
+                                         title="toy data"))
+    fig = figures[-1]
+    assert len(fig.axes) == 2 + 3 * 2  # image + ground truth, then one row of two per model
+    assert [ax.get_ylabel() for ax in fig.axes[2::2]] == ["equivariant", "plain", "plain + aug"]
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["image", "ground truth", "upright", "rotated, mapped back"]
+    assert "toy data" in fig._suptitle.get_text() and "so3:0" in fig._suptitle.get_text()
+    assert min(ax.title.get_fontsize() for ax in fig.axes) >= 9
+    w, h = fig.get_size_inches()
+    assert h > w  # four rows of two panels: taller than wide
+    # rotation scores: the default title names the models; a given title without them gets them on a second line
+    a, b = _fake_report("EquivariantUNet (octa)", [0.8] * 3, [0.7], 0.8), _fake_report("plain UNet", [0.6] * 3, [], 0.9)
+    plot_rotation_scores([a, b], tmp_path / "r.png")
+    assert "EquivariantUNet (octa)" in figures[-1].axes[0].get_title() and "plain UNet" in figures[-1].axes[0].get_title()
+    plot_rotation_scores([a, b], tmp_path / "r2.png", title="toy data: score per rotation")
+    title = figures[-1].axes[0].get_title()
+    assert title.startswith("toy data") and "models: EquivariantUNet (octa), plain UNet" in title

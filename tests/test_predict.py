@@ -303,6 +303,52 @@ def test_masks_are_written_atomically(tmp_path, monkeypatch):
     assert len(seen) == 1 and seen[0][0] > 0 and str(seen[0][1]).endswith("scan_seg.nii.gz")
     assert list((tmp_path / "pred").iterdir()) == []  # the temporary file was removed, no scan_seg.nii.gz
     monkeypatch.undo()
-    out = predict_segmentation(ThresholdNet(100.0), hp, [src], tmp_path / "pred", say=None)
+    out = predict_segmentation(ThresholdNet(100.0), hp, [src], tmp_path / "pred", say=None, plots=False)
     assert [p.name for p in (tmp_path / "pred").iterdir()] == ["scan_seg.nii.gz"] and out[0].name == "scan_seg.nii.gz"
     assert nib.load(str(out[0])).shape == (12, 10, 8)
+
+
+# ------------------------------------------------------------------------- overlay plots
+def test_predict_writes_one_overlay_per_volume_unless_no_plots(tiny_checkpoint, tmp_path, capsys):
+    """After the masks: ``<mask name>_overlay.png`` per input (three middle slices, the mask in colour); none with
+    --no-plots. The run that made the checkpoint wrote its learning curve."""
+    from pathlib import Path
+
+    assert (Path(tiny_checkpoint).parent.parent / "learning_curve.png").is_file()
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(2):
+        _volume(folder / f"case{i}.nii.gz")
+    out = tmp_path / "pred"
+    assert cli.main(["predict", tiny_checkpoint, "--image-dir", str(folder), "--out", str(out)]) == 0
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["case0_seg_overlay.png", "case1_seg_overlay.png"]
+    assert all((out / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in pngs)
+    quiet = tmp_path / "pred-quiet"
+    assert cli.main(["predict", tiny_checkpoint, "--image-dir", str(folder), "--out", str(quiet), "--no-plots"]) == 0
+    assert sorted(p.name for p in quiet.iterdir()) == ["case0_seg.nii.gz", "case1_seg.nii.gz"]
+
+
+def test_predict_writes_no_overlay_when_preflight_fails(tiny_checkpoint, tmp_path, capsys):
+    good = _volume(tmp_path / "a.nii.gz")
+    bad = _volume(tmp_path / "b.nii.gz", fill=np.nan)
+    out = tmp_path / "pred"
+    assert cli.main(["predict", tiny_checkpoint, str(good), str(bad), "--out", str(out)]) == 2
+    assert not out.exists() and not list(tmp_path.rglob("*.png"))
+
+
+def test_overlay_figure_has_three_slices_a_legend_and_names_input_and_model(tmp_path, monkeypatch):
+    from equivox.evaluation import plots
+
+    figs = []
+    real = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path, rect=None: (figs.append(fig), real(fig, path, rect))[1])
+    src = _volume(tmp_path / "scan.nii.gz")
+    hp = {"config": {"task": "segment", "spacing": None, "intensity": None, "patch_size": 4}, "num_classes": 3,
+          "data_info": {"class_names": ["background", "liver", "tumour"]}}
+    predict_segmentation(ThresholdNet(100.0), hp, [src], tmp_path / "pred", say=None, model_name="ThresholdNet")
+    assert (tmp_path / "pred" / "scan_seg_overlay.png").is_file() and len(figs) == 1
+    fig = figs[0]
+    assert len(fig.axes) == 3
+    assert "scan.nii.gz" in fig._suptitle.get_text() and "ThresholdNet" in fig._suptitle.get_text()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["liver", "tumour"]

@@ -473,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", dest="overwrite", action="store_const", const=True, default=None,
                    help=_OVERWRITE_HELP)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-plots", action="store_true", help="do not write learning_curve.png (training loss and "
+                   "validation score per epoch) into the output folder (YAML plots: false)")
     _add_train_flags(p)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint under rotations (table, JSON, CSV, plots)",
@@ -518,6 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override the checkpoint's intensity rule (default: the training run's)")
     p.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap (segmentation)")
     p.add_argument("--batch-size", type=int, default=2, help="windows (segmentation) / volumes per batch")
+    p.add_argument("--no-plots", action="store_true", help="segmentation: do not write <name>_seg_overlay.png (three "
+                   "middle slices with the mask over the image) per image")
 
     p = sub.add_parser("demo", help="the main demo: equivariant model vs plain CNNs under rotations",
                        description="Train an octa-equivariant model, a parameter-matched plain CNN, the plain CNN "
@@ -658,6 +662,8 @@ def train_config_from_args(args: argparse.Namespace, base: Optional[Dict[str, An
         d["out_dir"] = args.out_dir
     if getattr(args, "no_progress", False):
         d["progress"] = False
+    if getattr(args, "no_plots", False):
+        d["plots"] = False
     return TrainConfig.from_dict(d)
 
 
@@ -1072,7 +1078,7 @@ def _cmd_predict(args) -> int:
         try:  # every input is checked before the first mask is written; each mask is written atomically
             predict_segmentation(model, hp, paths, args.out, probabilities=args.probabilities,
                                  intensity=args.intensity, sw_batch_size=args.batch_size, overlap=args.overlap,
-                                 say=_say)
+                                 say=_say, plots=not args.no_plots, model_name=name)
         except OSError as err:
             if isinstance(err, FileNotFoundError):
                 raise

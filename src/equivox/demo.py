@@ -226,9 +226,10 @@ def _segment(s: Dict[str, Any], roles, n_random: int, out: Path, progress: bool)
     rot = rotation_set("so3", n_random=1, seed=int(s["seed"]))[-1]
     img, lab = res["volume"]["image"], res["volume"]["label"]
     preds = {}
-    for (name, _), model in res["models"].items():
-        preds[f"{name} upright"] = predict_rotated(model, img[None], rotation_set("identity")[0])[0]
-        preds[f"{name} {rot.name} (mapped back)"] = predict_rotated(model, img[None], rot)[0]
+    for (name, _), model in res["models"].items():  # rows: models; columns: upright, rotated and mapped back
+        preds[name] = {"upright": predict_rotated(model, img[None], rotation_set("identity")[0])[0],
+                       f"rotated {rot.name},\nmapped back": predict_rotated(model, img[None], rot)[0]}
     plot = plot_segmentation_slices(img, lab, preds, out / "segmentation_slices.png", rotation_name=rot.name,
-                                    num_classes=len(res["class_names"]), class_names=res["class_names"])
+                                    num_classes=len(res["class_names"]), class_names=res["class_names"],
+                                    title=f"{s['dataset']}: predictions upright and under a random rotation")
     return res, "segmentation", [plot]

@@ -169,7 +169,8 @@ def _save_nifti(img, path: Path) -> None:
 
 def predict_segmentation(model: torch.nn.Module, hparams: Dict, paths: Sequence[PathLike], out_dir: PathLike,
                          probabilities: bool = False, intensity: Optional[str] = None, sw_batch_size: int = 2,
-                         overlap: float = 0.25, device: str = "cpu", say=print) -> List[Path]:
+                         overlap: float = 0.25, device: str = "cpu", say=print, plots: bool = True,
+                         model_name: Optional[str] = None) -> List[Path]:
     """Masks for ``paths`` written to ``out_dir`` (see the module docstring); returns the written files.
 
     Every input is checked first (:func:`preflight_segmentation`): on any problem nothing is written. Each output
@@ -181,6 +182,9 @@ def predict_segmentation(model: torch.nn.Module, hparams: Dict, paths: Sequence[
         intensity: override of the stored rule (``"ct"``, ``"mri"``, ``"none"``, ``"auto"``: decided from
             ``paths``; a stored ``"auto"``, from a run on a registered dataset, is decided the same way).
         say: called with one line per written file (``None``: quiet).
+        plots: after all masks are written, one ``<mask name>_overlay.png`` per input (e.g.
+            ``case0_seg_overlay.png``): three orthogonal middle slices with the mask over the image, a class legend
+            and a title naming the input and ``model_name`` (default: the model's class). Not in the returned list.
     """
     import nibabel as nib
     from monai.data import MetaTensor
@@ -203,6 +207,7 @@ def predict_segmentation(model: torch.nn.Module, hparams: Dict, paths: Sequence[
     roi = _window(config, model)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     written: List[Path] = []
+    masks: List[Tuple[Path, Path, np.ndarray]] = []
     model = model.to(device).eval()
     for p, targets in plan:
         d = pre({"image": str(p)})
@@ -231,7 +236,28 @@ def predict_segmentation(model: torch.nn.Module, hparams: Dict, paths: Sequence[
             written.append(targets[1])
         if say:
             say(f"  {p.name} -> {targets[0].name} (classes present: {sorted(np.unique(mask).tolist())})")
+        masks.append((p, targets[0], mask))
+    if plots:
+        _overlays(masks, hparams, model_name or type(model).__name__, say)
     return written
+
+
+def _overlays(masks, hparams: Dict, model_name: str, say) -> None:
+    """``<mask name>_overlay.png`` next to each mask (written after all masks)."""
+    import nibabel as nib
+
+    from .evaluation.plots import plot_segmentation_overlay
+
+    k = int(hparams.get("num_classes") or 0) or None
+    names = list((hparams.get("data_info") or {}).get("class_names") or []) or None
+    for p, target, mask in masks:
+        src = nib.load(str(p))
+        out = target.with_name(f"{target.name[:-len('.nii.gz')] if target.name.endswith('.nii.gz') else target.stem}"
+                              "_overlay.png")
+        plot_segmentation_overlay(np.asanyarray(src.dataobj), mask, out, title=f"{p.name}: predicted by {model_name}",
+                                  class_names=names, num_classes=k, spacing=src.header.get_zooms()[:3])
+        if say:
+            say(f"  {out.name}")
 
 
 def _volumes(p: Path) -> List[Tuple[str, np.ndarray]]:

@@ -209,3 +209,27 @@ def test_evaluate_loads_a_checkpoint_written_by_fit_with_any_model(make, tmp_pat
     assert len(json.loads((ev / "report.json").read_text())["rows"]) == 24
     assert cli.main(["check-equivariance", "--checkpoint", str(res.last_checkpoint), "--size", "8", "--out",
                      str(tmp_path / "chk")]) == 0
+
+
+def test_fit_writes_a_learning_curve_unless_plots_are_off(tmp_path, monkeypatch):
+    from equivox.evaluation import plots
+
+    figs = []
+    real = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path, rect=None: (figs.append(fig), real(fig, path, rect))[1])
+    rng = np.random.default_rng(0)
+    data = _npz(tmp_path / "d.npz", images=rng.random((12, 8, 8, 8)).astype(np.float32), labels=np.arange(12) % 2)
+    cfg = TrainConfig(**{**TINY_CLS, "dataset": str(data), "input_size": None, "epochs": 2},
+                      out_dir=str(tmp_path / "out"))
+    res = fit(cfg)
+    png = res.out_dir / "learning_curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(figs) == 1
+    loss_ax, score_ax = figs[0].axes
+    assert "d.npz" in loss_ax.get_title() and "InvariantClassifier" in loss_ax.get_title()
+    assert score_ax.get_ylim() == (0.0, 1.0)
+    assert [len(line.get_xdata()) for line in loss_ax.get_lines() + score_ax.get_lines()] == [2, 2, 2]
+    assert {t.get_text() for t in loss_ax.get_legend().get_texts()} == {"training loss", "validation loss",
+                                                                        "validation acc"}
+    off = fit(cfg.merged({"plots": False, "out_dir": str(tmp_path / "off")}))
+    assert not (off.out_dir / "learning_curve.png").exists() and len(figs) == 1
+    assert cli.train_config_from_args(cli.build_parser().parse_args(["train", "--no-plots"])).plots is False

@@ -9,7 +9,8 @@ import torch
 
 from .report import RotationReport
 
-__all__ = ["plot_rotation_scores", "plot_segmentation_slices", "plot_equivariance_errors"]
+__all__ = ["plot_rotation_scores", "plot_segmentation_slices", "plot_equivariance_errors", "plot_learning_curve",
+           "plot_segmentation_overlay"]
 
 
 def _figure(figsize):
@@ -40,7 +41,8 @@ def plot_rotation_scores(reports: Union[RotationReport, Sequence[RotationReport]
     identity (star), grid-exact rotations (circles), random SO(3) rotations (triangles), with each model's upright
     score as a dotted line. Models are drawn side by side (small horizontal offsets, open / filled markers) so equal
     scores stay visible. The y axis runs from ``y_floor`` (stated on the axis label when not 0) to 1 (scores
-    are fractions). The legend gives each model's item count ``n``. Returns the path."""
+    are fractions). The legend gives each model's item count ``n``. The title (default: the metric and the models)
+    gets a second line naming the models when a given ``title`` does not name them all. Returns the path."""
     if isinstance(reports, RotationReport):
         reports = [reports]
     reports = list(reports)
@@ -86,7 +88,12 @@ def plot_rotation_scores(reports: Union[RotationReport, Sequence[RotationReport]
     ax.set_ylim(y_floor, 1.0)
     ax.set_ylabel(m + (f" (axis from {y_floor:g})" if y_floor else ""))
     ax.set_xlabel("rotation (dotted: upright score)")
-    ax.set_title(title or f"{m} per rotation")
+    names = [r.name for r in reports]
+    if title is None:
+        title = f"{m} per rotation: {', '.join(names)}"
+    elif not all(n in title for n in names):
+        title = f"{title}\nmodels: {', '.join(names)}"
+    ax.set_title(title, fontsize=MIN_FONT + 2)
     ax.legend(fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(alpha=0.3)
     return _save(fig, path)
@@ -105,22 +112,52 @@ def _slice(t, axis: int, index: Optional[int]):
     return np.take(a, i, axis=axis), i
 
 
+def _classes(k: int, class_names: Optional[Sequence[str]]):
+    """``(names, colour of class c)`` for ``k`` classes (background first; tab10 colours)."""
+    import matplotlib
+
+    names = list(class_names or [])[:k] + [str(c) for c in range(len(class_names or []), k)]
+    cmap = matplotlib.colormaps["tab10"]
+    return names, (lambda c: cmap(c / max(k - 1, 1)))
+
+
+def _draw_labels(ax, img2, lab, k: int, aspect=1.0):
+    ax.imshow(img2, cmap="gray", aspect=aspect)
+    if lab is not None:
+        ax.imshow(np.ma.masked_where(lab == 0, lab), cmap="tab10", vmin=0, vmax=max(k - 1, 1), alpha=0.55,
+                  interpolation="nearest", aspect=aspect)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _class_legend(fig, k: int, names, colour):
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=colour(c), alpha=0.7, label=names[c]) for c in range(1, k)]
+    if handles:
+        fig.legend(handles=handles, loc="center right", fontsize=MIN_FONT + 1, title="classes",
+                   title_fontsize=MIN_FONT + 1)
+
+
 def plot_segmentation_slices(image, label, predictions: Mapping[str, object], path,
                              rotation_name: Optional[str] = None, axis: int = 0,
                              slice_index: Optional[int] = None, num_classes: Optional[int] = None,
-                             class_names: Optional[Sequence[str]] = None) -> Path:
-    """One slice of a volume: the image, the ground truth, then one panel per prediction (e.g.
-    ``{"model upright": p0, "model rotated (mapped back)": p1}`` from
-    :func:`equivox.evaluation.predict_rotated`), label maps drawn over the image.
+                             class_names: Optional[Sequence[str]] = None, title: Optional[str] = None) -> Path:
+    """One slice of a volume as a grid: a first row with the image and the ground truth, then one row per model
+    with one column per prediction of it, label maps drawn over the image, and a class legend.
 
     Args:
         image: ``(C, D, H, W)`` / ``(1, C, D, H, W)`` / ``(D, H, W)`` (first channel shown).
-        label, predictions: class maps ``(D, H, W)`` / ``(1, D, H, W)`` or logits ``(K, D, H, W)`` (argmax taken).
+        label: class map ``(D, H, W)`` / ``(1, D, H, W)`` or logits ``(K, D, H, W)`` (argmax taken).
+        predictions: ``{model name: {column title: prediction}}`` (rows = models, e.g. columns ``"upright"`` and
+            ``"rotated, mapped back"`` from :func:`equivox.evaluation.predict_rotated`), or a flat ``{name:
+            prediction}`` (one row each); predictions as ``label``.
         rotation_name: shown in the title. axis, slice_index: which slice (default: the middle one along ``D``).
         num_classes, class_names: the classes (background first) for the colours and the legend (default: the
             class indices found, named by number).
+        title: the figure title (e.g. naming the dataset); the slice (and rotation) is added to it.
     """
-    preds = dict(predictions)
+    rows = {str(name): (dict(v) if isinstance(v, Mapping) else {"prediction": v}) for name, v in predictions.items()}
     img = image
     if isinstance(img, torch.Tensor) and img.dim() == 5:
         img = img[0]
@@ -128,31 +165,137 @@ def plot_segmentation_slices(image, label, predictions: Mapping[str, object], pa
         img = img[0]
     img2, i = _slice(img, axis, slice_index)
     lab2, _ = _slice(label, axis, i)
-    pred2 = {k: _slice(v, axis, i)[0] for k, v in preds.items()}
-    k = num_classes or (len(class_names) if class_names else 0) or \
-        int(max([lab2.max()] + [p.max() for p in pred2.values()])) + 1
-    names = list(class_names or []) + [str(c) for c in range(len(class_names or []), k)]
-    panels = [("image", None), ("ground truth", lab2)] + list(pred2.items())
-    fig = _figure((3.0 * len(panels) + 1.6, 3.6))
-    for j, (title, lab) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), j + 1)
-        ax.imshow(img2, cmap="gray")
-        if lab is not None:
-            ax.imshow(np.ma.masked_where(lab == 0, lab), cmap="tab10", vmin=0, vmax=max(k - 1, 1), alpha=0.55,
-                      interpolation="nearest")
-        ax.set_title(title, fontsize=MIN_FONT)
-        ax.axis("off")
-    from matplotlib.patches import Patch
-    import matplotlib
-
-    cmap = matplotlib.colormaps["tab10"]
-    handles = [Patch(color=cmap(c / max(k - 1, 1)), alpha=0.7, label=names[c]) for c in range(1, k)]
-    fig.legend(handles=handles, loc="center right", fontsize=MIN_FONT, title="classes", title_fontsize=MIN_FONT)
+    rows2 = {name: {col: _slice(v, axis, i)[0] for col, v in cols.items()} for name, cols in rows.items()}
+    found = [lab2.max()] + [p.max() for cols in rows2.values() for p in cols.values()]
+    k = num_classes or (len(class_names) if class_names else 0) or int(max(found)) + 1
+    names, colour = _classes(k, class_names)
+    ncols = max([2] + [len(c) for c in rows2.values()])
+    nrows = 1 + len(rows2)
+    side, legend_w, label_w = 2.6, 1.9, 0.5
+    fig = _figure((label_w + side * ncols + legend_w, side * nrows + 0.9))
+    grid = [[None] * ncols for _ in range(nrows)]
+    for j, (t, lab) in enumerate([("image", None), ("ground truth", lab2)]):
+        ax = grid[0][j] = fig.add_subplot(nrows, ncols, j + 1)
+        _draw_labels(ax, img2, lab, k)
+        ax.set_title(t, fontsize=MIN_FONT + 2)
+    for r, (name, cols) in enumerate(rows2.items(), start=1):
+        for j, (col, lab) in enumerate(cols.items()):
+            ax = grid[r][j] = fig.add_subplot(nrows, ncols, r * ncols + j + 1)
+            _draw_labels(ax, img2, lab, k)
+            ax.set_title(col, fontsize=MIN_FONT + 1)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=MIN_FONT + 2)
+    _class_legend(fig, k, names, colour)
     sup = f"slice {i} along axis {'DHW'[axis]}"
     if rotation_name:
-        sup += f" - rotation {rotation_name}"
-    fig.suptitle(sup, fontsize=MIN_FONT + 1)
-    return _save(fig, path, rect=(0, 0, 1 - 1.5 / (3.0 * len(panels) + 1.6), 1))
+        sup += f"; rotation {rotation_name}"
+    fig.suptitle(f"{title}\n{sup}" if title else sup, fontsize=MIN_FONT + 4)
+    return _save(fig, path, rect=(0, 0, 1 - legend_w / (label_w + side * ncols + legend_w), 1))
+
+
+def plot_segmentation_overlay(image, mask, path, title: Optional[str] = None,
+                              class_names: Optional[Sequence[str]] = None, num_classes: Optional[int] = None,
+                              spacing: Optional[Sequence[float]] = None) -> Path:
+    """Three orthogonal middle slices of ``image`` (``(D, H, W)``, or with channels last / first: the first one
+    shown) with the class map ``mask`` (same ``(D, H, W)``) drawn over it in colour, a class legend (background
+    not drawn) and ``title`` (e.g. the input file and the model). ``spacing`` (voxel sizes along D, H, W) keeps
+    the slices' proportions. Returns the path."""
+    a = np.asarray(image, dtype=float)
+    m = np.asarray(mask)
+    if m.ndim != 3:
+        raise ValueError(f"mask must be a volume (D, H, W), got shape {m.shape}")
+    if a.ndim == 4:
+        a = a[..., 0] if a.shape[:3] == m.shape else a[0]
+    if a.shape != m.shape:
+        raise ValueError(f"image shape {a.shape} does not match mask shape {m.shape}")
+    k = num_classes or (len(class_names) if class_names else 0) or int(m.max()) + 1
+    names, colour = _classes(k, class_names)
+    sp = [float(v) for v in (spacing or (1.0, 1.0, 1.0))][:3]
+    fig = _figure((3.2 * 3 + 1.9, 3.9))
+    for axis in range(3):
+        img2, i = _slice(a, axis, None)
+        lab2, _ = _slice(m, axis, i)
+        rest = [d for d in range(3) if d != axis]
+        ax = fig.add_subplot(1, 3, axis + 1)
+        _draw_labels(ax, img2, lab2, k, aspect=sp[rest[0]] / sp[rest[1]])
+        ax.set_title(f"slice {i} along axis {'DHW'[axis]}", fontsize=MIN_FONT + 2)
+        ax.set_xlabel("DHW"[rest[1]], fontsize=MIN_FONT + 1)
+        ax.set_ylabel("DHW"[rest[0]], fontsize=MIN_FONT + 1)
+    _class_legend(fig, k, names, colour)
+    fig.suptitle(title or "predicted mask", fontsize=MIN_FONT + 3)
+    return _save(fig, path, rect=(0, 0, 1 - 1.9 / (3.2 * 3 + 1.9), 1))
+
+
+def _read_metrics(paths) -> Dict[int, Dict[str, float]]:
+    """``{epoch: {column: value}}`` from Lightning CSV logs (later files and rows win; step-only rows skipped)."""
+    import csv
+
+    out: Dict[int, Dict[str, float]] = {}
+    for p in paths:
+        with open(p, newline="") as f:
+            for row in csv.DictReader(f):
+                try:
+                    epoch = int(float(row.get("epoch") or ""))
+                except ValueError:
+                    continue
+                for key, v in row.items():
+                    if key in ("epoch", "step") or v in (None, ""):
+                        continue
+                    try:
+                        out.setdefault(epoch, {})[key] = float(v)
+                    except ValueError:
+                        pass
+    return out
+
+
+#: validation scores (0-1) looked for in the logs, in order
+SCORE_COLUMNS = ("val_dice", "val_acc", "val_auroc")
+
+
+def plot_learning_curve(metrics_csv, path, title: Optional[str] = None) -> Path:
+    """Training loss per epoch (left axis; the validation loss dashed when logged) and the validation score per
+    epoch (right axis, 0 to 1: ``val_dice`` for segmentation, ``val_acc`` for classification) from a run's
+    ``logs/version_*/metrics.csv`` (one path or several: a resumed run's versions, in order). Returns the path.
+
+    Raises ``ValueError`` when the logs hold no epoch-level training loss or validation score."""
+    paths = [metrics_csv] if isinstance(metrics_csv, (str, Path)) else list(metrics_csv)
+    rows = _read_metrics(paths)
+    epochs = sorted(rows)
+    loss_key = next((c for c in ("train_loss_epoch", "train_loss") if any(c in rows[e] for e in epochs)), None)
+    score_key = next((c for c in SCORE_COLUMNS if any(c in rows[e] for e in epochs)), None)
+    if loss_key is None and score_key is None:
+        raise ValueError(f"no training loss or validation score per epoch in {', '.join(map(str, paths))}")
+    fig = _figure((7.5, 4.4))
+    ax = fig.add_subplot(1, 1, 1)
+    handles = []
+
+    def series(key):
+        pts = [(e + 1, rows[e][key]) for e in epochs if key in rows[e]]
+        return zip(*pts) if pts else ((), ())
+
+    if loss_key is not None:
+        handles += ax.plot(*series(loss_key), "o-", color="C0", label="training loss")
+    if any("val_loss" in rows[e] for e in epochs):
+        handles += ax.plot(*series("val_loss"), "s--", color="C0", alpha=0.6, label="validation loss")
+    ax.set_xlabel("epoch", fontsize=MIN_FONT + 2)
+    ax.set_ylabel("loss", fontsize=MIN_FONT + 2)
+    ax.set_ylim(bottom=0)
+    ax.tick_params(labelsize=MIN_FONT + 1)
+    if epochs:
+        ax.set_xlim(0.5, epochs[-1] + 1.5)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if score_key is not None:
+        ax2 = ax.twinx()
+        handles += ax2.plot(*series(score_key), "^-", color="C1", label=f"validation {score_key[4:]}")
+        ax2.set_ylim(0.0, 1.0)
+        ax2.set_ylabel(f"validation {score_key[4:]} (0-1)", fontsize=MIN_FONT + 2)
+        ax2.tick_params(labelsize=MIN_FONT + 1)
+    ax.legend(handles=handles, fontsize=MIN_FONT + 1, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "learning curve", fontsize=MIN_FONT + 3)
+    return _save(fig, path)
 
 
 def plot_equivariance_errors(errors, path, title: Optional[str] = None, threshold: float = 1e-4) -> Path:

@@ -90,7 +90,8 @@ class TrainConfig:
         devices, num_nodes, strategy (``"auto"`` -> ``"ddp"`` when ``devices > 1`` or ``num_nodes > 1``),
         accelerator (``"auto"``, ``"cpu"``, ``"gpu"``), precision (``None`` -> ``"16-mixed"`` with CUDA, else
         ``"32-true"``), out_dir, resume (checkpoint path: continues epochs and global step), progress,
-        deterministic, extra (engine details: only ``model_summary``; model options go in ``model``).
+        plots (write ``learning_curve.png`` into ``out_dir`` at the end of a run: training loss and validation
+        score per epoch; CLI ``--no-plots``), deterministic, extra (engine details: only ``model_summary``; model options go in ``model``).
         overwrite: start afresh in an ``out_dir`` that already holds a run: its ``checkpoints/*.ckpt`` and
             ``logs/version_*`` are replaced by the new run's (other files stay; a run that fails before its first
             checkpoint puts them back). ``False`` (default): ``equivox
@@ -154,6 +155,7 @@ class TrainConfig:
     resume: Optional[str] = None
     overwrite: bool = False
     progress: bool = True
+    plots: bool = True
     deterministic: bool = False
     extra: Dict[str, Any] = field(default_factory=dict)
 
@@ -197,8 +199,9 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
-        if not isinstance(self.overwrite, bool):
-            raise ValueError(f"overwrite must be true or false, got {self.overwrite!r}")
+        for name in ("overwrite", "plots"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.overwrite and self.resume is not None:
             raise ValueError("overwrite and resume exclude each other: resume continues the run in out_dir, overwrite "
                              "removes it first; give one")

@@ -526,9 +526,32 @@ def _fit(cfg, out_dir, model, train_data, val_data, info, t0) -> FitResult:
         module.load_state_dict(state)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1}
     csv = Path(trainer.logger.log_dir) / "metrics.csv"
+    if cfg.plots and is_rank_zero():
+        _learning_curve(cfg, out_dir, model)
     model = module.model.cpu().eval()
     return FitResult(model, module, trainer, info, out_dir, best, last if last is not None and last.is_file() else None,
                      csv if csv.is_file() else None, metrics, time.time() - t0, int(trainer.global_step), skipped)
+
+
+def _learning_curve(cfg: TrainConfig, out_dir: Path, model: nn.Module) -> Optional[Path]:
+    """``learning_curve.png`` in ``out_dir`` from the run's ``logs/version_*/metrics.csv`` (all versions: a resumed
+    run's earlier epochs too); a plot that cannot be drawn is a warning, not a failed run."""
+    from ..evaluation.plots import plot_learning_curve
+
+    csvs = sorted((out_dir / "logs").glob("version_*/metrics.csv"),
+                  key=lambda q: int(q.parent.name.split("_")[-1]) if q.parent.name.split("_")[-1].isdigit() else -1)
+    data = cfg.dataset if cfg.image_dir is None else cfg.image_dir
+    kind = f" ({cfg.group})" if cfg.arch == "equivariant" else f" ({cfg.arch})" if cfg.arch in ARCH_CHOICES else ""
+    title = f"{'/'.join(Path(str(data)).parts[-2:]) if cfg.image_dir else Path(str(data)).name or data} " \
+            f"({cfg.task}): {type(model).__name__}{kind}"
+    if cfg.canonicalize:
+        title += f" behind a {cfg.canonicalize} canonicalizer"
+    try:
+        return plot_learning_curve(csvs, out_dir / "learning_curve.png", title=title)
+    except Exception as err:  # noqa: BLE001  (the checkpoints are written; the plot is an extra)
+        warnings.warn(f"learning_curve.png not written ({type(err).__name__}: {err})".splitlines()[0], UserWarning,
+                      stacklevel=3)
+        return None
 
 
 def _tree(folder: Path) -> Dict[Path, Any]:
