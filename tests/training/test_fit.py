@@ -233,3 +233,21 @@ def test_fit_writes_a_learning_curve_unless_plots_are_off(tmp_path, monkeypatch)
     off = fit(cfg.merged({"plots": False, "out_dir": str(tmp_path / "off")}))
     assert not (off.out_dir / "learning_curve.png").exists() and len(figs) == 1
     assert cli.train_config_from_args(cli.build_parser().parse_args(["train", "--no-plots"])).plots is False
+
+
+def test_piped_output_gets_a_line_per_epoch_not_progress_bars(monkeypatch, tmp_path):
+    """Progress bars only in a terminal: with stderr piped (logs, CI) the trainer prints one line per epoch."""
+    import sys
+
+    from equivox.training.config import TrainConfig
+    from equivox.training.fit import make_trainer
+
+    cfg = TrainConfig(task="classify", dataset="furniture", progress=True, epochs=1)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    trainer, _ = make_trainer(cfg, tmp_path, "val_loss", "min")
+    names = [type(c).__name__ for c in trainer.callbacks]
+    assert "EpochLines" in names and "TQDMProgressBar" not in names
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    trainer, _ = make_trainer(cfg, tmp_path, "val_loss", "min")
+    names = [type(c).__name__ for c in trainer.callbacks]
+    assert "TQDMProgressBar" in names and "EpochLines" not in names

@@ -344,6 +344,17 @@ def epoch_setter_callback():
     return EpochSetter()
 
 
+def interactive() -> bool:
+    """Whether progress bars have a terminal to draw in (stderr is a TTY); piped output and log files get one line
+    per epoch instead (:func:`epoch_line_callback`)."""
+    import sys
+
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def epoch_line_callback():
     """A Lightning callback that prints one line per epoch (train loss, validation scores, seconds) to stdout: the
     progress of a run without progress bars (``progress=False``, logs, piped output)."""
@@ -370,7 +381,8 @@ def epoch_line_callback():
 def make_trainer(cfg: TrainConfig, out_dir: Path, monitor: str, mode: str):
     """The Lightning ``Trainer`` for ``cfg``: CSVLogger (``out_dir/logs/version_<n>/metrics.csv``), ModelCheckpoint
     (best by ``monitor`` + ``last.ckpt`` in ``out_dir/checkpoints``, written atomically by
-    :func:`atomic_checkpoint_io`), progress bar (or, with ``progress=False``, a line per epoch), precision, and ``devices`` / ``num_nodes`` / ``strategy`` passed
+    :func:`atomic_checkpoint_io`), progress bar (or, with ``progress=False`` or when stderr is not a terminal, a
+    line per epoch), precision, and ``devices`` / ``num_nodes`` / ``strategy`` passed
     through (``"ddp"`` when more than one process)."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
@@ -385,12 +397,14 @@ def make_trainer(cfg: TrainConfig, out_dir: Path, monitor: str, mode: str):
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best-{epoch:02d}-{step}", monitor=monitor,
                            mode=mode, save_last=True, save_top_k=1, enable_version_counter=False)
     callbacks = [ckpt, epoch_setter_callback()]
-    callbacks.append(TQDMProgressBar(refresh_rate=1) if cfg.progress else epoch_line_callback())
+    bars = cfg.progress and interactive()  # bars in a terminal; in logs and pipes a line per epoch instead
+    callbacks.append(TQDMProgressBar(refresh_rate=1) if bars else epoch_line_callback())
     return pl.Trainer(
         max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=cfg.devices,
         num_nodes=cfg.num_nodes, strategy=strategy, precision=cfg.precision or default_precision(),
         logger=CSVLogger(str(out_dir), name="logs"), callbacks=callbacks,
-        enable_progress_bar=cfg.progress, enable_model_summary=bool(cfg.extra.get("model_summary", cfg.progress)), default_root_dir=str(out_dir),
+        enable_progress_bar=bars, enable_model_summary=bool(cfg.extra.get("model_summary", cfg.progress)),
+        default_root_dir=str(out_dir),
         log_every_n_steps=1, num_sanity_val_steps=0, deterministic=cfg.deterministic,
         plugins=[atomic_checkpoint_io()],
     ), ckpt
