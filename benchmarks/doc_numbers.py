@@ -297,6 +297,17 @@ def _parts_plateau() -> str:
                   "steps"], rows)
 
 
+@renderer("segmentation.parts.poses")
+def _parts_poses() -> str:
+    rows = []
+    for r in sorted((r for r in records(PARTS) if r.get("canonicalizer")), key=lambda r: (r["model"], r["seed"])):
+        if r.get("equivalent_rate") is None:  # the first seed's run counted one test part only
+            continue
+        rows.append([r["model"], str(r["seed"]), f"{r['identity_rate']:.0%}", f"{r['equivalent_rate']:.0%}",
+                     str(r["n_test"])])
+    return table(["model", "seed", "identity picked (upright test parts)", "an equivalent pose", "parts"], rows)
+
+
 @renderer("accuracy.kicad.table")
 def _kicad_table() -> str:
     return records_table(KICAD)
