@@ -26,7 +26,6 @@ Usage::
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import Counter
@@ -75,26 +74,7 @@ def _label_chunk(args):
 def main(argv=None):
     from equivox.data import METAL_MATERIALS, PART_CLASSES
 
-    ap = _common.script_parser(__doc__)
-    ap.add_argument("--out", type=Path, default=_common.DEFAULT_OUT, help="output directory")
-    ap.add_argument("--source", type=Path, default=kp.DEFAULT_SOURCE, help="folder of <Family>.3dshapes folders")
-    ap.add_argument("--copyright", type=Path, default=kp.DEFAULT_COPYRIGHT, help="DEP-5 copyright file")
-    ap.add_argument("--licences", nargs="+", default=list(kp.DEFAULT_LICENCES),
-                    help="licence short names (debian/copyright 'License:') of the models to use")
-    ap.add_argument("--size", type=int, default=16, help="grid side in voxels")
-    ap.add_argument("--min-per-class", type=int, default=30, help="drop families with fewer usable models")
-    ap.add_argument("--cap", type=int, default=150, help="at most this many models per family")
-    ap.add_argument("--test-fraction", type=float, default=0.3)
-    ap.add_argument("--val-fraction", type=float, default=0.1)
-    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    args = ap.parse_args(argv)
-    if args.size % 2 or args.size < 4:
-        raise SystemExit(f"--size must be an even number >= 4, got {args.size}")
-    if not args.source.is_dir():
-        raise SystemExit(f"no model folder {args.source}: install the Debian package 'kicad-packages3d' "
-                         "(apt-get install kicad-packages3d) or pass --source")
-    if not args.copyright.is_file():
-        raise SystemExit(f"no copyright file {args.copyright}: it comes with 'kicad-packages3d'; pass --copyright")
+    args = kp.parse_args(__doc__, 16, argv)
     t0 = time.time()
     stanzas = kp.parse_dep5(args.copyright.read_text(errors="replace"))
     models = kp.scan_models(args.source)

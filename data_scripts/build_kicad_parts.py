@@ -33,6 +33,7 @@ Usage::
 """
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import hashlib
 import math
@@ -171,14 +172,16 @@ def _voxelize_chunk(args):
     return out
 
 
-def main(argv=None):
-    ap = _common.script_parser(__doc__)
+def parse_args(doc: str, size: int, argv=None) -> argparse.Namespace:
+    """The command line of the KiCad build scripts (this one and ``build_kicad_part_segments.py``: the same
+    selection, split and licence options), checked: one line naming the bad option or missing input."""
+    ap = _common.script_parser(doc)
     ap.add_argument("--out", type=Path, default=_common.DEFAULT_OUT, help="output directory")
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="folder of <Family>.3dshapes folders")
     ap.add_argument("--copyright", type=Path, default=DEFAULT_COPYRIGHT, help="DEP-5 copyright file")
     ap.add_argument("--licences", nargs="+", default=list(DEFAULT_LICENCES),
                     help="licence short names (debian/copyright 'License:') of the models to use")
-    ap.add_argument("--size", type=int, default=32, help="grid side in voxels")
+    ap.add_argument("--size", type=int, default=size, help="grid side in voxels")
     ap.add_argument("--min-per-class", type=int, default=30, help="drop families with fewer usable models")
     ap.add_argument("--cap", type=int, default=150, help="at most this many models per family")
     ap.add_argument("--test-fraction", type=float, default=0.3)
@@ -194,6 +197,11 @@ def main(argv=None):
                          "(apt-get install kicad-packages3d) or pass --source")
     if not args.copyright.is_file():
         raise SystemExit(f"no copyright file {args.copyright}: it comes with 'kicad-packages3d'; pass --copyright")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(__doc__, 32, argv)
     from tqdm import tqdm
 
     t0 = time.time()
