@@ -43,10 +43,12 @@ PARTS = ["equivariant (octa)", "plain (matched params)", "plain (matched compute
          "plain + so3 aug", "plain (frozen) + fitted canonicalizer"]
 #: per dataset: run settings that differ from the medical defaults below (reported in the JSON's config). Parts:
 #: whole 16^3 parts (patch = volume), 512 parts per epoch of the 1,713 training parts, validation on the 301 val
-#: parts, 300 of the 880 test parts scored (evenly spaced over the family-sorted store), SO(3) by the mesh protocol
+#: parts, 300 of the 880 test parts scored (evenly spaced over the family-sorted store), SO(3) by the mesh protocol;
+#: every row trains at least 20 epochs, then on until its validation Dice curve has reached its plateau (at most 60)
 SETTINGS = {"kicad_part_segments": dict(downsample=1, val_crop=16, test_crop=None, patch_size=16,
                                         patches_per_epoch=512, epochs=20, channels=[2, 4], n_random=4,
-                                        so3_protocol="mesh", max_test=300, models=PARTS)}
+                                        until_plateau=True, max_epochs=60, so3_protocol="mesh", max_test=300,
+                                        models=PARTS)}
 #: targets written before the part-segmentation run (issue "Segmentation evidence"): the equivariant U-Net's
 #: bias-free worst cube Dice >= every plain row's + 0.05; its upright Dice >= every plain row's - 0.01; its SO(3)
 #: mean (mesh protocol) >= plain + so3 aug's; a row's upright Dice >= 0.5
@@ -121,7 +123,8 @@ def settings(ds: str, a) -> tuple:
         if q:
             kw.update(downsample=1, patches_per_epoch=16, max_test=own.get("max_test") and 32)
     kw["test_crop"] = test_crop
-    for opt in ("downsample", "patch_size", "val_crop", "channels", "epochs", "n_random", "max_test", "so3_protocol"):
+    for opt in ("downsample", "patch_size", "val_crop", "channels", "epochs", "n_random", "max_test", "so3_protocol",
+                "until_plateau", "max_epochs"):
         if getattr(a, opt, None) is not None:
             kw[opt] = getattr(a, opt)
     return kw, models
@@ -139,7 +142,13 @@ def main(argv=None) -> int:
                    help=f"';'-separated competitors (known: {'; '.join(competitor_names('segment'))})")
     p.add_argument("--seeds", type=_ints, default=None, help="seeds, e.g. 0,1,2")
     p.add_argument("--channels", type=_ints, default=None, help="fields per level of the reference U-Net")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default per dataset)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default per dataset; with --until-plateau the "
+                                                            "minimum)")
+    p.add_argument("--until-plateau", action="store_const", const=True, default=None,
+                   help="after --epochs, train every row on until its validation curve has reached its plateau "
+                        "(default per dataset: on for kicad_part_segments)")
+    p.add_argument("--max-epochs", type=int, default=None, help="at most this many epochs with --until-plateau "
+                                                                "(default per dataset, else 3 x epochs)")
     p.add_argument("--downsample", type=int, default=None, help="downsampling factor (default per dataset)")
     p.add_argument("--val-crop", type=int, default=None, help="centre crop of the validation volumes")
     p.add_argument("--test-crop", type=int, default=None,
@@ -158,7 +167,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="outputs/segmentation")
     p.add_argument("--append", action="store_true",
                    help="keep the records of OUT/segmentation.json and add this run's (seeds already there for a "
-                        "dataset and model are run again only if missing)")
+                        "dataset and model are run again only if missing; with --until-plateau also those whose "
+                        "curve is not at its plateau: continued from their last checkpoint, and the rows on their "
+                        "frozen model fitted again)")
     a = p.parse_args(argv)
     for module in a.imports:
         importlib.import_module(module)
@@ -175,14 +186,23 @@ def main(argv=None) -> int:
         kw, models = settings(ds, a)
         models = a.models.split(";") if a.models else models
         for seed in seeds:
-            done = {r["model"] for r in records if r["dataset"] == ds and r["seed"] == seed}
+            done = {r["model"] for r in records if r["dataset"] == ds and r["seed"] == seed
+                    and (r.get("plateau") is True or not kw.get("until_plateau"))}
             todo = [m for m in models if m not in done]
+            # a row on a frozen model is fitted again when that model trains on
+            todo = [m for m in models if m in todo or get_competitor(m, "segment").reuses in todo]
             if not todo:
                 continue
             # a reused model (frozen_of) is trained again when its own record exists but this row's does not
             todo = [m for m in models if m in todo or any(get_competitor(t, "segment").reuses == m for t in todo)]
-            result = run_segmentation(ds, todo, [seed], out=out / "runs", **kw)
+            result = run_segmentation(ds, todo, [seed], out=out / "runs", resume=a.append, **kw)
             new = {(r["model"], r["seed"]) for r in result["records"]}
+            before = {(r["model"], r["seed"]): r for r in records if r["dataset"] == ds}
+            for r in result["records"]:  # a run continued from its checkpoint: its training time is the sum
+                old = before.get((r["model"], r["seed"]))
+                if old is not None and r["train_steps"] > old["train_steps"] and [list(pt) for pt in r["curve"]][
+                        :len(old["curve"])] == [list(pt) for pt in old["curve"]]:
+                    r["train_seconds"] += old["train_seconds"]
             records = [r for r in records if (r["dataset"], r["model"], r["seed"]) not in
                        {(ds, m, sd) for m, sd in new}] + result["records"]
             result["records"], result["config"]["seeds"] = records, sorted({r["seed"] for r in records})

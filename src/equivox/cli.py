@@ -401,7 +401,10 @@ _TRAIN_FLAGS = [
     ("--canonicalizer-channels", "canonicalizer_channels", _ints, "canonicalizer fields per level, e.g. 2,4"),
     ("--canonicalizer-input-size", "canonicalizer_input_size", int, "side of the pooled copy the canonicalizer "
                                                                     "sees"),
-    ("--epochs", "epochs", int, "training epochs"),
+    ("--epochs", "epochs", int, "training epochs (with --until-plateau: the minimum)"),
+    ("--until-plateau", "until_plateau", _bool, "after --epochs, train on until the validation curve has reached "
+                                                "its plateau (its last fifth adds < 0.01 over its best before)"),
+    ("--max-epochs", "max_epochs", int, "at most this many epochs with --until-plateau (default: 3 x --epochs)"),
     ("--max-steps", "max_steps", int, "stop after this many optimiser steps (-1: no limit)"),
     ("--batch-size", "batch_size", int, "batch size"),
     ("--lr", "lr", float, "AdamW learning rate"),

@@ -251,3 +251,16 @@ def test_piped_output_gets_a_line_per_epoch_not_progress_bars(monkeypatch, tmp_p
     trainer, _ = make_trainer(cfg, tmp_path, "val_loss", "min")
     names = [type(c).__name__ for c in trainer.callbacks]
     assert "TQDMProgressBar" in names and "EpochLines" not in names
+
+
+def test_last_checkpoint_is_the_last_epoch_even_without_a_new_best(tmp_path):
+    # lr so small that validation loss never improves after epoch 1: best stays at epoch 0, last must move on
+    rng = np.random.default_rng(0)
+    data = _npz(tmp_path / "d.npz", images=rng.random((12, 8, 8, 8)).astype(np.float32), labels=np.arange(12) % 2)
+    cfg = TrainConfig(**{**TINY_CLS, "dataset": str(data), "input_size": None, "epochs": 3, "lr": 1e-12,
+                         "plots": False}, out_dir=str(tmp_path / "out"))
+    res = fit(cfg)
+    last = torch.load(res.last_checkpoint, map_location="cpu", weights_only=False)
+    assert res.last_checkpoint.name == "last.ckpt" and last["global_step"] == res.global_step == 9
+    again = fit(cfg.merged({"epochs": 4, "resume": str(res.last_checkpoint)}))
+    assert again.global_step == 12 and len(again.curve) == 4

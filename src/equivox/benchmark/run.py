@@ -34,6 +34,7 @@ from .competitors import CANONICALIZER, BuildContext, build_network, check_order
 from .data import (ClassificationData, load_classification_data, load_segmentation_data, mesh_dataset,
                    nested_fractions, rotated_mesh_grids, rotated_mesh_labels)
 from .progress import quiet_lightning, say
+from ..training.plateau import PLATEAU_GAIN, learning_curve, plateaued, run_curve, curve_key
 from .records import make_record
 
 __all__ = ["run_classification", "run_segmentation", "PooledInput", "so3_content_lost", "learning_curve", "plateaued",
@@ -104,39 +105,6 @@ def so3_content_lost(x: torch.Tensor, rotations) -> List[float]:
     return out
 
 
-def learning_curve(metrics_csv: Optional[Path], key: str = "val_dice") -> List[Tuple[int, float]]:
-    """``[(global step, value)]`` of ``key`` from a Lightning ``metrics.csv`` (one point per validation)."""
-    if metrics_csv is None or not Path(metrics_csv).is_file():
-        return []
-    out = []
-    with open(metrics_csv, newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row.get(key):
-                out.append((int(float(row.get("step") or 0)) + 1, float(row[key])))
-    return out
-
-
-#: a validation curve has reached its plateau when its last fifth adds less than this over its best before
-PLATEAU_GAIN = 0.01
-
-
-def plateaued(curve: Sequence[Tuple[int, float]], gain: float = PLATEAU_GAIN) -> Optional[bool]:
-    """Whether a learning curve ``[(step, validation score)]`` has flattened: the best score of its last fifth
-    (at least one point) exceeds the best before it by less than ``gain``. ``None`` for fewer than 5 points.
-
-    Example:
-        >>> plateaued([(1, .2), (2, .5), (3, .6), (4, .605), (5, .604)])
-        True
-        >>> plateaued([(1, .2), (2, .3), (3, .4), (4, .5), (5, .6)])
-        False
-    """
-    values = [float(v) for _, v in curve if v is not None and not math.isnan(float(v))]
-    if len(values) < 5:
-        return None
-    k = max(1, len(values) // 5)
-    return max(values[-k:]) - max(values[:-k]) < gain
-
-
 def _pose_rates(model: nn.Module, batches: Sequence[torch.Tensor]) -> Tuple[Optional[float], Optional[float]]:
     """A canonicalized model's identity rate and equivalent-pose rate (``Canonicalized.identity_rate`` /
     ``equivalent_rate``) over the items of ``batches`` (``(B, C, D, H, W)`` each; volumes of different shapes in
@@ -197,7 +165,8 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                        fractions: Sequence[float] = (1.0,), seeds: Sequence[int] = (0,), *, input_size: int = 16,
                        placement: str = "box", channels: Sequence[int] = (4, 8, 16), strides: Sequence[int] = (2, 2),
                        convs_per_level: int = 1, hidden_features: Sequence[int] = (64,), epochs: int = 30,
-                       batch_size: int = 16, lr: float = 3e-3, equal_steps: bool = False, n_random: int = 8,
+                       batch_size: int = 16, lr: float = 3e-3, equal_steps: bool = False,
+                       until_plateau: bool = False, max_epochs: Optional[int] = None, n_random: int = 8,
                        so3_protocol: str = "grid", max_test: Optional[int] = None, metric: Optional[str] = None,
                        out: Optional[Path] = None, progress: bool = False, verbose: bool = True,
                        keep_models: bool = False) -> Dict:
@@ -218,6 +187,9 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
             a competitor's ``train`` options override them.
         equal_steps: train a fraction ``f`` for ``ceil(epochs / f)`` epochs, so every fraction gets the optimizer
             steps of the full set (a data-efficiency curve then measures data, not training length).
+        until_plateau, max_epochs: ``epochs`` becomes the minimum and every run trains on until its validation
+            accuracy curve has reached its plateau (:func:`~equivox.training.plateaued`), at most ``max_epochs``
+            (default ``3 * epochs``): the same rule for every competitor.
         n_random: random SO(3) rotations (seeded by the run's seed); max_test: a stratified subsample of the test
             split (fixed seed: the same items for every seed and competitor, so comparisons are paired).
         so3_protocol: how the random rotations act (:data:`SO3_PROTOCOLS`): ``"grid"`` resamples the stored
@@ -308,7 +280,8 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                     train = ArrayClassificationDataset(x_train[idx], data.y_train[idx], aug, data.class_names)
                     info = DataInfo(c_in, k, data.class_names, len(train), len(val), (input_size,) * 3)
                     opts = {"epochs": math.ceil(epochs / frac - 1e-9) if equal_steps else epochs,
-                            "batch_size": batch_size, "lr": lr, **comp.train}
+                            "batch_size": batch_size, "lr": lr, "until_plateau": until_plateau,
+                            "max_epochs": max_epochs, **comp.train}
                     cfg = TrainConfig(task="classify", dataset=data.name, input_size=input_size, seed=seed,
                                       progress=progress, **opts,
                                       out_dir=str(out / f"{comp.name}-f{frac:g}-s{seed}".replace(" ", "_")),
@@ -318,7 +291,7 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                     model, secs, steps = res.model, res.seconds, res.global_step
                     if comp.frozen_of:  # its cost: the frozen model's training and the canonicalizer's fitting
                         secs += trained[comp.frozen_of][1]
-                    curve = learning_curve(res.metrics_csv, "val_acc")
+                    curve = res.curve
                     trained[comp.name] = (model, secs, steps, curve)
                 t = time.time()
                 rep = _evaluate_with_meshes(evaluate_classification, model, (x_test, torch.as_tensor(y_test)), rots,
@@ -345,7 +318,8 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                   fractions=list(fractions),
                   seeds=list(seeds), input_size=input_size, placement=placement, channels=list(channels),
                   strides=list(strides), convs_per_level=convs_per_level, hidden_features=list(hidden_features),
-                  epochs=epochs, equal_steps=equal_steps, batch_size=batch_size, lr=lr, n_random=n_random,
+                  epochs=epochs, equal_steps=equal_steps, until_plateau=until_plateau, max_epochs=max_epochs,
+                  batch_size=batch_size, lr=lr, n_random=n_random,
                   so3_protocol=so3_protocol, max_test=max_test, n_train=len(data.y_train), n_val=len(data.y_val),
                   n_test=len(y_test),
                   dataset_files=_dataset_files(data.name), threads=torch.get_num_threads())
@@ -409,6 +383,7 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
                      strides: Sequence[int] = (2,), convs_per_level: int = 2,
                      epochs: int = 20, patches_per_epoch: int = 32, batch_size: int = 16, lr: float = 3e-3,
                      n_random: int = 4, rotation_group: str = "octa", so3_protocol: str = "grid",
+                     until_plateau: bool = False, max_epochs: Optional[int] = None, resume: bool = False,
                      max_test: Optional[int] = None, out: Optional[Path] = None,
                      progress: bool = False, verbose: bool = True, keep_models: bool = False) -> Dict:
     """Train and score every segmentation competitor for every seed.
@@ -422,6 +397,12 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
         patch_size, val_crop, epochs, patches_per_epoch, batch_size, lr: training (:class:`TrainConfig`; steps =
             ``epochs * patches_per_epoch / batch_size``), best checkpoint by validation loss; a competitor's
             ``train`` options override them (``val_crop``: centre crop of the validation volumes).
+        until_plateau, max_epochs: ``epochs`` becomes the minimum and every run trains on until its validation Dice
+            curve has reached its plateau (:func:`~equivox.training.plateaued`), at most ``max_epochs`` (default
+            ``3 * epochs``): the same rule for every competitor.
+        resume: a run whose folder under ``out`` already holds ``checkpoints/last.ckpt`` continues from it (with
+            ``until_plateau``: an earlier run brought to its plateau) instead of starting over; rows on a frozen
+            model (whose checkpoint also holds that model) always start afresh.
         test_crop: centre crop (cube side) of every scored test volume (default ``"val_crop"``: the validation
             crop); ``None``: whole test volumes, each axis
             centre-trimmed to a multiple of :data:`WHOLE_VOLUME_MULTIPLE` (held-out tiles are scored whole).
@@ -487,18 +468,23 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
                                                          class_swaps=data.class_swaps))
             if comp.canonicalize:
                 model = _wrap_canonicalizer(model, comp, "segment", seed)
-            opts = {"epochs": epochs, "batch_size": batch_size, "lr": lr, **comp.train}
+            opts = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "until_plateau": until_plateau,
+                    "max_epochs": max_epochs, **comp.train}
+            run_dir = out / f"{dataset}-{comp.name}-s{seed}".replace(" ", "_")
+            last = run_dir / "checkpoints" / "last.ckpt"
+            # a frozen row's checkpoint holds its frozen model too, which may have trained on: it starts afresh
+            if resume and last.is_file() and not comp.frozen_of:
+                opts["resume"] = str(last)
             cfg = TrainConfig(task="segment", dataset=dataset, downsample=downsample, patch_size=patch_size,
                               val_crop=val_crop, patches_per_epoch=patches_per_epoch, seed=seed,
                               augment=comp.augment, progress=progress, channels=tuple(channels),
                               strides=tuple(strides), **opts,
-                              out_dir=str(out / f"{dataset}-{comp.name}-s{seed}".replace(" ", "_")),
-                              extra={"model_summary": False})
+                              out_dir=str(run_dir), extra={"model_summary": False})
             if comp.fits:
                 say(f"[{run}/{n_runs}] {comp.name}, seed {seed}: training {count_parameters(model)} parameters",
                     verbose)
                 res = fit(cfg, model=model)
-                model, steps, curve = res.model, res.global_step, learning_curve(res.metrics_csv)
+                model, steps, curve = res.model, res.global_step, res.curve
                 seconds = res.seconds + (trained[comp.frozen_of][1] if comp.frozen_of else 0.0)
             else:  # a confidence canonicalizer: nothing to fit, the frozen model's cost
                 (_, seconds, curve), steps = trained[comp.frozen_of], 0
@@ -526,6 +512,7 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
     config = dict(task="segment", dataset=dataset, competitors=list(competitors), seeds=list(seeds),
                   downsample=downsample, patch_size=patch_size, val_crop=val_crop, test_crop=test_crop,
                   channels=list(channels), strides=list(strides), convs_per_level=convs_per_level, epochs=epochs,
+                  until_plateau=until_plateau, max_epochs=max_epochs, resume=resume,
                   patches_per_epoch=patches_per_epoch, batch_size=batch_size, lr=lr, n_random=n_random,
                   rotation_group=rotation_group, so3_protocol=so3_protocol, max_test=max_test,
                   class_swaps=[list(p) for p in data.class_swaps],

@@ -4,6 +4,7 @@
 * :func:`fit` -- seeded training with CSV metrics, best/last checkpoints, resume, DDP pass-through.
 * :class:`ClassificationModule`, :class:`SegmentationModule` -- Lightning modules wrapping any ``nn.Module``.
 * :func:`build_datasets`, :func:`build_model`, :func:`load_checkpoint`.
+* :func:`plateaued`, :func:`learning_curve` -- when a run has learned what it can (``until_plateau``).
 * :func:`fit_canonicalizer` (a canonicalizer for a frozen trained model), :func:`load_model` (equivox checkpoint,
   MONAI bundle, pickled or TorchScript model).
 """
@@ -13,6 +14,7 @@ from .data import (ArrayClassificationDataset, DataInfo, augmentation_transform,
                    center_crop, classification_arrays, resize_grids, resolve_data_settings, subsample_indices)
 from .fit import FitResult, build_model, default_precision, fit, load_checkpoint, make_trainer
 from .modules import ClassificationModule, SegmentationModule, split_batch
+from .plateau import PLATEAU_GAIN, learning_curve, plateaued
 
 __all__ = [
     "TrainConfig", "load_yaml_config",
@@ -20,4 +22,5 @@ __all__ = [
     "center_crop", "classification_arrays", "resize_grids", "resolve_data_settings", "subsample_indices",
     "FitResult", "build_model", "default_precision", "fit", "load_checkpoint", "make_trainer",
     "ClassificationModule", "SegmentationModule", "split_batch", "fit_canonicalizer", "load_model",
+    "PLATEAU_GAIN", "learning_curve", "plateaued",
 ]

@@ -86,7 +86,9 @@ class TrainConfig:
         canonicalizer_channels (fields per level), canonicalizer_input_size (side of the pooled copy it sees): the
         canonicalizer's settings (:class:`equivox.canonicalization.Canonicalized`).
     Optimisation / engine (PyTorch Lightning):
-        epochs, max_steps (-1: no limit), batch_size, lr, weight_decay (AdamW), seed, num_workers,
+        epochs, until_plateau (``epochs`` becomes the minimum: train on until the validation curve has reached its
+        plateau, :func:`~equivox.training.plateaued`, at most ``max_epochs``; default ``3 * epochs``), max_epochs,
+        max_steps (-1: no limit), batch_size, lr, weight_decay (AdamW), seed, num_workers,
         devices, num_nodes, strategy (``"auto"`` -> ``"ddp"`` when ``devices > 1`` or ``num_nodes > 1``),
         accelerator (``"auto"``, ``"cpu"``, ``"gpu"``), precision (``None`` -> ``"16-mixed"`` with CUDA, else
         ``"32-true"``), out_dir, resume (checkpoint path: continues epochs and global step), progress,
@@ -140,6 +142,8 @@ class TrainConfig:
     canonicalizer_input_size: int = 16
 
     epochs: int = 5
+    until_plateau: bool = False
+    max_epochs: Optional[int] = None
     max_steps: int = -1
     batch_size: int = 16
     lr: float = 3e-3
@@ -195,11 +199,13 @@ class TrainConfig:
             if isinstance(self.class_names, str) or not all(isinstance(n, str) and n for n in self.class_names):
                 raise ValueError(f"class_names must be a list of non-empty strings, got {self.class_names!r}")
             self.class_names = [str(n) for n in self.class_names]
-        for name in ("input_size", "max_train", "max_val", "val_crop", "num_classes"):
+        for name in ("input_size", "max_train", "max_val", "val_crop", "num_classes", "max_epochs"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be a positive integer or None, got {v!r}")
-        for name in ("overwrite", "plots"):
+        if self.max_epochs is not None and self.max_epochs < self.epochs:
+            raise ValueError(f"max_epochs must be >= epochs ({self.epochs}), got {self.max_epochs}")
+        for name in ("overwrite", "plots", "until_plateau"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.overwrite and self.resume is not None:

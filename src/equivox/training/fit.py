@@ -7,7 +7,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -15,6 +15,7 @@ from torch import nn
 from ..baselines import build_from_spec, count_parameters, matched_baseline, matched_monai_unet, upgrade_spec
 from .config import ARCH_CHOICES, TrainConfig
 from .data import DataInfo, build_datasets, resolve_data_settings
+from .plateau import curve_key, plateau_stop_callback, run_curve
 from .modules import (PICKLED_MODEL, SKELETON_KEY, ClassificationModule, SegmentationModule, model_from_skeleton,
                       model_skeleton, pickled_spec)
 
@@ -314,7 +315,8 @@ def seed_worker(worker_id: int) -> None:
 class FitResult:
     """What :func:`fit` produced: the trained ``model`` (eval mode, best weights loaded when a best checkpoint
     exists), the Lightning ``module`` and ``trainer``, data ``info``, paths, final ``metrics`` and seconds.
-    ``skipped_files`` maps each input file skipped as unusable to the reason (also warned about)."""
+    ``skipped_files`` maps each input file skipped as unusable to the reason (also warned about); ``curve`` is the
+    validation curve ``[(global step, val_dice or val_acc)]`` of the whole run (a resumed run's earlier epochs too)."""
 
     model: nn.Module
     module: Any
@@ -328,6 +330,7 @@ class FitResult:
     seconds: float
     global_step: int
     skipped_files: Dict[str, str] = field(default_factory=dict)
+    curve: List[Tuple[int, float]] = field(default_factory=list)
 
 
 def epoch_setter_callback():
@@ -395,12 +398,21 @@ def make_trainer(cfg: TrainConfig, out_dir: Path, monitor: str, mode: str):
         strategy = "ddp"
     # no versioned names (last-v1.ckpt): last.ckpt is always the newest run's (fit removes an earlier run first)
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best-{epoch:02d}-{step}", monitor=monitor,
-                           mode=mode, save_last=True, save_top_k=1, enable_version_counter=False)
-    callbacks = [ckpt, epoch_setter_callback()]
+                           mode=mode, save_top_k=1, enable_version_counter=False)
+    # last.ckpt by a checkpoint of its own after every epoch: Lightning >= 2.5's save_last rewrites it only at a new
+    # best, so a resumed run would restart from the best epoch, not the last
+    last = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                           enable_version_counter=False)
+    callbacks = [ckpt, last, epoch_setter_callback()]
+    max_epochs, min_epochs = cfg.epochs, None
+    if cfg.until_plateau:  # epochs is the minimum; a resumed run's curve so far counts
+        max_epochs, min_epochs = cfg.max_epochs or 3 * cfg.epochs, cfg.epochs
+        prior = run_curve(out_dir, curve_key(cfg.task)) if cfg.resume is not None else []
+        callbacks.append(plateau_stop_callback(curve_key(cfg.task), prior))
     bars = cfg.progress and interactive()  # bars in a terminal; in logs and pipes a line per epoch instead
     callbacks.append(TQDMProgressBar(refresh_rate=1) if bars else epoch_line_callback())
     return pl.Trainer(
-        max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=cfg.devices,
+        max_epochs=max_epochs, min_epochs=min_epochs, max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=cfg.devices,
         num_nodes=cfg.num_nodes, strategy=strategy, precision=cfg.precision or default_precision(),
         logger=CSVLogger(str(out_dir), name="logs"), callbacks=callbacks,
         enable_progress_bar=bars, enable_model_summary=bool(cfg.extra.get("model_summary", cfg.progress)),
@@ -534,7 +546,7 @@ def _fit(cfg, out_dir, model, train_data, val_data, info, t0) -> FitResult:
 
         shutil.rmtree(aside, ignore_errors=True)
     best = Path(ckpt.best_model_path) if ckpt.best_model_path else None
-    last = Path(ckpt.last_model_path) if ckpt.last_model_path else None
+    last = out_dir / "checkpoints" / "last.ckpt"
     if best is not None and best.is_file():
         state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
@@ -544,7 +556,8 @@ def _fit(cfg, out_dir, model, train_data, val_data, info, t0) -> FitResult:
         _learning_curve(cfg, out_dir, model)
     model = module.model.cpu().eval()
     return FitResult(model, module, trainer, info, out_dir, best, last if last is not None and last.is_file() else None,
-                     csv if csv.is_file() else None, metrics, time.time() - t0, int(trainer.global_step), skipped)
+                     csv if csv.is_file() else None, metrics, time.time() - t0, int(trainer.global_step), skipped,
+                     run_curve(out_dir, curve_key(cfg.task)))
 
 
 def _learning_curve(cfg: TrainConfig, out_dir: Path, model: nn.Module) -> Optional[Path]:
