@@ -1,11 +1,11 @@
-"""Group registry: names, errors, grid-exact elements checked against escnn's own transform."""
+"""Group registry: names, errors, grid-exact elements checked against escnn's own transform (per-module tests of
+equivox.groups: tests/groups/)."""
 import numpy as np
 import pytest
 import torch
 
 from equivox._escnn import enn
-from equivox.groups import (GROUPS, GridElement, FourierFields, available_groups, cube_rotations, cube_symmetries,
-                            get_group)
+from equivox.groups import GROUPS, FourierFields, available_groups, get_group
 
 EXPECTED_GRID_ELEMENTS = {"trivial": 1, "octa": 24, "octa_faces": 24, "octa_vertices": 24, "full_octa": 48, "ico": 12, "full_ico": 24, "so3": 24, "o3": 48,
                           "so3_irreps": 24, "o3_irreps": 48,
@@ -48,17 +48,6 @@ def test_grid_elements_form_a_group(name):
     for a in get_group(name).grid_elements:
         for b in get_group(name).grid_elements:
             assert (np.array(a.matrix) @ np.array(b.matrix)).tobytes() in mats
-
-
-def test_cube_sets_and_element_algebra():
-    rots, syms = cube_rotations(), cube_symmetries()
-    assert len({g.matrix for g in rots}) == 24 and all(g.determinant == 1 for g in rots)
-    assert len({g.matrix for g in syms}) == 48 and sum(g.determinant == -1 for g in syms) == 24
-    x = torch.randn(1, 1, 4, 5, 6)
-    for g in rots:
-        assert torch.equal(g.inverse().apply(g.apply(x)), x)
-    with pytest.raises(ValueError, match="signed permutation"):
-        GridElement.from_matrix(np.array([[0.6, 0.8, 0], [-0.8, 0.6, 0], [0, 0, 1]]))
 
 
 @pytest.mark.parametrize("name", [n for n, s in GROUPS.items() if isinstance(s.fields, FourierFields)])
@@ -115,11 +104,3 @@ def test_every_group_field_kind_supplies_norm_act_pooling_and_their_export(name)
     with torch.no_grad():
         assert (plain[0](x) - block[0](x)).abs().max().item() < 1e-4
         assert (plain[1](x) - block[1](x)).abs().max().item() < 1e-4
-
-
-def test_register_group_refuses_a_spec_without_field_kind():
-    from equivox._escnn import gspaces
-    from equivox.groups import GroupSpec, register_group
-
-    with pytest.raises(ValueError, match="GroupSpec.fields must be a FieldKind"):
-        register_group(GroupSpec("bad_kind", "x", lambda: gspaces.trivialOnR3(), fields="fourier"))

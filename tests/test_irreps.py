@@ -322,7 +322,7 @@ def test_irreps_competitors_build_matched_and_equivariant(monkeypatch):
     from equivox.benchmark import competitors as registry
     from equivox.nets import EquivariantUNet, InvariantClassifier
 
-    monkeypatch.setattr(groups, "GROUPS", dict(groups.GROUPS))  # the MELBA group stays out of other tests
+    monkeypatch.setattr(groups.registry, "GROUPS", dict(groups.GROUPS))  # the MELBA group stays out of other tests
     monkeypatch.setattr(registry, "COMPETITORS", dict(registry.COMPETITORS))
     from equivox.irreps import competitors
 

@@ -2,7 +2,7 @@
 :func:`equivariance_errors` for any model (equivox, MONAI, plain torch).
 
 A grid-exact element ``g`` of a group acts on a field tensor ``(B, C, D, H, W)`` in two parts: it moves the voxels
-(a signed permutation of the spatial axes, written here with ``torch.permute`` / ``torch.flip``) and mixes each
+(a signed permutation of the spatial axes, :func:`equivox.groups.move_voxels`) and mixes each
 field's channels by the field's escnn representation ``rho(g)`` (identity on scalar fields, a permutation on
 regular fields, an orthogonal matrix on Fourier fields). A module ``f`` from ``in_spec`` to ``out_spec`` fields is
 equivariant when ``f(g . x) == g . f(x)`` for every ``g``; hidden-field outputs are checked too.
@@ -21,14 +21,14 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from .groups import GridElement, cube_rotations, get_group
+from .groups import GridElement, cube_rotations, get_group, move_voxels
 
-__all__ = ["ElementError", "TOLERANCES", "assert_equivariant", "equivariance_errors", "field_action",
-           "format_error_table", "ieee_float32", "voxel_action"]
+__all__ = ["ElementError", "TOLERANCES", "assert_equivariant", "class_permutation", "equivariance_errors",
+           "field_action", "format_error_table", "ieee_float32", "output_class_permutation", "voxel_action"]
 
 #: default relative tolerance (max |f(g x) - g f(x)| / max |g f(x)|) per dtype of the input; float64 is bounded by
 #: the kernel bases, which are stored in float32 (a double module reaches ~1e-9)
@@ -47,13 +47,9 @@ class ElementError:
 
 def voxel_action(element: GridElement, x: torch.Tensor) -> torch.Tensor:
     """Move the voxels of ``x`` ``(..., D, H, W)`` by ``element``: output axis ``i`` is input axis ``p(i)``,
-    reversed where the matrix entry is -1 (the action on scalar fields)."""
-    m = element.matrix
-    lead = x.dim() - 3
-    src = [next(j for j in range(3) if m[i][j] != 0) for i in range(3)]
-    y = x.permute(*range(lead), *(lead + j for j in src))
-    flips = [lead + i for i in range(3) if m[i][src[i]] < 0]
-    return torch.flip(y, flips) if flips else y
+    reversed where the matrix entry is -1 (the action on scalar fields; :func:`equivox.groups.move_voxels`)."""
+    axes, flips = element.axes_and_flips
+    return move_voxels(x, axes, flips)
 
 
 def field_action(spec, element: GridElement) -> torch.Tensor:
@@ -97,6 +93,56 @@ def _out_specs(module, n: int) -> list:
     if specs is None or len(specs) != n:
         specs = [getattr(module, "out_spec", None)] * n
     return list(specs)
+
+
+def class_permutation(class_swaps: Sequence[Sequence[int]], num_classes: int) -> Tuple[int, ...]:
+    """The class permutation ``perm`` (``perm[c]`` = class that ``c`` becomes under a reflection) declared by
+    ``class_swaps``, a list of disjoint pairs, e.g. ``[(1, 2)]`` for left lung (1) and right lung (2).
+
+    Raises:
+        ValueError: a pair that is not two different classes in ``[0, num_classes)``, or a class in two pairs.
+    """
+    perm = list(range(int(num_classes)))
+    seen = set()
+    for pair in class_swaps:
+        pair = tuple(int(c) for c in pair)
+        if len(pair) != 2 or pair[0] == pair[1] or not all(0 <= c < num_classes for c in pair):
+            raise ValueError(f"class_swaps entries must be pairs of two different classes in [0, {num_classes}), "
+                             f"got {pair}")
+        if seen & set(pair):
+            raise ValueError(f"class_swaps pairs must be disjoint; class {sorted(seen & set(pair))} appears twice")
+        seen |= set(pair)
+        perm[pair[0]], perm[pair[1]] = pair[1], pair[0]
+    if not seen:
+        raise ValueError("class_swaps is empty: declare at least one pair of classes that swap under reflections")
+    return tuple(perm)
+
+
+def output_class_permutation(module) -> Optional[Tuple[int, ...]]:
+    """The class permutation improper elements apply to ``module``'s outputs (left/right classes), or ``None``.
+
+    The one reader of it (equivariance checks, evaluation, wrappers; re-exported as
+    :func:`equivox.nn.module.output_class_permutation`): ``module.out_spec.class_permutation`` (a field of
+    :class:`~equivox.nn.FieldSpec`) when set; else, for old code and pickled models, a ``class_permutation``
+    attribute; else, for a model without an output spec (a plain model annotated by hand), its ``class_swaps``
+    pairs over its ``out_channels`` classes (:func:`class_permutation`).
+
+    Raises:
+        ValueError: ``class_swaps`` on a plain model without ``out_channels`` (the number of classes is unknown), or
+            invalid pairs.
+    """
+    spec = getattr(module, "out_spec", None)
+    perm = getattr(spec, "class_permutation", None)
+    if perm is None:
+        perm = getattr(module, "class_permutation", None)
+    if perm is None and spec is None:
+        swaps = getattr(module, "class_swaps", None)
+        if swaps:
+            k = getattr(module, "out_channels", None)
+            if k is None:
+                raise ValueError("class_swaps need the number of classes: give the model an out_channels attribute")
+            perm = class_permutation(swaps, int(k))
+    return None if perm is None else tuple(int(c) for c in perm)
 
 
 def _as_list(y) -> List[torch.Tensor]:
@@ -156,8 +202,9 @@ def assert_equivariant(module: torch.nn.Module, x: Optional[torch.Tensor] = None
 
     Reads the module's ``in_spec`` and ``out_spec`` (or ``out_specs`` for a list of outputs): inputs and outputs
     transform by their fields' representations and by the voxel permutation (hidden fields included); invariant
-    outputs ``(B, K)`` by their fields' representations only. A ``class_permutation`` attribute (label-permuting
-    heads) permutes the output classes under improper elements.
+    outputs ``(B, K)`` by their fields' representations only. The output spec's ``class_permutation``
+    (label-permuting heads; :func:`output_class_permutation`) permutes the output classes under
+    improper elements.
 
     Args:
         module: an equivox module (an :class:`~equivox.nn.EquivariantModule` or anything with ``in_spec`` /
@@ -205,7 +252,7 @@ def assert_equivariant(module: torch.nn.Module, x: Optional[torch.Tensor] = None
                              f"take them from get_group({in_spec.group!r}).grid_elements")
         in_spec, group = None, None  # scalar fields in and out: elements of another group move the voxels only
     out_specs = (lambda n: _out_specs(module, n)) if in_spec is not None else (lambda n: [None] * n)
-    errors = _errors(module, x, elements, in_spec, out_specs, getattr(module, "class_permutation", None))
+    errors = _errors(module, x, elements, in_spec, out_specs, output_class_permutation(module))
     worst = max(errors, key=lambda e: e.relative)
     if not worst.relative <= tol:
         kind = "improper element" if next(g for g in elements if g.name == worst.element).determinant < 0 else \
@@ -239,7 +286,8 @@ def equivariance_errors(
         elements: a group name (its grid-exact elements), a list of :class:`GridElement`, or ``None`` for the
             model's own group (``model.group``) or, failing that, the 24 cube rotations.
         class_permutation: for label-permuting models (``EquivariantUNet(class_swaps=...)``), the class
-            permutation improper elements apply to the outputs; default ``model.class_permutation`` if set.
+            permutation improper elements apply to the outputs; default: the model's own
+            (:func:`output_class_permutation`: its output spec's ``class_permutation``).
 
     Returns:
         one :class:`ElementError` per element (and output, for models returning a list), in order (identity first
@@ -250,7 +298,7 @@ def equivariance_errors(
         elements = get_group(group).grid_elements if group else cube_rotations()
     elif isinstance(elements, str):
         elements = get_group(elements).grid_elements
-    perm = class_permutation if class_permutation is not None else getattr(model, "class_permutation", None)
+    perm = class_permutation if class_permutation is not None else output_class_permutation(model)
     in_spec = getattr(model, "in_spec", None)
     if in_spec is not None and not _of_group(elements, in_spec):
         in_spec = None  # elements of another group (or cube_rotations()) act on the voxels only, as on scalar fields

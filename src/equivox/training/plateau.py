@@ -91,7 +91,8 @@ def plateau_stop_callback(key: str, prior: Sequence[Tuple[int, float]] = ()):
         def on_validation_end(self, trainer, pl_module):
             if trainer.sanity_checking or key not in trainer.callback_metrics:
                 return
-            self.curve.append((int(trainer.global_step), float(trainer.callback_metrics[key])))
+            step = int(trainer.global_step)  # a run resumed from an earlier epoch logs some steps again
+            self.curve = [pt for pt in self.curve if pt[0] != step] + [(step, float(trainer.callback_metrics[key]))]
             if plateaued(self.curve) and trainer.current_epoch + 1 >= (trainer.min_epochs or 0):
                 trainer.should_stop = True
                 if trainer.is_global_zero:
