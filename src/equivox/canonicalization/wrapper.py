@@ -13,15 +13,18 @@ Grid elements are voxel permutations (``permute`` + ``flip``): nothing is resamp
 ``(B, C, D, H, W)``: an equivox network, MONAI's ``UNet``, nnU-Net's network or a user's trained model, untouched.
 """
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..groups import get_group, grid_elements_of_name
+from ..core import ExportError
+from ..groups import get_group, grid_elements_of_name, move_voxels
 from ..nn.canonical import CanonicalPose
+from ..nn.fields import FieldSpec
 from ..nn.label_swap import class_permutation
+from ..nn.module import EquivariantModule, output_class_permutation, wrapped_channels
 from .scorer import GroupScorer
 
 __all__ = ["Canonicalized", "canonicalize", "confidence_scores", "MODES", "TASKS", "SCORERS"]
@@ -33,22 +36,11 @@ TASKS = ("classify", "segment")
 SCORERS = ("network", "confidence")
 
 
-def _axes_and_flips(matrix) -> Tuple[List[int], List[int]]:
-    """``GridElement.apply`` as data: output spatial axis ``i`` reads input axis ``axes[i]``, then ``flips``."""
-    axes = [next(j for j in range(3) if matrix[i][j] != 0) for i in range(3)]
-    flips = [i for i in range(3) if sum(matrix[i]) < 0]
-    return axes, flips
+#: apply a grid element given as data (``GridElement.axes_and_flips``) to the spatial axes: the one voxel action
+_move = move_voxels
 
 
-def _move(x: torch.Tensor, axes: List[int], flips: List[int]) -> torch.Tensor:
-    """Apply a grid element (``_axes_and_flips``) to the spatial axes of ``(B, C, D, H, W)``."""
-    y = x.permute([0, 1, 2 + axes[0], 2 + axes[1], 2 + axes[2]])
-    if len(flips) > 0:
-        y = y.flip([2 + f for f in flips])
-    return y
-
-
-class Canonicalized(nn.Module):
+class Canonicalized(EquivariantModule):
     """``model`` behind an exactly equivariant canonicalizer over the grid-exact elements of ``scorer.group``.
 
     Args:
@@ -65,7 +57,9 @@ class Canonicalized(nn.Module):
             weights (``temperature``) over all elements (``n_elements`` forwards; differentiable).
             A fixed top-k is not offered: it is not equivariant when the k-th place ties.
         class_swaps: disjoint class pairs that swap under improper elements (left/right), as
-            :class:`~equivox.nets.EquivariantUNet`'s; default: ``model.class_swaps`` when it has them.
+            :class:`~equivox.nets.EquivariantUNet`'s; default: the model's own
+            (:func:`~equivox.nn.module.output_class_permutation`: its output spec's, or a plain model's
+            ``class_swaps`` attribute).
         canonical_pose: resample the input into its principal-axes frame first (:class:`~equivox.nn.CanonicalPose`;
             cubic inputs, classification): the canonicalizer then resolves the cube-rotation ambiguity that pose
             leaves, so the composite is invariant to any rotation up to resampling.
@@ -87,9 +81,18 @@ class Canonicalized(nn.Module):
     Exactness: for every grid-exact ``g`` of the scorer's group, classify: ``out(g.x) == out(x)``; segment:
     ``out(g.x) == g.out(x)`` (classes permuted by ``class_swaps`` for improper ``g``), to float rounding, trained
     or not.
+
+    Contract (:class:`~equivox.nn.EquivariantModule`): ``in_spec``: ``C`` scalar (plain) fields of ``group``;
+    ``out_spec``: ``K`` scalar fields of ``group``: invariant logits (classify) or equivariant per-voxel logits
+    (segment, with the ``class_swaps`` permutation as ``out_spec.class_permutation``). ``C`` and ``K`` are the
+    model's (:func:`~equivox.nn.module.wrapped_channels`: its specs, ``in_channels`` / ``out_channels``, or its
+    first / last convolution; else the scorer's input channels, and 1). :meth:`check_equivariance` checks the
+    composite over the grid-exact elements of ``group``. :meth:`export`: this class with the model and the scorer
+    exported (scriptable when they are and the scorer is a :class:`GroupScorer`); with ``canonical_pose=True`` it
+    raises :class:`~equivox.core.ExportError` (the pose resampling has no export).
     """
 
-    __jit_unused_properties__ = ["n_elements"]
+    __jit_unused_properties__ = ["n_elements", "out_tensor_channels"]
     # element actions as data, typed for TorchScript (the identity's empty flip list has no inferable type)
     axes: List[List[int]]
     flips: List[List[int]]
@@ -121,20 +124,23 @@ class Canonicalized(nn.Module):
         for attr in ("in_channels", "out_channels", "size_multiple"):
             if hasattr(model, attr):
                 setattr(self, attr, getattr(model, attr))
-        swaps = class_swaps if class_swaps is not None else getattr(model, "class_swaps", None)
-        self.class_swaps = [tuple(int(c) for c in p) for p in swaps] if swaps else None
-        out_channels = getattr(model, "out_channels", None)
+        if class_swaps is None:  # the model's own permutation (its output spec's; a plain model's attribute)
+            model_perm = output_class_permutation(model)
+            class_swaps = [(c, p) for c, p in enumerate(model_perm) if c < p] if model_perm else None
+        self.class_swaps = [tuple(int(c) for c in p) for p in class_swaps] if class_swaps else None
+        in_channels, out_channels = wrapped_channels(model)
         if self.class_swaps and out_channels is None:
             raise ValueError("class_swaps need the number of classes: give the model an out_channels attribute")
         perm = class_permutation(self.class_swaps, out_channels) if self.class_swaps else list(range(1))
         self.register_buffer("class_perm", torch.tensor(list(perm)), persistent=False)
         self.swaps_classes = bool(self.class_swaps) and task == "segment"
+        self._set_specs()
         els = grid_elements_of_name(self.group) if confidence else scorer.elements
         self.identity_index = next(i for i, e in enumerate(els) if e.is_identity)
-        self.axes: List[List[int]] = [_axes_and_flips(e.matrix)[0] for e in els]
-        self.flips: List[List[int]] = [_axes_and_flips(e.matrix)[1] for e in els]
-        self.inv_axes: List[List[int]] = [_axes_and_flips(e.inverse().matrix)[0] for e in els]
-        self.inv_flips: List[List[int]] = [_axes_and_flips(e.inverse().matrix)[1] for e in els]
+        self.axes: List[List[int]] = [e.axes_and_flips[0] for e in els]
+        self.flips: List[List[int]] = [e.axes_and_flips[1] for e in els]
+        self.inv_axes: List[List[int]] = [e.inverse().axes_and_flips[0] for e in els]
+        self.inv_flips: List[List[int]] = [e.inverse().axes_and_flips[1] for e in els]
         self.improper: List[bool] = [e.determinant < 0 for e in els]
         self.freeze_model = bool(freeze_model)
         if self.freeze_model:
@@ -143,7 +149,21 @@ class Canonicalized(nn.Module):
             self.model.eval()
         self._aux = None
 
+    def _set_specs(self) -> None:
+        """``in_spec`` / ``out_spec`` (see the class docstring)."""
+        in_channels, out_channels = wrapped_channels(self.model)
+        if in_channels is None and self.scorer is not None:
+            in_channels = self.scorer.in_spec.size
+        self.in_spec = FieldSpec.scalar(self.group, in_channels or 1)
+        perm = [int(c) for c in self.class_perm.tolist()] if self.swaps_classes else None
+        self.out_spec = FieldSpec.scalar(self.group, out_channels or 1).with_class_permutation(perm)
+
     # ------------------------------------------------------------------ nn.Module
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "in_spec" not in self.__dict__:  # a whole model pickled before the wrapper had field types
+            self._set_specs()
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.freeze_model:
@@ -300,6 +320,11 @@ class Canonicalized(nn.Module):
     def _export(self) -> nn.Module:
         from ..export import export_children
 
+        if self.pose is not None:
+            raise ExportError("Canonicalized(canonical_pose=True) cannot be exported: its CanonicalPose resamples "
+                              "each input into a data-dependent frame (an eigen-decomposition and grid_sample), "
+                              "which is not part of export(); export the wrapper built without canonical_pose, or "
+                              "run this one eagerly")
         out = export_children(self)
         out._aux = None
         return out

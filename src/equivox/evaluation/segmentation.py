@@ -12,6 +12,7 @@ from monai.metrics import DiceMetric
 from monai.networks.utils import one_hot
 
 from ..nn.label_swap import permute_labels
+from ..nn.module import output_class_permutation
 from ._common import check_equivariance_on, default_rotations, eval_mode, iterate_items, as_items, progress_bar
 from .report import RotationReport
 from .rotations import Rotation
@@ -73,7 +74,7 @@ def _improper(rotation: Rotation) -> bool:
 
 
 def _model_permutation(model, class_permutation):
-    return class_permutation if class_permutation is not None else getattr(model, "class_permutation", None)
+    return class_permutation if class_permutation is not None else output_class_permutation(model)
 
 
 def predict_rotated(model: torch.nn.Module, image: torch.Tensor, rotation: Rotation,
@@ -86,7 +87,8 @@ def predict_rotated(model: torch.nn.Module, image: torch.Tensor, rotation: Rotat
     (training flag restored); without an inferer, sizes are padded to ``model.size_multiple`` as in
     :func:`evaluate_segmentation` and the prediction cropped back. Used for upright-vs-rotated figures.
     For an improper ``rotation`` the classes are mapped back through ``class_permutation`` (default
-    ``model.class_permutation``: left/right classes of a label-permuting model)."""
+    the model's output spec's, :func:`~equivox.nn.module.output_class_permutation`: left/right classes of a
+    label-permuting model)."""
     if not isinstance(image, torch.Tensor) or image.dim() != 5:
         raise ValueError(f"predict_rotated expects an image (B, C, D, H, W), got "
                          f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
@@ -159,7 +161,9 @@ def evaluate_segmentation(
             ``"1" .. "K-1"``.
         class_permutation: classes that swap under improper rotations (reflections), e.g. ``(0, 2, 1)`` for
             left/right lung: the rotated label of an improper rotation is mapped through it (a reflected left lung
-            is a right lung). Default ``model.class_permutation`` (set by ``EquivariantUNet(class_swaps=...)``);
+            is a right lung). Default: the model's (its output spec's ``class_permutation``, set by
+            ``EquivariantUNet(class_swaps=...)`` / ``canonicalize(..., "segment", class_swaps=...)``;
+            :func:`~equivox.nn.module.output_class_permutation`);
             ``None``: labels keep their classes.
         spacing: the volumes' voxel spacing ``(D, H, W)`` in mm, when known. On anisotropic voxels a rotation of
             the voxel array is a rotation of the scan only when it maps every axis onto an axis of the same

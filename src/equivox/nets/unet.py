@@ -12,6 +12,7 @@ from ..nn.fields import FieldSpec
 from ..nn.fieldwise import ActSpec, NormSpec
 from ..nn.heads import GroupStatsHead
 from ..nn.label_swap import ClassSwapHead
+from ..nn.module import output_class_permutation
 from ..nn.sampling import EquivariantUpsample
 from .encoder import EncoderNetwork
 
@@ -95,9 +96,11 @@ class EquivariantUNet(EncoderNetwork):
         self.head_kind = head
         self.head = self._get_head_layer(spec, head, int(head_fields or 4 * self.channels[0]), norm, act,
                                          class_swaps)
-        self.out_spec = FieldSpec.scalar(self.group, self.out_channels)
-        self.class_swaps = getattr(self.head, "class_swaps", None)
-        self.class_permutation = getattr(self.head, "permutation", None)
+        perm = output_class_permutation(self.head)  # a label-permuting head's (its out_spec's)
+        self.out_spec = FieldSpec.scalar(self.group, self.out_channels).with_class_permutation(perm)
+        # the spec's permutation under the names old code and checkpoints read
+        self.class_swaps = self.out_spec.class_swaps
+        self.class_permutation = self.out_spec.class_permutation
 
     # ------------------------------------------------------------------ layer hooks (override to customise)
     def _get_down_layer(self, in_spec: FieldSpec, out_fields: int) -> nn.Module:
@@ -124,8 +127,9 @@ class EquivariantUNet(EncoderNetwork):
 
     def _get_head_layer(self, spec: FieldSpec, head: str, head_fields: int, norm, act,
                         class_swaps: Optional[Sequence[Sequence[int]]] = None) -> nn.Module:
-        """Hidden fields of the last decoder level -> per-voxel logits (override to customise; a head with
-        ``class_swaps`` / ``permutation`` attributes declares label-permuting equivariance)."""
+        """Hidden fields of the last decoder level -> per-voxel logits (override to customise; a head whose
+        ``out_spec`` has a ``class_permutation`` declares label-permuting equivariance,
+        :func:`~equivox.nn.module.output_class_permutation`)."""
         if class_swaps:
             return ClassSwapHead(spec, self.out_channels, class_swaps, head_fields, norm, act)
         if head == "linear":

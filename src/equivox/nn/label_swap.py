@@ -27,6 +27,7 @@ from torch import nn
 from ..core import PlainModule
 from ..export import to_plain
 from ..groups import get_group
+from ..testing import class_permutation  # defined with the checks that apply it (below equivox.nn); exported here
 from .conv import EquivariantConv3d
 from .fields import FieldSpec
 from .fieldwise import ActSpec, FieldNormAct, NormSpec, per_field_activation
@@ -34,29 +35,6 @@ from .module import EquivariantModule
 
 __all__ = ["ClassSwapHead", "CosetSwapHead", "class_permutation", "coset_channels", "groups_with_reflections",
            "permute_labels"]
-
-
-def class_permutation(class_swaps: Sequence[Sequence[int]], num_classes: int) -> Tuple[int, ...]:
-    """The class permutation ``perm`` (``perm[c]`` = class that ``c`` becomes under a reflection) declared by
-    ``class_swaps``, a list of disjoint pairs, e.g. ``[(1, 2)]`` for left lung (1) and right lung (2).
-
-    Raises:
-        ValueError: a pair that is not two different classes in ``[0, num_classes)``, or a class in two pairs.
-    """
-    perm = list(range(int(num_classes)))
-    seen = set()
-    for pair in class_swaps:
-        pair = tuple(int(c) for c in pair)
-        if len(pair) != 2 or pair[0] == pair[1] or not all(0 <= c < num_classes for c in pair):
-            raise ValueError(f"class_swaps entries must be pairs of two different classes in [0, {num_classes}), "
-                             f"got {pair}")
-        if seen & set(pair):
-            raise ValueError(f"class_swaps pairs must be disjoint; class {sorted(seen & set(pair))} appears twice")
-        seen |= set(pair)
-        perm[pair[0]], perm[pair[1]] = pair[1], pair[0]
-    if not seen:
-        raise ValueError("class_swaps is empty: declare at least one pair of classes that swap under reflections")
-    return tuple(perm)
 
 
 def _improper_flags(group) -> Optional[np.ndarray]:
@@ -148,8 +126,9 @@ class ClassSwapHead(EquivariantModule):
         out_channels: number of classes K. class_swaps: disjoint class pairs (:func:`class_permutation`).
         hidden_fields: regular fields of the lift. norm, act: as :class:`FieldNormAct`.
 
-    Shapes: ``(B, in_spec.size, D, H, W) -> (B, K, D, H, W)``; ``out_spec``: ``K`` scalar fields, with
-    ``class_permutation`` the permutation improper elements apply to them.
+    Shapes: ``(B, in_spec.size, D, H, W) -> (B, K, D, H, W)``; ``out_spec``: ``K`` scalar fields whose
+    ``class_permutation`` is the permutation improper elements apply to them (also the attributes
+    ``class_permutation`` / ``permutation`` / ``class_swaps``, for old code).
     Exactness: for every grid-exact element ``g``, ``head(g.apply(x)) == g.apply(head(x))[:, perm]`` if ``g`` is
     improper, ``== g.apply(head(x))`` if it is a rotation (float rounding).
     """
@@ -158,10 +137,12 @@ class ClassSwapHead(EquivariantModule):
                  hidden_fields: int, norm: NormSpec = "batch", act: ActSpec = "elu"):
         super().__init__()
         group = in_spec.group
-        self.permutation = class_permutation(class_swaps, out_channels)
-        self.class_permutation = self.permutation
-        self.in_spec, self.out_spec = in_spec, FieldSpec.scalar(group, out_channels)
-        self.class_swaps = tuple((c, p) for c, p in enumerate(self.permutation) if c < p)
+        self.in_spec = in_spec
+        perm = class_permutation(class_swaps, out_channels)  # validated: disjoint pairs, not empty
+        self.out_spec = FieldSpec.scalar(group, out_channels).with_class_permutation(perm)
+        # the spec's permutation under the names old code reads (``output_class_permutation`` reads the spec)
+        self.permutation = self.class_permutation = self.out_spec.class_permutation
+        self.class_swaps = self.out_spec.class_swaps
         a, b = coset_channels(group)
         self.register_buffer("coset_a", a, persistent=False)
         self.register_buffer("coset_b", b, persistent=False)

@@ -18,14 +18,15 @@ import torch
 from monai.networks import eval_mode
 from torch import nn
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from ..core import InputCheck
 from ..export import export, export_children
 from ..groups import get_group, group_of_field_type
+from ..testing import output_class_permutation  # the one reader of the output spec's class permutation
 from .fields import FieldSpec
 
-__all__ = ["EquivariantModule", "as_field_spec", "input_check"]
+__all__ = ["EquivariantModule", "as_field_spec", "input_check", "output_class_permutation", "wrapped_channels"]
 
 
 def as_field_spec(field_type, group=None) -> FieldSpec:
@@ -49,6 +50,27 @@ def as_field_spec(field_type, group=None) -> FieldSpec:
         raise TypeError(f"expected a FieldSpec or an escnn FieldType, got {type(field_type).__name__}")
     name = get_group(group).name if group is not None else group_of_field_type(field_type).name
     return FieldSpec.from_escnn(field_type, name)
+
+
+def wrapped_channels(model: nn.Module) -> Tuple[Optional[int], Optional[int]]:
+    """``(in_channels, out_channels)`` of a wrapped model (any ``nn.Module``): its ``in_spec`` / ``out_spec`` sizes,
+    else its ``in_channels`` / ``out_channels`` attributes (equivox, MONAI), else those of its first / last
+    ``Conv3d`` / ``Linear`` layer; ``None`` where none says. What wrappers of plain models (canonicalization,
+    test-time augmentation) put in their field types."""
+    def spec_size(name):
+        spec = getattr(model, name, None)
+        return spec.size if isinstance(spec, FieldSpec) else None
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d, nn.Linear))]
+    cin = spec_size("in_spec") or getattr(model, "in_channels", None)
+    if cin is None and layers:
+        first = layers[0]
+        cin = first.in_features if isinstance(first, nn.Linear) else first.in_channels
+    cout = spec_size("out_spec") or getattr(model, "out_channels", None)
+    if cout is None and layers:
+        last = layers[-1]
+        cout = last.out_features if isinstance(last, nn.Linear) else last.out_channels
+    return (None if cin is None else int(cin)), (None if cout is None else int(cout))
 
 
 def input_check(spec: FieldSpec, multiple: int, name: str, detail: bool = False) -> InputCheck:
@@ -75,7 +97,15 @@ class EquivariantModule(nn.Module):
     * :meth:`export` returns a plain-torch module computing the eval-mode function; a subclass defines what it
       becomes by overriding :meth:`_export`. The default keeps the class and exports every child, so a subclass
       whose ``forward`` only calls its children, ``torch`` functions and attributes of plain types exports
-      without writing anything (write that ``forward`` scriptable to keep the export scriptable).
+      without writing anything (write that ``forward`` scriptable to keep the export scriptable). A module (or a
+      configuration of one) that has no plain form says so: its ``_export`` raises
+      :class:`~equivox.core.ExportError` naming the module and the reason;
+    * label-permuting outputs (left/right classes swapping under reflections) carry their permutation in the
+      output spec (:attr:`FieldSpec.class_permutation`), read by :func:`output_class_permutation` and applied by
+      :meth:`check_equivariance` under improper elements;
+    * wrappers of arbitrary models (:class:`~equivox.canonicalization.Canonicalized`,
+      :class:`~equivox.evaluation.GroupTTA`) take plain (scalar) fields of their group in and give invariant
+      (``(B, K)``) or equivariant scalar fields out.
     """
 
     __jit_unused_properties__ = ["out_tensor_channels"]
