@@ -31,9 +31,11 @@ __all__ = ["Canonicalized", "canonicalize", "confidence_scores", "MODES", "TASKS
 
 MODES = ("hard", "frame", "soft")
 TASKS = ("classify", "segment")
-#: how elements are scored: a trained :class:`GroupScorer` (``"network"``), or the wrapped model's own confidence on
-#: each moved copy (``"confidence"``: adaptive canonicalization, no training, ``n_elements`` forward passes)
-SCORERS = ("network", "confidence")
+#: how elements are scored: a trained :class:`GroupScorer` (``"network"``), the wrapped model's own confidence on
+#: each moved copy (``"confidence"``: adaptive canonicalization, no training, ``n_elements`` forward passes), or a
+#: small head fitted to read "upright" from the model's output on each moved copy (``"calibrated"``:
+#: :func:`~equivox.canonicalization.fit_upright_head`, ``n_elements`` forward passes)
+SCORERS = ("network", "confidence", "calibrated")
 
 
 #: apply a grid element given as data (``GridElement.axes_and_flips``) to the spatial axes: the one voxel action
@@ -103,7 +105,8 @@ class Canonicalized(EquivariantModule):
     def __init__(self, model: nn.Module, scorer: Union[GroupScorer, str], task: str = "classify", mode: str = "hard",
                  class_swaps: Optional[Sequence[Sequence[int]]] = None, canonical_pose: bool = False,
                  freeze_model: bool = False, prior_weight: float = 1.0, margin: float = 0.5,
-                 temperature: float = 1.0, tie_tolerance: float = 1e-4, sample_in_training: bool = True):
+                 temperature: float = 1.0, tie_tolerance: float = 1e-4, sample_in_training: bool = True,
+                 upright_head: Optional[nn.Module] = None):
         super().__init__()
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -115,6 +118,10 @@ class Canonicalized(EquivariantModule):
         confidence = isinstance(scorer, str)
         self.model = model
         self.scorer = None if confidence else scorer
+        if upright_head is not None and not confidence:
+            raise ValueError("upright_head scores the model's moved copies: give a group name as scorer, not a "
+                             "GroupScorer")
+        self.upright_head = upright_head
         self.task, self.mode = task, mode
         self.group = get_group(scorer).name if confidence else scorer.group
         self.margin, self.temperature, self.tie_tolerance = float(margin), float(temperature), float(tie_tolerance)
@@ -253,11 +260,21 @@ class Canonicalized(EquivariantModule):
             return scorer(x)
         return self._confidence(x)
 
+    def moved_copy(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """``h_k^-1 . x``: the copy of ``x`` that element ``k`` would make canonical."""
+        return _move(x, self.inv_axes[k], self.inv_flips[k])
+
     @torch.jit.unused
     def _confidence(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``(B, n_elements)`` from the model's output on each moved copy alone (never the element's index,
+        so they permute with the input): its confidence, or the fitted upright head's reading of it."""
+        from .upright import copy_features
+
         with torch.no_grad():
-            return torch.stack([confidence_scores(self.model(_move(x, self.inv_axes[k], self.inv_flips[k])))
-                                for k in range(self.n_elements)], 1)
+            outs = [self.model(self.moved_copy(x, k)) for k in range(self.n_elements)]
+            if self.upright_head is not None:
+                return torch.stack([self.upright_head(copy_features(y)) for y in outs], 1)
+            return torch.stack([confidence_scores(y) for y in outs], 1)
 
     @torch.jit.unused
     def _training_forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -365,7 +382,10 @@ def canonicalize(model: nn.Module, group: str = "octa", task: str = "classify", 
         scorer: ``"network"`` (default): a :class:`GroupScorer` chooses the pose (fit it, or train it with the
             model); ``"confidence"``: the element whose moved copy the model is most confident on (adaptive
             canonicalization, Lin & Levie 2025): nothing to fit, exact from the start, but ``n_elements`` forward
-            passes per item (24x for ``"octa"``), and a plain model is often confident on poses it never saw.
+            passes per item (24x for ``"octa"``), and a plain model is often confident on poses it never saw;
+            ``"calibrated"``: the same passes, scored by a small head that reads the model's output on each copy
+            (:class:`~equivox.canonicalization.UprightHead`), fitted on held-out upright items with
+            :func:`~equivox.canonicalization.fit_upright_head` (seconds; exact before and after).
 
     Returns:
         a :class:`Canonicalized` module; in eval mode it is exact from the start (untrained canonicalizer:
@@ -388,8 +408,14 @@ def canonicalize(model: nn.Module, group: str = "octa", task: str = "classify", 
         raise ValueError(f"scorer must be one of {SCORERS}, got {scorer!r}")
     cin = int(in_channels if in_channels is not None else getattr(model, "in_channels", 1))
     net = GroupScorer(group, cin, channels, strides, input_size) if scorer == "network" else get_group(group).name
+    head = None
+    if scorer == "calibrated":
+        from .upright import UprightHead
+
+        k = wrapped_channels(model)[1]  # the model's classes: from its spec, out_channels or last layer
+        head = UprightHead(k * (8 if task == "segment" else 1))
     wrapper = Canonicalized(model, net, task, mode, class_swaps, canonical_pose, freeze_model, prior_weight,
-                            margin, temperature, sample_in_training=sample_in_training)
+                            margin, temperature, sample_in_training=sample_in_training, upright_head=head)
     inner = getattr(model, "equivox_spec", None)
     if inner is not None:
         wrapper.equivox_spec = {"cls": "Canonicalized", "kwargs": dict(
