@@ -95,7 +95,12 @@ def main(argv=None) -> int:
     p.add_argument("--input-size", type=int, default=None)
     p.add_argument("--placement", default="box", choices=["box", "sphere"])
     p.add_argument("--channels", type=_ints, default=None, help="fields per level of the reference model")
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="epochs (with --until-plateau: the minimum)")
+    p.add_argument("--until-plateau", action="store_true",
+                   help="after --epochs, train every row on until its validation accuracy curve has reached its "
+                        "plateau (its last fifth adds < 0.01 over its best before)")
+    p.add_argument("--max-epochs", type=int, default=None, help="at most this many epochs with --until-plateau "
+                                                                "(default 3 x epochs)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--equal-steps", action="store_true",
                    help="train fraction f for epochs / f epochs: the same optimizer steps for every fraction")
@@ -125,7 +130,7 @@ def main(argv=None) -> int:
     kw = dict(input_size=a.input_size or (8 if q else 16), placement=a.placement,
               channels=a.channels or ([2, 2] if q else [4, 8, 16]), strides=[2] if q else [2, 2],
               hidden_features=[8] if q else [64], epochs=a.epochs or (1 if q else 20), batch_size=a.batch_size,
-              equal_steps=a.equal_steps,
+              equal_steps=a.equal_steps, until_plateau=a.until_plateau, max_epochs=a.max_epochs,
               n_random=a.n_random if a.n_random is not None else (2 if q else 8), so3_protocol=a.so3_protocol,
               max_test=a.max_test if a.max_test is not None else (16 if q else None), metric=a.metric)
     out = Path(a.out)

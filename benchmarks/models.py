@@ -1,6 +1,7 @@
 """Models compared in the benchmarks: the equivox U-Net and MONAI nets matched by tensor width or parameter count.
 
-``build(spec) -> (model, info)``; ``spec`` is a plain dict so it can be passed to a fresh process.
+``build(spec) -> (model, info)``; ``spec`` is a plain dict so it can be passed to a fresh process; each kind of spec
+names a model role of :mod:`equivox.models` (``_KINDS``), which builds it.
 """
 from __future__ import annotations
 
@@ -48,36 +49,65 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def _handwritten_plain_unet(request):
+    return PlainUNet(request.options["widths"], request.in_channels, request.num_classes)
+
+
+def _monai_basic_unet(request):
+    from monai.networks.nets import BasicUNet
+
+    return BasicUNet(3, request.in_channels, request.num_classes, features=request.options["features"], norm="batch")
+
+
+#: the timing rows that are no role of equivox.models: registered here as user roles (PlainUNet is hand-written on
+#: purpose, without the escnn code path of the registry's "plain_compute" role; BasicUNet is MONAI's other U-Net)
+_OWN_ROLES = {"benchmark.plain_unet": _handwritten_plain_unet, "benchmark.monai_basicunet": _monai_basic_unet}
+
+#: spec kind -> (model role of equivox.models, fixed constructor options, {option: the spec key giving it});
+#: "equivox" with "layout": "monai" is the equivox network with MONAI UNet's layout and defaults (PReLU), batch norm
+#: as the MONAI rows
+_KINDS = {
+    "equivox": ("equivariant", {}, {}),
+    "equivox/monai": ("EquivariantMonaiUNet", {"num_res_units": 2, "norm": "batch"}, {}),
+    "plain_compute": ("benchmark.plain_unet", {}, {"widths": "tensor_channels"}),
+    "monai_unet": ("monai.UNet", {"num_res_units": 2, "norm": "batch"}, {}),
+    "monai_basicunet": ("benchmark.monai_basicunet", {}, {"features": "features"}),
+}
+
+#: the spec key holding the widths reported for a model without ``tensor_channels``
+_WIDTH_KEY = {"plain_compute": "tensor_channels", "monai_unet": "channels", "monai_basicunet": "features"}
+
+
+def _register_roles() -> None:
+    from equivox.models import ROLES, register_role
+
+    for name, builder in _OWN_ROLES.items():
+        if name not in ROLES:
+            register_role(name, builder, tasks=("segment",))
+
+
 def build(spec: Dict) -> Tuple[nn.Module, Dict]:
-    kind = spec["kind"]
-    if kind == "equivox":
-        from equivox.nets import EquivariantMonaiUNet, EquivariantUNet
+    """``(model, info)`` of a timing spec (:func:`matched_specs`): every model is built by the model role its kind
+    names (:data:`_KINDS`, :func:`equivox.models.get_role`), for segmentation with 1 input channel and 2 classes,
+    without reseeding (timings only); ``"export": True`` times an equivox network's plain export."""
+    from equivox.models import ModelRequest, get_role
 
-        if spec.get("layout") == "monai":  # MONAI UNet's layout and defaults (PReLU), batch norm as the MONAI rows
-            model = EquivariantMonaiUNet(3, 1, 2, channels=spec["channels"], strides=spec["strides"],
-                                         group=spec["group"], num_res_units=2, norm="batch")
-        else:
-            model = EquivariantUNet(3, 1, 2, channels=spec["channels"], strides=spec["strides"], group=spec["group"])
-        if spec.get("export"):
-            model = model.eval().export()
-        width = list(model.tensor_channels) if hasattr(model, "tensor_channels") else spec.get("tensor_channels")
-    elif kind == "plain_compute":
-        model = PlainUNet(spec["tensor_channels"])
-        width = list(spec["tensor_channels"])
-    elif kind == "monai_unet":
-        from monai.networks.nets import UNet
-
-        model = UNet(3, 1, 2, channels=spec["channels"], strides=spec["strides"], num_res_units=2, norm="batch")
-        width = list(spec["channels"])
-    elif kind == "monai_basicunet":
-        from monai.networks.nets import BasicUNet
-
-        model = BasicUNet(3, 1, 2, features=spec["features"], norm="batch")
-        width = list(spec["features"])
-    else:
-        raise ValueError(f"unknown model kind {kind!r}")
-    info = {"name": spec["name"], "params": n_params(model) if kind != "equivox" or not spec.get("export")
-            else spec.get("params"), "tensor_channels": str(width)}
+    _register_roles()
+    kind = spec["kind"] + ("/monai" if spec["kind"] == "equivox" and spec.get("layout") == "monai" else "")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown model kind {spec['kind']!r}")
+    role, fixed, from_spec = _KINDS[kind]
+    sizes = {k: spec[k] for k in ("channels", "strides") if k in spec}
+    options = {**fixed, **{option: spec[key] for option, key in from_spec.items()}}
+    request = ModelRequest("segment", 1, 2, spec.get("group", "trivial"), sizes, options, seed=None)
+    model = get_role(role).build(request)
+    if spec["kind"] == "equivox" and spec.get("export"):  # the plain export: no parameters of its own to count
+        model = model.eval().export()
+    width = list(model.tensor_channels) if hasattr(model, "tensor_channels") else (
+        spec.get("tensor_channels") if spec["kind"] == "equivox" else list(spec[_WIDTH_KEY[spec["kind"]]]))
+    exported = spec["kind"] == "equivox" and spec.get("export")
+    info = {"name": spec["name"], "params": spec.get("params") if exported else n_params(model),
+            "tensor_channels": str(width)}
     return model, info
 
 

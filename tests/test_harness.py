@@ -305,3 +305,17 @@ def test_confidence_canonicalization_row_fits_nothing_and_is_exact(tmp_path):
     assert "[24x inference]" in format_records(res["records"])
     with pytest.raises(ValueError, match="scorer must be"):
         register_competitor("bad confidence", arch="baseline", canonicalize="octa", scorer="confidence")
+
+
+def test_calibrated_canonicalization_row_fits_its_head_on_validation_items_and_is_exact(tmp_path):
+    """The calibrated row fits only its upright head (on the validation split, seconds added to the frozen plain
+    model's time; no optimiser steps), costs 24 forward passes per item, and is exactly invariant."""
+    res = run_classification("furniture", ["plain (matched params)", "plain (frozen) + calibrated canonicalization"],
+                             (1.0,), (0,), input_size=8, channels=(1, 2), strides=(2,), convs_per_level=1,
+                             hidden_features=(8,), epochs=1, batch_size=16, n_random=0, max_test=12,
+                             out=tmp_path, verbose=False)
+    plain, cal = res["records"]
+    assert cal["train_steps"] == 0 and cal["train_seconds"] > plain["train_seconds"]
+    assert cal["eval_cost"] == 24 and cal["std_grid"] < 1e-9 and cal["equivariance_error"] < 1e-4
+    with pytest.raises(ValueError, match="scorer must be"):
+        register_competitor("bad calibrated", arch="baseline", canonicalize="octa", scorer="calibrated")

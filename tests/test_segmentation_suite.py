@@ -144,3 +144,15 @@ def test_saved_specs_rebuild_the_head_of_their_time():
     new = build_from_spec({**old, "kwargs": {**old["kwargs"], "head": "stats"}})
     again = build_from_spec(upgrade_spec(new.equivox_spec))
     assert again.head_kind == "stats" and set(again.state_dict()) == set(new.state_dict())
+
+
+def test_calibrated_canonicalization_segments_exactly(tmp_path):
+    from equivox.benchmark import run_segmentation
+
+    res = run_segmentation("kicad_part_segments", ["plain (matched params)",
+                                                   "plain (frozen) + calibrated canonicalization"], (0,),
+                           downsample=1, patch_size=16, val_crop=16, test_crop=None, channels=(1, 2), epochs=1,
+                           patches_per_epoch=16, batch_size=8, n_random=0, max_test=6, out=tmp_path, verbose=False)
+    plain, cal = res["records"]
+    assert cal["train_steps"] == 0 and cal["train_seconds"] > plain["train_seconds"] and cal["eval_cost"] == 24
+    assert abs(cal["worst_grid"] - cal["upright"]) < 1e-6 and cal["equivariance_error"] < 1e-4

@@ -1,4 +1,5 @@
-"""Plain-CNN baselines of matched size for comparing equivariant models fairly.
+"""Plain-CNN baselines of matched size for comparing equivariant models fairly: parameter matching only (which
+model a run builds is :mod:`equivox.models.roles`; specs are :mod:`equivox.models.specs`).
 
 The baseline of an equivox network is **the same architecture on the trivial group** (``group="trivial"``: one
 channel per field, ordinary 3D convolutions on the same code path: same depth, strides, kernel size, norm,
@@ -11,26 +12,14 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
-from monai.networks.nets import UNet
 from torch import nn
 
-from .canonicalization import Canonicalized, canonicalize
-from .nets.registry import get_model, register_model
-
-register_model("monai.UNet", UNet)
-
-
-def build_canonicalized(model: Dict, group: str = "octa", task: str = "classify", **kwargs) -> Canonicalized:
-    """The registry's builder of :class:`~equivox.canonicalization.Canonicalized` (``"Canonicalized"``): the wrapped
-    ``model`` is itself a (saved) spec, rebuilt with :func:`build_from_spec`; ``kwargs`` as
-    :func:`equivox.canonicalization.canonicalize` (``mode``, ``in_channels``, ``channels``, ``input_size``, ...)."""
-    return canonicalize(build_from_spec(upgrade_spec(model)), group, task, **kwargs)
-
-
-register_model("Canonicalized", build_canonicalized)
+# the spec primitives moved to the model registry (their public home is equivox.models.specs); re-exported here, as
+# every earlier release had them in this module
+from .nets.registry import SPEC_VERSION, build_from_spec, spec_of, upgrade_spec
 
 __all__ = ["count_parameters", "match_channels", "matched_baseline", "matched_monai_unet", "model_spec",
-           "build_from_spec"]
+           "build_from_spec", "upgrade_spec", "SPEC_VERSION"]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -89,58 +78,24 @@ def match_channels(target_params: int, base_channels: Sequence[int], build: Call
 
 
 def model_spec(model: nn.Module) -> Dict:
-    """A JSON-able description ``{"cls", "kwargs"}`` from which :func:`build_from_spec` rebuilds ``model``'s
-    architecture (equivox networks and baselines built by this module / :mod:`equivox.training`)."""
-    spec = getattr(model, "equivox_spec", None)
+    """The ``{"cls", "kwargs", "version"}`` spec from which :func:`build_from_spec` rebuilds ``model``'s
+    architecture (:func:`equivox.models.spec_of`, which this requires).
+
+    Raises:
+        ValueError: ``model`` has no spec (not an equivox network, not built from a spec).
+    """
+    spec = spec_of(model)
     if spec is None:
         raise ValueError(f"{type(model).__name__} has no equivox_spec; build it with equivox.baselines.build_from_spec "
                          "or equivox.training.build_model to make it rebuildable")
     return spec
 
 
-#: version stamped into every spec :func:`build_from_spec` records; saved specs without one are version 1
-SPEC_VERSION = 2
-#: constructor defaults that changed, by the last spec version that had them (filled in by :func:`upgrade_spec`)
-_OLD_DEFAULTS = {1: {"EquivariantUNet": {"head": "linear"}}}
-
-
-def upgrade_spec(spec: Dict) -> Dict:
-    """A *saved* spec (checkpoint, JSON) brought to :data:`SPEC_VERSION`: constructor defaults that changed since
-    it was written are filled in with their old values, so it rebuilds the architecture it was saved with (e.g. a
-    version-1 ``EquivariantUNet`` spec without ``head`` gets ``head="linear"``, the default of that time)."""
-    version = int(spec.get("version", 1))
-    kwargs = dict(spec["kwargs"])
-    for v in range(version, SPEC_VERSION):
-        for key, value in _OLD_DEFAULTS.get(v, {}).get(spec["cls"], {}).items():
-            kwargs.setdefault(key, value)
-    return {"cls": spec["cls"], "kwargs": kwargs, "version": SPEC_VERSION}
-
-
-def build_from_spec(spec: Dict) -> nn.Module:
-    """Build a model from ``{"cls": <registered name>, "kwargs": {...}}`` (names: :mod:`equivox.nets.registry`:
-    every equivox network, ``"monai.UNet"``, and whatever user code registered); the model remembers its spec as
-    ``model.equivox_spec`` (used by checkpoints, stamped with :data:`SPEC_VERSION`). List-valued
-    ``channels``/``strides``/``hidden_features`` (JSON) are passed as tuples. Missing arguments take today's
-    defaults: rebuild a *saved* spec through :func:`upgrade_spec` (as :func:`equivox.training.load_checkpoint` does).
-
-    Raises:
-        ValueError: unknown ``cls``; the message lists the registered names.
-    """
-    cls, kwargs = spec["cls"], dict(spec["kwargs"])
-    for k in ("channels", "strides", "hidden_features"):
-        if k in kwargs:
-            kwargs[k] = tuple(kwargs[k])
-    model = get_model(cls)(**kwargs)
-    model.equivox_spec = {"cls": cls, "kwargs": {k: list(v) if isinstance(v, tuple) else v
-                                                 for k, v in kwargs.items()}, "version": SPEC_VERSION}
-    return model
-
-
 def _equivox_kwargs(model: nn.Module) -> Dict:
-    spec = getattr(model, "equivox_spec", None)
+    spec = spec_of(model)
     if spec is None:
-        raise ValueError("matched_baseline needs a model built by equivox.baselines.build_from_spec or "
-                         "equivox.training.build_model (it reads the constructor arguments from model.equivox_spec)")
+        raise ValueError("matched_baseline needs an equivox network (built by equivox.baselines.build_from_spec, "
+                         "equivox.training.build_model or directly): it reads the constructor arguments from its spec")
     return spec
 
 
@@ -148,7 +103,8 @@ def matched_baseline(model: nn.Module, target_params: Optional[int] = None) -> n
     """The trivial-group version of an equivox network with channels chosen to match its parameter count.
 
     Args:
-        model: an ``InvariantClassifier`` / ``EquivariantUNet`` built via :func:`build_from_spec` (any group).
+        model: an equivox network (``InvariantClassifier`` / ``EquivariantUNet``, any group) with a spec
+            (:func:`equivox.models.spec_of`: built from a spec or directly).
         target_params: parameter count to match; default ``count_parameters(model)``.
 
     Returns a model with the same constructor arguments except ``group="trivial"`` and ``channels`` (ratios of
@@ -156,7 +112,7 @@ def matched_baseline(model: nn.Module, target_params: Optional[int] = None) -> n
     no rotation symmetry built in. A label-permuting net (``class_swaps=...``, :mod:`equivox.nn.label_swap`) gets a
     twin without the swap (the trivial group has no reflections to swap classes under) and the same output classes.
     This is the one parameter-matched plain model of equivox: ``TrainConfig(arch="baseline")`` and the benchmark
-    rows ``"plain (matched params)"`` build it here.
+    rows ``"plain (matched params)"`` build it here (the ``"baseline"`` role of :mod:`equivox.models.roles`).
     """
     spec = _equivox_kwargs(model)
     target = count_parameters(model) if target_params is None else int(target_params)
@@ -180,3 +136,4 @@ def matched_monai_unet(in_channels: int, out_channels: int, target_params: int, 
 
     ch = match_channels(target_params, [2 ** i for i in range(levels)], build)
     return build(ch)
+

@@ -10,7 +10,9 @@ accuracy (classification) and segmentation suites, ``equivox demo`` and ``benchm
   ``per_item``);
 * :mod:`.report`: :func:`format_records` (every score with its 95 % interval), :func:`compare` (paired
   difference, interval, verdict), :func:`save_records`, :func:`plot_records`, :func:`data_efficiency`;
-* :mod:`.progress`: :func:`say`, :func:`quiet_lightning`.
+* :mod:`.progress`: :func:`say`, :func:`quiet_lightning`;
+* :mod:`.irreps_competitors` (not imported here; import it to add the rows): the ``so3_irreps`` classifier and the
+  MELBA-layout irreps U-Net rows.
 """
 from .competitors import (ARCHS, CANONICALIZER, COMPETITORS, TRAIN_OPTIONS, BuildContext, Competitor,
                           build_network, competitor_names, get_competitor, register_competitor,

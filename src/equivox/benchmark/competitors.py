@@ -23,13 +23,17 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-__all__ = ["Competitor", "BuildContext", "COMPETITORS", "ARCHS", "TASKS", "TRAIN_OPTIONS", "CANONICALIZER",
-           "register_competitor", "unregister_competitor", "get_competitor", "competitor_names", "build_network"]
+from ..models.roles import ModelRequest, arch_names, get_role
 
-#: ``Competitor.arch`` values: the reference's group or another (``"equivariant"``), its parameter-matched
-#: trivial-group twin (``"baseline"``), the trivial-group twin at its tensor widths (``"plain_compute"``), a MONAI
-#: network at its parameter count (``"monai"``: ResNet for classify, UNet for segment), a user's builder (``"custom"``)
-ARCHS = ("equivariant", "baseline", "plain_compute", "monai", "custom")
+__all__ = ["Competitor", "BuildContext", "COMPETITORS", "ARCHS", "TASKS", "TRAIN_OPTIONS", "CANONICALIZER",
+           "register_competitor", "unregister_competitor", "get_competitor", "competitor_names", "build_network",
+           "model_request"]
+
+#: ``Competitor.arch`` values: the model roles of :mod:`equivox.models.roles` (the reference's group or another
+#: ``"equivariant"``, its parameter-matched trivial-group twin ``"baseline"``, the trivial-group twin at its tensor
+#: widths ``"plain_compute"``, a MONAI network at its parameter count ``"monai"``: ResNet for classify, UNet for
+#: segment; the same names as ``TrainConfig.arch``), and a user's builder of :class:`BuildContext` (``"custom"``)
+ARCHS = tuple(n for n in arch_names() if get_role(n).name == n) + ("custom",)
 TASKS = ("classify", "segment")
 #: training options a competitor may override (:class:`~equivox.training.TrainConfig` fields of the suite run)
 TRAIN_OPTIONS = ("epochs", "lr", "batch_size", "weight_decay")
@@ -91,8 +95,9 @@ class Competitor:
         frozen_of: with ``canonicalize``: the trained model of that competitor (listed before it), frozen; only
             the canonicalizer is fitted (its training time counts the frozen model's too).
         scorer: with ``canonicalize``: ``"network"`` (a :class:`~equivox.canonicalization.GroupScorer`, fitted or
-            trained) or ``"confidence"`` (the frozen model's own confidence picks the pose: nothing is fitted, one
-            forward pass per element at inference; needs ``frozen_of``).
+            trained), ``"confidence"`` (the frozen model's own confidence picks the pose: nothing is fitted, one
+            forward pass per element at inference; needs ``frozen_of``) or ``"calibrated"`` (as ``"confidence"``,
+            scored by a small head fitted on the validation items: :func:`~equivox.canonicalization.fit_upright_head`).
         class_swaps: segmentation, ``"equivariant"`` with a group with reflections: label-permuting logits
             (:class:`~equivox.nn.ClassSwapHead`) over the dataset's left/right class pairs.
         tasks: the tasks the competitor exists for.
@@ -122,7 +127,7 @@ class Competitor:
         where = f"competitor {self.name!r}"
         if not isinstance(self.name, str) or not self.name.strip() or ";" in self.name:
             raise ValueError(f"{where}: the name must be a non-empty string without ';' (the --models separator)")
-        if self.arch not in ARCHS:
+        if self.arch not in ARCHS and self.arch not in arch_names():
             raise ValueError(f"{where}: arch must be one of {ARCHS}, got {self.arch!r}")
         if (self.arch == "custom") != (self.builder is not None):
             raise ValueError(f"{where}: arch 'custom' needs a builder, and a builder needs arch 'custom'")
@@ -140,9 +145,10 @@ class Competitor:
         object.__setattr__(self, "train", dict(self.train))
         if self.frozen_of and not self.canonicalize:
             raise ValueError(f"{where}: frozen_of needs canonicalize (only the canonicalizer is fitted)")
-        if self.scorer not in ("network", "confidence") or (self.scorer == "confidence" and not self.frozen_of):
-            raise ValueError(f"{where}: scorer must be 'network' or 'confidence' (the latter with canonicalize and "
-                             f"frozen_of), got {self.scorer!r}")
+        if self.scorer not in ("network", "confidence", "calibrated") or (self.scorer != "network"
+                                                                           and not self.frozen_of):
+            raise ValueError(f"{where}: scorer must be 'network', 'confidence' or 'calibrated' (the latter two with "
+                             f"canonicalize and frozen_of), got {self.scorer!r}")
         if self.tta_of and (self.canonicalize or self.frozen_of):
             raise ValueError(f"{where}: tta_of reuses a trained model as it is: no canonicalize / frozen_of")
 
@@ -153,9 +159,9 @@ class Competitor:
 
     @property
     def fits(self) -> bool:
-        """False when nothing is trained for this row: test-time augmentation, or a confidence canonicalizer
-        around a frozen model."""
-        return self.tta_of is None and self.scorer != "confidence"
+        """False when nothing is trained by the suite's optimiser for this row: test-time augmentation, or a
+        confidence / calibrated canonicalizer around a frozen model (the latter fits its head on its own)."""
+        return self.tta_of is None and self.scorer == "network"
 
     @property
     def eval_cost(self) -> int:
@@ -163,7 +169,7 @@ class Competitor:
         the group's grid elements for a confidence canonicalizer, else 1."""
         if self.tta_of:
             return 24
-        if self.scorer == "confidence":
+        if self.scorer in ("confidence", "calibrated"):
             from ..groups import grid_elements_of_name
 
             return len(grid_elements_of_name(self.canonicalize))
@@ -177,7 +183,7 @@ class Competitor:
     @property
     def model_group(self) -> str:
         """The group the network is built on (``"trivial"`` for every non-equivariant arch)."""
-        return self.group if self.arch == "equivariant" else "trivial"
+        return "trivial" if self.builder is not None else get_role(self.arch).model_group(self.group)
 
 
 _C, _S = ("classify",), ("segment",)
@@ -210,6 +216,8 @@ COMPETITORS: Dict[str, Competitor] = {c.name: c for c in [
     Competitor("plain + PCA pose + grid aug", "baseline", augment="grid", canonical=True, tasks=_C),
     Competitor("plain + canonicalizer", "baseline", canonicalize="octa"),
     Competitor("plain + PCA pose + canonicalizer", "baseline", canonical=True, canonicalize="octa", tasks=_C),
+    Competitor("plain (frozen) + calibrated canonicalization", "baseline", canonicalize="octa",
+               frozen_of="plain (matched params)", scorer="calibrated"),
     Competitor("plain (frozen) + confidence canonicalization", "baseline", canonicalize="octa",
                frozen_of="plain (matched params)", scorer="confidence"),
     Competitor("plain (frozen) + fitted canonicalizer", "baseline", canonicalize="octa",
@@ -291,52 +299,35 @@ def check_order(names: Sequence[str], task: str) -> list:
     return comps
 
 
+def model_request(comp: Competitor, ctx: BuildContext) -> ModelRequest:
+    """The :class:`~equivox.models.ModelRequest` of a built-in competitor: the reference's sizes
+    (``ctx.base_kwargs``) and model (``ctx.reference``, every row is matched to it), ``ctx.seed``; an
+    ``"equivariant"`` row adds its group, head, fields (``channels`` / ``field_scale``), label swaps and whether its
+    fields are matched to the reference's parameters (``match_params``, for another group than the reference's)."""
+    base = {k: v for k, v in ctx.base_kwargs.items() if k not in ("spatial_dims", "in_channels", "out_channels")}
+    group, options = ctx.group, {}
+    if get_role(comp.arch).equivariant:
+        group = comp.group
+        if comp.head:
+            options["head"] = comp.head
+        if comp.class_swaps:
+            if not ctx.class_swaps:
+                raise ValueError(f"competitor {comp.name!r} needs left/right class pairs; the dataset's class names "
+                                 "declare none (names ending in _L / _R)")
+            options["class_swaps"] = [list(p) for p in ctx.class_swaps]
+        base["channels"] = [c * comp.field_scale for c in (comp.channels or base["channels"])]
+    return ModelRequest(ctx.task, ctx.in_channels, ctx.n_classes, group, base, options, seed=ctx.seed,
+                        reference=ctx.reference, match_params=comp.match_params)
+
+
 def build_network(comp: Competitor, ctx: BuildContext) -> nn.Module:
-    """The (unwrapped, untrained) network of ``comp``: seeded with ``ctx.seed`` before construction."""
-    from ..baselines import build_from_spec, count_parameters, match_channels, matched_baseline
-
+    """The (unwrapped, untrained) network of ``comp``: its model role (:func:`equivox.models.get_role` of
+    ``comp.arch``) built for :func:`model_request`, or a ``"custom"`` competitor's builder; seeded with
+    ``ctx.seed`` before construction."""
+    if comp.builder is None:
+        return get_role(comp.arch).build(model_request(comp, ctx))
     torch.manual_seed(ctx.seed)
-    cls = "InvariantClassifier" if ctx.task == "classify" else "EquivariantUNet"
-    base = dict(ctx.base_kwargs)
-    if comp.arch == "custom":
-        net = comp.builder(ctx)
-        if not isinstance(net, nn.Module):
-            raise ValueError(f"competitor {comp.name!r}: builder returned {type(net).__name__}, not an nn.Module")
-        return net
-    if comp.arch == "baseline":
-        return matched_baseline(ctx.reference)
-    if comp.arch == "plain_compute":
-        return build_from_spec({"cls": cls, "kwargs": {**base, "group": "trivial",
-                                                       "channels": list(ctx.reference.tensor_channels)}})
-    if comp.arch == "monai":
-        return _monai(ctx, count_parameters(ctx.reference))
-    kwargs = {**base, "group": comp.group, **({"head": comp.head} if comp.head else {})}
-    if comp.class_swaps:
-        if not ctx.class_swaps:
-            raise ValueError(f"competitor {comp.name!r} needs left/right class pairs; the dataset's class names "
-                             "declare none (names ending in _L / _R)")
-        kwargs["class_swaps"] = [list(p) for p in ctx.class_swaps]
-    kwargs["channels"] = [c * comp.field_scale for c in (comp.channels or base["channels"])]
-    if comp.match_params and comp.group != ctx.group:
-        def build(ch):
-            return build_from_spec({"cls": cls, "kwargs": {**kwargs, "channels": list(ch)}})
-
-        kwargs["channels"] = list(match_channels(count_parameters(ctx.reference), base["channels"], build))
-        torch.manual_seed(ctx.seed)
-    return build_from_spec({"cls": cls, "kwargs": kwargs})
-
-
-def _monai(ctx: BuildContext, target: int) -> nn.Module:
-    from ..baselines import match_channels, matched_monai_unet
-
-    if ctx.task == "segment":
-        return matched_monai_unet(ctx.in_channels, ctx.n_classes, target, levels=len(ctx.base_kwargs["channels"]) + 1)
-    from monai.networks.nets import ResNet
-
-    def build(ch):
-        return ResNet("basic", [1, 1, 1, 1], list(ch), spatial_dims=3, n_input_channels=ctx.in_channels,
-                      num_classes=ctx.n_classes, conv1_t_size=3, conv1_t_stride=1, no_max_pool=True)
-
-    ch = match_channels(target, [1, 2, 4, 8], build)
-    torch.manual_seed(ctx.seed)
-    return build(ch)
+    net = comp.builder(ctx)
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"competitor {comp.name!r}: builder returned {type(net).__name__}, not an nn.Module")
+    return net

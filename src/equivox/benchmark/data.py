@@ -1,11 +1,12 @@
-"""The harness's data: the loaders and intensity rules of ``equivox train`` (:mod:`equivox.training.data`).
+"""The harness's data: the loaders and intensity rules of ``equivox train``, from :mod:`equivox.data`.
 
-Classification: :func:`equivox.training.data.classification_arrays` reads a registered dataset
-(:func:`equivox.data.dataset_names`), a ``.npz`` file (MedMNIST-3D keys, or ``images``/``labels``) or a mesh folder,
-at the stored resolution (``input_size=None``), with the training path's label checks and intensity rule (integer
-images up to 255 divided by 255, decided on the training split for every split). Checkpoints are selected on the
-dataset's ``val`` split, unless that split is the test split (the bundled furniture, a ``.npz`` without one): then
-15 % of the training split (stratified, fixed seed) is held out instead. Scores are on the ``test`` split only.
+Classification: :func:`equivox.data.classification_raw` and :func:`equivox.data.classification_grids` read a
+registered dataset (:func:`equivox.data.dataset_names`), a ``.npz`` file (MedMNIST-3D keys, or ``images``/``labels``)
+or a mesh folder, at the stored resolution (``input_size=None``), with the training path's label checks and intensity
+rule (integer images up to 255 divided by 255, decided on the training split for every split). Checkpoints are
+selected on the dataset's ``val`` split, unless that split is the test split (the bundled furniture, a ``.npz``
+without one): then 15 % of the training split (stratified, fixed seed) is held out instead. Scores are on the
+``test`` split only.
 
 Mesh-level SO(3) protocol (:func:`rotated_mesh_grids`): for a dataset that offers its meshes (``DatasetSpec.meshes``,
 e.g. ``kicad_parts``), every test item is re-voxelized from its mesh rotated by each random rotation, with the
@@ -25,6 +26,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+
+from ..data.labels import left_right_pairs  # the rule lives with the data; re-exported for the harness's users
 
 __all__ = ["ClassificationData", "SegmentationData", "load_classification_data", "load_segmentation_data",
            "left_right_pairs", "rotated_mesh_grids", "rotated_mesh_labels", "mesh_dataset",
@@ -58,7 +61,7 @@ class ClassificationData:
 class SegmentationData:
     """Scored volumes of a segmentation dataset: ``volumes`` = ``[{"image": (C, D, H, W), "label": (1, D, H, W)}]``
     (each one item of the per-item scores), ``class_names`` (index = class, background first), ``class_swaps``: the
-    left/right class pairs a mirror reflection exchanges (:func:`left_right_pairs` of the names)."""
+    left/right class pairs a mirror reflection exchanges (:func:`equivox.data.left_right_pairs` of the names)."""
 
     name: str
     volumes: List[Dict[str, torch.Tensor]]
@@ -84,25 +87,25 @@ def load_classification_data(name: str) -> ClassificationData:
     """Load a classification dataset through the training path (see the module docstring): a registered name
     (e.g. ``"furniture"``, ``"lidc"``), a ``.npz`` file or a mesh folder. Metric: AUROC for two classes, else
     accuracy."""
-    from ..data import get_dataset
-    from ..data.registry import find_dataset
-    from ..training import TrainConfig
-    from ..training.data import _classification_raw, classification_arrays, intensity_scale
+    from ..data import classification_grids, classification_raw, dataset_spec, get_dataset, intensity_scale
 
-    cfg = TrainConfig(task="classify", dataset=str(name), input_size=None, augment="none")
-    raw_tr, raw_va, raw_te = (_classification_raw(cfg, s) for s in ("train", "val", "test"))
-    scale = intensity_scale(raw_tr[0])
-    x, y, names = classification_arrays(cfg, "train", scale, raw_tr)
-    x_te, y_te, _ = classification_arrays(cfg, "test", scale, raw_te)
+    spec = dataset_spec(str(name), "classify")  # unknown name or wrong task: fail before loading anything
+    raw_tr, raw_va, raw_te = (classification_raw(str(name), s, spec) for s in ("train", "val", "test"))
+    scale = intensity_scale(raw_tr[0])  # one decision, on the training split, for every split
+
+    def grids(raw, split):  # stored resolution: the models pool inside (PooledInput)
+        return classification_grids(*raw[:3], f"{name} [{split}]", scale)
+
+    x, y, names = grids(raw_tr, "train")
+    x_te, y_te, _ = grids(raw_te, "test")
     own_val = not (raw_va[0].shape == raw_te[0].shape and np.array_equal(raw_va[0], raw_te[0]))
     if own_val:  # the dataset's own validation split
-        x_va, y_va, _ = classification_arrays(cfg, "val", scale, raw_va)
+        x_va, y_va, _ = grids(raw_va, "val")
     else:  # its "val" is the test split: hold out part of train instead, never select on test items
         keep, hold = stratified_holdout(y, VAL_FRACTION, seed=1234)
         x, y, x_va, y_va = x[keep], y[keep], x[hold], y[hold]
     k = max(len(names), int(max(y.max(), y_te.max())) + 1)
     names = list(names) + [str(i) for i in range(len(names), k)]
-    spec = find_dataset(str(name))
     about = (get_dataset(spec.name).metadata()["description"].rstrip(".") if spec is not None else str(name))
     val = "its val split" if own_val else f"val = {VAL_FRACTION:.0%} of train, held out"
     caption = (f"{about} ({len(y)} train / {len(y_va)} val / {len(y_te)} test; {val}; scores on the test split"
@@ -216,38 +219,15 @@ def _rotated_meshes(name, rotations, size, index, verbose, rule_version: str, vo
     return out
 
 
-def left_right_pairs(class_names: Sequence[str]) -> Tuple[Tuple[int, int], ...]:
-    """Class pairs ``(left, right)`` whose names differ only by a ``_L`` / ``_R`` suffix or a ``left`` / ``right``
-    word (case-insensitive), e.g. ``frontal_L`` / ``frontal_R``: the classes a mirror image swaps."""
-    def key(name: str):
-        n = str(name)
-        for side, suffixes in (("L", ("_L", "_l")), ("R", ("_R", "_r"))):
-            if n.endswith(suffixes):
-                return n[:-2].lower(), side
-        words = n.lower().replace("_", " ").split()
-        for side, word in (("L", "left"), ("R", "right")):
-            if word in words:
-                return " ".join(w for w in words if w != word), side
-        return None
-
-    sides: Dict[str, Dict[str, int]] = {}
-    for i, n in enumerate(class_names):
-        k = key(n)
-        if k is not None:
-            sides.setdefault(k[0], {})[k[1]] = i
-    return tuple(sorted((d["L"], d["R"]) for d in sides.values() if set(d) == {"L", "R"}))
-
-
 def load_segmentation_data(name: str, downsample: int, crop: Optional[int], multiple: int = 1) -> SegmentationData:
     """The scored volumes of a registered segmentation dataset (its ``test`` split, downsampled like training),
     centre-cropped to a ``crop``-sided cube, or with ``crop=None`` whole, each axis centre-trimmed to a multiple of
     ``multiple`` (the network's total stride)."""
-    from ..data import get_dataset
-    from ..training.data import _registered_volumes, center_crop
+    from ..data import center_crop, get_dataset, registered_volumes
 
     spec = get_dataset(name, "segmentation")
-    vols, label_names = _registered_volumes(spec, "test", downsample)
-    train_names = _registered_volumes(spec, "train", downsample)[1] if not label_names else {}
+    vols, label_names = registered_volumes(spec, "test", downsample)
+    train_names = registered_volumes(spec, "train", downsample)[1] if not label_names else {}
     label_names = {**train_names, **label_names}
     k = max([max(label_names, default=0)] + [int(lab.max()) for _, lab in vols]) + 1
 

@@ -152,6 +152,20 @@ def _evaluate_with_meshes(evaluate, model: nn.Module, data, rotations, mesh_data
                           rep.element_errors, meta, {r.name: per_item[r.name] for r in rotations})
 
 
+def _fit_head(model: nn.Module, comp, val_images, seed: int, tag: str, verbose: bool) -> float:
+    """A calibrated canonicalizer's head fitted on the validation items (never the test items); seconds spent
+    (0 for a confidence canonicalizer, which has nothing to fit)."""
+    if comp.scorer != "calibrated":
+        say(f"{tag}: nothing to fit ({comp.eval_cost} forward passes per item)", verbose)
+        return 0.0
+    from ..canonicalization import fit_upright_head
+
+    info = fit_upright_head(model, val_images, seed=seed)
+    say(f"{tag}: upright head fitted on {info['items']} validation items in {info['seconds']:.0f} s (upright copy "
+        f"scored highest for {info['identity_rate']:.0%} of them; {comp.eval_cost} forward passes per item)", verbose)
+    return float(info["seconds"])
+
+
 def _wrap_canonicalizer(model: nn.Module, comp, task: str, seed: int) -> nn.Module:
     from ..canonicalization import canonicalize
 
@@ -273,8 +287,9 @@ def run_classification(dataset="furniture", competitors: Sequence[str] = DEFAULT
                         model = _wrap_canonicalizer(model, comp, "classify", seed)
                     if not comp.fits:  # a confidence canonicalizer: nothing to fit, the frozen model's cost
                         (_, secs, _, curve), steps = trained[comp.frozen_of], 0
+                        secs += _fit_head(model, comp, [val.images],
+                                          seed, tag, verbose)
                         trained[comp.name] = (model, secs, steps, curve)
-                        say(f"{tag}: nothing to fit ({comp.eval_cost} forward passes per item)", verbose)
                 if comp.fits:
                     aug = augmentation_transform(comp.augment, ["image"], "octa", seed)  # at stored resolution
                     train = ArrayClassificationDataset(x_train[idx], data.y_train[idx], aug, data.class_names)
@@ -486,10 +501,15 @@ def run_segmentation(dataset: str = "chest_ct", competitors: Sequence[str] = DEF
                 res = fit(cfg, model=model)
                 model, steps, curve = res.model, res.global_step, res.curve
                 seconds = res.seconds + (trained[comp.frozen_of][1] if comp.frozen_of else 0.0)
-            else:  # a confidence canonicalizer: nothing to fit, the frozen model's cost
+            else:  # a confidence canonicalizer: nothing to fit (calibrated: its head), the frozen model's cost
                 (_, seconds, curve), steps = trained[comp.frozen_of], 0
-                say(f"[{run}/{n_runs}] {comp.name}, seed {seed}: nothing to fit ({comp.eval_cost} forward passes "
-                    "per item)", verbose)
+                val_images = []
+                if comp.scorer == "calibrated":
+                    from ..training import build_datasets, resolve_data_settings
+
+                    val_images = [item["image"] for item in build_datasets(resolve_data_settings(cfg)[0])[1]]
+                seconds += _fit_head(model, comp, val_images, seed, f"[{run}/{n_runs}] {comp.name}, seed {seed}",
+                                     verbose)
             trained[comp.name] = (model, seconds, curve)
             t = time.time()
             rep = _evaluate_with_meshes(evaluate_segmentation, model, data.volumes, rots, mesh_vols,

@@ -26,7 +26,7 @@ class EquivariantNetwork(EquivariantModule):
 
     def __new__(cls, *args, **kwargs):
         # record the constructor arguments, so a network built directly (not from a spec) can be checkpointed and
-        # rebuilt (equivox.training.spec_of)
+        # rebuilt: equivox.models.spec_of reads them under the class's registered name
         self = super().__new__(cls)
         try:
             bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)

@@ -3,7 +3,9 @@
 * :class:`TrainConfig` -- one dataclass for data, model and engine options (YAML-loadable).
 * :func:`fit` -- seeded training with CSV metrics, best/last checkpoints, resume, DDP pass-through.
 * :class:`ClassificationModule`, :class:`SegmentationModule` -- Lightning modules wrapping any ``nn.Module``.
-* :func:`build_datasets`, :func:`build_model`, :func:`load_checkpoint`.
+* :func:`build_datasets` (the data preparation of :mod:`equivox.data`, resolved once per config by
+  :func:`resolve_data_settings`), :func:`build_model` (the model role ``arch`` names, :mod:`equivox.models`),
+  :func:`load_checkpoint` (the one loader, :func:`equivox.models.load_model`).
 * :func:`plateaued`, :func:`learning_curve` -- when a run has learned what it can (``until_plateau``).
 * :func:`fit_canonicalizer` (a canonicalizer for a frozen trained model), :func:`load_model` (equivox checkpoint,
   MONAI bundle, pickled or TorchScript model).

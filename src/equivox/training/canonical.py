@@ -9,18 +9,19 @@ TorchScript ``.pt`` model.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-import torch
 from torch import nn
+
+from ..models.loading import load_bundle as _load_bundle  # noqa: F401  (its name here before the move)
+from ..models.loading import load_model as _load_any
 
 __all__ = ["fit_canonicalizer", "load_model"]
 
 
 def load_model(path) -> Tuple[nn.Module, Optional[Dict[str, Any]]]:
     """A trained model from ``path`` and, for an equivox checkpoint or a model saved with its training settings,
-    its hyper-parameters (else ``None``).
+    its hyper-parameters (else ``None``): :func:`equivox.models.load_model`, the one loader of every model source.
 
     ``path`` is an equivox checkpoint (``.ckpt`` from ``equivox train`` / ``canonicalize``, any file name), a MONAI
     bundle folder (its ``configs/inference.json`` or ``.yaml`` ``network_def`` with the weights of
@@ -32,50 +33,7 @@ def load_model(path) -> Tuple[nn.Module, Optional[Dict[str, Any]]]:
         FileNotFoundError / ValueError: one line naming the file and what is wrong (e.g. a bare state_dict,
         which cannot be used without the code that builds the network).
     """
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"model not found: {p}")
-    if p.is_dir():
-        return _load_bundle(p), None
-    if p.suffix == ".ckpt":
-        from .fit import load_checkpoint
-
-        return load_checkpoint(p)
-    try:
-        return torch.jit.load(str(p), map_location="cpu").eval(), None
-    except Exception:  # not TorchScript: a pickled module
-        pass
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise ValueError(f"cannot read model file {p}: {type(err).__name__}: {err}".splitlines()[0]) from None
-    if isinstance(obj, dict) and "state_dict" in obj and "hyper_parameters" in obj:  # a checkpoint by another name
-        from .fit import load_checkpoint
-
-        return load_checkpoint(p)
-    if not isinstance(obj, nn.Module):
-        raise ValueError(f"model file {p} holds a {type(obj).__name__}, not a model; save the whole model "
-                         "(torch.save(model, path)), a TorchScript model, or pass the MONAI bundle folder")
-    hp = getattr(obj, "equivox_hparams", None)
-    return obj.eval(), (dict(hp) if hp else None)
-
-
-def _load_bundle(folder: Path) -> nn.Module:
-    from monai.bundle import ConfigParser
-
-    configs = [folder / "configs" / f"inference.{ext}" for ext in ("json", "yaml", "yml")]
-    config = next((c for c in configs if c.is_file()), None)
-    weights = folder / "models" / "model.pt"
-    if config is None:
-        raise FileNotFoundError(f"MONAI bundle {folder}: no configs/inference.json or .yaml")
-    if not weights.is_file():
-        raise FileNotFoundError(f"MONAI bundle {folder}: no trained weights at {weights}")
-    parser = ConfigParser()
-    parser.read_config(str(config))
-    model = parser.get_parsed_content("network_def")
-    state = torch.load(weights, map_location="cpu", weights_only=False)
-    model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-    return model.eval()
+    return _load_any(path)
 
 
 def fit_canonicalizer(model: nn.Module, cfg, train_data=None, val_data=None, info=None):

@@ -12,15 +12,15 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from ..baselines import build_from_spec, count_parameters, matched_baseline, matched_monai_unet, upgrade_spec
-from .config import ARCH_CHOICES, TrainConfig
+from ..baselines import count_parameters
+from ..models import CanonicalizedRole, ModelRequest, checkpoint_spec, get_role, load_model, spec_of
+from .config import TrainConfig
 from .data import DataInfo, build_datasets, resolve_data_settings
 from .plateau import curve_key, plateau_stop_callback, run_curve
-from .modules import (PICKLED_MODEL, SKELETON_KEY, ClassificationModule, SegmentationModule, model_from_skeleton,
-                      model_skeleton, pickled_spec)
+from .modules import ClassificationModule, SegmentationModule
 
-__all__ = ["FitResult", "build_model", "check_model_args", "model_class_name", "spec_of", "warn_if_wide",
-           "canonicalize_from_config", "fit", "make_trainer", "load_checkpoint", "default_precision",
+__all__ = ["FitResult", "build_model", "check_model_args", "model_class_name", "model_request", "spec_of",
+           "warn_if_wide", "canonicalize_from_config", "fit", "make_trainer", "load_checkpoint", "default_precision",
            "atomic_checkpoint_io", "check_output_folder", "created_output_folder", "existing_run",
            "existing_run_message", "set_run_aside", "is_rank_zero", "seed_worker"]
 
@@ -31,27 +31,29 @@ def default_precision() -> str:
 
 
 def model_class_name(cfg: TrainConfig) -> str:
-    """The registered class :func:`build_model` constructs for ``cfg`` (before any baseline matching)."""
-    if cfg.arch not in ARCH_CHOICES:
-        return cfg.arch
-    return "InvariantClassifier" if cfg.task == "classify" else "EquivariantUNet"
+    """The registered class whose constructor ``cfg.model`` goes to: the equivox network of the task
+    (:func:`equivox.models.network_class`) for the built-in roles (before any baseline matching), the model itself
+    for a registered model's name, ``cfg.arch`` for a user role."""
+    return get_role(cfg.arch).reference_class(cfg.task) or cfg.arch
 
 
 def check_model_args(cfg: TrainConfig) -> None:
     """Check ``cfg.model`` against the constructor of the class :func:`build_model` builds: an unknown key raises
-    ``ValueError`` naming it and the valid ones (nothing is dropped silently)."""
+    ``ValueError`` naming it and the valid ones (nothing is dropped silently); a role whose network takes no
+    constructor arguments (``monai_unet``: matched to the equivariant one) refuses any."""
     import inspect
 
-    from .. import nets  # noqa: F401  (registers the equivox networks)
     from ..nets.registry import get_model
 
     if not cfg.model:
         return
-    if cfg.arch == "monai_unet":
-        raise ValueError("model arguments are for the built network's constructor; arch 'monai_unet' is a MONAI UNet "
-                         "matched to the equivariant one (use arch 'monai.UNet' with model: {...} to give MONAI's "
-                         f"own arguments), got model: {cfg.model}")
-    name = model_class_name(cfg)
+    role = get_role(cfg.arch)
+    if not role.takes_options:
+        raise ValueError(f"model arguments are for the built network's constructor; arch {cfg.arch!r} is "
+                         f"{role.description}, got model: {cfg.model}")
+    name = role.reference_class(cfg.task)
+    if name is None:  # a user role: its builder gets the arguments as request.options
+        return
     params = inspect.signature(get_model(name)).parameters
     if any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return
@@ -62,23 +64,37 @@ def check_model_args(cfg: TrainConfig) -> None:
                          f"valid: {', '.join(valid)}")
 
 
+def model_request(cfg: TrainConfig, in_channels: int, num_classes: int, group: Optional[str] = None) -> ModelRequest:
+    """The :class:`~equivox.models.ModelRequest` of ``cfg``: its task, ``group`` (default ``cfg.model["group"]``
+    or ``cfg.group``, which must not be ``"auto"`` here), its sizes (``channels``, ``strides``, ``kernel_size``,
+    ``convs_per_level``, and ``hidden_features`` for classification), ``cfg.model`` as options and ``cfg.seed``."""
+    sizes: Dict[str, Any] = dict(channels=list(cfg.channels), strides=list(cfg.strides), kernel_size=cfg.kernel_size,
+                                 convs_per_level=cfg.convs_per_level)
+    if cfg.task == "classify":
+        sizes["hidden_features"] = list(cfg.hidden_features)
+    return ModelRequest(cfg.task, int(in_channels), int(num_classes),
+                        group if group is not None else cfg.model.get("group", cfg.group), sizes,
+                        {k: v for k, v in cfg.model.items() if k != "group"}, seed=cfg.seed)
+
+
 def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Module:
-    """The network for ``cfg``: ``InvariantClassifier`` (classify) / ``EquivariantUNet`` (segment) of
-    ``cfg.group``; for ``arch="baseline"`` the trivial-group network with parameters matched to that
-    equivariant one (:func:`equivox.baselines.matched_baseline`); ``"monai_unet"``: a matched MONAI ``UNet``; the
-    name of a registered model (:mod:`equivox.nets.registry`): that model, given the arguments of ``cfg`` its
-    constructor accepts (``spatial_dims``, ``in_channels``, ``out_channels``, ``channels``, ``strides``, ``group``,
-    ``kernel_size``, ``convs_per_level``, ``hidden_features``). ``cfg.model`` adds (or overrides) any other
-    constructor argument (``head``, ``class_swaps``, ``norm``, ...; unknown keys raise ``ValueError``, see
-    :func:`check_model_args`). The model carries ``model.equivox_spec`` so checkpoints can rebuild it.
+    """The network for ``cfg``, built by the model role ``cfg.arch`` names (:mod:`equivox.models.roles`):
+    ``"equivariant"``: ``InvariantClassifier`` (classify: ``(B, C, D, H, W) -> (B, K)``) / ``EquivariantUNet``
+    (segment: ``-> (B, K, D, H, W)``) of ``cfg.group``; ``"baseline"``: the trivial-group network with parameters
+    matched to that equivariant one (:func:`equivox.baselines.matched_baseline`); ``"plain_compute"``: the
+    trivial-group network at its tensor widths; ``"monai_unet"`` / ``"monai"``: a matched MONAI ``UNet`` (segment) /
+    ``ResNet`` (classify); the name of a registered model (:mod:`equivox.nets.registry`): that model, given the
+    arguments of ``cfg`` its constructor accepts (``spatial_dims``, ``in_channels``, ``out_channels``, ``channels``,
+    ``strides``, ``group``, ``kernel_size``, ``convs_per_level``, ``hidden_features``). ``cfg.model`` adds (or
+    overrides) any other constructor argument (``head``, ``class_swaps``, ``norm``, ...; unknown keys raise
+    ``ValueError``, see :func:`check_model_args`). Seeded by ``cfg.seed``. The model carries its spec
+    (:func:`equivox.models.spec_of`) so checkpoints can rebuild it; with ``cfg.canonicalize`` it is put behind the
+    canonicalizer :func:`canonicalize_from_config` describes.
 
     Voxel spacing: ``cfg.group="auto"`` picks the largest group exact for ``cfg.spacing``
     (:func:`equivox.groups.auto_group`, printed with the reason; ``spacing`` required); any other group is checked
     against ``cfg.spacing`` when it is set (:func:`equivox.groups.check_spacing` warns, naming the exact groups)."""
-    import inspect
-
     from ..groups import auto_group, check_spacing
-    from ..nets.registry import get_model
 
     check_model_args(cfg)
     group = cfg.model.get("group", cfg.group)
@@ -89,59 +105,10 @@ def build_model(cfg: TrainConfig, in_channels: int, num_classes: int) -> nn.Modu
         print(f"group='auto' -> {group!r}: {why}", flush=True)
     else:
         check_spacing(group, cfg.spacing)
-    kwargs: Dict[str, Any] = dict(spatial_dims=3, in_channels=in_channels, out_channels=num_classes,
-                                  channels=list(cfg.channels), strides=list(cfg.strides), group=group,
-                                  kernel_size=cfg.kernel_size, convs_per_level=cfg.convs_per_level)
-    if cfg.task == "classify":
-        kwargs["hidden_features"] = list(cfg.hidden_features)
-    name = model_class_name(cfg)
-    if cfg.arch not in ARCH_CHOICES:  # a registered model: the arguments its constructor takes
-        params = inspect.signature(get_model(name)).parameters
-        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-            kwargs = {k: v for k, v in kwargs.items() if k in params}
-    kwargs.update({k: v for k, v in cfg.model.items() if k != "group"})
-    spec = {"cls": name, "kwargs": kwargs}
-    torch.manual_seed(cfg.seed)
-    model = build_from_spec(spec)
-    if cfg.arch == "baseline":
-        torch.manual_seed(cfg.seed)
-        model = matched_baseline(model)
-    elif cfg.arch == "monai_unet":
-        torch.manual_seed(cfg.seed)
-        model = matched_monai_unet(in_channels, num_classes, count_parameters(model), levels=len(cfg.channels) + 1)
+    model = get_role(cfg.arch).build(model_request(cfg, in_channels, num_classes, group))
     if cfg.canonicalize:
         model = canonicalize_from_config(model, cfg, in_channels)
     return model
-
-
-def _plain(value):
-    """Tuples to lists, recursively (specs are stored as YAML/JSON-able values)."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def spec_of(model: nn.Module) -> Optional[Dict[str, Any]]:
-    """The ``{"cls", "kwargs"}`` spec that rebuilds ``model``: ``model.equivox_spec`` when it was built from a spec,
-    else the constructor arguments an equivox network records when constructed directly (e.g.
-    ``EquivariantUNet(..., class_swaps=[(1, 2)])`` passed to :func:`fit`), under its registered name. ``None`` for
-    other modules (:func:`fit` then stores their pickled architecture, ``model_spec["cls"] == "pickled"``)."""
-    spec = getattr(model, "equivox_spec", None)
-    if spec is not None:
-        return spec
-    args = getattr(model, "_init_arguments", None)
-    if args is None:
-        return None
-    from .. import nets  # noqa: F401
-    from ..baselines import SPEC_VERSION
-    from ..nets.registry import MODELS
-
-    name = next((n for n, b in MODELS.items() if b is type(model)), None)
-    if name is None:
-        return None
-    return {"cls": name, "kwargs": _plain(dict(args)), "version": SPEC_VERSION}
 
 
 #: above this many tensor channels at one level a network is reported as unusually wide
@@ -166,17 +133,15 @@ def warn_if_wide(model: nn.Module) -> None:
 def canonicalize_from_config(model: nn.Module, cfg: TrainConfig, in_channels: int,
                              freeze_model: bool = False) -> nn.Module:
     """``model`` behind the canonicalizer ``cfg`` describes (``canonicalize`` and the ``canonical_*``,
-    ``prior_weight`` and ``canonicalizer_*`` keys), seeded by ``cfg.seed``."""
-    from ..canonicalization import canonicalize
-
-    torch.manual_seed(cfg.seed + 1)
+    ``prior_weight`` and ``canonicalizer_*`` keys), seeded by ``cfg.seed + 1`` (the ``canonicalized`` role's
+    :meth:`~equivox.models.CanonicalizedRole.wrap`, as the benchmark harness wraps its rows)."""
     ch = tuple(cfg.canonicalizer_channels)
-    return canonicalize(model, cfg.canonicalize or "octa", cfg.task, mode=cfg.canonical_mode,
-                        in_channels=in_channels, channels=ch, strides=(2,) * (len(ch) - 1),
-                        input_size=cfg.canonicalizer_input_size, freeze_model=freeze_model,
-                        prior_weight=cfg.prior_weight, sample_in_training=cfg.canonical_sample,
-                        margin=cfg.canonical_margin, temperature=cfg.canonical_temperature,
-                        canonical_pose=cfg.canonical_pose)
+    return CanonicalizedRole.wrap(model, cfg.task, cfg.canonicalize or "octa", cfg.seed, mode=cfg.canonical_mode,
+                                  in_channels=in_channels, channels=ch, strides=(2,) * (len(ch) - 1),
+                                  input_size=cfg.canonicalizer_input_size, freeze_model=freeze_model,
+                                  prior_weight=cfg.prior_weight, sample_in_training=cfg.canonical_sample,
+                                  margin=cfg.canonical_margin, temperature=cfg.canonical_temperature,
+                                  canonical_pose=cfg.canonical_pose)
 
 
 def check_output_folder(path) -> Path:
@@ -510,15 +475,13 @@ def _fit(cfg, out_dir, model, train_data, val_data, info, t0) -> FitResult:
     if model is None:
         model = build_model(cfg, info.in_channels, info.num_classes)
     warn_if_wide(model)
-    spec, skeleton = spec_of(model), None
-    if spec is None:  # no registered name rebuilds it: the checkpoints carry its pickled architecture
-        try:
-            skeleton = model_skeleton(model)
-            spec = pickled_spec(model)
-        except Exception as err:  # noqa: BLE001  (whatever pickling raises)
-            warnings.warn(f"{type(model).__name__} cannot be pickled ({type(err).__name__}: {err}); its checkpoints "
-                          "hold the weights only (load them into the model with load_state_dict)".splitlines()[0],
-                          UserWarning, stacklevel=3)
+    try:  # its spec, or (no registered name rebuilds it) its pickled architecture
+        spec, skeleton = checkpoint_spec(model)
+    except Exception as err:  # noqa: BLE001  (whatever pickling raises: weights-only checkpoints)
+        spec, skeleton = None, None
+        warnings.warn(f"{type(model).__name__} cannot be pickled ({type(err).__name__}: {err}); its checkpoints "
+                      "hold the weights only (load them into the model with load_state_dict)".splitlines()[0],
+                      UserWarning, stacklevel=3)
     data_info = {"class_names": list(info.class_names), "in_channels": int(info.in_channels),
                  **{k: v for k, v in (info.extra or {}).items() if k != "skipped_files"}}
     if cfg.task == "classify" and "input_shape" not in data_info:
@@ -568,7 +531,9 @@ def _learning_curve(cfg: TrainConfig, out_dir: Path, model: nn.Module) -> Option
     csvs = sorted((out_dir / "logs").glob("version_*/metrics.csv"),
                   key=lambda q: int(q.parent.name.split("_")[-1]) if q.parent.name.split("_")[-1].isdigit() else -1)
     data = cfg.dataset if cfg.image_dir is None else cfg.image_dir
-    kind = f" ({cfg.group})" if cfg.arch == "equivariant" else f" ({cfg.arch})" if cfg.arch in ARCH_CHOICES else ""
+    role = get_role(cfg.arch)
+    kind = f" ({cfg.group})" if role.name == "equivariant" else "" if role.reference_class(cfg.task) == cfg.arch \
+        else f" ({cfg.arch})"
     title = f"{'/'.join(Path(str(data)).parts[-2:]) if cfg.image_dir else Path(str(data)).name or data} " \
             f"({cfg.task}): {type(model).__name__}{kind}"
     if cfg.canonicalize:
@@ -651,43 +616,9 @@ def created_output_folder(path):
 def load_checkpoint(path, map_location: str = "cpu"):
     """Rebuild the model stored in a checkpoint written by :func:`fit` (any model: see its ``model`` argument), or
     load a model saved with its training settings (``canonicalized.pt`` from ``equivox canonicalize``: a pickled
-    model carrying ``equivox_hparams``).
+    model carrying ``equivox_hparams``): :func:`equivox.models.load_model` with ``require_settings=True``.
 
     Returns ``(model (eval mode), hparams dict)``; ``hparams["config"]`` is the training config as a dict,
     ``hparams["num_classes"]`` the number of classes. Raises ``FileNotFoundError`` / ``ValueError`` naming the file.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
-    try:
-        ck = torch.load(p, map_location=map_location, weights_only=False)
-    except Exception as err:
-        raise ValueError(f"cannot read checkpoint {p}: {type(err).__name__}: {err}") from None
-    if isinstance(ck, nn.Module):  # a saved model (canonicalized.pt from equivox canonicalize): its settings ride along
-        hp = getattr(ck, "equivox_hparams", None)
-        if not hp:
-            raise ValueError(f"{p} holds a saved {type(ck).__name__} model without equivox training settings (task, "
-                             "data, classes); give a checkpoint written by equivox train or equivox canonicalize")
-        return ck.eval(), dict(hp)
-    if not isinstance(ck, dict) or "state_dict" not in ck:
-        raise ValueError(f"{p} is not an equivox checkpoint (it holds a {type(ck).__name__}, no state_dict)")
-    hp = ck.get("hyper_parameters", {})
-    spec = hp.get("model_spec")
-    state = {k[len("model."):]: v for k, v in ck["state_dict"].items() if k.startswith("model.")}
-    if not spec:
-        raise ValueError(f"checkpoint {p} holds weights only (its model_spec is empty: written before equivox "
-                         "recorded any model passed to fit, or the model could not be pickled); build the model in "
-                         "Python and load_state_dict")
-    if spec.get("cls") == PICKLED_MODEL:
-        if SKELETON_KEY not in ck:
-            raise ValueError(f"checkpoint {p}: model {spec.get('module')} is stored pickled, but the checkpoint has no "
-                             f"'{SKELETON_KEY}' entry")
-        try:
-            model = model_from_skeleton(ck[SKELETON_KEY], state)
-        except Exception as err:  # noqa: BLE001  (unpickling: a class no longer importable, changed code)
-            raise ValueError(f"checkpoint {p}: cannot rebuild its model {spec.get('module')} ({type(err).__name__}: "
-                             f"{err})".splitlines()[0]) from None
-        return model.eval(), hp
-    model = build_from_spec(upgrade_spec(spec))
-    model.load_state_dict(state)
-    return model.eval(), hp
+    return load_model(path, map_location, require_settings=True)
