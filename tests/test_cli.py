@@ -257,7 +257,7 @@ def test_check_equivariance_help_is_true(capsys):
     assert "15-60" not in capsys.readouterr().out
     import inspect
 
-    assert "15-60" not in inspect.getsource(cli._cmd_check)
+    assert "15-60" not in inspect.getsource(cli.check_equivariance)
 
 
 def test_model_section_and_model_args_reach_the_constructor(tmp_path, capsys):
@@ -304,7 +304,9 @@ def test_intensity_auto_and_group_auto_from_the_headers(tmp_path, capsys):
                                                    num_classes=2, group="octa"))
     msg = str(w[0].message)
     assert "(0.7, 0.7, 3.0)" in msg and "trivial, c4_axial, d4_axial" in msg
-    assert cli._one_line_warning(w[0].message, UserWarning, "x.py", 1).count("\n") == 1
+    from equivox.console import one_line_warning
+
+    assert one_line_warning(w[0].message, UserWarning, "x.py", 1).count("\n") == 1
     assert cfg.intensity == "mri"
 
     out = tmp_path / "run"
@@ -514,7 +516,7 @@ def _help_blocks(text: str) -> dict:
     return blocks
 
 
-PARSERS = [words for words, _ in cli._all_parsers(cli.build_parser())]
+PARSERS = [words for words, _ in cli.all_parsers(cli.build_parser())]
 
 
 @pytest.mark.parametrize("words", PARSERS, ids=lambda w: " ".join(w) or "equivox")
@@ -523,7 +525,7 @@ def test_every_help_shows_every_default(words, capsys):
     flags (off), and the TrainConfig flags (whose argparse default is None so that YAML can set them)."""
     import argparse
 
-    parser = dict((" ".join(w), p) for w, p in cli._all_parsers(cli.build_parser()))[" ".join(words)]
+    parser = dict((" ".join(w), p) for w, p in cli.all_parsers(cli.build_parser()))[" ".join(words)]
     assert cli.main(words + ["--help"]) == 0
     blocks = _help_blocks(capsys.readouterr().out)
     checked = 0
@@ -570,17 +572,14 @@ def test_help_uses_the_shared_names(capsys):
 
 
 def test_help_defaults_are_the_real_ones():
-    """The defaults ``--help`` shows are read from the sources without importing them (instant help): they match
-    TrainConfig's fields and the demo's presets."""
-    import dataclasses
-
+    """The defaults ``--help`` shows are TrainConfig's field defaults (read from its metadata, without importing
+    torch: instant help) and the demo's presets' settings."""
     from equivox import demo
     from equivox.training import TrainConfig
 
-    want = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
-    assert cli.config_defaults() == want
-    presets = (demo._DEMO_CLASSIFY, demo._DEMO_SEGMENT, demo._DEMO_SEGMENT_CHEST)
-    assert cli.demo_settings() == {k for p in presets for mode in p.values() for k in mode}
+    assert cli.config_defaults() == {k: (tuple(v) if isinstance(v, list) else v)
+                                     for k, v in TrainConfig().to_dict().items()}
+    assert cli.demo_settings() == {k for p in demo.DEMO_PRESETS for k in p.uses}
     args = cli.build_parser().parse_args(["train"])
     assert cli.train_config_from_args(args) == TrainConfig()  # what --help calls the default is what runs
 
@@ -589,11 +588,11 @@ def test_demo_help_lists_only_the_flags_the_demo_uses(capsys):
     assert cli.main(["demo", "--help"]) == 0
     blocks = _help_blocks(capsys.readouterr().out)
     from equivox import demo
+    from equivox.config import config_options
 
-    presets = (demo._DEMO_CLASSIFY, demo._DEMO_SEGMENT, demo._DEMO_SEGMENT_CHEST)
-    used = {k for p in presets for mode in p.values() for k in mode}
-    train_flags = {flag: dest for flag, dest, _, _ in cli._TRAIN_FLAGS}
-    own = {"--task", "--dataset"}  # the demo's own options (which demo, which bundled data)
+    used = {k for p in demo.DEMO_PRESETS for k in p.uses}
+    train_flags = {o.flag: o.name for o in config_options()}
+    own = {"--task", "--dataset", "--out"}  # the demo's own options (which demo, which bundled data, where)
     listed = {flag for flag in blocks if flag in train_flags} - own
     assert listed == {f for f, d in train_flags.items() if d in used} - own
     for ignored in ("--group", "--augment", "--arch", "--canonicalize", "--intensity", "--devices", "--resume",

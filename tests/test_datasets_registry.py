@@ -312,21 +312,27 @@ def test_a_bundled_dataset_taken_out_of_the_registry_is_unknown_everywhere(capsy
     assert list_datasets("classification")[-1] is spec
 
 
-@pytest.mark.parametrize("path", ["src/equivox/training/data.py", "src/equivox/training/config.py",
-                                  "src/equivox/cli.py"])
+_NO_DATASET_NAMES = ["src/equivox/training/data.py", "src/equivox/training/config.py",
+                     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "src/equivox/config").glob("*.py")),
+                     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "src/equivox/cli").glob("*.py"))]
+
+
+@pytest.mark.parametrize("path", _NO_DATASET_NAMES)
 def test_no_dataset_name_is_spelled_out_outside_the_registry(path):
     """Training code, config and CLI name no bundled dataset (the config's default value excepted; the demo's
     dataset choice is a demo preset, not a list of datasets)."""
     tree = ast.parse((ROOT / path).read_text())
-    allowed = {"src/equivox/training/config.py": {("lidc", "default")},
-               "src/equivox/cli.py": {("lidc", "demo"), ("furniture", "demo"), ("kicad_part_segments", "demo"),
-                                      ("chest_ct", "demo")}}.get(path, set())
+    allowed = {"src/equivox/config/sections.py": {("lidc", "default")},
+               "src/equivox/cli/demo.py": {("lidc", "demo"), ("furniture", "demo"), ("kicad_part_segments", "demo"),
+                                           ("chest_ct", "demo")}}.get(path, set())
     names = set(BUNDLED) | set(BUNDLED.values())
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.value, ast.Constant) and node.value.value in names:
-            found.add((node.value.value, "default"))
-            node.value.value = None
+        if isinstance(node, ast.AnnAssign):  # a field default, literal or the first argument of option(...)
+            value = node.value.args[0] if isinstance(node.value, ast.Call) and node.value.args else node.value
+            if isinstance(value, ast.Constant) and value.value in names:
+                found.add((value.value, "default"))
+                value.value = None
         if isinstance(node, ast.Call) and any(k.arg == "choices" for k in node.keywords) and any(
                 isinstance(a, ast.Constant) and a.value == "--dataset" for a in node.args):
             choices = next(k.value for k in node.keywords if k.arg == "choices")

@@ -1,30 +1,80 @@
 """The main demo (``equivox demo``): an octa-equivariant model vs plain CNNs under rotations.
 
 :func:`run_demo` trains four models (equivariant, plain at matched parameters, plain + rotation augmentation,
-plain + canonicalizer) on bundled real data through the benchmark harness (:mod:`equivox.benchmark`), evaluates them upright,
-under the 24 cube rotations and under random SO(3) rotations, prints the comparison and saves reports, plots and
-``summary.json``.
+plain + canonicalizer) on bundled real data through the benchmark harness (:mod:`equivox.benchmark`), evaluates them
+upright, under the 24 cube rotations and under random SO(3) rotations, prints the comparison and saves reports, plots
+and ``summary.json``. Its presets (:data:`DEMO_PRESETS`) are :class:`~equivox.config.TrainConfig` sections plus what
+``--quick`` changes; importing this module is cheap (``equivox demo --help`` reads them).
 """
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .benchmark import compare, format_records, format_verdicts, save_records
-from .benchmark import say as _say
-from .evaluation import plot_rotation_scores
+from .config import ConfigError, DataConfig, NetworkConfig, TrainConfig, TrainerConfig
+from .console import say as _say
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "DemoPreset", "demo_preset", "DEMO_PRESETS", "DEMO_TARGETS", "SMOKE_TEST", "CHEST_CAPTION"]
 
+#: the settings a demo preset holds besides TrainConfig fields: segmentation test data (side of the centre crop
+#: scored, ``None``: whole volumes; test volumes scored, ``None``: all)
+TEST_SETTINGS = ("test_crop", "max_test")
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """One preset of the demo: the full run's settings by config section (fields not given keep
+    :class:`~equivox.config.TrainConfig`'s defaults) and what ``--quick`` changes.
+
+    Attributes:
+        label: what ``equivox demo --help`` calls it. task: ``"classify"`` or ``"segment"``.
+        uses: the :class:`~equivox.config.TrainConfig` settings the demo's runs take (the harness's arguments; the
+            four roles fix the rest: group, augmentation, ...).
+        data, network, trainer: the full run's sections.
+        test: segmentation test settings (:data:`TEST_SETTINGS`).
+        quick: the settings ``--quick`` changes (TrainConfig fields or test settings).
+    """
+
+    label: str
+    task: str
+    uses: Tuple[str, ...]
+    data: DataConfig
+    network: NetworkConfig
+    trainer: TrainerConfig
+    test: Mapping[str, Any] = field(default_factory=dict)
+    quick: Mapping[str, Any] = field(default_factory=dict)
+
+    def settings(self, quick: bool = False) -> Dict[str, Any]:
+        """``{setting: value}`` of a run: the :attr:`uses` TrainConfig settings, then the test settings."""
+        values: Dict[str, Any] = {}
+        for section in (self.data, self.network, self.trainer):
+            values.update(vars(section))
+        values.update(self.test)
+        if quick:
+            values.update(self.quick)
+        return {k: values[k] for k in (*self.uses, *self.test)}
+
+    def config(self, settings: Mapping[str, Any]) -> TrainConfig:
+        """The validated :class:`~equivox.config.TrainConfig` of ``settings`` (raises
+        :class:`~equivox.config.ConfigError` naming a bad value)."""
+        return TrainConfig(data=self.data, network=self.network, trainer=self.trainer, task=self.task,
+                           **{k: v for k, v in settings.items() if k not in TEST_SETTINGS})
+
+
+_CLASSIFY_USES = ("dataset", "input_size", "channels", "strides", "convs_per_level", "hidden_features", "epochs",
+                  "batch_size", "lr", "seed")
+_SEGMENT_USES = ("dataset", "downsample", "patch_size", "val_crop", "channels", "strides", "convs_per_level",
+                 "epochs", "patches_per_epoch", "batch_size", "lr", "seed")
 #: classification demo: the harness's classification run (:func:`equivox.benchmark.run_classification`) on furniture
-_DEMO_CLASSIFY = dict(
-    full=dict(dataset="furniture", input_size=16, channels=(4, 8, 16), strides=(2, 2), convs_per_level=1,
-              hidden_features=(64,), epochs=25, batch_size=16, lr=3e-3, seed=0),
-    quick=dict(dataset="furniture", input_size=8, channels=(2, 2), strides=(2,), convs_per_level=1,
-               hidden_features=(8,), epochs=1, batch_size=16, lr=3e-3, seed=0),
-)
+_DEMO_CLASSIFY = DemoPreset(
+    "classify", "classify", _CLASSIFY_USES,
+    data=DataConfig(dataset="furniture", input_size=16),
+    network=NetworkConfig(channels=(4, 8, 16), strides=(2, 2), convs_per_level=1, hidden_features=(64,)),
+    trainer=TrainerConfig(epochs=25),
+    quick=dict(input_size=8, channels=(2, 2), strides=(2,), hidden_features=(8,), epochs=1))
 _DEMO_ROLES = {"classify": ("equivariant (octa)", "plain (matched params)", "plain + grid aug",
                             "plain + canonicalizer"),
                "segment": ("equivariant (octa)", "plain (matched params)", "plain + grid aug",
@@ -32,23 +82,26 @@ _DEMO_ROLES = {"classify": ("equivariant (octa)", "plain (matched params)", "pla
 _ROLE_FILES = ("equivariant", "plain", "plain_aug", "canonical")
 #: segmentation demo: the harness's segmentation run (:func:`equivox.benchmark.run_segmentation`) on the KiCad parts
 #: (find the metal; whole 16^3 parts; 120 of the 880 test parts, never seen in training or validation)
-_DEMO_SEGMENT = dict(
-    full=dict(dataset="kicad_part_segments", downsample=1, patch_size=16, val_crop=16, test_crop=None, max_test=120,
-              channels=(2, 4), strides=(2,), convs_per_level=2, epochs=8, patches_per_epoch=512, batch_size=16,
-              lr=3e-3, seed=0),
-    quick=dict(dataset="kicad_part_segments", downsample=1, patch_size=16, val_crop=16, test_crop=None, max_test=32,
-               channels=(1, 2), strides=(2,), convs_per_level=1, epochs=1, patches_per_epoch=16, batch_size=4,
-               lr=3e-3, seed=0),
-)
+_DEMO_SEGMENT = DemoPreset(
+    "segment", "segment", _SEGMENT_USES,
+    data=DataConfig(task="segment", dataset="kicad_part_segments", downsample=1, patch_size=16, val_crop=16,
+                    patches_per_epoch=512),
+    network=NetworkConfig(channels=(2, 4), strides=(2,), convs_per_level=2),
+    trainer=TrainerConfig(epochs=8),
+    test=dict(test_crop=None, max_test=120),
+    quick=dict(channels=(1, 2), convs_per_level=1, epochs=1, patches_per_epoch=16, batch_size=4, max_test=32))
 #: ``--dataset chest_ct``: one upright CT, scored on its central crop (which is also its validation crop)
-_DEMO_SEGMENT_CHEST = dict(
-    full=dict(dataset="chest_ct", downsample=2, patch_size=24, val_crop=48, test_crop=48, max_test=None,
-              channels=(2, 4), strides=(2,), convs_per_level=2, epochs=20, patches_per_epoch=32, batch_size=16,
-              lr=3e-3, seed=0),
-    quick=dict(dataset="chest_ct", downsample=4, patch_size=16, val_crop=16, test_crop=16, max_test=None,
-               channels=(1, 2), strides=(2,), convs_per_level=1, epochs=1, patches_per_epoch=8, batch_size=4,
-               lr=3e-3, seed=0),
-)
+_DEMO_SEGMENT_CHEST = DemoPreset(
+    "segment on the chest CT", "segment", _SEGMENT_USES,
+    data=DataConfig(task="segment", dataset="chest_ct", downsample=2, patch_size=24, val_crop=48,
+                    patches_per_epoch=32),
+    network=NetworkConfig(channels=(2, 4), strides=(2,), convs_per_level=2),
+    trainer=TrainerConfig(epochs=20),
+    test=dict(test_crop=48, max_test=None),
+    quick=dict(downsample=4, patch_size=16, val_crop=16, test_crop=16, channels=(1, 2), convs_per_level=1, epochs=1,
+               patches_per_epoch=8, batch_size=4))
+#: every preset, in the order ``equivox demo --help`` lists them
+DEMO_PRESETS = (_DEMO_CLASSIFY, _DEMO_SEGMENT, _DEMO_SEGMENT_CHEST)
 #: what a ``--quick`` run says beside its numbers
 SMOKE_TEST = "smoke test (--quick): tiny models and data, numbers are not results"
 #: the demo's paired targets, written before its runs: the equivariant and the canonicalized rows' bias-free worst
@@ -59,6 +112,31 @@ DEMO_TARGETS = {"worst": 0.0, "upright": -0.02}
 CHEST_CAPTION = ("In upright scans orientation is information (organs sit where they sit in RAS): an invariant model "
                  "cannot use it; use head='oriented' or canonicalization. One scan, scored on its central crop, "
                  "which is also the validation crop: a smoke test, not evidence.")
+
+
+def demo_preset(task: str, dataset: Optional[str] = None) -> DemoPreset:
+    """The preset of the ``task`` demo (``"classify"`` / ``"segment"``; ``dataset="chest_ct"``: the chest CT one)."""
+    if task not in ("classify", "segment"):
+        raise ConfigError(f"task must be 'classify' or 'segment', got {task!r}")
+    if task == "classify":
+        return _DEMO_CLASSIFY
+    return _DEMO_SEGMENT_CHEST if dataset == "chest_ct" else _DEMO_SEGMENT
+
+
+def _demo_settings(preset: DemoPreset, quick: bool, config: Optional[str],
+                   overrides: Mapping[str, Any]) -> Tuple[Dict[str, Any], list]:
+    """``(settings, ignored)``: the preset's settings with the YAML file's and then ``overrides``' values applied
+    (``None`` values ignored), and the valid settings given that the demo does not use."""
+    from .config import load_yaml_config
+
+    s = preset.settings(quick)
+    given = dict(load_yaml_config(config)) if config else {}
+    given.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(k for k in given if k not in TrainConfig.field_names() and k not in TEST_SETTINGS)
+    if unknown:
+        raise ConfigError(f"unknown demo settings {unknown}; the demo takes {', '.join(s)}")
+    s.update({k: v for k, v in given.items() if k in s})
+    return s, sorted(k for k in given if k not in s)
 
 
 def run_demo(task: str = "classify", quick: bool = False, out=None, config: Optional[str] = None,
@@ -89,33 +167,32 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
     ``segmentation.*`` (records), checkpoints under ``runs/``; segment: ``segmentation_slices.png`` too.
 
     Args:
-        config: YAML file overriding the preset (the keys of ``_DEMO_CLASSIFY`` / ``_DEMO_SEGMENT``).
+        config: YAML file overriding the preset (its settings: :meth:`DemoPreset.settings`; TrainConfig keys the
+            demo does not use are reported and ignored, unknown keys are an error).
         n_random: random SO(3) rotations (default 2 quick, else 8 classify / 4 segment).
         max_test: classification test items to score (default 16 quick, else all).
         progress: show progress bars.
-        overrides: settings overriding preset and ``config`` (``None`` values are ignored; keys the preset does
-            not have are reported and ignored).
+        overrides: settings overriding preset and ``config`` (``None`` values are ignored; TrainConfig keys the
+            preset does not use are reported and ignored).
+
+    Raises:
+        ConfigError: an unknown setting, or a bad value (named).
 
     Returns:
         the output folder.
     """
     import torch
 
-    from .training import load_yaml_config
+    from .benchmark import compare, format_records, format_verdicts, save_records
+    from .evaluation import plot_rotation_scores
 
-    if task not in ("classify", "segment"):
-        raise ValueError(f"task must be 'classify' or 'segment', got {task!r}")
+    overrides = overrides or {}
+    preset = demo_preset(task, overrides.get("dataset"))
+    s, ignored = _demo_settings(preset, quick, config, overrides)
+    preset.config(s)  # a bad value ends here, with a ConfigError naming it, before anything is written
     t_start = time.time()
     out = Path(out or f"outputs/demo-{task}")
     out.mkdir(parents=True, exist_ok=True)
-    overrides = overrides or {}
-    presets = _DEMO_CLASSIFY if task == "classify" else (
-        _DEMO_SEGMENT_CHEST if overrides.get("dataset") == "chest_ct" else _DEMO_SEGMENT)
-    s: Dict[str, Any] = dict(presets["quick" if quick else "full"])
-    if config:
-        s.update(load_yaml_config(config))
-    s.update({k: v for k, v in overrides.items() if v is not None and k in s})
-    ignored = sorted(k for k, v in overrides.items() if v is not None and k not in s)
     if ignored:  # the four roles fix the group and the augmentation
         _say(f"note: not used by the {task} demo: {', '.join(ignored)} (settings: {', '.join(s)})")
     n_random = n_random if n_random is not None else (2 if quick else 8 if task == "classify" else 4)
@@ -125,9 +202,9 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
     _say("  models: " + "; ".join(roles) + " (parameters matched to the equivariant model; the canonicalizer "
          "comes on top)")
     if task == "classify":
-        res, stem, extra_files = _classify(s, roles, n_random, max_test, quick, out, progress)
+        res, stem, extra_files = _classify(s, preset, roles, n_random, max_test, quick, out, progress)
     else:
-        res, stem, extra_files = _segment(s, roles, n_random, out, progress)
+        res, stem, extra_files = _segment(s, preset, roles, n_random, out, progress)
     records, reports = res["records"], res["reports"]
     metric = records[0]["metric"]
     table = format_records(records, metric)
@@ -187,26 +264,29 @@ def run_demo(task: str = "classify", quick: bool = False, out=None, config: Opti
     return out
 
 
-def _classify(s: Dict[str, Any], roles, n_random: int, max_test: Optional[int], quick: bool, out: Path,
-              progress: bool):
+def _harness_kwargs(s: Dict[str, Any], preset: DemoPreset) -> Dict[str, Any]:
+    """The harness's keyword arguments: the settings the preset uses (dataset and seed go positionally)."""
+    return {k: s[k] for k in (*preset.uses, *preset.test) if k not in ("dataset", "seed")}
+
+
+def _classify(s: Dict[str, Any], preset: DemoPreset, roles, n_random: int, max_test: Optional[int], quick: bool,
+              out: Path, progress: bool):
     """The classification demo's runs: :func:`equivox.benchmark.run_classification` with the four roles."""
     from .benchmark import run_classification
 
     max_test = max_test if max_test is not None else (16 if quick else None)
     _say(f"  data: {s['dataset']} (trained upright; tested upright, under all 24 cube rotations and under "
          f"{n_random} random SO(3) rotations, resampled at the stored 32^3 before pooling to {s['input_size']}^3)\n")
-    res = run_classification(s["dataset"], roles, (1.0,), (int(s["seed"]),), input_size=s["input_size"],
-                             channels=s["channels"], strides=s["strides"], convs_per_level=s["convs_per_level"],
-                             hidden_features=s["hidden_features"], epochs=s["epochs"], batch_size=s["batch_size"],
-                             lr=s["lr"], n_random=n_random, max_test=max_test, out=out / "runs", progress=progress)
+    res = run_classification(s["dataset"], roles, (1.0,), (int(s["seed"]),), n_random=n_random, max_test=max_test,
+                             out=out / "runs", progress=progress, **_harness_kwargs(s, preset))
     return res, "accuracy", []
 
 
-def _segment(s: Dict[str, Any], roles, n_random: int, out: Path, progress: bool):
+def _segment(s: Dict[str, Any], preset: DemoPreset, roles, n_random: int, out: Path, progress: bool):
     """The segmentation demo's runs (:func:`equivox.benchmark.run_segmentation`) and the slices
     plot: each model's prediction upright and under one random rotation, mapped back."""
-    from .evaluation import plot_segmentation_slices, predict_rotated, rotation_set
     from .benchmark import run_segmentation
+    from .evaluation import plot_segmentation_slices, predict_rotated, rotation_set
 
     if s["dataset"] == "chest_ct":
         _say(f"  data: bundled chest CT at {s['downsample']}x its spacing; trained on random {s['patch_size']}^3 "
@@ -217,12 +297,8 @@ def _segment(s: Dict[str, Any], roles, n_random: int, out: Path, progress: bool)
              f"the training parts upright ({s['epochs']} epochs of {s['patches_per_epoch']} parts), checkpoint chosen "
              f"on the validation parts, scored on {s['max_test']} test parts never seen in either, upright, under all "
              f"24 cube rotations and under {n_random} random SO(3) rotations (image and label together)\n")
-    res = run_segmentation(s["dataset"], roles, (int(s["seed"]),), downsample=s["downsample"],
-                           patch_size=s["patch_size"], val_crop=s["val_crop"], test_crop=s["test_crop"],
-                           max_test=s["max_test"], channels=s["channels"],
-                           strides=s["strides"], convs_per_level=s["convs_per_level"], epochs=s["epochs"],
-                           patches_per_epoch=s["patches_per_epoch"], batch_size=s["batch_size"], lr=s["lr"],
-                           n_random=n_random, out=out / "runs", progress=progress, keep_models=True)
+    res = run_segmentation(s["dataset"], roles, (int(s["seed"]),), n_random=n_random, out=out / "runs",
+                           progress=progress, keep_models=True, **_harness_kwargs(s, preset))
     rot = rotation_set("so3", n_random=1, seed=int(s["seed"]))[-1]
     img, lab = res["volume"]["image"], res["volume"]["label"]
     preds = {}

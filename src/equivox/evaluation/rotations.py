@@ -25,7 +25,7 @@ import torch
 from ..data.rotations import grid_elements_of, random_rotation_matrices, rotate_volume
 from ..groups import GridElement
 
-__all__ = ["Rotation", "rotation_set", "ROTATION_KINDS", "SET_KINDS"]
+__all__ = ["Rotation", "rotation_set", "rotations_for_spacing", "ROTATION_KINDS", "SET_KINDS"]
 
 ROTATION_KINDS = ("identity", "grid", "so3")
 SET_KINDS = ("identity", "grid", "so3", "standard")
@@ -151,3 +151,32 @@ def rotation_set(kind: str = "standard", group="octa", n_random: int = 8, seed: 
         mats = random_rotation_matrices(int(n_random), seed=seed)
         out += [Rotation.from_matrix(m, f"so3:{i}") for i, m in enumerate(mats)]
     return out
+
+
+def rotations_for_spacing(kind: str, group: str, spacing) -> Tuple[str, str, Optional[str]]:
+    """The rotation set to score data of voxel ``spacing`` with: ``(kind, grid group, note or None)``.
+
+    Isotropic voxels (or ``spacing=None``): ``kind`` and ``group`` as asked. Anisotropic voxels: random SO(3)
+    rotations of the voxel array are not rotations of the scan, and only the groups exact for the spacing
+    (:func:`equivox.groups.exact_groups_for_spacing`) are physical: ``kind="so3"`` is refused, ``"standard"`` becomes
+    ``"grid"`` (no random rotations; ``"identity"`` stays), and a ``group`` that is not exact for the spacing is
+    replaced by the largest one that is (:func:`equivox.groups.auto_group`); the note says so (one line).
+
+    Raises:
+        ConfigError: ``kind="so3"`` on anisotropic voxels.
+    """
+    from ..config.errors import ConfigError
+    from ..groups import auto_group, exact_groups_for_spacing, parse_group_name
+
+    if kind == "identity" or spacing is None or len(set(round(float(v), 4) for v in spacing)) == 1:
+        return kind, group, None
+    sp = "x".join(f"{float(v):g}" for v in spacing)
+    if kind == "so3":
+        raise ConfigError(f"rotations 'so3': the voxels are anisotropic ({sp} mm), so random rotations of the "
+                          "voxel array are not rotations of the scan; score the grid rotations (exact for this "
+                          "spacing) or train on resampled data (spacing)")
+    exact = exact_groups_for_spacing(spacing)
+    grid_group = group if parse_group_name(group)[0] in exact else auto_group(spacing)[0]
+    note = (f"anisotropic voxels ({sp} mm): only rotations exact for this spacing are physical; scoring the "
+            f"{grid_group} grid rotations" + (", no random SO(3) rotations" if kind == "standard" else ""))
+    return "grid", grid_group, note
