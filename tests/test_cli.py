@@ -563,7 +563,7 @@ def test_help_uses_the_shared_names(capsys):
     train = helps["train"]
     for name, choices in (("--task", "{classify,segment}"), ("--intensity", "{auto,ct,mri,none}"),
                           ("--augment", "{none,grid,so3}"), ("--resize", "{auto,pool,pad,crop}"),
-                          ("--arch", "{equivariant,baseline,monai_unet,MODEL}"),
+                          ("--arch", "{equivariant,baseline,plain_compute,monai,monai_unet,MODEL}"),
                           ("--canonical-mode", "{hard,frame,soft}")):
         assert choices in train[name], name
     assert train["--canonical-sample"].startswith("--canonical-sample, --no-canonical-sample")

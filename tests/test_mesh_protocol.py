@@ -201,7 +201,7 @@ def _tiny_part_dataset(tmp_path, request, margin: int = 1):
 
 
 def test_segmentation_mesh_protocol_labels_rotated_meshes(tmp_path, mesh_cache, monkeypatch, request):
-    import equivox.benchmark.run as run_module
+    import equivox.benchmark.segmentation_run as run_module
     from equivox.benchmark import rotated_mesh_labels, run_segmentation
 
     name = _tiny_part_dataset(tmp_path, request)

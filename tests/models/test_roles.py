@@ -106,7 +106,7 @@ def test_arch_vocabulary():
     from equivox.training.config import ARCH_CHOICES as CONFIG_ARCHS
 
     assert ARCH_CHOICES == arch_names() == ("equivariant", "baseline", "plain_compute", "monai", "monai_unet")
-    assert set(CONFIG_ARCHS) <= set(ARCH_CHOICES)
+    assert CONFIG_ARCHS == ARCH_CHOICES  # one vocabulary: the config accepts exactly the roles
     assert get_role("monai_unet") is get_role("monai")
     assert get_role("equivariant").model_group("so3") == "so3" and get_role("baseline").model_group("so3") == "trivial"
 

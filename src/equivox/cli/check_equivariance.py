@@ -58,8 +58,10 @@ def run(args) -> int:
         if error:
             raise CLIError(error)
         torch.manual_seed(args.seed)
+        from ..models import network_class
+
         kind = "unet" if args.task == "segment" else "classifier"
-        cls = "EquivariantUNet" if kind == "unet" else "InvariantClassifier"
+        cls = network_class(args.task)
         say(f"building {cls}(group={args.group}, channels={args.channels}, strides={args.strides}) "
             "(a group's kernel bases ship with equivox or are built once and cached)")
         model = build_from_spec({"cls": cls, "kwargs": dict(spatial_dims=3, in_channels=1, out_channels=3,

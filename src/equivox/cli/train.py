@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import List, Optional
 
+from ..config import ARCH_CHOICES
 from ._common import CLIError, say, user_input
 from ._parsing import shown
 from .config_options import add_config_options, train_config_from_args
@@ -26,8 +27,9 @@ def add_parser(sub):
 
 
 # ============================================================================================ patch size
-#: equivox networks whose spatial sizes must be multiples of prod(strides) (their ``size_multiple``)
-_STRIDED_ARCHS = ("equivariant", "baseline", "monai_unet", "EquivariantUNet", "EquivariantMonaiUNet")
+#: networks whose spatial sizes must be multiples of prod(strides) (their ``size_multiple``): every built-in model
+#: role, and the registered equivox U-Nets by name
+_STRIDED_ARCHS = (*ARCH_CHOICES, "EquivariantUNet", "EquivariantMonaiUNet")
 
 
 def config_size_multiple(cfg) -> Optional[int]:
@@ -64,14 +66,15 @@ def _ras_sides(path: str, spacing) -> Optional[List[int]]:
 def _training_volume_sides(cfg) -> List[tuple]:
     """``[(shortest side, name)]`` of the training volumes of segmentation config ``cfg`` as training sees them
     (downsampled / resampled): a registered dataset's volumes, or the headers of its own files."""
-    from ..training.data import _registered_volumes, _split_items, segmentation_file_items
+    from ..data import registered_volumes, split_items
+    from ..training.data import dataset_spec, segmentation_file_items
 
-    spec = cfg.validate_dataset()
+    spec = dataset_spec(cfg)
     if spec is not None:
-        vols, _ = _registered_volumes(spec, "train", cfg.downsample)
+        vols, _ = registered_volumes(spec, "train", cfg.downsample)
         return [(min(int(n) for n in img.shape[1:]), f"{spec.name} volume {i}") for i, (img, _) in enumerate(vols)]
     items, _, _ = segmentation_file_items(cfg)
-    train_items, _ = _split_items(cfg, items)
+    train_items, _ = split_items(items, cfg.seed, cfg.max_train, cfg.max_val)
     out = []
     for it in train_items:
         sides = _ras_sides(it["image"], cfg.spacing)
@@ -94,7 +97,9 @@ def check_patch_size(cfg, size_multiple: Optional[int]) -> None:
     if sides and p > max(s for s, _ in sides):
         side, name = max(sides)
         fit = side - side % m
-        registered = cfg.validate_dataset() is not None
+        from ..training.data import dataset_spec
+
+        registered = dataset_spec(cfg) is not None
         how = (f" after downsampling x{cfg.downsample}" if registered and cfg.downsample > 1 else
                f" after resampling to {shown(cfg.spacing)} mm" if cfg.spacing and not registered else "")
         raise CLIError(f"--patch-size {p} is larger than every training volume (the largest, {name}, is {side} voxels "

@@ -15,8 +15,9 @@ from .options import option
 __all__ = ["ARCH_CHOICES", "RESIZE_CHOICES", "EXTRA_KEYS", "DataConfig", "NetworkConfig", "CanonicalizerConfig",
            "TrainerConfig"]
 
-#: the built-in ``arch`` choices (besides the name of any registered model)
-ARCH_CHOICES = ("equivariant", "baseline", "monai_unet")
+#: the model roles an ``arch`` names: the built-in roles of :mod:`equivox.models.roles` (a test keeps them equal; this
+#: torch-free layer cannot import the registry), besides the name of any registered model
+ARCH_CHOICES = ("equivariant", "baseline", "plain_compute", "monai", "monai_unet")
 #: how classification grids are brought to ``input_size``
 RESIZE_CHOICES = ("auto", "pool", "pad", "crop")
 #: the keys ``TrainConfig.extra`` accepts (engine details only)

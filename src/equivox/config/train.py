@@ -6,7 +6,6 @@ import dataclasses
 import difflib
 import numbers
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple
 
 from .errors import ConfigError
@@ -18,17 +17,6 @@ __all__ = ["TrainConfig", "SECTIONS", "config_options", "flatten_sections"]
 #: the sections of :class:`TrainConfig`: YAML section name -> section class
 SECTIONS: Dict[str, type] = {"data": DataConfig, "network": NetworkConfig, "canonicalizer": CanonicalizerConfig,
                              "trainer": TrainerConfig}
-
-_TASK_OF = {"classify": "classification", "segment": "segmentation"}
-#: what ``dataset`` may be besides a registered name, per task (for error messages)
-_FILE_FORMS = {"classify": "or give a path: a .npz file (MedMNIST-3D layout or 'images'/'labels' arrays) or a "
-                           "ModelNet-style mesh folder",
-               "segment": "or give a path: a Decathlon folder (with dataset.json), or image_dir + label_dir"}
-
-
-def _looks_like_path(name: str) -> bool:
-    return "/" in name or "\\" in name or bool(Path(name).suffix) or Path(name).exists()
-
 
 def config_options() -> Tuple[Option, ...]:
     """Every field of :class:`TrainConfig` as an :class:`~equivox.config.options.Option` (name, section, default,
@@ -247,20 +235,11 @@ class TrainConfig:
             DataError: (a ``ValueError``) ``dataset`` is neither registered nor a path (the message lists the
                 registered datasets of the task), or it is registered for the other task.
         """
-        from ..data.errors import DataError
-        from ..data.registry import find_dataset, unknown_dataset_message
+        from ..data.sources import dataset_spec  # the one rule: a registered name of the task, or a path
 
         if self.image_dir is not None or self.label_dir is not None:
             return None
-        spec = find_dataset(self.dataset)
-        if spec is None:
-            if isinstance(self.dataset, str) and self.dataset and _looks_like_path(self.dataset):
-                return None
-            raise DataError(unknown_dataset_message(self.dataset, _TASK_OF[self.task], _FILE_FORMS[self.task]))
-        if spec.task != _TASK_OF[self.task]:
-            other = "segment" if self.task == "classify" else "classify"
-            raise DataError(f"dataset {self.dataset!r} is a {spec.task} dataset; use task {other!r}")
-        return spec
+        return dataset_spec(self.dataset, self.task)
 
     # ------------------------------------------------------------------ conversions
     def to_dict(self) -> Dict[str, Any]:

@@ -78,7 +78,7 @@ def scored_spacing(hp: Dict[str, Any]) -> Optional[Tuple[float, ...]]:
 def model_label(hp: Optional[Dict[str, Any]], model) -> str:
     """A model's name for tables and legends: its class and group (e.g. ``EquivariantUNet (octa)``), not the
     checkpoint file's stem."""
-    from ..training.modules import PICKLED_MODEL
+    from ..models.specs import PICKLED_MODEL
 
     spec = (hp or {}).get("model_spec") or {}
     cls = spec.get("cls") or type(model).__name__

@@ -10,62 +10,9 @@ from torch import nn
 __all__ = ["ClassificationModule", "SegmentationModule", "split_batch", "PICKLED_MODEL", "pickled_spec",
            "model_skeleton", "model_from_skeleton"]
 
-#: ``model_spec["cls"]`` of a model that no registered name rebuilds (a user's or the benchmark's wrapper, MONAI's
-#: nets, a canonicalized plain model): its checkpoints carry its pickled architecture (:func:`model_skeleton`)
-PICKLED_MODEL = "pickled"
-#: the checkpoint key holding that architecture
-SKELETON_KEY = "equivox_model_skeleton"
-
-
-def pickled_spec(model: nn.Module) -> Dict[str, Any]:
-    """The ``model_spec`` recorded for a model without a registered spec: its class, and that the checkpoint holds
-    the pickled architecture (``cls`` = :data:`PICKLED_MODEL`)."""
-    from ..baselines import SPEC_VERSION
-
-    return {"cls": PICKLED_MODEL, "kwargs": {}, "module": f"{type(model).__module__}.{type(model).__qualname__}",
-            "version": SPEC_VERSION}
-
-
-def model_skeleton(model: nn.Module) -> bytes:
-    """``model``'s architecture as bytes (``torch.save`` of a copy whose parameters are empty ``meta`` tensors: no
-    weights are duplicated); :func:`model_from_skeleton` puts a state dict back into it. Buffers (batch-norm
-    statistics, fixed kernel bases, which some modules compare on loading) and plain tensor attributes are kept,
-    detached.
-
-    Raises whatever pickling raises for a model that cannot be pickled (a lambda attribute, a TorchScript module)."""
-    import copy
-    import io
-
-    memo: Dict[int, Any] = {}
-    for t in model.parameters():
-        if id(t) not in memo:
-            memo[id(t)] = nn.Parameter(torch.empty_like(t, device="meta"), requires_grad=t.requires_grad)
-    for t in model.buffers():
-        if id(t) not in memo:
-            memo[id(t)] = t.detach().clone()
-    for m in model.modules():  # tensors kept as plain attributes (e.g. a stored loss with its graph): detached
-        for value in vars(m).values():
-            if isinstance(value, torch.Tensor) and id(value) not in memo:
-                memo[id(value)] = value.detach().clone()
-    buf = io.BytesIO()
-    torch.save(copy.deepcopy(model, memo), buf)
-    return buf.getvalue()
-
-
-def model_from_skeleton(blob: bytes, state: Dict[str, torch.Tensor]) -> nn.Module:
-    """The model saved by :func:`model_skeleton`, with the tensors of ``state`` (its ``state_dict``) in place.
-
-    Raises:
-        ValueError: a state-dict entry is missing or has the wrong shape.
-        (unpickling errors, e.g. ``ModuleNotFoundError`` for a class that is no longer importable, pass through)."""
-    import io
-
-    model = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
-    model.load_state_dict(state, assign=True)
-    left = [k for k, v in model.state_dict().items() if v.is_meta]
-    if left:
-        raise ValueError(f"no weights for {', '.join(left[:3])}")
-    return model
+# one home for the pickled-architecture helpers (equivox.models.specs); re-exported for old imports
+from ..models.specs import (PICKLED_MODEL, SKELETON_KEY, model_from_skeleton, model_skeleton,  # noqa: E402,F401
+                            pickled_spec)
 
 
 def split_batch(batch) -> Tuple[torch.Tensor, torch.Tensor]:
