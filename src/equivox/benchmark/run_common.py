@@ -96,12 +96,13 @@ def _fit_head(model: nn.Module, comp, val_images, seed: int, tag: str, verbose: 
 
 
 def _wrap_canonicalizer(model: nn.Module, comp, task: str, seed: int) -> nn.Module:
-    from ..canonicalization import canonicalize
+    """A competitor's network behind its canonicalizer: the model factory's canonicalized role."""
+    from ..models.roles import get_role
 
-    torch.manual_seed(seed + 1)
     kw = dict(canonical_pose=comp.canonical) if task == "classify" else {}
-    return canonicalize(model, comp.canonicalize, task, freeze_model=comp.frozen_of is not None, **kw,
-                        **CANONICALIZER, scorer=comp.scorer)
+    return get_role("canonicalized").wrap(model, task, comp.canonicalize, seed,
+                                          freeze_model=comp.frozen_of is not None, **kw, **CANONICALIZER,
+                                          scorer=comp.scorer)
 
 
 def _dataset_files(name: str) -> Dict:
