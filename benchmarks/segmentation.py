@@ -200,8 +200,10 @@ def main(argv=None) -> int:
             before = {(r["model"], r["seed"]): r for r in records if r["dataset"] == ds}
             for r in result["records"]:  # a run continued from its checkpoint: its training time is the sum
                 old = before.get((r["model"], r["seed"]))
-                if old is not None and r["train_steps"] > old["train_steps"] and [list(pt) for pt in r["curve"]][
-                        :len(old["curve"])] == [list(pt) for pt in old["curve"]]:
+                # the same run continued: more steps, the same first validation (a resumed run may re-log the
+                # epochs after its checkpoint, so later points may differ)
+                if old is not None and r["train_steps"] > old["train_steps"] and r["curve"] and old["curve"] \
+                        and list(r["curve"][0]) == list(old["curve"][0]):
                     r["train_seconds"] += old["train_seconds"]
             records = [r for r in records if (r["dataset"], r["model"], r["seed"]) not in
                        {(ds, m, sd) for m, sd in new}] + result["records"]
