@@ -173,7 +173,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="outputs/segmentation")
     p.add_argument("--rescore", action="store_true",
                    help="train nothing: recompute the paired verdicts of OUT/segmentation.json from its records "
-                        "(after targets were added to this script) and rewrite its table and plots")
+                        "(after targets were added to this script) and rewrite its JSON, CSV and table")
     p.add_argument("--append", action="store_true",
                    help="keep the records of OUT/segmentation.json and add this run's (seeds already there for a "
                         "dataset and model are run again only if missing; with --until-plateau also those whose "
