@@ -1,5 +1,5 @@
-"""equivox.baselines: specs and checkpoints made before the module refactor still build, load and give the
-same outputs."""
+"""equivox.baselines: version-1 specs and the checkpoints saved with them (tests/fixtures/legacy_checkpoints) still
+build, load strictly and give the stored outputs."""
 from __future__ import annotations
 
 import json
@@ -10,14 +10,13 @@ import torch
 
 from equivox.baselines import build_from_spec, upgrade_spec
 
-FIXTURES = Path(__file__).parent / "fixtures" / "pre_refactor"
+FIXTURES = Path(__file__).parent / "fixtures" / "legacy_checkpoints"
 MODELS = json.loads((FIXTURES / "models.json").read_text())
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_pre_refactor_checkpoint_loads_and_gives_the_same_outputs(name):
-    """State dicts written by the code before the refactor load strictly and reproduce the stored outputs, eager
-    and exported."""
+def test_legacy_checkpoint_loads_and_gives_the_same_outputs(name):
+    """Stored state dicts of version-1 specs load strictly and reproduce the stored outputs, eager and exported."""
     model = build_from_spec(upgrade_spec(MODELS[name]))  # a saved spec: defaults of its time
     model.load_state_dict(torch.load(FIXTURES / f"{name}.pt"), strict=True)
     model.eval()

@@ -8,7 +8,7 @@ import pytest
 @pytest.mark.parametrize("name", ["custom_network"])
 def test_example_runs(name, monkeypatch):
     """examples/custom_network.py (user nn.Module of equivox blocks -> plain torch, same outputs); the
-    custom_group example runs in test_axial_groups.py."""
+    custom_group example runs in tests/groups/test_registry.py."""
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"

@@ -1,6 +1,4 @@
 """equivox.export: plain-PyTorch export gives the same eval outputs, scripts, torch.exports, keeps input checks."""
-import copy
-
 import pytest
 import torch
 from torch import nn
@@ -14,27 +12,14 @@ from equivox.nn import EquivariantConv3d, FieldNormAct
 ATOL = 1e-4
 
 
-def _trained(model, seed=0):
-    """Copy with non-trivial batch-norm statistics and affine weights (as after training)."""
-    model = copy.deepcopy(model).train()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.BatchNorm3d, nn.InstanceNorm3d)) and m.affine:
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.3)
-        model(torch.randn(2, 1, 8, 8, 8, generator=g) * 2 + 1)
-    return model.eval()
-
-
 def _leaf_types(module):
     return {type(m) for m in module.modules() if not list(m.children())}
 
 
 @pytest.mark.parametrize("group", ["octa", "so3"])
 @pytest.mark.parametrize("kind", ["unet", "clf"])
-def test_export_matches_eval_outputs_and_is_plain_torch(group, kind, small_model, cube_input):
-    model = _trained(small_model(kind, group))
+def test_export_matches_eval_outputs_and_is_plain_torch(group, kind, small_model, cube_input, trained):
+    model = trained(small_model(kind, group))
     with torch.no_grad():
         ref = model(cube_input)  # eval mode
     model.train()
@@ -51,15 +36,15 @@ def test_export_matches_eval_outputs_and_is_plain_torch(group, kind, small_model
 
 
 @pytest.mark.parametrize("group", ["octa", "so3"])
-def test_exported_unet_is_still_equivariant(group, small_model, cube_input):
-    plain = export(_trained(small_model("unet", group)))
+def test_exported_unet_is_still_equivariant(group, small_model, cube_input, trained):
+    plain = export(trained(small_model("unet", group)))
     assert_equivariant(plain, cube_input, get_group(group).grid_elements[1:6])
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("group", ["octa", "so3"])
-def test_export_scripts_and_torch_exports(group, small_model, cube_input):
-    model = _trained(small_model("unet", group))
+def test_export_scripts_and_torch_exports(group, small_model, cube_input, trained):
+    model = trained(small_model("unet", group))
     plain = export(model)
     ref = model(cube_input)
     scripted = torch.jit.script(plain)
@@ -68,8 +53,8 @@ def test_export_scripts_and_torch_exports(group, small_model, cube_input):
     assert (program.module()(cube_input) - ref).abs().max().item() < ATOL
 
 
-def test_export_keeps_input_checks(small_model, cube_input):
-    plain = export(_trained(small_model("unet", "octa")))
+def test_export_keeps_input_checks(small_model, cube_input, trained):
+    plain = export(trained(small_model("unet", "octa")))
     scripted = torch.jit.script(plain)
     for fn in (plain, scripted):
         with pytest.raises(Exception, match="divisible by 2"):
@@ -82,11 +67,11 @@ def test_export_keeps_input_checks(small_model, cube_input):
 
 @pytest.mark.parametrize("norm,act", [("instance", "relu"), (None, ("prelu", {"num_parameters": 2})),
                                       ("batch", "gelu")])
-def test_export_other_norms_and_activations(norm, act, cube_input):
+def test_export_other_norms_and_activations(norm, act, cube_input, trained):
     from equivox.nets import EquivariantUNet
 
     torch.manual_seed(0)
-    model = _trained(EquivariantUNet(3, 1, 2, channels=(2, 2), strides=(2,), group="octa", norm=norm, act=act))
+    model = trained(EquivariantUNet(3, 1, 2, channels=(2, 2), strides=(2,), group="octa", norm=norm, act=act))
     if isinstance(model.encoder.levels[0].layers[1].act, nn.PReLU):
         with torch.no_grad():  # per-field slopes must be expanded per channel
             model.encoder.levels[0].layers[1].act.weight.copy_(torch.tensor([0.1, 0.7]))
@@ -96,7 +81,7 @@ def test_export_other_norms_and_activations(norm, act, cube_input):
         assert any(isinstance(m, nn.GroupNorm) for m in plain.modules())
 
 
-def test_export_monai_blocks_and_feature_extractor(cube_input):
+def test_export_monai_blocks_and_feature_extractor(cube_input, trained):
     from equivox.nets import (EquivariantConvolution, EquivariantFeatureExtractor, EquivariantHead,
                                            EquivariantResidualUnit)
 
@@ -104,13 +89,13 @@ def test_export_monai_blocks_and_feature_extractor(cube_input):
     net = nn.Sequential(EquivariantResidualUnit(3, 1, 2, group="octa"),
                         EquivariantConvolution(3, 2, 2, group="octa", in_fields="hidden", strides=2),
                         EquivariantHead(3, 2, 3, group="octa"))
-    net = _trained(net)
+    net = trained(net)
     plain = export(net)
     assert (plain(cube_input) - net(cube_input)).abs().max().item() < ATOL
     block = export(net[1])
     with pytest.raises(Exception, match="in_channels=48"):
         block(torch.randn(1, 1, 8, 8, 8))
-    fx = _trained(EquivariantFeatureExtractor(3, 1, (2, 2), (2,), group="octa"))
+    fx = trained(EquivariantFeatureExtractor(3, 1, (2, 2), (2,), group="octa"))
     outs, refs = torch.jit.script(export(fx))(cube_input), fx(cube_input)
     assert len(outs) == len(refs) == 2
     for a, b in zip(outs, refs):

@@ -1,7 +1,8 @@
 """The package as a whole: the equivox modules import each other along one direction (the layers below), without a
 cycle, counting every import statement and every ``importlib.import_module`` / ``__import__`` call on an equivox
-module; only package ``__init__`` files load equivox modules through importlib (PEP 562 lazy attributes); and no
-group-name or field-kind switch outside equivox.groups (group knowledge lives in the registry)."""
+module; only package ``__init__`` files load equivox modules through importlib (PEP 562 lazy attributes); no
+group-name or field-kind switch outside equivox.groups (group knowledge lives in the registry); and equivox.data's
+voxel modules hold one job each, re-exported by equivox.data."""
 from __future__ import annotations
 
 import ast
@@ -390,3 +391,31 @@ def test_no_group_name_or_field_kind_switch_outside_groups():
             if p.relative_to(SRC).parts[0] != "groups"
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not hits, "\n".join(hits)
+
+
+# equivox.data's voxel modules: one job each (meshes, arrays, MedMNIST, mesh folders)
+MODULE_JOBS = {
+    "meshes": {"MESH_EXTENSIONS", "load_mesh", "parse_vrml", "parse_vrml_shapes", "mesh_to_grid_coordinates",
+               "voxelize_mesh"},
+    "arrays": {"load_array", "load_voxel_file"},
+    "medmnist": {"load_medmnist3d", "MedMNIST3D"},
+    "mesh_folders": {"mesh_folder_items", "voxelize_files", "MeshFolderVoxels", "ModelNetVoxels"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(MODULE_JOBS))
+def test_voxel_modules_hold_one_job_each_and_are_reexported(module):
+    import importlib
+
+    import equivox.data as data
+
+    mod = importlib.import_module(f"equivox.data.{module}")
+    assert set(mod.__all__) == MODULE_JOBS[module]
+    for name in mod.__all__:
+        obj = getattr(mod, name)
+        assert getattr(data, name) is obj and name in data.__all__
+        if callable(obj) and not isinstance(obj, tuple):
+            assert obj.__module__ == mod.__name__ and obj.__doc__, name  # defined here, documented
+    other = set().union(*(v for k, v in MODULE_JOBS.items() if k != module))
+    # nothing of another job lives here (arrays and mesh folders use the mesh basics)
+    assert not other & (set(vars(mod)) - {"MESH_EXTENSIONS", "load_mesh", "voxelize_mesh"})

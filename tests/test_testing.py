@@ -114,3 +114,12 @@ def test_equivariance_check_runs_without_tf32_and_restores_the_flags():
     assert max(e.relative for e in errors) == 0
     assert seen and set(seen) == {off}
     assert getattr(obj, name) == before
+
+
+def test_library_checker_agrees_on_irreps_layers():
+    """assert_equivariant (escnn representations of the fields) passes on irreps layers too: the fields' escnn
+    representations act as e3nn's D (tests/irreps/test_bridge.py checks that directly)."""
+    torch.manual_seed(0)
+    h = FieldSpec.hidden("o3_irreps", 2)
+    assert_equivariant(EquivariantConv3d(FieldSpec.scalar("o3_irreps", 1), h, 3), size=5)
+    assert_equivariant(FieldNormAct("o3_irreps", 2, "batch", "elu"), size=3)

@@ -191,7 +191,6 @@ def test_arch_takes_any_registered_model(tmp_path):
         TrainConfig(task="segment", arch="NoSuchNet").validate()
 
 
-# ------------------------------------------------------------------------------------------------ issue 23
 def test_resize_auto_pads_then_pools_and_says_so():
     from equivox.training.data import describe_resize, resize_plan
 

@@ -1,5 +1,6 @@
 """equivox.canonicalization.upright: the calibrated confidence canonicalizer is exact before and after fitting
-(rotations and flips written here with torch.rot90 / torch.flip), and a fitted head finds "up" on held-out items."""
+(the cube rotations written in the tests with torch.rot90: conftest's cube_rotation_ops), and a fitted head finds
+"up" on held-out items."""
 from __future__ import annotations
 
 import pytest
@@ -7,24 +8,6 @@ import torch
 from torch import nn
 
 from equivox.canonicalization import canonicalize, fit_upright_head
-
-
-def _cube_rotations():
-    """The 24 rotations of a (B, C, S, S, S) tensor as compositions of torch.rot90, deduplicated on a probe."""
-    probe = torch.arange(27.0).reshape(1, 1, 3, 3, 3)
-    faces = [lambda t: t, lambda t: torch.rot90(t, 1, (2, 3)), lambda t: torch.rot90(t, 2, (2, 3)),
-             lambda t: torch.rot90(t, 3, (2, 3)), lambda t: torch.rot90(t, 1, (2, 4)),
-             lambda t: torch.rot90(t, 3, (2, 4))]
-    out, seen = [], set()
-    for face in faces:
-        for k in range(4):
-            f = (lambda face, k: lambda t: torch.rot90(face(t), k, (3, 4)))(face, k)
-            key = tuple(f(probe).flatten().tolist())
-            if key not in seen:
-                seen.add(key)
-                out.append(f)
-    assert len(out) == 24
-    return out
 
 
 def _classifier(k=6):
@@ -57,7 +40,7 @@ def _upright(n, seed):
 
 
 @pytest.mark.parametrize("task", ["classify", "segment"])
-def test_calibrated_canonicalizer_is_exact_untrained_and_fitted(task):
+def test_calibrated_canonicalizer_is_exact_untrained_and_fitted(task, cube_rotation_ops):
     model = _classifier() if task == "classify" else _segmenter()
     net = canonicalize(model, "octa", task, scorer="calibrated", freeze_model=True).eval()
     x = torch.rand(2, 1, 8, 8, 8)
@@ -65,12 +48,12 @@ def test_calibrated_canonicalizer_is_exact_untrained_and_fitted(task):
         if fitted:
             fit_upright_head(net, list(_upright(8, 0)), steps=20)
         ref = net(x)
-        for rot in _cube_rotations():
+        for rot in cube_rotation_ops:
             out = net(rot(x))
             want = ref if task == "classify" else rot(ref)
             assert torch.allclose(out, want, atol=1e-5), (fitted, (out - want).abs().max())
-    plain = model(_cube_rotations()[1](x))  # the wrapped model alone is not invariant: the test can fail
-    assert not torch.allclose(plain, model(x) if task == "classify" else _cube_rotations()[1](model(x)), atol=1e-3)
+    plain = model(cube_rotation_ops[1](x))  # the wrapped model alone is not invariant: the test can fail
+    assert not torch.allclose(plain, model(x) if task == "classify" else cube_rotation_ops[1](model(x)), atol=1e-3)
 
 
 @pytest.mark.parametrize("task", ["classify", "segment"])

@@ -2,13 +2,12 @@
 validation items, and its validation pipeline."""
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pytest
 
 from equivox.data import DataError, preflight_segmentation_files, segmentation_eval_transforms, segmentation_files
 from equivox.data import split_items
-
-nib = pytest.importorskip("nibabel")
 
 
 def _pair_folder(root, n=3, bad_label=False):

@@ -1,8 +1,8 @@
 """equivox.data.intensity: the classification divisor and the NIfTI rule, configured or chosen from the images."""
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
-import pytest
 
 from equivox.data import intensity_scale, resolve_intensity
 
@@ -15,7 +15,6 @@ def test_intensity_scale():
 
 
 def test_resolve_intensity(tmp_path):
-    nib = pytest.importorskip("nibabel")
     assert resolve_intensity("ct", []) == ("ct", "as configured")
     assert resolve_intensity(None, []) == (None, "as configured")
     img = np.linspace(-1000, 1000, 8 ** 3, dtype=np.float32).reshape(8, 8, 8)

@@ -1,4 +1,7 @@
-"""equivox.groups.fields: the field kinds, the irreps one included (defined here, implemented in equivox.irreps)."""
+"""equivox.groups.fields: the field kinds, the irreps one included (defined here, implemented in equivox.irreps):
+each decides the hidden representation, the sampling matrices (Fourier samples permuted by the grid elements) and
+the default pooling, and supplies norm, activation and pooling layers that export; quotient fields of octa (6 face
+/ 8 vertex directions per field) are exact, cheaper and export."""
 import dataclasses
 import subprocess
 import sys
@@ -6,8 +9,9 @@ import sys
 import pytest
 import torch
 
-from equivox.groups import (FieldKind, FourierFields, Group, IrrepsFields, QuotientFields, RegularFields,
+from equivox.groups import (GROUPS, FieldKind, FourierFields, Group, IrrepsFields, QuotientFields, RegularFields,
                             get_group)
+from equivox.testing import assert_equivariant
 
 
 def test_every_kind_is_a_field_kind_with_its_pooling():
@@ -83,3 +87,91 @@ def test_import_of_groups_loads_no_irreps_and_still_knows_the_irreps_groups():
             "assert 'equivox.irreps.bridge' in sys.modules\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", [n for n, s in GROUPS.items() if isinstance(s.fields, FourierFields)])
+def test_fourier_sampling_is_invertible_and_permuted_by_grid_elements(name):
+    group = get_group(name)
+    a, a_inv = group.sampling_matrices
+    assert torch.allclose(a_inv @ a, torch.eye(group.field_size), atol=1e-4)
+    coeffs = torch.randn(group.field_size, dtype=torch.float64)
+    samples = a.double() @ coeffs
+    for g in group.grid_elements:
+        rho = torch.as_tensor(group.hidden_repr(g.escnn_element), dtype=torch.float64)
+        moved = a.double() @ (rho @ coeffs)
+        assert torch.allclose(moved.sort().values, samples.sort().values, atol=1e-4), g.name
+
+
+def _registry_groups():
+    import os
+
+    heavy = set() if os.environ.get("EQUIVOX_TEST_FULL_ICO") == "1" else {"full_ico"}
+    return [n for n in GROUPS if n not in heavy]
+
+
+@pytest.mark.parametrize("name", _registry_groups())
+def test_every_group_field_kind_supplies_norm_act_pooling_and_their_export(name):
+    """For every registered group its field-kind strategy decides the hidden representation, the sampling
+    matrices and the default pooling; FieldNormAct and InvariantPooling built from it export to plain layers
+    computing the same eval function (batch norm with trained statistics)."""
+    from torch import nn
+
+    from equivox.groups import grid_elements_of_name
+    from equivox.nn import FieldNormAct, InvariantPooling
+
+    spec = GROUPS[name]
+    assert isinstance(spec.fields, FieldKind) and spec.kind == spec.fields.name
+    g = get_group(name)
+    assert g.hidden_repr.size == g.field_size
+    mats = g.sampling_matrices
+    if mats is not None:
+        a, a_inv = mats
+        assert a.shape[1] == g.field_size and a_inv.shape == (g.field_size, a.shape[0])
+        assert torch.allclose(a_inv @ a, torch.eye(g.field_size), atol=1e-4)
+    assert {e.name for e in grid_elements_of_name(name)} == {e.name for e in g.grid_elements}
+    torch.manual_seed(0)
+    block = nn.Sequential(FieldNormAct(name, 2, "batch", "elu"), InvariantPooling(name, 2))
+    assert block[1].mode == spec.fields.default_pooling
+    with torch.no_grad():
+        block.train()(torch.randn(4, 2 * g.field_size, 3, 3, 3) * 2 + 1)
+        block[0].norm.weight.uniform_(0.5, 1.5)
+    block.eval()
+    x = torch.randn(2, 2 * g.field_size, 3, 3, 3)
+    plain = block[0].export(), block[1].export()
+    with torch.no_grad():
+        assert (plain[0](x) - block[0](x)).abs().max().item() < 1e-4
+        assert (plain[1](x) - block[1](x)).abs().max().item() < 1e-4
+
+
+ROT = [lambda t: torch.rot90(t, 1, dims=(-2, -1)), lambda t: torch.rot90(t, 1, dims=(-3, -2)),
+       lambda t: torch.rot90(torch.rot90(t, 1, dims=(-3, -1)), 2, dims=(-2, -1))]
+
+
+@pytest.mark.parametrize("group, size", [("octa_faces", 6), ("octa_vertices", 8)])
+def test_quotient_fields_are_exact_cheaper_and_export(group, size):
+    from equivox.nets import EquivariantUNet, InvariantClassifier
+
+    g = get_group(group)
+    assert g.field_size == size and len(g.grid_elements) == 24
+    torch.manual_seed(0)
+    unet = EquivariantUNet(in_channels=1, out_channels=3, channels=(2, 2), strides=(2,), group=group).eval()
+    clf = InvariantClassifier(in_channels=1, out_channels=3, channels=(2, 2), strides=(2,), group=group).eval()
+    assert unet.tensor_channels == (2 * size, 2 * size)
+    x = torch.randn(2, 1, 8, 8, 8)
+    assert_equivariant(unet, x)  # all 24 grid elements
+    assert_equivariant(clf, x)
+    with torch.no_grad():
+        y, p = unet(x), clf(x)
+        assert torch.allclose(unet.export()(x), y, atol=1e-5) and torch.allclose(clf.export()(x), p, atol=1e-5)
+
+
+def test_quotient_fields_are_not_invariant_to_what_the_octa_field_sees():
+    """A plain-trained net on the same code path is not equivariant: the check above can fail."""
+    from equivox.nets import EquivariantUNet
+
+    torch.manual_seed(0)
+    net = EquivariantUNet(in_channels=1, out_channels=3, channels=(2, 2), strides=(2,), group="trivial").eval()
+    x = torch.randn(1, 1, 8, 8, 8)
+    with torch.no_grad():
+        y = net(x)
+        assert (net(ROT[0](x)) - ROT[0](y)).abs().max() / y.abs().max() > 1e-2

@@ -1,4 +1,5 @@
-"""equivox.groups.spacing: which groups are exact for a voxel spacing."""
+"""equivox.groups.spacing: which groups are exact for a voxel spacing, the group chosen for one, the warning for a
+group that is not exact, and the training configuration's group="auto" built through these rules."""
 import warnings
 
 import pytest
@@ -36,3 +37,32 @@ def test_check_spacing_warns_only_where_the_group_is_not_exact():
         check_spacing(get_group("d4_axial"), (1, 1, 3))
         check_spacing("octa", None)
         check_spacing("trivial", (1, 2, 3))
+
+
+def test_auto_group_and_spacing_checks():
+    assert auto_group((1.0, 1.0, 1.0))[0] == "octa"
+    name, why = auto_group((0.7, 0.7, 5.0))
+    assert name == "d4_axial" and "W" in why
+    assert auto_group((5.0, 0.7, 0.7))[0] == "d4_axial_d"
+    assert auto_group((0.7, 5.0, 0.7))[0] == "d4_axial_h"
+    assert auto_group((1.0, 2.0, 3.0))[0] == "trivial"
+    exact = exact_groups_for_spacing((0.7, 0.7, 5.0))
+    assert "octa" not in exact and "c4_axial" in exact and "c4_axial_d" not in exact
+    with pytest.warns(UserWarning, match=r"octa.*0\.7, 0\.7, 5\.0.*d4_axial"):
+        check_spacing("octa", (0.7, 0.7, 5.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_spacing("d4_axial", (0.7, 0.7, 5.0))
+        check_spacing("octa", (2.0, 2.0, 2.0))
+
+
+def test_training_config_group_auto_and_spacing_warning():
+    from equivox.training import TrainConfig, build_model
+
+    base = dict(task="segment", channels=(2, 2), strides=(2,))
+    model = build_model(TrainConfig(**base, group="auto", spacing=(0.7, 0.7, 5.0)), 1, 3)
+    assert model.group == "d4_axial"
+    with pytest.raises(ValueError, match="spacing"):
+        build_model(TrainConfig(**base, group="auto"), 1, 3)
+    with pytest.warns(UserWarning, match=r"'octa' is not exact for voxel spacing \(0\.7, 0\.7, 5\.0\)"):
+        build_model(TrainConfig(**base, group="octa", spacing=(0.7, 0.7, 5.0)), 1, 3)

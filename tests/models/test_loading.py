@@ -1,6 +1,6 @@
 """equivox.models.load_model: one loader for every model source (equivox checkpoint, pickled model, TorchScript,
-MONAI bundle folder); checkpoints written before the refactor load through it; equivox.training's load_checkpoint /
-load_model answer as it does."""
+MONAI bundle folder); checkpoints holding version-1 specs and their stored state dicts (tests/fixtures/
+legacy_checkpoints) load through it; equivox.training's load_checkpoint / load_model answer as it does."""
 from __future__ import annotations
 
 import json
@@ -14,8 +14,8 @@ from equivox.models import PICKLED_MODEL, SKELETON_KEY, load_model, model_skelet
 from equivox.training import load_checkpoint
 from equivox.training import load_model as training_load_model
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pre_refactor"
-OLD = json.loads((FIXTURES / "models.json").read_text())
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_checkpoints"
+LEGACY = json.loads((FIXTURES / "models.json").read_text())
 
 
 def _checkpoint(path, state, spec, **hp):
@@ -27,15 +27,15 @@ def _checkpoint(path, state, spec, **hp):
 
 
 @pytest.mark.parametrize("name", ["unet_octa", "clf_octa", "monai_octa"])
-def test_pre_refactor_checkpoint_loads_through_the_one_loader(name, tmp_path):
-    """A checkpoint holding a pre-refactor state dict and its version-1 spec (no "version": the U-Net's head
-    default of that time is filled in) loads strictly and gives the stored outputs, under any file name."""
+def test_legacy_checkpoint_loads_through_the_one_loader(name, tmp_path):
+    """A checkpoint holding a stored state dict and its version-1 spec (no "version": the U-Net's head default of
+    version 1 is filled in) loads strictly and gives the stored outputs, under any file name."""
     state = torch.load(FIXTURES / f"{name}.pt")
     x, want = torch.load(FIXTURES / "input.pt"), torch.load(FIXTURES / f"{name}_out.pt")
-    for path in (tmp_path / "old.ckpt", tmp_path / "old.bin"):
-        _checkpoint(path, state, OLD[name])
+    for path in (tmp_path / "legacy.ckpt", tmp_path / "legacy.bin"):
+        _checkpoint(path, state, LEGACY[name])
         for model, hp in (load_model(path), load_checkpoint(path), training_load_model(path)):
-            assert hp["model_spec"] == OLD[name] and not model.training
+            assert hp["model_spec"] == LEGACY[name] and not model.training
             with torch.no_grad():
                 got = model(x)
             assert (got - want).abs().max().item() < 1e-5 * max(1.0, want.abs().max().item())

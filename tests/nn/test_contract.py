@@ -64,29 +64,17 @@ def test_every_public_class_has_a_builder_or_a_reason():
     assert not missing, f"public classes without a contract test: {missing}"
 
 
-def _trained(m):
-    """Non-trivial norm statistics and affine weights (as after training), then eval mode."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, (torch.nn.BatchNorm3d, torch.nn.InstanceNorm3d)) and mod.affine:
-                mod.weight.copy_(torch.rand(mod.weight.shape, generator=g) + 0.5)
-                mod.bias.copy_(torch.randn(mod.bias.shape, generator=g) * 0.3)
-        m.train()(torch.randn(2, m.in_spec.size, 8, 8, 8, generator=g) * 2 + 1)
-    return m.eval()
-
-
 def _as_list(y):
     return list(y) if isinstance(y, (list, tuple)) else [y]
 
 
 @pytest.mark.parametrize("name", sorted(BUILD))
-def test_public_class_keeps_the_contract(name):
+def test_public_class_keeps_the_contract(name, trained):
     torch.manual_seed(0)
     m = BUILD[name]()
     assert isinstance(m, _public_classes()[name]) and isinstance(m, EquivariantModule)
     assert m.in_spec is not None and (m.out_spec is not None or getattr(m, "out_specs", None))
-    m = _trained(m)
+    m = trained(m, seed=1, copy=False)
     errors = m.check_equivariance()
     assert len(errors) >= len(m.in_spec.group_obj.grid_elements)
     x = torch.randn(2, m.in_spec.size, 8, 8, 8, generator=torch.Generator().manual_seed(2))

@@ -2,8 +2,9 @@
 equivox.irreps, equivox.evaluation and equivox.nnunet is an EquivariantModule (field types in and out, its own
 check_equivariance, export), and the label permutation of reflections travels in the output spec.
 
-The group actions are written here, independently of equivox: the 24 cube rotations as compositions of
-``torch.rot90``, the 48 symmetries with ``torch.flip``, and e3nn's Wigner D matrices for irreps fields."""
+The group actions are written in the tests, independently of equivox (tests/conftest.py): the 24 cube rotations as
+compositions of ``torch.rot90``, the 48 symmetries with ``torch.flip``, and e3nn's Wigner D matrices for irreps
+fields."""
 import dataclasses
 import inspect
 import pickle
@@ -100,23 +101,13 @@ def test_the_walk_fails_on_a_plain_module():
 
 
 # ------------------------------------------------------------------ the contract, per class
-def _trained(m):
-    """Norm statistics and affine weights as after training, then eval mode."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.rand(p.shape, generator=g) * 0.2)
-        m.train()(torch.randn(2, m.in_spec.size, 8, 8, 8, generator=g) * 2 + 1)
-    return m.eval()
-
-
 @pytest.mark.parametrize("name", sorted(BUILD))
-def test_exported_class_keeps_the_contract(name):
+def test_exported_class_keeps_the_contract(name, trained):
     torch.manual_seed(0)
     m = BUILD[name]()
     assert isinstance(m, nn.Module) and isinstance(m, EquivariantModule)
     assert isinstance(m.in_spec, FieldSpec) and isinstance(m.out_spec, FieldSpec)
-    m = _trained(m)
+    m = trained(m, seed=1, perturb="all", copy=False)
     if name not in KNOWN_BROKEN:
         errors = m.check_equivariance()
         assert len(errors) >= len(m.in_spec.group_obj.grid_elements) > 1
@@ -141,45 +132,9 @@ def test_known_broken_check(name):
     BUILD[name]().eval().check_equivariance()
 
 
-# ------------------------------------------------------------------ actions written here
-def _rot(k, axes):
-    return lambda t: torch.rot90(t, k, dims=axes)
-
-
-def cube_actions(reflections: bool = False):
-    """``[(name, action, improper)]``: the 24 rotations of a cube as compositions of quarter turns about two axes
-    (``torch.rot90``), with ``reflections`` the 48 symmetries (each rotation, then mirrored along W with
-    ``torch.flip``); found by closing the generators, distinct by their effect on a probe."""
-    probe = torch.arange(64, dtype=torch.float64).reshape(1, 1, 4, 4, 4)
-    gens = [("rDH", _rot(1, (-3, -2))), ("rHW", _rot(1, (-2, -1)))]
-    found = {probe.flatten().tolist().__repr__(): ("id", lambda t: t)}
-    frontier = [("id", lambda t: t)]
-    while frontier:
-        nxt = []
-        for name, f in frontier:
-            for gname, g in gens:
-                h = (lambda f, g: lambda t: g(f(t)))(f, g)
-                key = h(probe).flatten().tolist().__repr__()
-                if key not in found:
-                    found[key] = (f"{name}.{gname}", h)
-                    nxt.append((f"{name}.{gname}", h))
-        frontier = nxt
-    out = [(n, f, False) for n, f in found.values()]
-    assert len(out) == 24
-    if reflections:
-        mirror = [(f"{n}.mW", (lambda f: lambda t: torch.flip(f(t), dims=[-1]))(f), True) for n, f, _ in out]
-        out += mirror
-        assert len({f(probe).flatten().tolist().__repr__() for _, f, _ in out}) == 48
-    return out
-
-
-def _rel(a, b):
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
-
-
 # ------------------------------------------------------------------ Canonicalized
 @torch.no_grad()
-def test_canonicalized_classifier_is_exactly_invariant_over_the_24_rotations():
+def test_canonicalized_classifier_is_exactly_invariant_over_the_24_rotations(cube_rotation_ops, rel_error):
     torch.manual_seed(3)
     net = canonicalize(_classifier(), "octa", "classify", input_size=8, channels=(2, 2)).eval()
     assert net.in_spec == FieldSpec.scalar("octa", 1) and net.out_spec == FieldSpec.scalar("octa", 3)
@@ -187,13 +142,13 @@ def test_canonicalized_classifier_is_exactly_invariant_over_the_24_rotations():
     assert len(errors) == 24 and max(e.relative for e in errors) < 1e-6
     x = torch.rand(2, 1, 8, 8, 8)
     ref = net(x)
-    for name, act, _ in cube_actions():
-        assert _rel(net(act(x)), ref) < 1e-6, name
-    assert _rel(net.model(cube_actions()[1][1](x)), net.model(x)) > 1e-3  # the wrapped model alone is not
+    for k, act in enumerate(cube_rotation_ops):
+        assert rel_error(net(act(x)), ref) < 1e-6, k
+    assert rel_error(net.model(cube_rotation_ops[1](x)), net.model(x)) > 1e-3  # the wrapped model alone is not
 
 
 @torch.no_grad()
-def test_canonicalized_segmenter_with_class_swaps_over_the_48_symmetries():
+def test_canonicalized_segmenter_with_class_swaps_over_the_48_symmetries(cube_symmetry_ops, rel_error):
     torch.manual_seed(4)
     net = canonicalize(nn.Conv3d(1, 3, 3, padding=1), "full_octa", "segment", class_swaps=[(1, 2)], input_size=8,
                        channels=(2, 2)).eval()
@@ -203,9 +158,9 @@ def test_canonicalized_segmenter_with_class_swaps_over_the_48_symmetries():
     assert len(errors) == 48 and max(e.relative for e in errors) < 1e-6
     x = torch.rand(2, 1, 8, 8, 8)
     ref = net(x)
-    for name, act, improper in cube_actions(reflections=True):
+    for k, (act, improper) in enumerate(cube_symmetry_ops):
         target = act(ref)[:, list(SWAP)] if improper else act(ref)
-        assert _rel(net(act(x)), target) < 1e-6, name
+        assert rel_error(net(act(x)), target) < 1e-6, k
     # the permutation is read from the output spec: without it the check fails under reflections
     net.out_spec = dataclasses.replace(net.out_spec, class_permutation=None)
     with pytest.raises(AssertionError, match="improper element"):
@@ -213,14 +168,14 @@ def test_canonicalized_segmenter_with_class_swaps_over_the_48_symmetries():
 
 
 @torch.no_grad()
-def test_confidence_canonicalizer_keeps_the_contract():
+def test_confidence_canonicalizer_keeps_the_contract(rel_error):
     torch.manual_seed(5)
     net = canonicalize(_classifier(), "octa", "classify", scorer="confidence").eval()
     assert net.scorer is None and net.in_spec == FieldSpec.scalar("octa", 1)
     errors = net.check_equivariance()
     assert len(errors) == 24 and max(e.relative for e in errors) < 1e-6
     x = torch.rand(1, 1, 8, 8, 8)
-    assert _rel(net.export()(x), net(x)) < 1e-6  # eager export (the confidence pass is not scriptable)
+    assert rel_error(net.export()(x), net(x)) < 1e-6  # eager export (the confidence pass is not scriptable)
 
 
 def test_a_broken_canonicalizer_fails_its_check():
@@ -242,7 +197,7 @@ def test_canonicalized_with_canonical_pose_says_it_cannot_export():
 
 # ------------------------------------------------------------------ GroupTTA
 @torch.no_grad()
-def test_group_tta_classifier_and_segmenter_keep_the_contract():
+def test_group_tta_classifier_and_segmenter_keep_the_contract(cube_symmetry_ops, rel_error):
     torch.manual_seed(7)
     clf = GroupTTA(_classifier(), "octa").eval()
     assert clf.in_spec == FieldSpec.scalar("octa", 1) and clf.out_spec == FieldSpec.scalar("octa", 3)
@@ -252,12 +207,12 @@ def test_group_tta_classifier_and_segmenter_keep_the_contract():
     assert len(seg.check_equivariance()) == 48
     x = torch.rand(2, 1, 8, 8, 8)
     ref_c, ref_s = clf(x), seg(x)
-    for name, act, improper in cube_actions(reflections=True):
+    for k, (act, improper) in enumerate(cube_symmetry_ops):
         if not improper:
-            assert _rel(clf(act(x)), ref_c) < 1e-5, name
-        assert _rel(seg(act(x)), act(ref_s)) < 1e-5, name
+            assert rel_error(clf(act(x)), ref_c) < 1e-5, k
+        assert rel_error(seg(act(x)), act(ref_s)) < 1e-5, k
     plain = torch.jit.script(seg.export())
-    assert _rel(plain(x), ref_s) < 1e-6
+    assert rel_error(plain(x), ref_s) < 1e-6
 
 
 def test_group_tta_of_element_lists_and_a_broken_set():
@@ -274,44 +229,11 @@ def test_group_tta_of_element_lists_and_a_broken_set():
 
 
 # ------------------------------------------------------------------ irreps norm and gate (Wigner D from e3nn)
-def _signed_permutations(reflections):
-    import itertools
-
-    out = []
-    for perm in itertools.permutations(range(3)):
-        for signs in itertools.product((1, -1), repeat=3):
-            m = torch.zeros(3, 3, dtype=torch.float64)
-            for i in range(3):
-                m[i, perm[i]] = signs[i]
-            if reflections or torch.linalg.det(m) > 0:
-                out.append(m)
-    return out
-
-
-def _move(m, t):
-    """``t'(p) = t(M^-1 p)`` on the voxel axes (D, H, W) of ``(B, C, D, H, W)``, written with permute / flip."""
-    src = [int(torch.nonzero(m[i])[0]) for i in range(3)]
-    y = t.permute(0, 1, 2 + src[0], 2 + src[1], 2 + src[2])
-    flips = [2 + i for i in range(3) if m[i, src[i]] < 0]
-    return torch.flip(y, flips) if flips else y
-
-
-def _wigner_errors(f, irreps, reflections, x):
-    from e3nn import o3
-
-    ref = f(x)
-    errs = []
-    for m in _signed_permutations(reflections):
-        d = o3.Irreps(irreps).D_from_matrix(m).float()
-        act = lambda t: torch.einsum("ij,bj...->bi...", d, _move(m, t))  # noqa: E731
-        errs.append(_rel(f(act(x)), act(ref)))
-    return errs
-
-
 @pytest.mark.parametrize("group", ["so3_irreps", "o3_irreps"])
 @pytest.mark.parametrize("norm", ["batch", "instance"])
 @torch.no_grad()
-def test_irreps_norm_and_gate_are_equivariant_under_wigner_d(group, norm):
+def test_irreps_norm_and_gate_are_equivariant_under_wigner_d(group, norm, trained, cube_ops_with_matrices,
+                                                              e3nn_equivariance_error):
     from equivox.irreps import IrrepsGate, IrrepsNorm
 
     torch.manual_seed(8)
@@ -320,13 +242,15 @@ def test_irreps_norm_and_gate_are_equivariant_under_wigner_d(group, norm):
     layers = [IrrepsNorm(layout, 2, norm, group=group), IrrepsGate(layout, 2, "elu", group=group)]
     for layer in layers:
         assert layer.in_spec == layer.out_spec == FieldSpec.hidden(group, 2)  # the group's own hidden fields
-        layer = _trained(layer)
+        layer = trained(layer, seed=1, perturb="all", copy=False)
         n = 48 if group == "o3_irreps" else 24
         errors = layer.check_equivariance()  # the contract: escnn's representation of the grid elements
         assert len(errors) == n and max(e.relative for e in errors) < 1e-5
         x = torch.randn(2, layer.in_spec.size, 4, 4, 4) * 2 + 0.5
-        errs = _wigner_errors(layer, "+".join([field] * 2), group == "o3_irreps", x)
-        assert len(errs) == n and max(errs) < 1e-5, (type(layer).__name__, max(errs))
+        fields = "+".join([field] * 2)
+        assert len(cube_ops_with_matrices(group == "o3_irreps")) == n
+        err = e3nn_equivariance_error(layer, x, fields, fields, group)
+        assert err < 1e-5, (type(layer).__name__, err)
 
 
 @torch.no_grad()

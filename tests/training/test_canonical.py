@@ -1,10 +1,13 @@
-"""equivox.training.canonical: fitting a canonicalizer is reproducible (one seed: the same canonicalizer, the same
-canonical poses and scores); another seed fits another one."""
+"""equivox.training.canonical: fit_canonicalizer learns which way is up for a frozen model (left bit-identical) and
+is reproducible (one seed: the same canonicalizer, the same canonical poses and scores; another seed fits another
+one); load_model reads pickled and TorchScript models."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
+from equivox.canonicalization import canonicalize
 from equivox.training import ArrayClassificationDataset, DataInfo, TrainConfig, fit_canonicalizer
 
 
@@ -47,3 +50,45 @@ def test_one_seed_gives_the_same_canonicalizer_poses_and_scores(tmp_path):
     assert torch.equal(poses1, poses2) and torch.equal(out1, out2)
     w3, _, _ = _fit(tmp_path, "c", seed=1)  # the test can fail: another seed is another canonicalizer
     assert not all(torch.equal(w1[k], w3[k]) for k in w1)
+
+
+def test_fit_canonicalizer_learns_which_way_is_up_and_leaves_the_frozen_model_bit_identical(tmp_path,
+                                                                                            small_plain_classifier):
+    torch.manual_seed(7)
+    model = small_plain_classifier()
+    model[0].weight.data.normal_()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = _items(48, 0)
+    xv, yv = _items(24, 1)
+    train = ArrayClassificationDataset(x, y, None, ["a", "b", "c"])
+    val = ArrayClassificationDataset(xv, yv, None, ["a", "b", "c"])
+    info = DataInfo(1, 3, ["a", "b", "c"], len(train), len(val), (16, 16, 16))
+    cfg = TrainConfig(task="classify", dataset="synthetic", epochs=6, batch_size=8, lr=1e-2, progress=False,
+                      canonicalize="octa", canonicalizer_channels=(2, 2), canonicalizer_input_size=8,
+                      out_dir=str(tmp_path), extra={"model_summary": False})
+    untrained = canonicalize(model, "octa", "classify", channels=(2, 2), input_size=8).identity_rate(xv)
+    res = fit_canonicalizer(model, cfg, train, val, info)
+    rate = res.model.identity_rate(xv)
+    assert rate >= 0.8 > untrained + 0.3, (rate, untrained)  # chance is 1/24
+    after = res.model.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert "val_identity_rate" in res.metrics
+
+
+def test_load_model_reads_pickled_and_torchscript_models_and_refuses_a_bare_state_dict(tmp_path,
+                                                                                       small_plain_classifier):
+    from equivox.training import load_model
+
+    model = small_plain_classifier().eval()
+    x = torch.rand(2, 1, 8, 8, 8)
+    torch.save(model, tmp_path / "whole.pt")
+    torch.jit.save(torch.jit.script(model), tmp_path / "scripted.pt")
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    with torch.no_grad():
+        for name in ("whole.pt", "scripted.pt"):
+            loaded, hp = load_model(tmp_path / name)
+            assert hp is None and torch.allclose(loaded(x), model(x))
+    with pytest.raises(ValueError, match="weights.pt holds a"):
+        load_model(tmp_path / "weights.pt")
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        load_model(tmp_path / "nope.pt")

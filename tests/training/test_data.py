@@ -1,9 +1,9 @@
 """equivox.training.data: scaling, guards, non-cubic grids, worker rotations, SO(3) augmentation."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -14,10 +14,6 @@ from equivox.training import TrainConfig, build_datasets, fit
 
 TINY_CLS = dict(task="classify", input_size=8, channels=(2, 2), strides=(2,), convs_per_level=1, hidden_features=(8,),
                 epochs=1, batch_size=4, progress=False, accelerator="cpu")
-
-
-def _hashes(folder: Path):
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
 
 def _npz(path: Path, **arrays) -> Path:
@@ -45,7 +41,7 @@ def test_classification_scaling_is_one_decision_and_only_for_integer_data(tmp_pa
     ("negative", r"bad\.npz \[train\]: labels must be class indices >= 0"),
     ("noncubic", r"bad\.npz \[train\]: grids of spatial shape \(8, 8, 16\) are not cubic"),
 ])
-def test_classification_data_guards(tmp_path, case, pattern):
+def test_classification_data_guards(tmp_path, case, pattern, file_hashes):
     x = np.random.default_rng(0).random((10, 8, 8, 8)).astype(np.float32)
     y = (np.arange(10) % 2).astype(np.float64)
     if case == "nan":
@@ -57,10 +53,10 @@ def test_classification_data_guards(tmp_path, case, pattern):
     else:
         x = np.zeros((10, 8, 8, 16), np.float32)
     p = _npz(tmp_path / "bad.npz", images=x, labels=y)
-    before = _hashes(tmp_path)
+    before = file_hashes(tmp_path)
     with pytest.raises(DataError, match=pattern):
         build_datasets(TrainConfig(**{**TINY_CLS, "dataset": str(p)}))
-    assert _hashes(tmp_path) == before
+    assert file_hashes(tmp_path) == before
 
 
 def test_non_cubic_grids_train_as_stored_when_not_resized(tmp_path):
@@ -104,7 +100,6 @@ def test_so3_augmentation_trains_and_changes_what_the_model_sees(tmp_path):
 def test_folder_pair_class_names_from_config_and_cli(tmp_path, capsys):
     """A folder pair's classes get the user's names (tables, CSV columns, legends); a count that does not match
     ``num_classes`` is one clear error, and so is an empty name on the command line."""
-    nib = pytest.importorskip("nibabel")
     from equivox import cli
     from equivox.training.data import segmentation_file_items
 

@@ -3,6 +3,7 @@
 the intensity; a config changed since is resolved afresh."""
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -49,7 +50,6 @@ def test_classification_dataset_is_looked_up_once(tmp_path, calls):
 
 
 def test_segmentation_intensity_is_chosen_once(tmp_path, calls):
-    nib = pytest.importorskip("nibabel")
     (tmp_path / "img").mkdir()
     (tmp_path / "lab").mkdir()
     for i in range(3):
