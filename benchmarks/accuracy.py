@@ -56,7 +56,7 @@ def targets(records) -> list:
     have = {r["model"] for r in records}
     top = max(r["train_fraction"] for r in records)
     rows = [r for r in summarize_records(records, ("upright", "worst_grid_split")) if r["train_fraction"] == top]
-    plains = [r for r in rows if r["model"].startswith(("plain", "MONAI")) and "canonicalizer" not in r["model"]]
+    plains = [r for r in rows if r["model"].startswith(("plain", "MONAI")) and "canonicaliz" not in r["model"]]
     out = []
     if EQ in have and plains:
         by_worst = sorted(plains, key=lambda r: -(r["worst_grid_split"] or 0))  # the best plain row first
@@ -119,7 +119,18 @@ def main(argv=None) -> int:
                    help="import MODULE first (it may register competitors or datasets); repeatable")
     p.add_argument("--quick", action="store_true", help="reduced grid: 4 competitors, 2 fractions, tiny models")
     p.add_argument("--out", default="outputs/accuracy")
+    p.add_argument("--rescore", action="store_true",
+                   help="train nothing: recompute the paired verdicts of OUT/accuracy.json from its records and "
+                        "rewrite its JSON, CSV and table")
     a = p.parse_args(argv)
+    if a.rescore:
+        import json
+
+        stored = json.loads((Path(a.out) / "accuracy.json").read_text())
+        verdicts = targets(stored["records"])
+        save_records(stored, Path(a.out), "accuracy", command=stored["command"], verdicts=verdicts)
+        print(format_records(stored["records"]) + "\npaired verdicts:\n" + format_verdicts(verdicts))
+        return 0
     for module in a.imports:
         importlib.import_module(module)
     q = a.quick

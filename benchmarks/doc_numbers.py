@@ -283,29 +283,64 @@ def plateau_gain(curve: Sequence[Sequence[float]]) -> float:
     return max(v[-k:]) - max(v[:-k])
 
 
-@renderer("segmentation.parts.plateau")
-def _parts_plateau() -> str:
+def plateau_table(rel: str, score: str) -> str:
+    """Per model: seeds at a plateau, the last fifth's gain per seed, the best validation ``score`` per seed, steps."""
     rows = []
-    for model in dict.fromkeys(r["model"] for r in records(PARTS)):
-        rs = sorted((r for r in records(PARTS) if r["model"] == model), key=lambda r: r["seed"])
+    for model in dict.fromkeys(r["model"] for r in records(rel)):
+        rs = sorted((r for r in records(rel) if r["model"] == model), key=lambda r: r["seed"])
         gains = [plateau_gain(r["curve"]) for r in rs if len(r["curve"]) >= 5]
         rows.append([model, f"{sum(bool(r.get('plateau')) for r in rs)} of {len(rs)}",
-                     ", ".join(f"{g:+.3f}" for g in gains) or "-",
+                     ", ".join(f"{g:+.3f}" for g in gains) or "- (trains nothing)",
                      ", ".join(f3(max(x for _, x in r["curve"])) for r in rs if r["curve"]) or "-",
                      ", ".join(str(r["train_steps"]) for r in rs)])
-    return table(["model", "seeds at a plateau", "last fifth's gain per seed (< +0.010)", "best val Dice per seed",
+    return table(["model", "seeds at a plateau", "last fifth's gain per seed (< +0.010)", f"best val {score} per seed",
                   "steps"], rows)
 
 
-@renderer("segmentation.parts.poses")
-def _parts_poses() -> str:
+def poses_table(rel: str, items: str) -> str:
+    """Per canonicalized row and seed: the identity and the equivalent-pose rates on the upright test items."""
     rows = []
-    for r in sorted((r for r in records(PARTS) if r.get("canonicalizer")), key=lambda r: (r["model"], r["seed"])):
+    for r in sorted((r for r in records(rel) if r.get("identity_rate") is not None),
+                    key=lambda r: (r["model"], r["seed"])):
         if r.get("equivalent_rate") is None:  # the first seed's run counted one test part only
             continue
         rows.append([r["model"], str(r["seed"]), f"{r['identity_rate']:.0%}", f"{r['equivalent_rate']:.0%}",
                      str(r["n_test"])])
-    return table(["model", "seed", "identity picked (upright test parts)", "an equivalent pose", "parts"], rows)
+    return table(["model", "seed", f"identity picked (upright test {items})", "an equivalent pose", items], rows)
+
+
+@renderer("segmentation.parts.plateau")
+def _parts_plateau() -> str:
+    return plateau_table(PARTS, "Dice")
+
+
+@renderer("segmentation.parts.poses")
+def _parts_poses() -> str:
+    return poses_table(PARTS, "parts")
+
+
+#: the KiCad classification suite trained to the plateau rule (3 seeds, mesh-level SO(3))
+KICAD_PLATEAU = "accuracy/kicad_plateau/accuracy.json"
+
+
+@renderer("accuracy.kicad_plateau.table")
+def _kicad_plateau_table() -> str:
+    return records_table(KICAD_PLATEAU)
+
+
+@renderer("accuracy.kicad_plateau.verdicts")
+def _kicad_plateau_verdicts() -> str:
+    return verdict_table(KICAD_PLATEAU)
+
+
+@renderer("accuracy.kicad_plateau.plateau")
+def _kicad_plateau_plateau() -> str:
+    return plateau_table(KICAD_PLATEAU, "accuracy")
+
+
+@renderer("accuracy.kicad_plateau.poses")
+def _kicad_plateau_poses() -> str:
+    return poses_table(KICAD_PLATEAU, "parts")
 
 
 @renderer("accuracy.kicad.table")
