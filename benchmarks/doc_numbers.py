@@ -150,7 +150,9 @@ def verdict_cell(c: Dict, stored: Optional[str] = None) -> str:
     if v == TOO_FEW:
         text = f"**too few items** ({c['n_items']} < {MIN_VERDICT_ITEMS} independent items: no verdict)"
     elif v == "unresolved":
-        text = "**unresolved**" + (f" (needs ~{c['needs']:,} items)" if isinstance(c.get("needs"), int) else "")
+        needs = c.get("needs")
+        text = "**unresolved**" + (f" (needs ~{needs:,} items)" if isinstance(needs, int) and needs > 0 else
+                                   " (difference = threshold)" if needs == -1 else "")
     else:
         text = f"**{v}**"
     if stored is not None and stored != v:

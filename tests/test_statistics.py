@@ -233,3 +233,10 @@ def test_segmentation_report_has_per_volume_dice():
     assert rep.per_item["grid:[d,h,w]"][0] == pytest.approx(d0, abs=1e-6)
     assert rep.per_item["grid:[d,h,w]"][1] == pytest.approx(d1, abs=1e-6)
     assert rep.item_matrix("grid").shape == (3, 3)
+
+
+def test_items_needed_treats_float_noise_as_equality():
+    from equivox.statistics import items_needed
+
+    assert items_needed(0.3 - 0.2, 0.05, 0.15, 0.1, 300) == -1  # 0.09999999999999998 vs 0.1: no n decides it
+    assert items_needed(0.15, 0.05, 0.25, 0.1, 100) == 400

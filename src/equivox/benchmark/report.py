@@ -234,8 +234,8 @@ def format_verdicts(verdicts: Sequence[Dict]) -> str:
         if v["verdict"] == TOO_FEW:
             needs = f"; too few items to decide: {v['n_items']} < {MIN_VERDICT_ITEMS}"
         elif v["verdict"] == "unresolved":
-            needs = (f"; unresolved, needs ~{v['needs']} items (now {v['n_items']})" if v["needs"] else
-                     "; unresolved")
+            needs = (f"; unresolved, needs ~{v['needs']} items (now {v['n_items']})" if (v["needs"] or 0) > 0 else
+                     "; unresolved: the difference equals the threshold" if v["needs"] == -1 else "; unresolved")
         lines.append(f"{v['verdict']:>10s}  {v['difference']:+.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}] vs "
                      f"{v['threshold']:+.3f}  ({v['dataset']}: {v['n_items']} items x {v['n_seeds']} seeds{needs})  "
                      f"{v['target']}")
