@@ -1,7 +1,8 @@
 """Shared fixtures: small models built once per test process (and their escnn bases once per machine), and the
 helpers several test files use (cube rotations written with torch.rot90 / torch.flip, e3nn's Wigner D checks,
 trained-like norm statistics, file hashes, figure capture, ...), handed out as fixtures. Helpers of one test folder
-only live in that folder's conftest.py (tests/evaluation, tests/nnunet)."""
+only live in that folder's conftest.py (tests/benchmark, tests/cli, tests/data, tests/evaluation, tests/nnunet,
+tests/training)."""
 from __future__ import annotations
 
 import functools

@@ -1,12 +1,91 @@
-"""equivox.cli: --help, argument/data errors (exit 2, one clear line), YAML merging, train -> evaluate, demo --quick."""
+"""equivox.cli as a whole: ``main`` (a user error is one line with exit code 2, an internal error keeps its traceback;
+the ``equivox`` console script and ``python -m equivox`` reach it), ``--help`` of every command and the one dialect
+across them (shared option names, every default shown, old spellings, typos), argument and data errors, YAML merging,
+and the journeys through several commands (train -> evaluate -> check-equivariance, canonicalize -> evaluate ->
+predict, the user's own NIfTI folders). One command's own options: tests/cli/test_<command>.py."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from equivox import cli
+from equivox.config import ConfigError
+from equivox.data import DataError
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------------------------- cli.main
+def _failing(monkeypatch, exc):
+    """Make ``equivox data list`` raise ``exc``."""
+    def run(args):
+        raise exc
+
+    monkeypatch.setitem(cli._RUN, "data", run)
+
+
+@pytest.mark.parametrize("exc", [ConfigError("epochs must be a positive integer, got 0"), cli.CLIError("bad option"),
+                                 DataError("image file /x.nii.gz is truncated"),
+                                 FileNotFoundError("checkpoint not found: /x.ckpt"), NotADirectoryError("/x")])
+def test_a_user_error_is_one_line_exit_2(exc, monkeypatch, capsys):
+    _failing(monkeypatch, exc)
+    assert cli.main(["data", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"equivox: error: {exc}\n"
+    with pytest.raises(type(exc)):  # --debug: the traceback instead
+        cli.main(["--debug", "data", "list"])
+
+
+@pytest.mark.parametrize("exc", [ValueError("a bug's ValueError"), KeyError("x"), TypeError("bug"),
+                                 RuntimeError("bug"), AttributeError("bug")])
+def test_an_internal_error_keeps_its_traceback(exc, monkeypatch, capsys):
+    """A plain ValueError is not a user error: a bug in the library or the CLI shows its traceback."""
+    _failing(monkeypatch, exc)
+    with pytest.raises(type(exc)):
+        cli.main(["data", "list"])
+    assert "equivox: error" not in capsys.readouterr().err
+
+
+def test_interrupt_is_exit_130(monkeypatch, capsys):
+    _failing(monkeypatch, KeyboardInterrupt())
+    assert cli.main(["data", "list"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_python_m_equivox_user_error_one_line_and_internal_error_traceback(tmp_path):
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    res = subprocess.run([sys.executable, "-m", "equivox", "train", "--epochs", "0"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr == "equivox: error: epochs must be a positive integer, got 0\n"
+    code = ("import sys\nfrom equivox import cli\ndef run(args):\n    raise ValueError('internal')\n"
+            "cli._RUN['data'] = run\nsys.exit(cli.main(['data', 'list']))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert res.returncode == 1 and "Traceback" in res.stderr and "ValueError: internal" in res.stderr
+
+
+def test_the_console_script_entry_point_is_main():
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["equivox"] == "equivox.cli:main"
+    assert "from .cli import main" in (ROOT / "src" / "equivox" / "__main__.py").read_text()
+
+
+def test_help_lists_every_command(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in cli.COMMANDS:
+        assert command.NAME in out
+    assert [m.NAME for m in cli.COMMANDS] == ["train", "evaluate", "predict", "demo", "canonicalize",
+                                               "check-equivariance", "data", "nnunet"]
+
+
+# ------------------------------------------------------------------------------------------------ --help and errors
 COMMANDS = [[], ["train"], ["canonicalize"], ["evaluate"], ["demo"], ["check-equivariance"], ["data"], ["data", "list"],
             ["data", "info"], ["data", "build"]]
 
@@ -133,41 +212,7 @@ def test_canonicalize_a_trained_plain_model_then_train_with_a_canonicalizer_from
     assert len(accs) == 24 and max(accs) - min(accs) < 1e-9
 
 
-@pytest.mark.parametrize("task", ["classify", "segment"])
-def test_demo_quick(task, tmp_path, capsys):
-    out = tmp_path / task
-    assert cli.main(["demo", "--task", task, "--quick", "--out", str(out), "--no-progress"]) == 0
-    text = capsys.readouterr().out
-    summary = json.loads((out / "summary.json").read_text())
-    names = list(summary["summaries"])
-    # the four roles: equivariant, plain (matched parameters), plain + rotation augmentation, plain + canonicalizer
-    eq = next(n for n in names if "equivariant" in n)
-    plain = next(n for n in names if "plain" in n and "aug" not in n and "canonical" not in n)
-    aug = next(n for n in names if "plain" in n and "aug" in n)
-    canon = next(n for n in names if "canonical" in n)
-    assert len({eq, plain, aug, canon}) == 4 and all(n in text for n in (eq, plain, aug, canon)) and str(out) in text
-    for n in (eq, plain, aug, canon):
-        assert set(summary["summaries"][n]) >= {"upright", "mean_grid", "worst_grid", "mean_so3", "worst_so3"}
-        assert summary["summaries"][n]["upright"] is not None
-    # the equivariant and the canonicalized model score the same on all 24 rotations
-    assert summary["summaries"][eq]["std_grid"] < 1e-9 and summary["summaries"][canon]["std_grid"] < 1e-9
-    err = summary["max_equivariance_error"]
-    assert max(err[eq], err[canon]) < 1e-4 < err[plain]
-    for f in ("rotation_scores.png", "comparison.txt"):
-        assert (out / f).is_file(), f
-    if task == "segment":
-        assert (out / "segmentation_slices.png").is_file() and (out / "segmentation.json").is_file()
-    else:
-        assert (out / "accuracy.json").is_file()
-    assert (out / "report_plain_aug.csv").is_file() and (out / "report_canonical.csv").is_file()
-    # a quick run is labelled a smoke test and draws no verdict
-    assert summary["smoke_test"] and summary["paired"] == [] and "numbers are not results" in text
-    assert "met " not in text and "numbers are not results" in (out / "comparison.txt").read_text()
-    if task == "segment":  # the part data: whole parts, test parts never used for validation
-        assert summary["settings"]["dataset"] == "kicad_part_segments" and summary["settings"]["test_crop"] is None
-
-
-# ------------------------------------------------------------------------------------------------ own data (issue 23)
+# ---------------------------------------------------------------------------------- the user's own image/label folders
 SEG = ["--task", "segment", "--channels", "1,1", "--strides", "2", "--convs-per-level", "1", "--epochs", "1",
        "--batch-size", "1", "--patch-size", "8", "--patches-per-epoch", "2", "--val-crop", "8", "--no-progress"]
 
@@ -252,14 +297,6 @@ def test_more_bad_arguments_exit_2(argv, expected, capsys):
     assert expected in _error_line(capsys)
 
 
-def test_check_equivariance_help_is_true(capsys):
-    assert cli.main(["check-equivariance", "--help"]) == 0
-    assert "15-60" not in capsys.readouterr().out
-    import inspect
-
-    assert "15-60" not in inspect.getsource(cli.check_equivariance)
-
-
 def test_model_section_and_model_args_reach_the_constructor(tmp_path, capsys):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("model:\n  head: linear\n  norm: null\n")
@@ -267,7 +304,7 @@ def test_model_section_and_model_args_reach_the_constructor(tmp_path, capsys):
                                           "--model-arg", "class_swaps=[[1, 2]]"])
     assert cli.train_config_from_args(args).model == {"head": "oriented", "norm": None, "class_swaps": [[1, 2]]}
     bad = tmp_path / "bad.yaml"
-    bad.write_text("extra:\n  head: oriented\n")  # was accepted and silently ignored
+    bad.write_text("extra:\n  head: oriented\n")  # an unknown key of extra: refused, never ignored
     assert cli.main(["train", "--config", str(bad)]) == 2
     assert "unknown extra keys ['head']" in _error_line(capsys)
 
@@ -434,71 +471,7 @@ def test_canonicalize_a_saved_monai_unet_then_evaluate_predict_and_check_its_out
     assert "already holds a run" in _error_line(capsys) and _tree_bytes(out) == before
 
 
-def test_canonicalize_says_when_the_model_is_already_invariant(tmp_path, capsys):
-    import re
-
-    import numpy as np
-
-    from equivox.training import TrainConfig, fit
-
-    rng = np.random.default_rng(0)
-    data = tmp_path / "d.npz"
-    np.savez(data, images=rng.random((12, 8, 8, 8)).astype(np.float32), labels=np.arange(12) % 2)
-    res = fit(TrainConfig(task="classify", dataset=str(data), input_size=8, channels=(2, 2), strides=(2,),
-                          convs_per_level=1, hidden_features=(8,), epochs=1, batch_size=4, progress=False,
-                          accelerator="cpu", out_dir=str(tmp_path / "octa"), extra={"model_summary": False}))
-    assert cli.main(["canonicalize", str(res.last_checkpoint), "--epochs", "1", "--canonicalizer-input-size", "8",
-                     "--canonicalizer-channels", "2,2", "--out", str(tmp_path / "canon"), "--no-progress"]) == 0
-    text = capsys.readouterr().out
-    assert "InvariantClassifier is already invariant under the 24 octa rotations" in text
-    assert re.search(r"mapped to the identity: \d+/\d+ \(chance 1/24\)", text)
-
-
-def test_canonicalize_refuses_a_torchscript_model_before_writing_anything(tmp_path, capsys):
-    """A canonicalized model around a TorchScript module cannot be saved (was: a traceback after fitting)."""
-    import torch
-    from torch import nn
-
-    scripted = torch.jit.script(nn.Sequential(nn.Conv3d(1, 2, 3, padding=1), nn.AdaptiveAvgPool3d(1), nn.Flatten()))
-    torch.jit.save(scripted, tmp_path / "scripted.pt")
-    out = tmp_path / "canon"
-    assert cli.main(["canonicalize", str(tmp_path / "scripted.pt"), "--out", str(out), "--no-progress"]) == 2
-    assert "is a TorchScript model" in _error_line(capsys) and not out.exists()
-
-
-def test_evaluate_feeds_a_benchmark_style_checkpoint_the_grids_its_model_was_trained_on(tmp_path, capsys):
-    """The harness (and so the demo) trains `PooledInput` on stored grids while its config names the pooled size
-    (input_size): evaluate prepares the grids at the trained size, says so, and scores as the model was trained (was:
-    pooled twice, silently)."""
-    import numpy as np
-    import torch
-
-    from equivox.benchmark.run import PooledInput
-    from equivox.training import ArrayClassificationDataset, DataInfo, TrainConfig, classification_arrays, fit
-
-    rng = np.random.default_rng(0)
-    data = tmp_path / "d.npz"
-    np.savez(data, images=(rng.random((20, 8, 8, 8)) > 0.5).astype(np.float32), labels=np.arange(20) % 2)
-    cfg = TrainConfig(task="classify", dataset=str(data), input_size=4, epochs=1, batch_size=4, progress=False,
-                      accelerator="cpu", out_dir=str(tmp_path / "run"), extra={"model_summary": False})
-    stored = TrainConfig(task="classify", dataset=str(data), input_size=None)
-    x, y, names = classification_arrays(stored, "train")
-    xv, yv, _ = classification_arrays(stored, "val")
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(2 * 4 ** 3, 2))
-    res = fit(cfg, model=PooledInput(net, factor=2), train_data=ArrayClassificationDataset(x, y),
-              val_data=ArrayClassificationDataset(xv, yv), info=DataInfo(1, 2, names, len(y), len(yv), (4, 4, 4)))
-    ev = tmp_path / "ev"
-    assert cli.main(["evaluate", str(res.last_checkpoint), "--split", "test", "--rotations", "identity", "--out",
-                     str(ev), "--no-progress"]) == 0
-    assert "trained on 8^3 inputs (its config's input_size is 4)" in capsys.readouterr().out
-    xt, yt, _ = classification_arrays(stored, "test")
-    with torch.no_grad():
-        want = float((res.model(xt).argmax(1).numpy() == yt).mean())
-    assert json.loads((ev / "report.json").read_text())["rows"][0]["accuracy"] == pytest.approx(want)
-
-
-# ----------------------------------------------------------------------------- one CLI dialect (issue "Nothing silent")
+# ---------------------------------------------------------------------------------------- one dialect across commands
 def _help_blocks(text: str) -> dict:
     """``{first name of an entry: its whole help text}`` of a ``--help`` output."""
     import re
@@ -569,19 +542,6 @@ def test_help_uses_the_shared_names(capsys):
     assert train["--canonical-sample"].startswith("--canonical-sample, --no-canonical-sample")
     assert "default: on" in train["--canonical-sample"] and "default: off" in train["--canonical-pose"]
     assert "true" not in train["--canonical-sample"] + train["--canonical-pose"]
-
-
-def test_help_defaults_are_the_real_ones():
-    """The defaults ``--help`` shows are TrainConfig's field defaults (read from its metadata, without importing
-    torch: instant help) and the demo's presets' settings."""
-    from equivox import demo
-    from equivox.training import TrainConfig
-
-    assert cli.config_defaults() == {k: (tuple(v) if isinstance(v, list) else v)
-                                     for k, v in TrainConfig().to_dict().items()}
-    assert cli.demo_settings() == {k for p in demo.DEMO_PRESETS for k in p.uses}
-    args = cli.build_parser().parse_args(["train"])
-    assert cli.train_config_from_args(args) == TrainConfig()  # what --help calls the default is what runs
 
 
 def test_demo_help_lists_only_the_flags_the_demo_uses(capsys):

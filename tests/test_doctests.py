@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 MODULES = ["equivox.core", "equivox.export", "equivox.testing", "equivox.nn.module", "equivox.nn.sampling",
-           "equivox.nn.fieldwise", "equivox.nets.unet", "equivox.nnunet.rules"]
+           "equivox.nn.fieldwise", "equivox.nets.unet", "equivox.nnunet.rules", "equivox.benchmark.records"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -6,7 +6,7 @@ machinery (~1 ms each for direct-product groups) and built scipy sparse ``kronsu
 does the same computation with the irreps tabulated once per group and dense numpy:
 
 * the intertwiner basis is solved from the **same** Sylvester matrix (generators only, same values, same order,
-  same SVD), so the coefficients are bit-for-bit those escnn computes (``tests/test_construction.py`` compares);
+  same SVD), so the coefficients are bit-for-bit those escnn computes (``tests/test__escnn_cg.py`` compares);
 * escnn then checks the solution on 20 random elements and retries with more samples if it fails; here it is
   checked on every element of the (finite) group instead, which is stricter and deterministic.
 

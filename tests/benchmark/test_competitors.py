@@ -1,6 +1,7 @@
 """equivox.benchmark.competitors: the competitor registry (built-in rows, users' own rows with a builder or a
-built-in kind, names per task, reuse order) and build_network: an equivariant row is equivariant under a cube
-rotation written here with torch.rot90, a plain row of matched parameters is not."""
+built-in kind, names per task, reuse order; bad rows refused, by the registry and by the runs) and build_network:
+an equivariant row is equivariant under a cube rotation written here with torch.rot90, a plain row of matched
+parameters is not."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,7 @@ from torch import nn
 
 from equivox.baselines import count_parameters
 from equivox.benchmark import (COMPETITORS, BuildContext, build_network, competitor_names, get_competitor,
-                               register_competitor, unregister_competitor)
+                               register_competitor, run_classification, run_segmentation, unregister_competitor)
 from equivox.benchmark import competitors as registry
 from equivox.benchmark.competitors import check_order
 from equivox.nets import InvariantClassifier
@@ -82,3 +83,22 @@ def test_a_reused_model_must_be_listed_first():
     assert [c.name for c in check_order([first, tta], "classify")] == [first, tta]
     with pytest.raises(ValueError, match="list that competitor before it"):
         check_order([tta, first], "classify")
+
+
+def test_register_competitor_rejects_bad_rows(bars_data, tiny_settings):
+    with pytest.raises(ValueError, match="already registered"):
+        register_competitor("plain + grid aug", arch="baseline")
+    with pytest.raises(ValueError, match="unknown training options"):
+        register_competitor("x", lambda ctx: nn.Identity(), train={"learning_rate": 1})
+    with pytest.raises(ValueError, match="augment"):
+        register_competitor("x", lambda ctx: nn.Identity(), augment="rot")
+    with pytest.raises(ValueError, match="builder"):
+        register_competitor("x")
+    with pytest.raises(ValueError, match="built-in"):
+        unregister_competitor("plain (matched params)")
+    with pytest.raises(ValueError, match="list that competitor before it"):
+        run_classification(bars_data(), ["plain + grid aug + TTA24", "plain + grid aug"], verbose=False,
+                           **tiny_settings)
+    with pytest.raises(ValueError, match="unknown segment competitor"):
+        run_segmentation("chest_ct", ["MONAI ResNet + grid aug"], verbose=False)
+    assert "x" not in COMPETITORS

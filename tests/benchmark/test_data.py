@@ -1,11 +1,13 @@
 """equivox.benchmark.data: the harness's data path: stratified, nested training fractions and hold-outs, a
 registered classification dataset loaded through the training path (its own validation split, or one held out of
-train when its "val" is the test split), a registered segmentation dataset's scored volumes, and the datasets that
-offer meshes."""
+train when its "val" is the test split; 8-bit images divided by 255 as ``equivox train`` does), a registered
+segmentation dataset's scored volumes, left/right class pairs read from class names, and the datasets that offer
+meshes."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from equivox.benchmark import load_classification_data, load_segmentation_data, nested_fractions
 from equivox.benchmark.data import VAL_FRACTION, mesh_dataset, stratified_holdout
@@ -77,3 +79,34 @@ def test_only_registered_datasets_with_meshes_offer_them(registered):
         mesh_dataset("nowhere.npz")
     with pytest.raises(DataError, match="bench_test_cls"):
         mesh_dataset("bench_test_cls")
+
+
+def test_classification_data_follow_the_training_path_intensity_rule(tmp_path):
+    """8-bit images are divided by 255 (decided on the training split) as ``equivox train`` does; labels kept."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(40, 8, 8, 8), dtype=np.uint8)
+    y = np.repeat(np.arange(4), 10)
+    p = tmp_path / "toy.npz"
+    np.savez(p, train_images=x[:30], train_labels=y[:30], val_images=x[30:], val_labels=y[30:],
+             test_images=x[30:], test_labels=y[30:])
+    data = load_classification_data(str(p))
+    assert float(data.x_test.max()) <= 1.0 and data.metric == "accuracy"
+    assert torch.allclose(data.x_test[:, 0], torch.from_numpy(x[30:].astype(np.float32) / 255))
+    assert np.array_equal(data.y_test, y[30:])
+    assert len(data.y_train) + len(data.y_val) == 30 and len(data.y_val) >= 4  # 15 % held out, every class
+
+
+def test_fractions_are_nested_and_stratified():
+    y = np.repeat(np.arange(3), [40, 20, 10])
+    subsets = nested_fractions(y, (0.1, 0.5, 1.0), seed=3)
+    assert set(subsets[0.1]) <= set(subsets[0.5]) <= set(subsets[1.0]) and len(subsets[1.0]) == 70
+    assert np.bincount(y[subsets[0.5]]).tolist() == [20, 10, 5]
+    assert np.bincount(y[subsets[0.1]]).tolist() == [4, 2, 1]
+    assert not np.array_equal(subsets[0.5], nested_fractions(y, (0.5,), seed=4)[0.5])
+
+
+def test_left_right_pairs_from_class_names():
+    from equivox.benchmark import left_right_pairs
+    names = ["background", "frontal_L", "frontal_R", "vermis", "Left lung", "right lung", "occipital_L"]
+    assert left_right_pairs(names) == ((1, 2), (4, 5))  # occipital_L has no right partner, vermis no side
+    assert left_right_pairs(["background", "liver", "spleen"]) == ()

@@ -76,3 +76,38 @@ def test_save_records_writes_json_csv_and_table(tmp_path, records):
     assert "model" in header and "per_item" not in header
     text = paths[2].read_text()
     assert text.startswith("toy suite") and "paired verdicts:" in text
+
+
+def test_paired_verdicts_met_missed_and_unresolved_with_items_needed(record_of_items):
+    good, bad = [1] * 90 + [0] * 10, [1] * 50 + [0] * 50
+    close = [0] * 3 + [1] * 52 + [0] * 45  # 3 items B gets right wrong, 5 it gets wrong right
+    recs = [record_of_items("A", s, good) for s in range(3)] + [record_of_items("B", s, bad) for s in range(3)] + \
+           [record_of_items("C", s, close) for s in range(3)]
+    met = compare(recs, "A", "B", "upright", 0.10)
+    assert met["verdict"] == "met" and met["difference"] == pytest.approx(0.4) and met["ci"][0] > 0.10
+    assert compare(recs, "B", "A", "worst_grid", 0.0)["verdict"] == "missed"
+    same = compare(recs, "A", "A", "upright", 0.0)
+    assert same["difference"] == 0.0 and same["ci"] == [0.0, 0.0]
+    unresolved = compare(recs, "C", "B", "upright", 0.0)  # +2 points on 100 items: noise
+    assert unresolved["verdict"] == "unresolved" and unresolved["needs"] > 100
+    assert unresolved["ci"][0] < 0 < unresolved["ci"][1]
+
+
+def test_tables_and_verdicts_name_the_dataset_when_there_are_several(record_of_items):
+    recs = [record_of_items("A", 0, [1, 0, 1, 1])] + [{**record_of_items("A", 0, [0, 0, 1, 1]), "dataset": "other"}]
+    table = format_records(recs)
+    assert table.index("[other]") > table.index("[" + recs[0]["dataset"] + "]")
+    line = format_verdicts([compare(recs, "A", "A", "upright", 0.0, dataset="other")])
+    assert "other: 4 items x 1 seeds" in line
+
+
+def test_fewer_than_30_items_draw_no_verdict(record_of_items):
+    from equivox.benchmark import MIN_VERDICT_ITEMS, TOO_FEW
+
+    assert MIN_VERDICT_ITEMS == 30
+    few = [record_of_items("A", s, [1] * 20) for s in range(3)] + [record_of_items("B", s, [0] * 20) for s in range(3)]
+    v = compare(few, "A", "B", "upright", 0.1)
+    assert v["verdict"] == TOO_FEW and v["difference"] == 1.0 and v["n_items"] == 20
+    assert "too few items to decide: 20 < 30" in format_verdicts([v])
+    enough = [record_of_items("A", 0, [1] * 30), record_of_items("B", 0, [0] * 30)]
+    assert compare(enough, "A", "B", "upright", 0.1)["verdict"] == "met"

@@ -1,5 +1,6 @@
-"""equivox.data.grids: resize plans and resized cubes checked by hand on small arrays, centre crops, downsampled
-volumes, and the checks of classification grids."""
+"""equivox.data.grids: resize plans and resized cubes checked by hand on small arrays, resizing that commutes with
+the cube rotations (pool, crop, and auto: zero-pad, then pool, total mass kept), centre crops, downsampled volumes,
+and the checks of classification grids."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 
 from equivox.data import DataError, center_crop, classification_grids, describe_resize, downsample_volume
 from equivox.data import resize_grids, resize_plan
+from equivox.groups import cube_rotations
 
 
 def test_resize_plan_and_its_description():
@@ -73,3 +75,29 @@ def test_classification_grids_checks_and_scales():
         classification_grids(np.zeros((2, 4, 4, 3)), np.zeros(2, int), None, "d [train]", input_size=2)
     with pytest.raises(DataError, match="rotation augmentation \\('grid'\\)"):
         classification_grids(np.zeros((2, 4, 4, 3)), np.zeros(2, int), None, "d [train]", augment="grid")
+
+
+def test_resize_grids_commutes_with_cube_rotations():
+    x = torch.rand(2, 1, 16, 16, 16)
+    for mode in ("pool", "crop"):
+        small = resize_grids(x, 8, mode)
+        assert small.shape == (2, 1, 8, 8, 8)
+        for g in cube_rotations()[:6]:
+            assert torch.allclose(resize_grids(g.apply(x), 8, mode), g.apply(small), atol=1e-6)
+    with pytest.raises(ValueError, match="divide"):
+        resize_grids(x, 5, "pool")
+
+
+def test_resize_auto_pads_then_pools_and_says_so():
+    x = torch.zeros(1, 1, 28, 28, 28)
+    x[..., 2:26, 2:26, 2:26] = 1.0
+    out = resize_grids(x, 16)  # default "auto": 28 -> zero-pad to 32 -> pool x2
+    assert out.shape[-3:] == (16, 16, 16)
+    assert float(out.sum()) * 8 == pytest.approx(float(x.sum()))  # padding adds zeros only: total mass kept
+    assert describe_resize(28, 16) == "28^3 -> zero-padded to 32^3 -> average-pooled x2 -> 16^3"
+    assert resize_plan(32, 16, "pool") == (32, 2, None)
+    with pytest.raises(ValueError, match="must divide the stored grid size 28"):
+        resize_grids(x, 16, "pool")
+    y = torch.rand(1, 1, 28, 28, 28)
+    for r in cube_rotations()[:6]:  # still commutes with the cube rotations
+        assert torch.allclose(resize_grids(r.apply(y), 16), r.apply(resize_grids(y, 16)), atol=1e-6)

@@ -1,5 +1,6 @@
-"""equivox.data.patches: stratified subsampling, in-memory classification datasets, random segmentation patches
-(seeded per item and epoch) and fixed validation crops."""
+"""equivox.data.patches: stratified, deterministic subsampling, in-memory classification datasets, random
+segmentation patches (seeded per item and epoch), fixed validation crops, and grid augmentation that rotates image
+and label together."""
 from __future__ import annotations
 
 import numpy as np
@@ -53,3 +54,22 @@ def test_volume_crops_and_augmentation():
     assert sorted(torch.as_tensor(out).flatten().tolist()) == sorted(img.flatten().tolist())  # exact: a permutation
     with pytest.raises(ValueError, match="augment must be"):
         augmentation_transform("flip", ["image"])
+
+
+def test_subsample_indices_is_stratified_and_deterministic():
+    y = np.array([0] * 80 + [1] * 20)
+    idx = subsample_indices(y, 10, seed=3)
+    assert len(idx) == 10 and (y[idx] == 1).sum() == 2
+    assert np.array_equal(idx, subsample_indices(y, 10, seed=3))
+    assert len(subsample_indices(y, None)) == 100
+
+
+def test_grid_augmentation_rotates_image_and_label_together():
+    t = augmentation_transform("grid", ["image", "label"], "octa", seed=0)
+    lab = torch.randint(0, 3, (1, 6, 6, 6))
+    seen = set()
+    for _ in range(6):
+        d = t({"image": lab.float(), "label": lab.clone()})
+        assert torch.equal(d["image"], d["label"].float())
+        seen.add(tuple(d["label"].flatten()[:20].tolist()))
+    assert len(seen) > 1  # it really rotates

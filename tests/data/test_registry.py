@@ -161,13 +161,6 @@ def test_heldout_segmentation_views_cut_the_volume_into_disjoint_parts():
         assert voxels(parts["test"], left) < 0.05 * voxels(parts["test"], left + right)
 
 
-def test_heldout_regions_refuses_a_grid_without_test_tiles():
-    from equivox.data.bundled import heldout_regions
-
-    with pytest.raises(ValueError, match="grid >= 2"):
-        heldout_regions(np.zeros((4, 4, 4)), np.zeros((4, 4, 4)), "test", grid=1)
-
-
 def test_register_rejects_bad_specs_and_taken_names(tiny):
     with pytest.raises(ValueError, match="already registered"):
         register_dataset(DatasetSpec(name="tiny_test_cls", task="classification", load=_tiny_split))

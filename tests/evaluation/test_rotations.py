@@ -62,3 +62,19 @@ def test_so3_label_rotation_keeps_label_values():
         img = r.apply_image(lab.float())  # trilinear: values in between appear (not exact)
         assert img.shape == lab.shape and img.dtype == torch.float32
         assert not set(img.unique().tolist()) <= {0.0, 2.0, 5.0}
+
+
+def test_rotations_for_spacing():
+    """The rotations exact for a voxel spacing: on anisotropic voxels the standard set becomes the axial group's
+    grid elements (no random SO(3) rotations), and random rotations are refused."""
+    from equivox.config import ConfigError
+    from equivox.evaluation.rotations import rotations_for_spacing
+
+    assert rotations_for_spacing("standard", "octa", None) == ("standard", "octa", None)
+    assert rotations_for_spacing("so3", "octa", (1.0, 1.0, 1.0)) == ("so3", "octa", None)
+    kind, group, note = rotations_for_spacing("standard", "octa", (0.7, 0.7, 3.0))
+    assert (kind, group) == ("grid", "d4_axial") and "no random SO(3) rotations" in note and "0.7x0.7x3 mm" in note
+    assert rotations_for_spacing("grid", "c4_axial", (0.7, 0.7, 3.0))[:2] == ("grid", "c4_axial")
+    assert rotations_for_spacing("identity", "octa", (0.7, 0.7, 3.0)) == ("identity", "octa", None)
+    with pytest.raises(ConfigError, match=r"anisotropic \(0.7x0.7x3 mm\)"):
+        rotations_for_spacing("so3", "octa", (0.7, 0.7, 3.0))

@@ -1,6 +1,6 @@
 """equivox.evaluation.trained: the data a trained model is scored on (a checkpoint's dataset split, subsampled per
 class when asked, with the grid size it was trained on) and what it is called in tables; the checkpoint's voxel
-spacing for the rotation set. (The ``equivox evaluate`` command itself: tests/cli/test_cli_evaluate.py.)"""
+spacing for the rotation set. (The ``equivox evaluate`` command itself: tests/cli/test_evaluate.py.)"""
 from __future__ import annotations
 
 import numpy as np
@@ -84,3 +84,43 @@ def test_model_label_names_class_and_group():
     assert model_label({"model_spec": {"cls": "EquivariantUNet", "kwargs": {"group": "so3"}}}, Net()) == \
         "EquivariantUNet (so3)"
     assert model_label({"model_spec": {"cls": PICKLED_MODEL}}, Net()) == "Net"
+
+
+def test_checkpoint_settings_helpers():
+    """as_trained, scored_spacing and model_label read a checkpoint's settings dict."""
+    hp = {"config": {"task": "classify", "input_size": 4}, "data_info": {"input_shape": [8, 8, 8]}}
+    new, note = as_trained(hp)
+    assert new["config"]["input_size"] == 8 and "trained on 8^3 inputs" in note and hp["config"]["input_size"] == 4
+    assert as_trained({"config": {"task": "segment"}}) == ({"config": {"task": "segment"}}, None)
+    assert scored_spacing({"config": {"task": "segment", "spacing": None}, "data_info": {"spacing": [1, 1, 2]}}) == (
+        1.0, 1.0, 2.0)
+    assert scored_spacing({"config": {"task": "classify", "spacing": [1, 1, 2]}}) is None
+
+    class M:
+        group = "octa"
+
+    assert model_label({"model_spec": {"cls": "EquivariantUNet"}}, M()) == "EquivariantUNet (octa)"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(image_dir="i"), "give both image_dir and label_dir"),
+    (dict(val_crop=8), "val_crop is for scoring a labelled folder"),
+    (dict(split="test"), "split 'test': segmentation checkpoints are scored on the validation split only"),
+])
+def test_evaluation_data_rejects_options_that_do_not_go_together(kwargs, message):
+    hp = {"config": {"task": "segment", "dataset": "chest_ct"}, "num_classes": 6}
+    with pytest.raises(ConfigError, match=message):
+        evaluation_data(hp, **kwargs)
+
+
+def test_evaluation_data_of_a_classification_checkpoint(tmp_path):
+    data = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, images=rng.random((20, 8, 8, 8)).astype(np.float32), labels=np.arange(20) % 2)
+    hp = {"config": {"task": "classify", "dataset": str(data), "input_size": 8}, "num_classes": 2}
+    d = evaluation_data(hp, max_items=4)
+    x, y = d.inputs
+    assert d.task == "classify" and d.where.endswith("[test]") and d.description == "4 items"
+    assert tuple(x.shape[1:]) == (1, 8, 8, 8) and len(y) == 4 and d.spacing is None
+    with pytest.raises(ConfigError, match="for segmentation checkpoints"):
+        evaluation_data(hp, image_dir="i", label_dir="l")

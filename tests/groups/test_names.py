@@ -260,6 +260,22 @@ def test_a_field_type_finds_the_group_with_its_options():
     assert group_of_field_type(plain.hidden_type(2)) is plain
 
 
+def test_a_field_type_on_an_equal_gspace_built_elsewhere_finds_the_registered_name():
+    """A gspace no built group owns (an equal one) matches by its escnn group: the registered name wins over one with
+    options, whichever of them was built first."""
+    from escnn import gspaces
+    from escnn import nn as enn
+
+    from equivox.groups import group_of_field_type
+
+    get_group("so3_irreps(filter_lmax=3)")  # built before and after the plain group: same answer
+    plain = get_group("so3_irreps")
+    get_group(NAME)
+    elsewhere = gspaces.rot3dOnR3(maximum_frequency=2)
+    assert elsewhere is not plain.gspace
+    assert group_of_field_type(enn.FieldType(elsewhere, [plain.hidden_repr] * 2)) is plain
+
+
 def test_options_keep_a_group_exact_where_its_base_is():
     from equivox.nnunet.rules import choose_group
 

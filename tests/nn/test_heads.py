@@ -1,11 +1,16 @@
 """equivox.nn.heads: GroupStatsHead maps hidden fields to per-voxel logits from the mean, max and min of every field
 over the group: invariant logits that move only with the voxels under the cube rotations (torch.rot90, written
-here); its export (StatsHead) computes the same function."""
+here); its export (StatsHead) computes the same function. The U-Net's heads: the invariant ones (stats, pool,
+linear) exact under cube rotations, the oriented one not, an unknown name refused, and the default head learning at
+least as fast as the linear one on real CT patches."""
 from __future__ import annotations
+
+import inspect
 
 import pytest
 import torch
 
+from equivox.nets import EquivariantUNet
 from equivox.nn import EquivariantConv3d, FieldSpec, GroupStatsHead
 from equivox.nn.heads import StatsHead
 
@@ -58,3 +63,80 @@ def test_export_is_a_stats_head_computing_the_same(trained):
     assert isinstance(plain, StatsHead)
     with torch.no_grad():
         torch.testing.assert_close(plain(x), head(x), atol=1e-4, rtol=1e-4)
+
+
+# ------------------------------------------------------------------ the U-Net's heads (EquivariantUNet(head=...))
+ROT = {  # cube rotations written independently of equivox
+    "rot90(H,W)": lambda t: torch.rot90(t, 1, dims=(-2, -1)),
+    "rot90(D,H)": lambda t: torch.rot90(t, 1, dims=(-3, -2)),
+    "rot270(D,W)": lambda t: torch.rot90(t, 3, dims=(-3, -1)),
+}
+
+
+def _unet(head, group="octa", seed=0, channels=(2, 2)):
+    torch.manual_seed(seed)
+    return EquivariantUNet(in_channels=1, out_channels=3, channels=channels, strides=(2,), group=group, head=head)
+
+
+@pytest.mark.parametrize("head", ["stats", "pool", "linear"])
+@torch.no_grad()
+def test_invariant_heads_are_exact_under_cube_rotations(head):
+    net = _unet(head).eval()
+    x = torch.randn(1, 1, 8, 8, 8)
+    ref = net(x)
+    for name, act in ROT.items():
+        assert (net(act(x)) - act(ref)).abs().max() / ref.abs().max() < 1e-4, (head, name)
+
+
+@torch.no_grad()
+def test_oriented_head_reads_orientation_so_it_is_not_invariant():
+    net = _unet("oriented").eval()
+    x = torch.randn(1, 1, 8, 8, 8)
+    ref = net(x)
+    act = ROT["rot90(H,W)"]
+    assert (net(act(x)) - act(ref)).abs().max() / ref.abs().max() > 1e-2
+
+
+def test_unknown_head_is_rejected():
+    with pytest.raises(ValueError, match="stats"):
+        _unet("mean")
+
+
+def test_default_head_learns_at_least_as_fast_as_the_linear_head():
+    """A real learning signal: same seed, same real CT patches, same steps; the validation loss (eval mode, the
+    centre crop of the scan) of the U-Net's default head is at or below the linear head's at every check and falls.
+    (The linear head reads only each field's mean, whose constant offset gives large class biases.)"""
+    from monai.losses import DiceCELoss
+
+    from equivox.training import TrainConfig
+    from equivox.training.data import build_datasets
+
+    cfg = TrainConfig(task="segment", dataset="chest_ct", downsample=2, patch_size=16, val_crop=32,
+                      patches_per_epoch=96).validate()
+    train, val, info = build_datasets(cfg)
+    items = [train[i] for i in range(96)]
+    x = torch.stack([i["image"] for i in items])
+    y = torch.stack([i["label"] for i in items])
+    vx, vy = val[0]["image"][None], val[0]["label"][None]
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    default = inspect.signature(EquivariantUNet).parameters["head"].default
+    assert default != "linear"
+    curves = {}
+    for head in ("linear", default):
+        torch.manual_seed(0)
+        net = EquivariantUNet(in_channels=1, out_channels=info.num_classes, channels=(2, 4), strides=(2,), head=head)
+        opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
+        curves[head] = []
+        for step in range(12):
+            loss = loss_fn(net(x[step * 8:(step + 1) * 8]), y[step * 8:(step + 1) * 8])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % 4 == 3:
+                net.eval()
+                with torch.no_grad():
+                    curves[head].append(float(loss_fn(net(vx), vy)))
+                net.train()
+    linear, new = curves["linear"], curves[default]
+    assert all(n <= o for n, o in zip(new, linear)), (linear, new)
+    assert new[-1] < new[0], new

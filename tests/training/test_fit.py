@@ -1,183 +1,116 @@
-"""equivox.training.fit: checkpoints survive interrupted saves, bad output folders are reported first, the
-MONAI U-Net architecture trains and evaluates from the CLI."""
+"""equivox.training.fit: a tiny classification fit writes its best and last checkpoints and metrics, its model is
+invariant and rebuilds from the checkpoint, and resuming continues the global step (a missing checkpoint refused); a
+tiny segmentation fit is exactly equivariant; a directly built model (any torch module, a class-swap U-Net) is
+saved so that evaluate and check-equivariance load it back; the learning curve is drawn unless plots are off.
+(The output folder, the trainer and the model building: test_run_folder.py, test_trainer.py, test_build.py.)"""
 from __future__ import annotations
 
-import io
+import csv
 import json
-import os
-import time
-from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from equivox import cli
+from equivox.groups import cube_rotations
 from equivox.training import TrainConfig, fit, load_checkpoint
 
 
-TINY_CLS = dict(task="classify", input_size=8, channels=(2, 2), strides=(2,), convs_per_level=1, hidden_features=(8,),
-                epochs=1, batch_size=4, progress=False, accelerator="cpu")
+TINY_LIDC = dict(task="classify", dataset="lidc", input_size=8, max_train=16, max_val=8, channels=(2, 2), strides=(2,),
+                 convs_per_level=1, hidden_features=(8,), epochs=1, batch_size=8, progress=False)
+TINY_SEG = dict(task="segment", dataset="chest_ct", downsample=4, patch_size=8, patches_per_epoch=4, val_crop=16,
+                channels=(2, 2), strides=(2,), convs_per_level=1, epochs=1, batch_size=2, progress=False)
 
 
-def _npz(path: Path, **arrays) -> Path:
-    np.savez(path, **arrays)
-    return path
+@pytest.fixture(scope="module")
+def cls_run(tmp_path_factory):
+    """One tiny classification fit (1 epoch) shared by the tests below."""
+    out = tmp_path_factory.mktemp("cls")
+    cfg = TrainConfig(**TINY_LIDC, out_dir=str(out))
+    return cfg, fit(cfg)
 
 
-def test_interrupted_checkpoint_save_keeps_the_previous_one_and_resume_works(tmp_path, monkeypatch):
-    rng = np.random.default_rng(0)
-    data = _npz(tmp_path / "d.npz", images=rng.random((12, 8, 8, 8)).astype(np.float32), labels=np.arange(12) % 2)
-    cfg = TrainConfig(**{**TINY_CLS, "dataset": str(data), "input_size": None}, out_dir=str(tmp_path / "out"))
+def test_fit_classification_writes_checkpoints_and_metrics(cls_run):
+    cfg, res = cls_run
+    assert res.global_step == 2  # 16 items / batch 8, one epoch
+    assert res.best_checkpoint.is_file() and res.last_checkpoint.name == "last.ckpt"
+    rows = list(csv.DictReader(open(res.metrics_csv)))
+    assert any(r.get("val_loss") for r in rows) and any(r.get("train_loss_step") for r in rows)
+    assert 0.0 <= res.metrics["val_acc"] <= 1.0
+    # the trained equivariant classifier is invariant under real cube rotations
+    x = torch.rand(3, 1, 8, 8, 8)
+    with torch.no_grad():
+        ref = res.model(x)
+        for g in cube_rotations()[1:5]:
+            assert torch.allclose(res.model(g.apply(x)), ref, atol=1e-4)
+    # a checkpoint rebuilds the same model
+    model, hp = load_checkpoint(res.last_checkpoint)
+    assert hp["config"]["input_size"] == 8
+    res.module.load_state_dict(torch.load(res.last_checkpoint, weights_only=False)["state_dict"])
+    with torch.no_grad():
+        assert torch.allclose(model(x), res.module.model.eval()(x), atol=1e-6)
+
+
+def test_resume_continues_global_step(cls_run, tmp_path):
+    cfg, res = cls_run
+    cfg2 = cfg.merged({"epochs": 2, "resume": str(res.last_checkpoint), "out_dir": str(tmp_path)})
+    res2 = fit(cfg2)
+    assert res2.global_step == 2 * res.global_step
+    assert res2.trainer.current_epoch == 2
+    with pytest.raises(FileNotFoundError, match="resume"):
+        fit(cfg.merged({"resume": str(tmp_path / "missing.ckpt")}))
+
+
+def test_fit_segmentation_end_to_end_and_rotation_eval(tmp_path):
+    from equivox.evaluation import evaluate_segmentation, rotation_set
+    from equivox.training import bundled_volume, center_crop
+
+    cfg = TrainConfig(**TINY_SEG, out_dir=str(tmp_path))
     res = fit(cfg)
-    last = res.last_checkpoint
-    good, names = last.read_bytes(), sorted(p.name for p in last.parent.iterdir())
-    real_save = torch.save
-
-    def half_then_fail(obj, f, *args, **kwargs):  # a full disk (or a kill) halfway through writing epoch 2
-        if isinstance(obj, dict) and obj.get("epoch") == 1:
-            buf = io.BytesIO()
-            real_save(obj, buf, *args, **kwargs)
-            f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
-            raise OSError(28, "No space left on device")
-        return real_save(obj, f, *args, **kwargs)
-
-    monkeypatch.setattr(torch, "save", half_then_fail)
-    with pytest.raises(OSError, match="No space left"):
-        fit(cfg.merged({"epochs": 2, "resume": str(last)}))
-    monkeypatch.setattr(torch, "save", real_save)
-    assert last.read_bytes() == good  # the previous checkpoint is untouched ...
-    assert sorted(p.name for p in last.parent.iterdir()) == names  # ... and no partial file is left
-    model, hp = load_checkpoint(last)
-    res2 = fit(cfg.merged({"epochs": 2, "resume": str(last)}))  # ... and training resumes from it
-    assert res2.global_step == 2 * res.global_step and res2.trainer.current_epoch == 2
+    assert res.global_step == 2 and "val_dice" in res.metrics
+    img, lab, names = bundled_volume("chest_ct", 4)
+    data = [{"image": center_crop(img, (16,) * 3), "label": center_crop(lab, (16,) * 3)}]
+    rep = evaluate_segmentation(res.model, data, rotation_set("grid", "octa")[:6], num_classes=6, progress=False,
+                                check_equivariance=True)
+    s = rep.summary()
+    assert s["std_grid"] < 1e-6  # exactly equivariant: the same Dice under every grid rotation ...
+    # ... and not because the prediction is constant: the logits vary over the volume, and the measured
+    # equivariance error is tiny
+    with torch.no_grad():
+        logits = res.model(data[0]["image"][None])
+    assert float(logits.std(dim=(2, 3, 4)).max()) > 1e-3 * float(logits.abs().max())
+    assert rep.equivariance_error is not None and rep.equivariance_error < 1e-4
 
 
-def test_killed_during_a_checkpoint_save_leaves_the_previous_file(tmp_path, monkeypatch, fork_child):
-    import signal
+def test_fit_with_a_directly_built_class_swap_model_loads_back(tmp_path):
+    """``fit(cfg, model=EquivariantUNet(..., class_swaps=[(1, 2)]))``: the checkpoint rebuilds the same network."""
+    from equivox.nets import EquivariantUNet
 
-    from equivox.training.fit import atomic_checkpoint_io
-
-    target = tmp_path / "last.ckpt"
-    torch.save({"epoch": 0, "w": torch.zeros(10)}, target)
-    good = target.read_bytes()
-    real = torch.save
-
-    def save_and_die(obj, f, *args, **kwargs):  # the process is killed with the new checkpoint half written
-        buf = io.BytesIO()
-        real(obj, buf)
-        f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
-        f.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    def child():
-        torch.save = save_and_die
-        atomic_checkpoint_io().save_checkpoint({"epoch": 1, "w": torch.ones(100_000)}, str(target))
-
-    _, status = os.waitpid(fork_child(child), 0)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-    assert target.read_bytes() == good
-    assert torch.load(target, weights_only=True)["epoch"] == 0
-    # the interrupted write left at most its hidden temporary file, never a partial last.ckpt
-    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["last.ckpt"]
-
-
-def test_unwritable_output_folder_is_reported_before_training(tmp_path, capsys):
-    from equivox import cli
-
-    (tmp_path / "afile").write_text("x")
-    bad = tmp_path / "afile" / "out"
-    t0 = time.time()
-    assert cli.main(["train", "--dataset", "/no/such/data.npz", "--out", str(bad), "--no-progress"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("equivox: error: output folder") and str(bad) in err[0], err
-    assert time.time() - t0 < 10
-    with pytest.raises(OSError, match="output folder .* is not writable"):
-        fit(TrainConfig(**TINY_CLS, out_dir=str(bad)))
-
-
-def test_evaluate_split_for_segmentation_is_a_clear_error(tmp_path, capsys):
-    from equivox import cli
-    from equivox.training import build_model
-
-    cfg = TrainConfig(task="segment", dataset="chest_ct", channels=(2, 2), strides=(2,), convs_per_level=1)
-    model = build_model(cfg, 1, 6)
-    ckpt = tmp_path / "seg.ckpt"
-    torch.save({"hyper_parameters": {"model_spec": model.equivox_spec, "config": cfg.to_dict(), "num_classes": 6},
-                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, ckpt)
-    assert cli.main(["evaluate", str(ckpt), "--split", "test", "--out", str(tmp_path / "ev")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "--split test" in err and "validation split" in err
-
-
-def test_monai_unet_arch_trains_and_evaluates_from_the_cli(tmp_path, capsys):
-    out = tmp_path / "run"
-    args = ["train", "--task", "segment", "--dataset", "chest_ct", "--downsample", "4", "--patch-size", "8",
-            "--patches-per-epoch", "4", "--val-crop", "16", "--channels", "2,2", "--strides", "2", "--epochs", "1",
-            "--batch-size", "2", "--arch", "monai_unet", "--out", str(out), "--no-progress"]
-    assert cli.main(args) == 0
-    ckpt = out / "checkpoints" / "last.ckpt"
-    assert ckpt.is_file()
-    ev = tmp_path / "eval"
-    assert cli.main(["evaluate", str(ckpt), "--n-random", "1", "--out", str(ev), "--no-progress"]) == 0
-    text = capsys.readouterr().out
-    assert "UNet" in text or "dice" in text
-    assert any(ev.glob("*.json"))
-
-
-# ----------------------------------------------------------------------------------------- re-runs, failures, any model
-class _Boom(nn.Module):
-    """Fails in its first forward pass (a failure during training)."""
-
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(1, 2)
-
-    def forward(self, x):
-        raise RuntimeError("boom")
-
-
-def _tree(folder: Path):
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
-
-
-def _npz_cfg(tmp_path: Path, out: Path, **kw) -> TrainConfig:
-    data = tmp_path / "d.npz"
-    if not data.is_file():
-        rng = np.random.default_rng(0)
-        _npz(data, images=rng.random((12, 8, 8, 8)).astype(np.float32), labels=np.arange(12) % 2)
-    return TrainConfig(**{**TINY_CLS, "dataset": str(data), "input_size": None, "extra": {"model_summary": False},
-                          **kw}, out_dir=str(out))
-
-
-def test_a_failed_run_leaves_nothing_behind_and_puts_an_earlier_run_back(tmp_path):
-    new = tmp_path / "new" / "a" / "run"
-    with pytest.raises(RuntimeError, match="boom"):
-        fit(_npz_cfg(tmp_path, new), model=_Boom())
-    assert not (tmp_path / "new").exists()  # no logs/version_0/hparams.yaml, no empty folders
-    run = tmp_path / "run"
-    fit(_npz_cfg(tmp_path, run))
-    before = _tree(run)
-    with pytest.raises(RuntimeError, match="boom"):
-        fit(_npz_cfg(tmp_path, run, overwrite=True), model=_Boom())
-    assert _tree(run) == before  # the replacing run failed before its first checkpoint: the earlier run is back
-
-
-def test_a_python_rerun_replaces_the_earlier_run_and_last_ckpt_is_the_newest(tmp_path, recwarn):
-    run = tmp_path / "run"
-    fit(_npz_cfg(tmp_path, run))
-    with pytest.warns(UserWarning, match="holds an earlier run"):
-        res = fit(_npz_cfg(tmp_path, run, seed=1))
-    assert res.last_checkpoint == run / "checkpoints" / "last.ckpt"
-    assert torch.load(res.last_checkpoint, weights_only=False)["hyper_parameters"]["config"]["seed"] == 1
-    assert len(list((run / "checkpoints").iterdir())) == 2 and [p.name for p in (run / "logs").iterdir()] == [
-        "version_0"]
-    recwarn.clear()
-    fit(_npz_cfg(tmp_path, run, seed=2, overwrite=True))  # deliberate: no warning
-    assert not [w for w in recwarn if "earlier run" in str(w.message)]
-    with pytest.raises(ValueError, match="overwrite and resume"):
-        _npz_cfg(tmp_path, run, overwrite=True, resume=str(res.last_checkpoint))
+    imgs, labs = tmp_path / "img", tmp_path / "lab"
+    imgs.mkdir(), labs.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        lab = np.zeros((8, 8, 8), np.uint8)
+        lab[1:4, 2:6, 2:6], lab[5:8, 2:6, 2:6] = 1, 2
+        nib.save(nib.Nifti1Image(lab * 100.0 + rng.normal(0, 5, lab.shape).astype(np.float32), np.eye(4)),
+                 str(imgs / f"c{i}.nii.gz"))
+        nib.save(nib.Nifti1Image(lab, np.eye(4)), str(labs / f"c{i}.nii.gz"))
+    torch.manual_seed(0)
+    net = EquivariantUNet(3, 1, 3, channels=(1, 1), strides=(2,), group="full_octa", convs_per_level=1,
+                          class_swaps=[(1, 2)])
+    cfg = TrainConfig(task="segment", image_dir=str(imgs), label_dir=str(labs), num_classes=3, patch_size=8,
+                      patches_per_epoch=2, val_crop=8, epochs=1, batch_size=1, progress=False, group="full_octa",
+                      out_dir=str(tmp_path / "run"))
+    res = fit(cfg, model=net)
+    model, hp = load_checkpoint(res.last_checkpoint)
+    assert hp["model_spec"]["kwargs"]["class_swaps"] == [[1, 2]]
+    x = torch.randn(1, 1, 8, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(model(x), res.model.eval()(x), atol=1e-5)
+    assert model.class_permutation is not None and list(model.class_permutation) == [0, 2, 1]
 
 
 def _plain_classifier():
@@ -195,8 +128,8 @@ def _pooled_equivariant():  # the benchmark's wrapper around a directly built eq
 
 
 @pytest.mark.parametrize("make", [_plain_classifier, _pooled_equivariant], ids=["sequential", "pooled_input"])
-def test_evaluate_loads_a_checkpoint_written_by_fit_with_any_model(make, tmp_path, capsys):
-    res = fit(_npz_cfg(tmp_path, tmp_path / "run"), model=make())
+def test_evaluate_loads_a_checkpoint_written_by_fit_with_any_model(make, tmp_path, capsys, npz_config):
+    res = fit(npz_config(tmp_path, tmp_path / "run"), model=make())
     model, hp = load_checkpoint(res.last_checkpoint)
     assert hp["model_spec"]["cls"] == "pickled" and type(model) is type(res.model)
     x = torch.rand(2, 1, 8, 8, 8)
@@ -211,15 +144,15 @@ def test_evaluate_loads_a_checkpoint_written_by_fit_with_any_model(make, tmp_pat
                      str(tmp_path / "chk")]) == 0
 
 
-def test_fit_writes_a_learning_curve_unless_plots_are_off(tmp_path, monkeypatch):
+def test_fit_writes_a_learning_curve_unless_plots_are_off(tmp_path, monkeypatch, write_npz, tiny_classify):
     from equivox.evaluation import plots
 
     figs = []
     real = plots._save
     monkeypatch.setattr(plots, "_save", lambda fig, path, rect=None: (figs.append(fig), real(fig, path, rect))[1])
     rng = np.random.default_rng(0)
-    data = _npz(tmp_path / "d.npz", images=rng.random((12, 8, 8, 8)).astype(np.float32), labels=np.arange(12) % 2)
-    cfg = TrainConfig(**{**TINY_CLS, "dataset": str(data), "input_size": None, "epochs": 2},
+    data = write_npz(tmp_path / "d.npz", images=rng.random((12, 8, 8, 8)).astype(np.float32), labels=np.arange(12) % 2)
+    cfg = TrainConfig(**{**tiny_classify, "dataset": str(data), "input_size": None, "epochs": 2},
                       out_dir=str(tmp_path / "out"))
     res = fit(cfg)
     png = res.out_dir / "learning_curve.png"
@@ -233,34 +166,3 @@ def test_fit_writes_a_learning_curve_unless_plots_are_off(tmp_path, monkeypatch)
     off = fit(cfg.merged({"plots": False, "out_dir": str(tmp_path / "off")}))
     assert not (off.out_dir / "learning_curve.png").exists() and len(figs) == 1
     assert cli.train_config_from_args(cli.build_parser().parse_args(["train", "--no-plots"])).plots is False
-
-
-def test_piped_output_gets_a_line_per_epoch_not_progress_bars(monkeypatch, tmp_path):
-    """Progress bars only in a terminal: with stderr piped (logs, CI) the trainer prints one line per epoch."""
-    import sys
-
-    from equivox.training.config import TrainConfig
-    from equivox.training.fit import make_trainer
-
-    cfg = TrainConfig(task="classify", dataset="furniture", progress=True, epochs=1)
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
-    trainer, _ = make_trainer(cfg, tmp_path, "val_loss", "min")
-    names = [type(c).__name__ for c in trainer.callbacks]
-    assert "EpochLines" in names and "TQDMProgressBar" not in names
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    trainer, _ = make_trainer(cfg, tmp_path, "val_loss", "min")
-    names = [type(c).__name__ for c in trainer.callbacks]
-    assert "TQDMProgressBar" in names and "EpochLines" not in names
-
-
-def test_last_checkpoint_is_the_last_epoch_even_without_a_new_best(tmp_path):
-    # lr so small that validation loss never improves after epoch 1: best stays at epoch 0, last must move on
-    rng = np.random.default_rng(0)
-    data = _npz(tmp_path / "d.npz", images=rng.random((12, 8, 8, 8)).astype(np.float32), labels=np.arange(12) % 2)
-    cfg = TrainConfig(**{**TINY_CLS, "dataset": str(data), "input_size": None, "epochs": 3, "lr": 1e-12,
-                         "plots": False}, out_dir=str(tmp_path / "out"))
-    res = fit(cfg)
-    last = torch.load(res.last_checkpoint, map_location="cpu", weights_only=False)
-    assert res.last_checkpoint.name == "last.ckpt" and last["global_step"] == res.global_step == 9
-    again = fit(cfg.merged({"epochs": 4, "resume": str(res.last_checkpoint)}))
-    assert again.global_step == 12 and len(again.curve) == 4

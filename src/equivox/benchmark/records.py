@@ -50,9 +50,14 @@ def split_worst(matrix) -> np.ndarray:
     Returns:
         ``(N,)`` float64; with one item, its own worst rotation (no other half to choose on).
 
-    Example:
-        >>> split_worst([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]).tolist()   # noise: no rotation is worse
-        [1.0, 0.0, 1.0, 0.0]
+    Example: rotation scores that are pure noise (no rotation is worse for every item). The minimum of the rotation
+    means is 0.5; here the even items' worst rotation (1) is the odd items' best and the other way round, so every
+    item is scored 1.0:
+
+        >>> split_worst([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]).tolist()
+        [1.0, 1.0, 1.0, 1.0]
+        >>> split_worst([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]).tolist()  # rotation 1 worse for all
+        [0.0, 0.0, 0.0, 0.0]
     """
     m = np.asarray(matrix, dtype=np.float64)
     n = m.shape[0]
@@ -79,7 +84,10 @@ def scores_from_items(per_item: Dict[str, list]) -> Dict[str, Any]:
     Example:
         >>> s = scores_from_items({"identity": [1, 0], "grid:a": [1, 0], "grid:b": [0, 0], "so3:0": [1, None]})
         >>> s["upright"], s["mean_grid"], s["worst_grid"], s["worst_grid_split"], s["mean_so3"]
-        (0.5, 0.25, 0.0, 0.0, 1.0)
+        (0.5, 0.25, 0.0, 0.5, 1.0)
+
+    (``worst_grid_split``: item 0 is scored at item 1's worst rotation, ``a`` (a tie, the first), item 1 at item 0's,
+    ``b``.)
     """
     means = {name: float(np.nanmean(np.asarray(v, dtype=np.float64))) for name, v in per_item.items()
              if any(x is not None for x in v)}

@@ -118,14 +118,22 @@ def get_group(group) -> Group:
 def group_of_field_type(field_type) -> Group:
     """The registered (already built) :class:`Group` whose gspace an escnn ``FieldType`` lives on.
 
-    Groups that share an escnn group and differ only in their axis ``frame`` (``c4_axial`` and ``c4_axial_d``) cannot
-    be told apart from a field type: the unpermuted one is returned (among groups on one escnn group, one whose hidden
-    field the type uses); pass a :class:`~equivox.nn.FieldSpec` instead.
+    Every built group has its own gspace object, so the group is found exactly: the one whose gspace *is* the field
+    type's (``so3_irreps`` and ``so3_irreps(filter_lmax=3)`` share their escnn group and their field names, but not
+    their gspace), whichever was built first. Only a field type on a gspace no built group owns (an equal one built
+    elsewhere) falls back to the escnn group: among the groups on it, the unpermuted one whose hidden field the type
+    uses, a registered name before one with options (``so3_irreps`` before ``so3_irreps(filter_lmax=3)``), whatever
+    the order they were built in; pass a :class:`~equivox.nn.FieldSpec` to choose.
     """
-    matches = [g for g in registry._INSTANCES.values() if g.gspace.fibergroup == field_type.gspace.fibergroup]
+    built = list(registry._INSTANCES.values())
+    exact = [g for g in built if g.gspace is field_type.gspace]
+    if len(exact) == 1:
+        return exact[0]
+    matches = exact or [g for g in built if g.gspace.fibergroup == field_type.gspace.fibergroup]
     if matches:  # groups on one escnn group (so3, so3_irreps with options): the one whose hidden field is used
         names = {r.name for r in field_type.representations}
-        return min(matches, key=lambda g: (g.spec.frame != (0, 1, 2), g.hidden_repr.name not in names))
+        return min(matches, key=lambda g: (g.spec.frame != (0, 1, 2), g.hidden_repr.name not in names,
+                                           "(" in g.name, g.name))
     raise TypeError(
         f"field type on {field_type.gspace} does not belong to an equivox group; build its gspace with "
         f"equivox.groups.get_group(name).gspace"

@@ -18,3 +18,11 @@ def test_user_errors(tmp_path, capsys):
     assert cli.main(["check-equivariance", "--group", "trivial", "--channels", "1,1", "--size", "7", "--out",
                      str(tmp_path)]) == 2
     assert "--size 7 must be a positive multiple of the model's size_multiple (2)" in capsys.readouterr().err
+
+
+def test_check_equivariance_help_is_true(capsys):
+    assert cli.main(["check-equivariance", "--help"]) == 0
+    assert "15-60" not in capsys.readouterr().out
+    import inspect
+
+    assert "15-60" not in inspect.getsource(cli.check_equivariance)

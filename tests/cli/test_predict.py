@@ -1,4 +1,4 @@
-"""equivox.cli.predict: options and user errors (the runs are in tests/test_predict.py)."""
+"""equivox.cli.predict: options and user errors (the runs are in tests/test_prediction.py)."""
 from __future__ import annotations
 
 from equivox import cli
