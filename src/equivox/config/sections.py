@@ -151,6 +151,11 @@ class TrainerConfig:
     ``learning_curve.png`` into ``out_dir`` at the end of a run. ``extra``: engine details (only ``model_summary``;
     model options go in ``model``).
 
+    ``compile``: the training steps call the model through ``torch.compile`` (backend
+    :data:`equivox.training.modules.COMPILE_BACKEND`, ``"inductor"``; graph breaks fall back to eager, none occur in
+    the equivox networks); the model, its state dict and checkpoints are the same as without it, and validation,
+    evaluation and prediction run eagerly.
+
     ``overwrite``: start afresh in an ``out_dir`` that already holds a run: its ``checkpoints/*.ckpt`` and
     ``logs/version_*`` are replaced by the new run's (other files stay; a run that fails before its first checkpoint
     puts them back). ``False`` (default): ``equivox train`` / ``equivox canonicalize`` refuse such a folder with one
@@ -186,6 +191,9 @@ class TrainerConfig:
     plots: bool = option(True, "write learning_curve.png (training loss and validation score per epoch) into the "
                                "output folder")
     deterministic: bool = option(False, "use deterministic algorithms only (Lightning's deterministic=True)")
+    compile: bool = option(False, "compile the model for the training steps with torch.compile (inductor: fewer, "
+                                  "fused kernels on a GPU after a one-off compilation of a minute or more; on the CPU "
+                                  "it needs a C++ compiler); validation stays eager")
     extra: Dict[str, Any] = option(help="engine details, value as YAML (repeatable): model_summary=false hides "
                                         "Lightning's model summary", default_factory=dict, metavar="KEY=VALUE",
                                    default_help="none")

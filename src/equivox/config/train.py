@@ -171,7 +171,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a positive integer or None, got {v!r}")
         if self.max_epochs is not None and self.max_epochs < self.epochs:
             raise ConfigError(f"max_epochs must be >= epochs ({self.epochs}), got {self.max_epochs}")
-        for name in ("overwrite", "plots", "until_plateau"):
+        for name in ("overwrite", "plots", "until_plateau", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.overwrite and self.resume is not None:

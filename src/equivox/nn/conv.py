@@ -146,6 +146,88 @@ def _fingerprint(basis: torch.Tensor) -> torch.Tensor:
     return basis.reshape(basis.shape[0], -1).double() @ probes if basis.shape[0] else torch.zeros(0, 4)
 
 
+#: the largest filter block (entries) expanded by ``torch.take`` with a full-size index (an int64 per filter entry,
+#: shared by the layers of the same shape); larger blocks gather columns with ``index_select`` (an index
+#: ``n_out`` times smaller, two views more per step)
+TAKE_MAX_ENTRIES = 1 << 22
+
+
+def _expansion(data: Dict[str, object], n_in: int, n_out: int, kernel_size: int
+               ) -> Tuple[str, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """``(layout, matrix, column, index)`` of a layer with ``n_out`` x ``n_in`` fields of this pair, memoized in the
+    pair's data (layers of the same shape share the tensors).
+
+    The layer's filter block ``(n_out, o, n_in, i, S)`` (output field, its channel, input field, its channel, tap) is
+    ``F[x, o, y, i, s] = sum_b w[x, y, b] basis[b, o, i, s]``; ``f = bmm(w, matrix)`` (``(n_out, n_in, n_cols)``)
+    gives it, by the layout (:func:`_layout`):
+
+    * ``"direct"``: ``f`` already holds ``F`` in memory order (a view); ``matrix`` is the full basis
+      ``(n_b, o * i * S)`` (decompressed: the very numbers the gathers read);
+    * ``"take"`` / ``"select"``: one gather of ``f`` by ``index`` (:func:`_gather_index`); ``matrix`` is the
+      orbit-compressed basis (``column``: the column of each entry ``(o, i, s)`` of the full basis,
+      ``basis[b, o, i, s] = matrix[b, column(o, i, s)]``) or, when the basis does not compress, the full one
+      (``column`` None).
+
+    Each is a pure reordering of the one product: every filter entry is the same sum of the same terms.
+    """
+    basis = data["basis"]
+    o, i = basis.shape[1], basis.shape[2]
+    memo = data.setdefault("expansions", {})
+    layout = _layout(o, i, kernel_size, n_in, n_out)
+    key = (layout, n_in, n_out, kernel_size)
+    hit = memo.get(key)
+    if hit is None:
+        compressed = data["compressed"]
+        values, column = compressed if compressed is not None else (basis.reshape(basis.shape[0], -1), None)
+        if layout == "direct":  # one decompressed basis for every direct layer of the pair
+            if "direct" not in memo:
+                memo["direct"] = values if column is None else values.index_select(1, column).contiguous()
+            hit = (layout, memo["direct"], None, None)
+        else:
+            hit = (layout, values, column,
+                   _gather_index(layout, column, values.shape[1], o, i, kernel_size, n_in, n_out))
+        memo[key] = hit
+    return hit
+
+
+def _layout(o: int, i: int, kernel_size: int, n_in: int, n_out: int) -> str:
+    """``"direct"`` when ``n_in == 1`` or ``o == 1`` (the product's rows ``(x, y)`` and columns ``(o, i, s)`` are
+    the filter's memory order), else ``"take"`` (``torch.take`` with an index of the block's shape), or
+    ``"select"`` for a block of more than :data:`TAKE_MAX_ENTRIES` entries (``index_select`` along the columns with
+    an index ``n_out`` times smaller, then a view)."""
+    if n_in == 1 or o == 1:
+        return "direct"
+    return "take" if n_out * o * n_in * i * kernel_size ** 3 <= TAKE_MAX_ENTRIES else "select"
+
+
+def _gather_index(layout: str, column: Optional[torch.Tensor], n_cols: int, o: int, i: int, kernel_size: int,
+                  n_in: int, n_out: int) -> torch.Tensor:
+    """The gather index of a ``"take"`` / ``"select"`` layout over ``f = bmm(w, matrix)`` (``n_cols`` columns;
+    ``column`` None: the identity).
+
+    ``"select"``: ``index[(o, y, i, s)] = y * n_cols + column(o, i, s)``, so that
+    ``f.view(n_out, n_in * n_cols).index_select(1, index)`` is the block ``(n_out, o, n_in, i, S)``;
+    ``"take"``: ``index[x, o, y, i, s] = x * n_in * n_cols + y * n_cols + column(o, i, s)`` shaped as the block
+    ``(n_out * o, n_in * i, k, k, k)`` (``torch.take(f, index)`` is the block)."""
+    taps = kernel_size ** 3
+    if column is None:
+        column = torch.arange(o * i * taps)
+    select = (torch.arange(n_in, device=column.device).reshape(1, n_in, 1, 1) * n_cols
+              + column.reshape(o, 1, i, taps)).reshape(-1)
+    if layout == "select":
+        return select.contiguous()
+    per_out = n_in * n_cols
+    return (torch.arange(n_out, device=column.device).reshape(n_out, 1) * per_out + select.reshape(1, -1)
+            ).reshape(n_out * o, n_in * i, kernel_size, kernel_size, kernel_size)
+
+
+def _take_allowed(f: torch.Tensor) -> bool:
+    """Whether the filter may be gathered by ``torch.take``: its backward (``put_`` with accumulation) has no
+    deterministic kernel off the CPU, so with deterministic algorithms on (``deterministic: true``) a GPU gathers
+    the same entries with ``index_select`` instead (deterministic backward, same forward values)."""
+    return f.device.type == "cpu" or not torch.are_deterministic_algorithms_enabled()
+
+
 def _same_indices(reprs: Tuple[str, ...], sizes: Dict[str, int], name: str) -> torch.Tensor:
     idx, pos = [], 0
     for r in reprs:
@@ -193,8 +275,9 @@ class EquivariantConv3d(EquivariantModule):
         sizes = {**{n: r.size for n, r in in_reps.items()}, **{n: r.size for n, r in out_reps.items()}}
         self._pairs: List[Tuple[str, str]] = []
         self._pair_sizes: List[Tuple[int, int]] = []  # (output field size, input field size) per pair
+        self._layouts: List[str] = []  # "direct", "take" or "select" per pair (_expansion)
         fan_in = self.in_channels * self.kernel_size ** 3
-        for i, (in_name, out_name) in enumerate(sorted((a, b) for a in in_reps for b in out_reps)):
+        for in_name, out_name in sorted((a, b) for a in in_reps for b in out_reps):
             tensors = _pair_data(self.in_spec.group, in_reps[in_name], out_reps[out_name], self.kernel_size)
             basis = tensors["basis"]
             if basis.shape[0] == 0:
@@ -203,14 +286,14 @@ class EquivariantConv3d(EquivariantModule):
             self._pairs.append((in_name, out_name))
             n_in = self.in_spec.reprs.count(in_name)
             n_out = self.out_spec.reprs.count(out_name)
-            compressed = tensors["compressed"]
-            if compressed is None:
-                self.register_buffer(f"basis_{k}", basis.reshape(basis.shape[0], -1), persistent=False)
-                self.register_buffer(f"gather_{k}", None, persistent=False)
-            else:
-                self.register_buffer(f"basis_{k}", compressed[0], persistent=False)
-                self.register_buffer(f"gather_{k}", compressed[1], persistent=False)
             self._pair_sizes.append((basis.shape[1], basis.shape[2]))
+            # how the filter is expanded (_expansion): the matrix the weights multiply, the gather index and the
+            # orbit column of each basis entry it is made from (kept: pickles carry it instead of the index)
+            layout, matrix, column, index = _expansion(tensors, n_in, n_out, self.kernel_size)
+            self._layouts.append(layout)
+            self.register_buffer(f"basis_{k}", matrix, persistent=False)
+            self.register_buffer(f"column_{k}", column, persistent=False)
+            self.register_buffer(f"index_{k}", index, persistent=False)
             self.register_buffer(f"basis_fingerprint_{k}", tensors["fingerprint"].clone())
             self.register_buffer(f"in_index_{k}", _same_indices(self.in_spec.reprs, sizes, in_name), persistent=False)
             self.register_buffer(f"out_index_{k}", _same_indices(self.out_spec.reprs, sizes, out_name),
@@ -234,35 +317,113 @@ class EquivariantConv3d(EquivariantModule):
                 self.register_buffer("bias_expansion", expansion, persistent=False)
                 self.bias = nn.Parameter(torch.zeros(expansion.shape[1]))
         self._single = len(self._pairs) == 1 and len(in_reps) == 1 and len(out_reps) == 1
+        self._derive()
         self._register_load_state_dict_pre_hook(self._remap_on_load, with_module=False)
+
+    def _derive(self) -> None:
+        """The plain attributes read by the filter expansion, derived from the parameters and buffers."""
+        # scalar (trivial) output fields: the bias expansion is the identity and the bias is used as it is (exact:
+        # the product with an identity matrix only adds exact zeros)
+        self._bias_identity = self.bias is not None and torch.equal(
+            self.bias_expansion,
+            torch.eye(self.out_channels, dtype=self.bias_expansion.dtype, device=self.bias_expansion.device))
+        self._filter_shape = (self.out_channels, self.in_channels) + (self.kernel_size,) * 3
+        # per pair: (output fields, columns of the product per output field, filter block shape)
+        self._pair_views: List[Tuple[int, int, Tuple[int, ...]]] = []
+        for k, (o, i) in enumerate(self._pair_sizes):
+            n_out, n_in, _ = getattr(self, f"weight_{k}").shape
+            n_cols = getattr(self, f"basis_{k}").shape[1]
+            self._pair_views.append((n_out, n_in * n_cols, (n_out * o, n_in * i) + (self.kernel_size,) * 3))
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        """Pickled (and deep-copied) without the gather indices (as large as the filter for ``"take"``): they are
+        rebuilt from the basis columns on unpickling, so a pickled architecture (the checkpoints of wrapped models)
+        weighs what the bases do."""
+        state = self.__dict__.copy()
+        state["_buffers"] = {name: (None if name.startswith("index_") else t) for name, t in self._buffers.items()}
+        state["_indices_dropped"] = True
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_layouts" not in self.__dict__:  # pickled before the one-product expansion
+            self._upgrade_pickle()
+        elif self.__dict__.pop("_indices_dropped", False):
+            self._rebuild_indices()
+
+    def _rebuild_indices(self) -> None:
+        for k, layout in enumerate(self._layouts):
+            if layout != "direct":
+                n_out, n_in, _ = getattr(self, f"weight_{k}").shape
+                o, i = self._pair_sizes[k]
+                basis = self._buffers[f"basis_{k}"]
+                column = self._buffers[f"column_{k}"]
+                index = _gather_index(layout, column, basis.shape[1], o, i, self.kernel_size, n_in, n_out)
+                self._buffers[f"index_{k}"] = index.to(basis.device)
+
+    def _upgrade_pickle(self) -> None:
+        """A layer pickled before the one-product expansion (buffers ``basis_k``: the orbit-compressed or full basis,
+        ``gather_k``: the orbit columns or None): its layouts, matrices and indices from its own basis buffers (the
+        same numbers; no escnn call)."""
+        self._layouts = []
+        for k, (o, i) in enumerate(self._pair_sizes):
+            n_out, n_in, _ = getattr(self, f"weight_{k}").shape
+            column = self._buffers.pop(f"gather_{k}", None)
+            self._non_persistent_buffers_set.discard(f"gather_{k}")
+            layout = _layout(o, i, self.kernel_size, n_in, n_out)
+            self._layouts.append(layout)
+            if layout == "direct" and column is not None:
+                self._buffers[f"basis_{k}"] = self._buffers[f"basis_{k}"].index_select(1, column).contiguous()
+                column = None
+            self._buffers[f"column_{k}"] = column
+            self._buffers[f"index_{k}"] = None
+            self._non_persistent_buffers_set.update((f"column_{k}", f"index_{k}"))
+        self._rebuild_indices()
+        self._derive()
 
     # ------------------------------------------------------------------ filter
     def expand_parameters(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Return ``(filter (out, in, k, k, k), bias (out,) or None)`` from the current weights."""
-        k3 = self.kernel_size ** 3
-        blocks = []
-        for k in range(len(self._pairs)):
-            w = getattr(self, f"weight_{k}")  # (n_out, n_in, n_b)
-            b = getattr(self, f"basis_{k}")  # (n_b, o * i * S), or (n_b, n_orbits) with gather (o * i * S,)
-            gather = getattr(self, f"gather_{k}")
-            n_out, n_in, n_b = w.shape
-            o, i = self._pair_sizes[k]
-            f = w.reshape(n_out * n_in, n_b) @ b
-            if gather is not None:
-                f = f.index_select(1, gather)
-            f = f.reshape(n_out, n_in, o, i, k3)
-            blocks.append(f.permute(0, 2, 1, 3, 4).reshape(n_out * o, n_in * i, k3))
+        """Return ``(filter (out, in, k, k, k), bias (out,) or None)`` from the current weights.
+
+        Per representation pair one batched matrix product of the weights with a precomputed basis matrix, which is
+        the filter block itself (a view) or becomes it by one gather (see ``_expansion``): no permute/reshape chain
+        and no copy besides the gather.
+        """
         if self._single:
-            filt = blocks[0]
+            filt = self._pair_block(0)
         else:
-            filt = blocks[0].new_zeros(self.out_channels, self.in_channels, k3)
-            for k, f in enumerate(blocks):
+            filt = None
+            for k in range(len(self._pairs)):
+                f = self._pair_block(k)
+                if filt is None:
+                    filt = f.new_zeros(self.out_channels, self.in_channels, self.kernel_size ** 3)
                 oi = getattr(self, f"out_index_{k}")
                 ii = getattr(self, f"in_index_{k}")
-                filt = filt.index_put((oi[:, None], ii[None, :]), f, accumulate=True)
-        filt = filt.reshape(self.out_channels, self.in_channels, *(self.kernel_size,) * 3)
-        bias = self.bias_expansion @ self.bias if self.bias is not None else None
+                filt = filt.index_put((oi[:, None], ii[None, :]), f.view(oi.numel(), ii.numel(), -1),
+                                      accumulate=True)
+            filt = filt.view(self._filter_shape)
+        bias = self.bias
+        if bias is not None and not self._bias_identity:
+            bias = torch.mv(self.bias_expansion, bias)
         return filt, bias
+
+    def _pair_block(self, k: int) -> torch.Tensor:
+        """The filter block of pair ``k``, ``(n_out * o, n_in * i, k, k, k)``."""
+        n_out, per_out, block = self._pair_views[k]
+        basis = getattr(self, f"basis_{k}")
+        # batched over the output fields, the basis broadcast (a stride-0 view): the weights are used in their stored
+        # shape (n_out, n_in, n_b), without a view in forward or backward
+        f = torch.bmm(getattr(self, f"weight_{k}"), basis.expand(n_out, basis.shape[0], basis.shape[1]))
+        layout = self._layouts[k]
+        if layout == "direct":
+            return f.view(block)
+        index = getattr(self, f"index_{k}")
+        if layout == "take":
+            if _take_allowed(f):
+                return torch.take(f, index)
+            index = index.view(n_out, -1)[0]  # the first output field's entries: the "select" index
+        return f.view(n_out, per_out).index_select(1, index).view(block)
 
     def _filter(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         # Expanded afresh on every call, in every mode: a cache keyed on tensor versions would miss weight writes

@@ -140,18 +140,22 @@ class FieldNormAct(EquivariantModule):
             raise ValueError(f"expected {self.n_fields} fields x {self.field_size} channels = "
                              f"{self.n_fields * self.field_size} channels, got {c}")
         if self.whole_fields:
-            y = self.act(self.norm(x)).reshape(b, self.n_fields, self.field_size, d * h, w)
-            return self.dropout(y).reshape(b, c, d, h, w)
-        y = x.reshape(b, self.n_fields, self.field_size, d * h * w)
-        if self.A is not None:
-            y = torch.einsum("nk,bfks->bfns", self.A, y)
-        samples = y.shape[2]
-        # (B, F, samples * space) seen as a 3D volume: statistics are shared by a field's channels/samples
-        y = self.norm(y.reshape(b, self.n_fields, samples, d * h, w))
-        y = self.dropout(self.act(y)).reshape(b, self.n_fields, samples, d * h * w)
-        if self.A_inv is not None:
-            y = torch.einsum("kn,bfns->bfks", self.A_inv, y)
-        return y.reshape(b, c, d, h, w)
+            y = self.act(self.norm(x))
+            if isinstance(self.dropout, nn.Identity):
+                return y
+            return self.dropout(y.reshape(b, self.n_fields, self.field_size, d * h, w)).reshape(b, c, d, h, w)
+        if self.A is None:
+            # regular fields: (B, F, field_size * D, H, W) is a view of the input in which norm (statistics per
+            # field), activation and field dropout (channel F) act on whole fields; one view in, one view out
+            y = self.dropout(self.act(self.norm(_view(x, (b, self.n_fields, self.field_size * d, h, w)))))
+            return _view(y, (b, c, d, h, w))
+        # sampled fields: every field's coefficients to its grid samples (one batched product, the sampling matrix
+        # broadcast over batch and fields), norm / activation / dropout on (B, F, samples * D, H, W), and back
+        bf, samples = b * self.n_fields, self.A.shape[0]
+        y = torch.bmm(self.A.expand(bf, samples, self.field_size), _view(x, (bf, self.field_size, d * h * w)))
+        y = self.dropout(self.act(self.norm(y.view(b, self.n_fields, samples * d, h, w))))
+        y = torch.bmm(self.A_inv.expand(bf, self.field_size, samples), _view(y, (bf, samples, d * h * w)))
+        return y.view(b, c, d, h, w)
 
     def _export(self) -> nn.Module:
         if self.whole_fields:
@@ -200,6 +204,12 @@ class FieldNormAct(EquivariantModule):
 
     def extra_repr(self) -> str:
         return f"{self.group}: {self.n_fields} fields x {self.field_size}"
+
+
+def _view(x: torch.Tensor, shape: Tuple[int, ...]) -> torch.Tensor:
+    """``x.reshape(shape)`` as one ``view`` when ``x`` is contiguous (the usual case; ``reshape`` would dispatch a
+    ``view`` inside it)."""
+    return x.view(shape) if x.is_contiguous() else x.reshape(shape)
 
 
 def _per_channel_activation(act: nn.Module, n_fields: int, per_field: int) -> nn.Module:

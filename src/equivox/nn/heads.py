@@ -57,8 +57,8 @@ class GroupStatsHead(EquivariantModule):
         self.classes = nn.Conv3d(3 * n, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        stats = torch.cat([self.mean(x), self.pool(x), -self.pool(-x)], 1)
-        return self.classes(self.norm(stats))
+        high, low = self.pool.extremes(x)  # = pool(x), -pool(-x) (as the export computes them), bit for bit
+        return self.classes(self.norm(torch.cat([self.mean(x), high, low], 1)))
 
     def _export(self) -> nn.Module:
         return StatsHead(to_plain(self.mean), to_plain(self.pool), to_plain(self.norm), to_plain(self.classes))

@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+from typing import Tuple
+
 import torch
 from torch import nn
 
@@ -100,15 +102,31 @@ class InvariantPooling(EquivariantModule):
         self.out_spec = FieldSpec.scalar(g, self.out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, d, h, w = x.shape
-        y = x.reshape(b, self.n_fields, self.field_size, d, h, w)
         if self.mode == "group":
-            if self.A is not None:
-                y = torch.einsum("nk,bfkdhw->bfndhw", self.A, y)
-            return y.amax(dim=2)
-        y = torch.einsum("jk,bfkdhw->bfjdhw", self.Q_inv, y).pow(2)
-        y = torch.einsum("ij,bfjdhw->bfidhw", self.assign, y)
-        return (y + 1e-12).sqrt().reshape(b, self.out_channels, d, h, w)
+            return self._group_values(x).amax(dim=2)
+        b, c, d, h, w = x.shape
+        bf = b * self.n_fields
+        # batched products, the matrices broadcast over batch and fields
+        y = torch.bmm(self.Q_inv.expand(bf, *self.Q_inv.shape), x.reshape(bf, self.field_size, d * h * w)).pow(2)
+        y = torch.bmm(self.assign.expand(bf, *self.assign.shape), y)
+        return (y + 1e-12).sqrt().view(b, self.out_channels, d, h, w)
+
+    def extremes(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(max, min)`` over each field's channels (or grid samples): ``(self(x), -self(-x))`` of group pooling,
+        bit for bit (negation is exact), from one view of ``x`` (and one sampling)."""
+        if self.mode != "group":
+            raise ValueError("extremes() is group pooling's (mode='group')")
+        y = self._group_values(x)
+        return y.amax(dim=2), y.amin(dim=2)
+
+    def _group_values(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, F, field_size or samples, D, H, W)``: the values group pooling takes the maximum of."""
+        b, c, d, h, w = x.shape
+        if self.A is None:
+            return x.reshape(b, self.n_fields, self.field_size, d, h, w)
+        bf, samples = b * self.n_fields, self.A.shape[0]
+        y = torch.bmm(self.A.expand(bf, samples, self.field_size), x.reshape(bf, self.field_size, d * h * w))
+        return y.view(b, self.n_fields, samples, d, h, w)
 
     def _export(self) -> nn.Module:
         if self.mode == "group":

@@ -144,7 +144,7 @@ def _fit(cfg, out_dir, model, train_data, val_data, info, t0) -> FitResult:
         data_info["input_shape"] = _item_shape(val_data)  # what the model takes (the benchmark pools inside it)
     if cfg.task == "classify":
         module = ClassificationModule(model, info.num_classes, cfg.lr, cfg.weight_decay, spec, cfg.to_dict(),
-                                      data_info=data_info)
+                                      data_info=data_info, compile=cfg.compile)
         monitor, mode, val_bs = "val_loss", "min", max(cfg.batch_size, 32)
     else:
         inferer = None
@@ -153,7 +153,7 @@ def _fit(cfg, out_dir, model, train_data, val_data, info, t0) -> FitResult:
 
             inferer = SlidingWindowInferer(roi_size=(cfg.patch_size,) * 3, sw_batch_size=2, overlap=0.25)
         module = SegmentationModule(model, info.num_classes, cfg.lr, cfg.weight_decay, spec, cfg.to_dict(), inferer,
-                                    data_info=data_info)
+                                    data_info=data_info, compile=cfg.compile)
         monitor, mode, val_bs = "val_loss", "min", 1
     module._skeleton = skeleton
     aside = _set_earlier_run_aside(cfg, out_dir)  # only now: a bad dataset or model leaves it untouched

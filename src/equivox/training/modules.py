@@ -8,7 +8,10 @@ import torch
 from torch import nn
 
 __all__ = ["ClassificationModule", "SegmentationModule", "split_batch", "PICKLED_MODEL", "pickled_spec",
-           "model_skeleton", "model_from_skeleton"]
+           "model_skeleton", "model_from_skeleton", "COMPILE_BACKEND"]
+
+#: the ``torch.compile`` backend of training with ``compile=True`` (tests use a cheap one, e.g. ``"aot_eager"``)
+COMPILE_BACKEND = "inductor"
 
 # one home for the pickled-architecture helpers (equivox.models.specs); re-exported for old imports
 from ..models.specs import (PICKLED_MODEL, SKELETON_KEY, model_from_skeleton, model_skeleton,  # noqa: E402,F401
@@ -31,11 +34,15 @@ def split_batch(batch) -> Tuple[torch.Tensor, torch.Tensor]:
 class _Base(pl.LightningModule):
     def __init__(self, model: nn.Module, num_classes: int, lr: float, weight_decay: float,
                  model_spec: Optional[Dict[str, Any]], config: Optional[Dict[str, Any]],
-                 data_info: Optional[Dict[str, Any]] = None):
+                 data_info: Optional[Dict[str, Any]] = None, compile: bool = False):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.model = model
+        # compile=True: training steps call the model through torch.compile (built at the first step, on the model's
+        # device); held in a list, so the compiled wrapper is no submodule (state dict and checkpoints unchanged)
+        self.compile_training = bool(compile)
+        self._compiled_model: list = []
         self.num_classes = num_classes
         # modules contributing a loss of their own (a canonicalizer's prior), found once, not per step
         self._aux_sources = [m for m in model.modules() if callable(getattr(m, "auxiliary_loss", None))]
@@ -56,6 +63,15 @@ class _Base(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def training_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's output in a training step: ``self.model(x)``, through ``torch.compile`` (backend
+        :data:`COMPILE_BACKEND`) when the module was made with ``compile=True``."""
+        if not self.compile_training:
+            return self.model(x)
+        if not self._compiled_model:
+            self._compiled_model.append(torch.compile(self.model, backend=COMPILE_BACKEND))
+        return self._compiled_model[0](x)
 
     def _with_auxiliary(self, loss: torch.Tensor, batch_size: int) -> torch.Tensor:
         """``loss`` plus the auxiliary losses the model's modules stored in this step (``auxiliary_loss()``, e.g. a
@@ -84,13 +100,14 @@ class ClassificationModule(_Base):
 
     ``model`` maps ``(B, C, D, H, W)`` to logits ``(B, num_classes)``. Logs ``train_loss``, ``train_acc`` (per
     step and epoch), ``val_loss``, ``val_acc`` and ``val_auroc`` (torchmetrics, multiclass one-vs-rest macro)
-    per epoch. Optimiser: AdamW(``lr``, ``weight_decay``).
+    per epoch. Optimiser: AdamW(``lr``, ``weight_decay``). ``compile=True``: training steps run the model through
+    ``torch.compile`` (:meth:`training_forward`).
     """
 
     def __init__(self, model: nn.Module, num_classes: int, lr: float = 3e-3, weight_decay: float = 1e-4,
                  model_spec: Optional[Dict[str, Any]] = None, config: Optional[Dict[str, Any]] = None,
-                 data_info: Optional[Dict[str, Any]] = None):
-        super().__init__(model, num_classes, lr, weight_decay, model_spec, config, data_info)
+                 data_info: Optional[Dict[str, Any]] = None, compile: bool = False):
+        super().__init__(model, num_classes, lr, weight_decay, model_spec, config, data_info, compile)
         from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC
 
         self.loss = nn.CrossEntropyLoss()
@@ -100,7 +117,7 @@ class ClassificationModule(_Base):
 
     def training_step(self, batch, batch_idx):
         x, y = split_batch(batch)
-        logits = self.model(x)
+        logits = self.training_forward(x)
         loss = self._with_auxiliary(self.loss(logits, y), len(y))
         self.train_acc(logits.detach(), y)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y))
@@ -124,12 +141,13 @@ class SegmentationModule(_Base):
     ``model`` maps ``(B, C, D, H, W)`` to logits ``(B, num_classes, D, H, W)``; labels are ``(B, 1, D, H, W)``
     class indices. Validation runs ``inferer`` (e.g. MONAI ``SlidingWindowInferer`` for whole volumes) or a
     direct forward pass, and logs ``val_loss`` and ``val_dice`` (mean over foreground classes present).
+    ``compile=True``: training steps run the model through ``torch.compile`` (:meth:`training_forward`).
     """
 
     def __init__(self, model: nn.Module, num_classes: int, lr: float = 3e-3, weight_decay: float = 1e-4,
                  model_spec: Optional[Dict[str, Any]] = None, config: Optional[Dict[str, Any]] = None,
-                 inferer=None, data_info: Optional[Dict[str, Any]] = None):
-        super().__init__(model, num_classes, lr, weight_decay, model_spec, config, data_info)
+                 inferer=None, data_info: Optional[Dict[str, Any]] = None, compile: bool = False):
+        super().__init__(model, num_classes, lr, weight_decay, model_spec, config, data_info, compile)
         from monai.losses import DiceCELoss
         from monai.metrics import DiceMetric
 
@@ -139,7 +157,7 @@ class SegmentationModule(_Base):
 
     def training_step(self, batch, batch_idx):
         x, y = split_batch(batch)
-        loss = self._with_auxiliary(self.loss(self.model(x), y), len(x))
+        loss = self._with_auxiliary(self.loss(self.training_forward(x), y), len(x))
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(x))
         return loss
 
