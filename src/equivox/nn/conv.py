@@ -5,13 +5,10 @@ compute that kernel basis (once per pair of representations and kernel size, the
 :mod:`equivox.cache`), and runs the convolution as a plain ``torch.nn.functional.conv3d`` on the filter
 ``sum_b w_b * basis_b``. Compared with using ``R3Conv`` directly this module
 
-* builds in milliseconds once the basis is cached, with a fast He initialisation of the same variance rule
-  (escnn's ``generalized_he_init`` takes seconds to minutes for wide layers);
-* has the same ``state_dict`` in train and eval mode (the expanded filter is never a persistent buffer) and
-  a deterministic parameter layout (one weight tensor per representation pair, in sorted order);
-* stores a fingerprint of its basis in the ``state_dict``: loading weights made with a basis whose elements
-  are ordered or signed differently (another process, another escnn build) remaps them, and any other
-  mismatch fails loudly instead of loading silently wrong weights;
+* builds in milliseconds once the basis is cached, with a fast He initialisation (escnn's takes minutes when wide);
+* has one ``state_dict`` in train and eval mode and one weight tensor per representation pair, in sorted order;
+* stores a fingerprint of its basis in the ``state_dict``: weights made with a basis ordered or signed otherwise
+  (another process or escnn build) are remapped, any other mismatch fails loudly;
 * pickles (no escnn object is stored), and exports to ``torch.nn.Conv3d`` (:meth:`to_conv3d`).
 """
 from __future__ import annotations
