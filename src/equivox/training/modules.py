@@ -7,15 +7,14 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+# the pickled-architecture helpers live in equivox.models.specs; re-exported here for existing imports
+from ..models.specs import PICKLED_MODEL, SKELETON_KEY, model_from_skeleton, model_skeleton, pickled_spec  # noqa: F401
+
 __all__ = ["ClassificationModule", "SegmentationModule", "split_batch", "PICKLED_MODEL", "pickled_spec",
            "model_skeleton", "model_from_skeleton", "COMPILE_BACKEND"]
 
 #: the ``torch.compile`` backend of training with ``compile=True`` (tests use a cheap one, e.g. ``"aot_eager"``)
 COMPILE_BACKEND = "inductor"
-
-# one home for the pickled-architecture helpers (equivox.models.specs); re-exported for old imports
-from ..models.specs import (PICKLED_MODEL, SKELETON_KEY, model_from_skeleton, model_skeleton,  # noqa: E402,F401
-                            pickled_spec)
 
 
 def split_batch(batch) -> Tuple[torch.Tensor, torch.Tensor]:
