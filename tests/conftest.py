@@ -379,3 +379,25 @@ def small_plain_classifier():
     """``small_plain_classifier()`` -> a new plain torch classifier (conv, ReLU, global average pool, linear) of
     1-channel volumes into 3 classes: invariant to nothing but its pooling (seed torch before calling)."""
     return _small_plain_classifier
+
+
+class _CountingBackend:
+    """``torch.compile`` backend that counts the FX graphs it receives, then runs them with ``aot_eager`` (dynamo +
+    AOTAutograd, no code generation): one graph per model means no graph breaks."""
+
+    def __init__(self):
+        self.graphs = 0
+
+    def __call__(self, gm, example_inputs):
+        from torch._dynamo import lookup_backend
+
+        self.graphs += 1
+        return lookup_backend("aot_eager")(gm, example_inputs)
+
+
+@pytest.fixture
+def counting_backend():
+    """A fresh graph-counting ``torch.compile`` backend; dynamo's caches reset before and after."""
+    torch._dynamo.reset()
+    yield _CountingBackend()
+    torch._dynamo.reset()

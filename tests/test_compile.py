@@ -30,30 +30,15 @@ def _make(name):
 NETS = ["EquivariantUNet", "InvariantClassifier", "EquivariantEncoder", "EquivariantMonaiUNet"]
 
 
-class CountingBackend:
-    """``torch.compile`` backend that counts the FX graphs it receives, then runs them with ``aot_eager``."""
-
-    def __init__(self):
-        self.graphs = 0
-
-    def __call__(self, gm, example_inputs):
-        from torch._dynamo.backends.common import aot_autograd  # noqa: F401  (aot_eager is registered)
-        from torch._dynamo import lookup_backend
-
-        self.graphs += 1
-        return lookup_backend("aot_eager")(gm, example_inputs)
-
-
 def _flat(y):
     return list(y) if isinstance(y, (list, tuple)) else [y]
 
 
 @pytest.mark.parametrize("name", NETS)
-def test_compiled_forward_equals_eager_without_graph_breaks(name):
-    torch._dynamo.reset()
+def test_compiled_forward_equals_eager_without_graph_breaks(name, counting_backend):
     model = _make(name).eval()
     x = torch.randn(2, 1, 8, 8, 8, generator=torch.Generator().manual_seed(1))
-    backend = CountingBackend()
+    backend = counting_backend
     with torch.no_grad():
         eager = _flat(model(x))
         compiled = _flat(torch.compile(model, backend=backend, fullgraph=True)(x))
@@ -64,12 +49,11 @@ def test_compiled_forward_equals_eager_without_graph_breaks(name):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), float((a - b).abs().max())
 
 
-def test_compiled_training_step_matches_eager():
+def test_compiled_training_step_matches_eager(counting_backend):
     """Forward and backward of the U-Net in training mode (batch statistics) through AOTAutograd."""
-    torch._dynamo.reset()
     eager_model, comp_model = _make("EquivariantUNet").train(), _make("EquivariantUNet").train()
     comp_model.load_state_dict(eager_model.state_dict())
-    backend = CountingBackend()
+    backend = counting_backend
     compiled = torch.compile(comp_model, backend=backend, fullgraph=True)
     x = torch.randn(2, 1, 8, 8, 8, generator=torch.Generator().manual_seed(2))
     ya, yb = eager_model(x), compiled(x)

@@ -22,27 +22,11 @@ from equivox.training import modules as modules_mod
 from equivox.training.modules import ClassificationModule, SegmentationModule
 
 
-class CountingBackend:
-    """``torch.compile`` backend that counts the FX graphs it receives, then runs them with ``aot_eager``."""
-
-    def __init__(self):
-        self.graphs = 0
-
-    def __call__(self, gm, example_inputs):
-        from torch._dynamo import lookup_backend
-
-        self.graphs += 1
-        return lookup_backend("aot_eager")(gm, example_inputs)
-
-
 @pytest.fixture
-def backend(monkeypatch):
-    """A fresh :class:`CountingBackend` as the training backend (dynamo's caches reset before and after)."""
-    torch._dynamo.reset()
-    counting = CountingBackend()
-    monkeypatch.setattr(modules_mod, "COMPILE_BACKEND", counting)
-    yield counting
-    torch._dynamo.reset()
+def backend(monkeypatch, counting_backend):
+    """The graph-counting backend (``counting_backend`` in conftest) as the training backend."""
+    monkeypatch.setattr(modules_mod, "COMPILE_BACKEND", counting_backend)
+    return counting_backend
 
 
 # ------------------------------------------------------------------ the switch: Python, YAML, command line
@@ -155,15 +139,14 @@ DEFAULT_MODELS = [("classify", "equivariant", {}), ("classify", "baseline", {}),
 
 
 @pytest.mark.parametrize("task, arch, extra", DEFAULT_MODELS, ids=[f"{t}-{a}" for t, a, _ in DEFAULT_MODELS])
-def test_default_models_compile_for_training_in_one_graph(task, arch, extra):
+def test_default_models_compile_for_training_in_one_graph(task, arch, extra, counting_backend):
     """Every network training builds by default (default sizes, octa): forward and backward in training mode with
     ``fullgraph=True`` (a graph break raises) in one graph, equal to eager."""
-    torch._dynamo.reset()
     cfg = TrainConfig(task=task, arch=arch, input_size=8, **extra)
     torch.manual_seed(0)
     model = build_model(cfg, 1, 3).train()
     twin = copy.deepcopy(model)
-    counting = CountingBackend()
+    counting = counting_backend
     compiled = torch.compile(twin, backend=counting, fullgraph=True)
     x = torch.randn(2, 1, 8, 8, 8, generator=torch.Generator().manual_seed(2))
     want, got = model(x), compiled(x)
@@ -173,4 +156,3 @@ def test_default_models_compile_for_training_in_one_graph(task, arch, extra):
     got.square().mean().backward()
     for (name, a), (_, b) in zip(model.named_parameters(), twin.named_parameters()):
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-3, atol=1e-5, msg=name)
-    torch._dynamo.reset()

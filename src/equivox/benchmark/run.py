@@ -5,19 +5,9 @@ grid-exact rotation of ``octa`` and under Haar-random SO(3) rotations, and retur
 The runs are modules of their own, re-exported here: :mod:`.classification_run`, :mod:`.segmentation_run` and
 what they share, :mod:`.run_common`.
 
-Classification (:func:`run_classification`), rotation-safe protocol: data stay at their stored resolution (e.g.
-32^3); a model that works at a lower ``input_size`` sees the volume through :class:`PooledInput` (average pooling by
-an integer factor), so random rotations (and ``augment="so3"`` during training) resample the full-resolution grid
-*before* any pooling. ``placement="sphere"`` zero-pads the stored grid by ``3/2`` first, so the bounding sphere of a
-centred object fits in the box and no rotation cuts anything off (content lost per rotation is reported either
-way). Grid rotations commute with the pooling and padding, so they stay exact. ``so3_protocol="mesh"`` (datasets
-that offer their meshes, e.g. ``kicad_parts``) scores the random rotations on test items re-voxelized from the
-rotated mesh (:func:`~equivox.benchmark.data.rotated_mesh_grids`: no resampling blur, nothing cut off) instead of
-resampled grids; the upright and grid rows are the same under both protocols.
-
-Segmentation (:func:`run_segmentation`): training on random patches of the dataset's training volumes (the
-``equivox train`` datasets, same seeds and steps for every competitor), scored on its test volumes, image and
-label rotated together (mean foreground Dice; per-class Dice and the validation learning curve are kept too).
+Their protocols are described where they live: classification (rotation-safe pooling, ``placement``, the mesh
+protocol) in :mod:`.classification_run`, segmentation (random training patches, image and label rotated together)
+in :mod:`.segmentation_run`.
 """
 from __future__ import annotations
 
